@@ -1,0 +1,1 @@
+"""The agency adapter: the daemon next to a DMS, its connectors and edXML conversion."""

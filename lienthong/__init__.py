@@ -1,0 +1,1 @@
+"""The ``lienthong`` console script: the composition root wiring relay and adapters."""

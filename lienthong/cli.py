@@ -1,0 +1,44 @@
+"""``lienthong``: one console script; each command group lives next to what it drives."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lienthong.logs import configure_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level", default="info", show_default=True, envvar="LIENTHONG_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option(
+    "--log-format", default="json", show_default=True, envvar="LIENTHONG_LOG_FORMAT",
+    type=click.Choice(["json", "console"]),
+)
+def cli(log_level: str, log_format: str) -> None:
+    """lienthong: the document exchange hub (trục liên thông văn bản)."""
+    configure_logging(log_level, log_format)
+
+
+def _register() -> None:
+    from adapters.cli import adapter
+    from lienthong.demo import demo
+    from relay.cli.agency import agency
+    from relay.cli.operations import failures, resend, trace
+    from relay.cli.relay import relay
+
+    for command in (relay, agency, adapter, trace, failures, resend, demo):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)

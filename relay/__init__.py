@@ -1,0 +1,1 @@
+"""The hub: routes documents and statuses between agencies and keeps delivery receipts."""

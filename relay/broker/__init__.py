@@ -1,0 +1,1 @@
+"""RabbitMQ: management HTTP API, topology and policies, AMQP connections."""

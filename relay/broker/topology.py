@@ -1,0 +1,106 @@
+"""Declaring the topology and policies of DESIGN §3, idempotently, through the management API.
+
+Names come from :mod:`schemas.topology`; policies (not queue arguments) carry dead-lettering,
+delivery limits, TTL and length limits so operators can change them without redeclaring queues.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from relay.broker.management import ManagementClient
+from relay.config import Settings
+from schemas import topology as t
+
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def policies(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Policy name -> body for the management API (also exported to deploy/ definitions)."""
+    return {
+        t.INBOX_POLICY: {
+            "pattern": t.INBOX_PATTERN,
+            "apply-to": "queues",
+            "priority": 10,
+            "definition": {
+                # A rejected (requeue=False) or expired delivery goes back to the relay.
+                "dead-letter-exchange": t.RETURNED_EXCHANGE,
+                "message-ttl": settings.inbox_ttl_ms,
+                # Quorum queues count redeliveries; a delivery that keeps crashing its adapter
+                # is dead-lettered instead of looping forever.
+                "delivery-limit": settings.inbox_delivery_limit,
+            },
+        },
+        t.OUTBOX_POLICY: {
+            "pattern": t.OUTBOX_PATTERN,
+            "apply-to": "queues",
+            "priority": 10,
+            "definition": {
+                # Refuse new publishes (the adapter gets a nack and keeps the file spooled)
+                # rather than dropping the oldest submissions.
+                "max-length-bytes": settings.outbox_max_length_bytes,
+                "overflow": "reject-publish",
+            },
+        },
+        t.RETURNED_POLICY: {
+            "pattern": t.RETURNED_PATTERN,
+            "apply-to": "queues",
+            "priority": 10,
+            "definition": {"overflow": "reject-publish"},
+        },
+    }
+
+
+def declare_core(mgmt: ManagementClient, settings: Settings) -> None:
+    """The vhost, the exchanges, the returned queue and the policies."""
+    vhost = settings.vhost
+    mgmt.ensure_vhost(vhost)
+    mgmt.put_exchange(vhost, t.SUBMIT_EXCHANGE, "topic")
+    mgmt.put_exchange(vhost, t.DELIVER_EXCHANGE, "direct")
+    mgmt.put_exchange(vhost, t.RETURNED_EXCHANGE, "fanout")
+    mgmt.put_queue(vhost, t.RETURNED_QUEUE, QUORUM)
+    mgmt.bind_queue(vhost, t.RETURNED_EXCHANGE, t.RETURNED_QUEUE, "")
+    for name, body in policies(settings).items():
+        mgmt.put_policy(
+            vhost,
+            name,
+            pattern=body["pattern"],
+            definition=body["definition"],
+            apply_to=body["apply-to"],
+            priority=body["priority"],
+        )
+
+
+def agency_permissions(code: str) -> dict[str, str]:
+    """Least privilege: write the submit exchange, read its own inbox, configure nothing."""
+    return {
+        "configure": "^$",
+        "write": "^" + re.escape(t.SUBMIT_EXCHANGE) + "$",
+        "read": "^" + re.escape(t.inbox_queue(code)) + "$",
+    }
+
+
+def agency_topic_permissions(code: str) -> dict[str, str]:
+    """On the submit exchange an agency may publish only with its own code as routing key."""
+    return {
+        "exchange": t.SUBMIT_EXCHANGE,
+        "write": "^" + re.escape(t.submit_routing_key(code)) + "$",
+        "read": "^$",
+    }
+
+
+def declare_agency_queues(mgmt: ManagementClient, vhost: str, code: str) -> None:
+    """The agency's outbox and inbox quorum queues and their bindings."""
+    mgmt.put_queue(vhost, t.outbox_queue(code), QUORUM)
+    mgmt.bind_queue(vhost, t.SUBMIT_EXCHANGE, t.outbox_queue(code), t.submit_routing_key(code))
+    mgmt.put_queue(vhost, t.inbox_queue(code), QUORUM)
+    mgmt.bind_queue(vhost, t.DELIVER_EXCHANGE, t.inbox_queue(code), t.deliver_routing_key(code))
+
+
+def provision_agency(mgmt: ManagementClient, vhost: str, code: str, password: str) -> None:
+    """User (named after the code), permissions, topic permissions, queues and bindings."""
+    mgmt.put_user(code, password)
+    mgmt.set_permissions(vhost, code, **agency_permissions(code))
+    mgmt.set_topic_permissions(vhost, code, **agency_topic_permissions(code))
+    declare_agency_queues(mgmt, vhost, code)

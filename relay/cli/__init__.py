@@ -1,0 +1,1 @@
+"""Relay-side commands: relay setup/run, agency directory, trace/failures/resend."""

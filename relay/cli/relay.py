@@ -1,0 +1,32 @@
+"""``lienthong relay setup`` and ``lienthong relay run``."""
+
+from __future__ import annotations
+
+import click
+
+from relay.cli.common import friendly_errors, settings_from_env
+
+
+@click.group()
+def relay() -> None:
+    """The hub: set it up, run it."""
+
+
+@relay.command()
+@friendly_errors
+def setup() -> None:
+    """Migrate the database and declare topology and policies (idempotent)."""
+    from relay.setup import run_setup
+
+    settings = settings_from_env()
+    run_setup(settings)
+    click.echo(f"relay set up: database migrated, topology declared in vhost {settings.vhost!r}")
+
+
+@relay.command()
+@friendly_errors
+def run() -> None:
+    """Run the relay daemon until SIGTERM/SIGINT."""
+    from relay.worker.main import run_relay
+
+    run_relay(settings_from_env())

@@ -1,0 +1,1 @@
+"""PostgreSQL persistence: tables, engine, migrations (SQLAlchemy 2 + psycopg 3)."""

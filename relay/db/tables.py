@@ -1,0 +1,168 @@
+"""The relay's tables (SQLAlchemy Core). States and kinds are plain text, checked by the domain."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+def _ts(name: str, nullable: bool = False, default: bool = True) -> Column[object]:
+    return Column(
+        name,
+        DateTime(timezone=True),
+        nullable=nullable,
+        server_default=func.now() if default else None,
+    )
+
+
+#: The agency directory. ``host`` is set for hosted units (no adapter of their own).
+agencies = Table(
+    "agencies",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("host", Text, ForeignKey("agencies.code", deferrable=True, initially="DEFERRED")),
+    Column("state", Text, nullable=False, server_default=text("'active'")),
+    Column("strict_code", Boolean, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("ix_agencies_host", "host"),
+)
+
+#: One row per accepted document submission (``message_id`` chosen by the sender's adapter).
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("message_id", Text, nullable=False, unique=True),
+    Column("document_id", Text, nullable=False),
+    Column("business_type", SmallInteger, nullable=False),
+    Column("sender", Text, nullable=False),  # edXML From/OrganId (maybe a hosted unit)
+    Column("submitted_by", Text, nullable=False),  # the connected agency (RabbitMQ user)
+    Column("subject", Text),
+    Column("payload", LargeBinary, nullable=False),  # the body as received, for redelivery
+    Column("receipt", JSONB),  # the receipt sent back, sent again for a duplicate
+    _ts("received_at"),
+    Index("ix_documents_document_id", "document_id"),
+)
+
+#: One row per document x recipient: the delivery receipt.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("document_pk", BigInteger, ForeignKey("documents.id"), nullable=False),
+    Column("recipient", Text, nullable=False),  # as addressed (maybe a hosted unit)
+    Column("route_to", Text, nullable=False),  # the connected agency whose inbox receives it
+    Column("message_id", Text, nullable=False, unique=True),  # deterministic delivery id
+    Column("state", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    _ts("created_at"),
+    _ts("updated_at"),
+    UniqueConstraint("document_pk", "recipient"),
+    Index(
+        "ix_deliveries_open",
+        "state",
+        "next_attempt_at",
+        postgresql_where=text("state IN ('pending', 'retrying')"),
+    ),
+    Index("ix_deliveries_route_to", "route_to"),
+)
+
+#: The timeline: everything that happened to a document or one of its deliveries.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("document_pk", BigInteger, ForeignKey("documents.id")),
+    Column("delivery_id", BigInteger, ForeignKey("deliveries.id")),
+    Column("kind", Text, nullable=False),  # submitted, queued, status, retry_scheduled, ...
+    Column("status_code", Text),
+    Column("description", Text),
+    Column("staff", Text),
+    Column("actor", Text),  # agency code or operator name
+    Column("message_id", Text),  # the status submission's message_id, when it is one
+    _ts("at"),
+    Column("detail", JSONB),
+    Index("ix_events_document_pk", "document_pk"),
+    Index("ix_events_delivery_id", "delivery_id"),
+    Index(
+        "uq_events_message_id",
+        "message_id",
+        unique=True,
+        postgresql_where=text("message_id IS NOT NULL"),
+    ),
+)
+
+#: Messages the relay refused, kept with the reason (nothing is silently dropped).
+rejections = Table(
+    "rejections",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("message_id", Text),
+    Column("queue", Text, nullable=False),
+    Column("user_id", Text),
+    Column("message_type", Text),
+    Column("reason", Text, nullable=False),
+    Column("properties", JSONB),
+    Column("body", LargeBinary),
+    Column("receipt", JSONB),
+    _ts("at"),
+    Index("ix_rejections_message_id", "message_id"),
+)
+
+#: Every receipt the relay sent, as sent.
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("receipt_id", Text, nullable=False, unique=True),
+    Column("agency", Text, nullable=False),  # whose inbox it went to
+    Column("in_reply_to", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("body", JSONB, nullable=False),
+    _ts("at"),
+    Index("ix_receipts_in_reply_to", "in_reply_to"),
+)
+
+#: Health of each destination inbox, so a recipient that is down costs one report, not one per
+#: document.
+destinations = Table(
+    "destinations",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("state", Text, nullable=False, server_default=text("'up'")),
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    Column("down_since", DateTime(timezone=True)),
+    Column("last_probe_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    _ts("updated_at"),
+)

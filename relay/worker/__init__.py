@@ -1,0 +1,1 @@
+"""The relay daemon: consume outboxes, route, persist, publish, confirm."""

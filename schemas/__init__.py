@@ -1,0 +1,47 @@
+"""Wire models shared by the relay, the adapters and outside DMS vendors.
+
+This package depends on pydantic only: nothing of the project is imported here.
+"""
+
+from __future__ import annotations
+
+from schemas.agency_code import AgencyCode, is_strict_qcvn102, validate_agency_code
+from schemas.business import BusinessType
+from schemas.document import (
+    Attachment,
+    Business,
+    Document,
+    Organization,
+    ResponseFor,
+    StaffInfo,
+    TraceHeader,
+)
+from schemas.envelope import WireMessage, decode_message, encode_message
+from schemas.receipt import Receipt, ReceiptKind, RecipientOutcome, RecipientResult
+from schemas.status import Status
+from schemas.status_codes import STATUS_CODES, StatusCode, describe_status
+
+__all__ = [
+    "STATUS_CODES",
+    "AgencyCode",
+    "Attachment",
+    "Business",
+    "BusinessType",
+    "Document",
+    "Organization",
+    "Receipt",
+    "ReceiptKind",
+    "RecipientOutcome",
+    "RecipientResult",
+    "ResponseFor",
+    "StaffInfo",
+    "Status",
+    "StatusCode",
+    "TraceHeader",
+    "WireMessage",
+    "decode_message",
+    "describe_status",
+    "encode_message",
+    "is_strict_qcvn102",
+    "validate_agency_code",
+]

@@ -1,0 +1,34 @@
+"""Agency codes (mã định danh, edXML ``OrganId``).
+
+QCVN 102:2016 codes read right to left (``000.00.00.G22``); real directories also hold codes
+that break that pattern and the newer QĐ 20/2020 left-to-right form (``H01.151.01``). Any code
+of the lenient form is accepted and stored verbatim; strictness is reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+STRICT_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-K]\d{2}$")
+LENIENT_PATTERN = re.compile(r"^[0-9A-Z]{1,4}(\.[0-9A-Z]{1,4}){1,4}$")
+
+
+def is_strict_qcvn102(code: str) -> bool:
+    """True when ``code`` has the strict QCVN 102:2016 form ``DDD.DD.DD.XDD``."""
+    return STRICT_PATTERN.fullmatch(code) is not None
+
+
+def validate_agency_code(code: str) -> str:
+    """Return ``code`` unchanged if it is an acceptable agency code, else raise ValueError."""
+    if not isinstance(code, str) or LENIENT_PATTERN.fullmatch(code) is None:
+        raise ValueError(
+            f"{code!r} is not an agency code: expected dot-separated groups of 1-4 digits or "
+            "capital letters, e.g. '000.00.00.G22' (QCVN 102:2016) or 'H01.151' (QĐ 20/2020)"
+        )
+    return code
+
+
+AgencyCode = Annotated[str, AfterValidator(validate_agency_code)]

@@ -1,0 +1,68 @@
+"""Building blocks shared by the document and status models (edXML names in the docstrings)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.agency_code import AgencyCode
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: unknown JSON keys are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+
+
+class Extension(WireModel):
+    """An edXML element the models do not know, kept verbatim so nothing is lost.
+
+    ``parent`` is the local name of the element it was found in (``MessageHeader``,
+    ``Bussiness``, ``OtherInfo``…), ``xml`` the element serialised as it came.
+    """
+
+    parent: str
+    xml: str
+
+
+class Organization(WireModel):
+    """edXML ``From`` / ``To``: an agency and its contact details."""
+
+    organ_id: AgencyCode = Field(description="OrganId: the agency code")
+    organization_in_charge: str | None = None
+    organ_name: str | None = None
+    organ_add: str | None = None
+    email: str | None = None
+    telephone: str | None = None
+    fax: str | None = None
+    website: str | None = None
+
+
+class StaffInfo(WireModel):
+    """edXML ``StaffInfo``: who handled the document or status."""
+
+    department: str | None = None
+    staff: str | None = None
+    email: str | None = None
+    mobile: str | None = None
+
+
+class ResponseFor(WireModel):
+    """edXML ``ResponseFor``: the document a status or a reply refers to.
+
+    In a status package ``organ_id`` is the addressee of the status (the document's sender for
+    01…06, 15, 16; the recipient for 13).
+    """
+
+    organ_id: AgencyCode
+    code: str | None = None
+    promulgation_date: dt.date | None = None
+    document_id: str = Field(min_length=1)
+
+
+class TraceHeader(WireModel):
+    """edXML ``TraceHeader``: one hop of the route (agency and time)."""
+
+    organ_id: AgencyCode
+    timestamp: dt.datetime

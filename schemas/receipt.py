@@ -1,0 +1,49 @@
+"""``lienthong.receipt/1``: the relay's answer to a submission."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.agency_code import AgencyCode
+from schemas.common import WireModel
+
+RECEIPT_SCHEMA = "lienthong.receipt/1"
+
+
+class ReceiptKind(StrEnum):
+    ACCEPTED = "accepted"  # the submission was recorded; see each recipient's outcome
+    REJECTED = "rejected"  # the submission was refused; ``reason`` says why
+    DELIVERY_FAILED = "delivery_failed"  # a recipient could not be reached after every attempt
+
+
+class RecipientOutcome(StrEnum):
+    QUEUED = "queued"  # routed to the inbox of ``route_to``
+    UNKNOWN = "unknown_recipient"  # no such agency in the directory
+    SUSPENDED = "suspended"  # the agency (or its host) is suspended
+    NOT_ROUTABLE = "not_routable"  # known, but no connected agency receives for it
+
+
+class RecipientResult(WireModel):
+    code: str  # as addressed by the sender, kept even when it is not a valid code
+    outcome: RecipientOutcome
+    route_to: AgencyCode | None = None
+    reason: str | None = None
+
+
+class Receipt(WireModel):
+    schema_: Literal["lienthong.receipt/1"] = Field(RECEIPT_SCHEMA, alias="schema")
+    receipt_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    kind: ReceiptKind
+    in_reply_to: str = Field(description="message_id of the submission this answers")
+    message_type: Literal["document", "status"] | None = None
+    document_id: str | None = None
+    sender: str | None = None
+    recipients: list[RecipientResult] = Field(default_factory=list)
+    recipient: str | None = Field(None, description="for delivery_failed: who was not reached")
+    reason: str | None = None
+    at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
