@@ -1,0 +1,1 @@
+"""File formats of the folder connector: JSON (the wire models) and edXML."""

@@ -1,0 +1,36 @@
+"""The plug-in point for file formats: read what a DMS drops, write what it picks up."""
+
+from __future__ import annotations
+
+import abc
+
+from schemas import Document, Receipt, Status
+
+
+class FormatError(ValueError):
+    """A file that cannot be read; ``str()`` says what is wrong, for the person who sent it."""
+
+
+class FileFormat(abc.ABC):
+    """One format of the folder connector (``json``, ``edxml``)."""
+
+    #: The name used in the adapter config (``format = "…"``).
+    name: str
+    #: File suffix, with the dot (``.json``).
+    suffix: str
+
+    @abc.abstractmethod
+    def read(self, data: bytes) -> Document | Status:
+        """Parse a file dropped into ``outbox/``; raise FormatError with a clear reason."""
+
+    @abc.abstractmethod
+    def write_document(self, document: Document) -> bytes:
+        """Render a received document for ``inbox/documents/``."""
+
+    @abc.abstractmethod
+    def write_status(self, status: Status) -> bytes:
+        """Render a received status for ``inbox/statuses/``."""
+
+    def write_receipt(self, receipt: Receipt) -> bytes:
+        """Receipts have no edXML form: they are written as JSON whatever the format."""
+        return receipt.model_dump_json(by_alias=True, indent=2).encode("utf-8")

@@ -1,0 +1,60 @@
+"""What the relay publishes to an inbox: deterministic ids and message properties.
+
+A retry, a resend and a republish after a crash all produce the same message id for the same
+submission and recipient, so the receiving adapter recognises a copy it already stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from schemas import topology as t
+
+#: Namespace of every id the relay derives (uuid5); never change it.
+LIENTHONG_NAMESPACE = uuid.UUID("6f0c1f7e-3b1a-5d8e-9a52-4c1e2b7d9f10")
+
+
+def delivery_message_id(submission_id: str, recipient: str) -> str:
+    """The message id of the copy of submission ``submission_id`` for ``recipient``."""
+    return str(uuid.uuid5(LIENTHONG_NAMESPACE, f"delivery/{submission_id}/{recipient}"))
+
+
+def receipt_message_id(submission_id: str, kind: str, recipient: str = "") -> str:
+    """The message id of a receipt about ``submission_id`` (one per kind and recipient)."""
+    return str(uuid.uuid5(LIENTHONG_NAMESPACE, f"receipt/{submission_id}/{kind}/{recipient}"))
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for one inbox, independent of the AMQP client library."""
+
+    route_to: str  # the connected agency whose inbox receives it (routing key)
+    message_id: str
+    message_type: str  # t.TYPE_DOCUMENT | t.TYPE_STATUS | t.TYPE_RECEIPT
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    correlation_id: str | None = None  # the submission's message_id
+
+    @property
+    def routing_key(self) -> str:
+        return t.deliver_routing_key(self.route_to)
+
+
+def delivery(
+    *, submission_id: str, sender: str, recipient: str, route_to: str, message_type: str,
+    body: bytes,
+) -> Outgoing:
+    """The copy of a document or status submission for one recipient."""
+    return Outgoing(
+        route_to=route_to,
+        message_id=delivery_message_id(submission_id, recipient),
+        message_type=message_type,
+        body=body,
+        headers={
+            t.HEADER_SUBMISSION_ID: submission_id,
+            t.HEADER_RECIPIENT: recipient,
+            t.HEADER_SENDER: sender,
+        },
+        correlation_id=submission_id,
+    )
