@@ -11,11 +11,17 @@ from lienthong.logs import configure_logging
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--log-level", default="info", show_default=True, envvar="LIENTHONG_LOG_LEVEL",
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="LIENTHONG_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @click.option(
-    "--log-format", default="json", show_default=True, envvar="LIENTHONG_LOG_FORMAT",
+    "--log-format",
+    default="json",
+    show_default=True,
+    envvar="LIENTHONG_LOG_FORMAT",
     type=click.Choice(["json", "console"]),
 )
 def cli(log_level: str, log_format: str) -> None:

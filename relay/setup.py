@@ -20,7 +20,7 @@ log = structlog.get_logger()
 
 def ensure_database(url: str) -> None:
     """Create the database named in ``url`` if it does not exist (needs CREATEDB)."""
-    target = make_url(url if "+psycopg" in url else url.replace("postgresql://", "postgresql+psycopg://", 1))
+    target = make_url(url)
     admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
     try:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -56,11 +56,15 @@ def run_setup(settings: Settings) -> None:
             # Re-declare every connected agency's queues, so setup repairs a broker that lost them.
             try:
                 with engine.connect() as conn:
-                    codes = conn.execute(
-                        agencies.select().with_only_columns(agencies.c.code).where(
-                            agencies.c.host.is_(None)
+                    codes = (
+                        conn.execute(
+                            agencies.select()
+                            .with_only_columns(agencies.c.code)
+                            .where(agencies.c.host.is_(None))
                         )
-                    ).scalars().all()
+                        .scalars()
+                        .all()
+                    )
             except SQLAlchemyError as e:
                 raise ServiceUnavailable(f"PostgreSQL query failed: {e}") from e
             for code in codes:

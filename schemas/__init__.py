@@ -7,15 +7,8 @@ from __future__ import annotations
 
 from schemas.agency_code import AgencyCode, is_strict_qcvn102, validate_agency_code
 from schemas.business import BusinessType
-from schemas.document import (
-    Attachment,
-    Business,
-    Document,
-    Organization,
-    ResponseFor,
-    StaffInfo,
-    TraceHeader,
-)
+from schemas.common import Extension, Organization, ResponseFor, StaffInfo, TraceHeader
+from schemas.document import Attachment, Business, Document
 from schemas.envelope import WireMessage, decode_message, encode_message
 from schemas.receipt import Receipt, ReceiptKind, RecipientOutcome, RecipientResult
 from schemas.status import Status
@@ -28,6 +21,7 @@ __all__ = [
     "Business",
     "BusinessType",
     "Document",
+    "Extension",
     "Organization",
     "Receipt",
     "ReceiptKind",

@@ -6,7 +6,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,7 +21,7 @@ from schemas.common import (
     WireModel,
 )
 
-DOCUMENT_SCHEMA = "lienthong.document/1"
+DOCUMENT_SCHEMA: Final = "lienthong.document/1"
 
 
 class Code(WireModel):

@@ -60,7 +60,9 @@ def decode_message(body: bytes | str, expect: str | None = None) -> WireMessage:
     model = _MODELS.get(schema) if isinstance(schema, str) else None
     if model is None:
         known = ", ".join(_MODELS)
-        raise InvalidMessage(f"schema: unknown or missing schema {schema!r}; expected one of {known}")
+        raise InvalidMessage(
+            f"schema: unknown or missing schema {schema!r}; expected one of {known}"
+        )
     if expect is not None and MESSAGE_TYPES[model] != expect:
         raise InvalidMessage(
             f"schema: {schema!r} is a {MESSAGE_TYPES[model]}, but this message is a {expect}"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
 from schemas.agency_code import AgencyCode
 from schemas.common import WireModel
 
-RECEIPT_SCHEMA = "lienthong.receipt/1"
+RECEIPT_SCHEMA: Final = "lienthong.receipt/1"
 
 
 class ReceiptKind(StrEnum):

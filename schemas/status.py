@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
 from schemas.common import Extension, Organization, ResponseFor, StaffInfo, WireModel
 from schemas.status_codes import StatusCode, describe_status
 
-STATUS_SCHEMA = "lienthong.status/1"
+STATUS_SCHEMA: Final = "lienthong.status/1"
 
 
 class Status(WireModel):

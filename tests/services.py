@@ -96,4 +96,5 @@ def random_code() -> str:
     """A random strict QCVN 102 agency code, so tests never collide."""
     n = secrets.randbelow(10**7)
     letter = "ABCDEFGHIK"[secrets.randbelow(10)]
-    return f"{n // 10**4:03d}.{n // 100 % 100:02d}.{n % 100:02d}.{letter}{secrets.randbelow(100):02d}"
+    tail = f"{letter}{secrets.randbelow(100):02d}"
+    return f"{n // 10**4:03d}.{n // 100 % 100:02d}.{n % 100:02d}.{tail}"

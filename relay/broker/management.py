@@ -44,7 +44,9 @@ class ManagementClient:
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         try:
             resp = self._http.request(
-                method, "/api" + path, content=None if body is None else json.dumps(body),
+                method,
+                "/api" + path,
+                content=None if body is None else json.dumps(body),
                 headers={"content-type": "application/json"},
             )
         except httpx.HTTPError as e:
@@ -111,7 +113,10 @@ class ManagementClient:
         )
 
     def clear_permissions(self, vhost: str, user: str) -> None:
-        for path in (f"/permissions/{_q(vhost)}/{_q(user)}", f"/topic-permissions/{_q(vhost)}/{_q(user)}"):
+        for path in (
+            f"/permissions/{_q(vhost)}/{_q(user)}",
+            f"/topic-permissions/{_q(vhost)}/{_q(user)}",
+        ):
             try:
                 self._request("DELETE", path)
             except PermanentError as e:
@@ -120,14 +125,24 @@ class ManagementClient:
 
     # policies
     def put_policy(
-        self, vhost: str, name: str, *, pattern: str, definition: dict[str, Any],
-        apply_to: str = "queues", priority: int = 0,
+        self,
+        vhost: str,
+        name: str,
+        *,
+        pattern: str,
+        definition: dict[str, Any],
+        apply_to: str = "queues",
+        priority: int = 0,
     ) -> None:
         self._request(
             "PUT",
             f"/policies/{_q(vhost)}/{_q(name)}",
-            {"pattern": pattern, "definition": definition, "apply-to": apply_to,
-             "priority": priority},
+            {
+                "pattern": pattern,
+                "definition": definition,
+                "apply-to": apply_to,
+                "priority": priority,
+            },
         )
 
     # queues (read side, for operators and tests)
@@ -141,13 +156,12 @@ class ManagementClient:
 
     # exchanges, queues, bindings (declared through the API so setup needs no AMQP session)
     def put_exchange(self, vhost: str, name: str, kind: str) -> None:
-        self._request(
-            "PUT", f"/exchanges/{_q(vhost)}/{_q(name)}", {"type": kind, "durable": True}
-        )
+        self._request("PUT", f"/exchanges/{_q(vhost)}/{_q(name)}", {"type": kind, "durable": True})
 
     def put_queue(self, vhost: str, name: str, arguments: dict[str, Any] | None = None) -> None:
         self._request(
-            "PUT", f"/queues/{_q(vhost)}/{_q(name)}",
+            "PUT",
+            f"/queues/{_q(vhost)}/{_q(name)}",
             {"durable": True, "auto_delete": False, "arguments": arguments or {}},
         )
 
@@ -161,6 +175,7 @@ class ManagementClient:
     def bind_queue(self, vhost: str, exchange: str, queue: str, routing_key: str) -> None:
         # Binding the same (exchange, queue, key) twice is a no-op in RabbitMQ.
         self._request(
-            "POST", f"/bindings/{_q(vhost)}/e/{_q(exchange)}/q/{_q(queue)}",
+            "POST",
+            f"/bindings/{_q(vhost)}/e/{_q(exchange)}/q/{_q(queue)}",
             {"routing_key": routing_key, "arguments": {}},
         )

@@ -42,7 +42,12 @@ class Outgoing:
 
 
 def delivery(
-    *, submission_id: str, sender: str, recipient: str, route_to: str, message_type: str,
+    *,
+    submission_id: str,
+    sender: str,
+    recipient: str,
+    route_to: str,
+    message_type: str,
     body: bytes,
 ) -> Outgoing:
     """The copy of a document or status submission for one recipient."""

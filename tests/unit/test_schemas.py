@@ -50,9 +50,11 @@ def test_an_attachment_whose_digest_does_not_match_is_refused() -> None:
     att = Attachment.from_bytes("a.pdf", b"%PDF-1.4 hello").model_dump()
     att["sha256"] = "0" * 64
     with pytest.raises(InvalidMessage) as err:
-        decode_message(Document.model_validate(_doc()).model_dump_json(by_alias=True).replace(
-            '"attachments":[]', '"attachments":[' + __import__("json").dumps(att) + "]"
-        ))
+        decode_message(
+            Document.model_validate(_doc())
+            .model_dump_json(by_alias=True)
+            .replace('"attachments":[]', '"attachments":[' + __import__("json").dumps(att) + "]")
+        )
     assert "sha256" in str(err.value)
 
 
