@@ -72,11 +72,14 @@ def declare_core(mgmt: ManagementClient, settings: Settings) -> None:
         )
 
 
-def agency_permissions(code: str) -> dict[str, str]:
-    """Least privilege: write the submit exchange, read its own inbox, configure nothing."""
+def agency_permissions(code: str, *, can_write: bool = True) -> dict[str, str]:
+    """Least privilege: write the submit exchange, read its own inbox, configure nothing.
+
+    A suspended agency (``can_write=False``) keeps reading its inbox but can publish nothing.
+    """
     return {
         "configure": "^$",
-        "write": "^" + re.escape(t.SUBMIT_EXCHANGE) + "$",
+        "write": "^" + re.escape(t.SUBMIT_EXCHANGE) + "$" if can_write else "^$",
         "read": "^" + re.escape(t.inbox_queue(code)) + "$",
     }
 
