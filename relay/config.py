@@ -30,8 +30,14 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(30.0, gt=0)
     retry_max_seconds: float = Field(3600.0, gt=0)
     retry_max_attempts: int = Field(8, ge=1)
-    destination_down_after: int = Field(5, ge=1, description="consecutive failures")
+    destination_down_after: int = Field(
+        5, ge=1, description="different deliveries to one inbox waiting for a retry"
+    )
     destination_probe_seconds: float = Field(60.0, gt=0)
+    retry_tick_seconds: float = Field(
+        0.5, gt=0, description="how often the retry scheduler looks for due deliveries"
+    )
+    retry_batch_size: int = Field(100, ge=1, description="due deliveries claimed per tick")
 
     # Broker policies
     inbox_ttl_ms: int = Field(7 * 24 * 3600 * 1000, ge=1000)

@@ -164,5 +164,7 @@ destinations = Table(
     Column("down_since", DateTime(timezone=True)),
     Column("last_probe_at", DateTime(timezone=True)),
     Column("last_error", Text),
+    # The delivery sent as a probe while the destination is down (retry helper, issue 5).
+    Column("probe_delivery_id", BigInteger),
     _ts("updated_at"),
 )

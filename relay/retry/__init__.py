@@ -1,0 +1,1 @@
+"""Failed deliveries: returns, the retry schedule, destination health, resend (issue 5)."""

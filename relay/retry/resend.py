@@ -1,0 +1,109 @@
+"""``lienthong resend``: an operator re-drives failed deliveries, same message id, on the record.
+
+The failed rows are locked, published with confirms, then marked ``queued`` with a ``resent``
+event naming the operator, all in one transaction: run twice, the second run finds nothing
+failed and changes nothing. A broker that refuses rolls everything back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import Engine, select
+
+from relay.db.tables import deliveries, documents
+from relay.errors import NotFound
+from relay.retry import store
+from relay.retry.returns import PublishFn
+from relay.retry.schedule import RETRY_PUBLISHED, outgoing
+from schemas import topology as t
+
+log = structlog.get_logger()
+
+RESENT = "resent"
+
+
+@dataclass(frozen=True)
+class Resent:
+    document_id: str
+    submission_id: str
+    recipient: str
+    route_to: str
+    message_id: str
+    previous_attempts: int
+
+
+def resend(
+    engine: Engine,
+    document_id: str,
+    publish: PublishFn,
+    *,
+    recipient: str | None = None,
+    by: str,
+) -> list[Resent]:
+    """Publish the failed deliveries of ``document_id`` again; what was resent (maybe nothing)."""
+    done: list[Resent] = []
+    with engine.begin() as conn:
+        recipients = set(
+            conn.execute(
+                select(deliveries.c.recipient)
+                .join(documents, documents.c.id == deliveries.c.document_pk)
+                .where(documents.c.document_id == document_id)
+            ).scalars()
+        )
+        if (
+            not recipients
+            and conn.execute(
+                select(documents.c.id).where(documents.c.document_id == document_id).limit(1)
+            ).first()
+            is None
+        ):
+            raise NotFound(f"document_id: no document {document_id!r} is known to the relay")
+        if recipient is not None and recipient not in recipients:
+            known = ", ".join(sorted(recipients)) or "none"
+            raise NotFound(
+                f"--recipient: {recipient!r} is not a recipient of {document_id!r} "
+                f"(recipients: {known})"
+            )
+        for due in store.lock_failed(conn, document_id, recipient):
+            d = due.delivery
+            publish(outgoing(due))
+            store.mark_queued(conn, d.id)
+            store.reset_attempts(conn, [d.id])
+            store.add_event(
+                conn,
+                kind=RESENT,
+                document_pk=d.document_pk,
+                delivery_id=d.id,
+                actor=by,
+                description=f"resent by {by} after {d.attempts} failed attempts",
+                detail={"by": by, "previous_attempts": d.attempts},
+            )
+            store.add_event(
+                conn,
+                kind=RETRY_PUBLISHED,
+                document_pk=d.document_pk,
+                delivery_id=d.id,
+                actor=d.route_to,
+                description=f"attempt 1 (resend) published to {t.inbox_queue(d.route_to)}",
+                detail={"attempt": 1, "resend": True},
+            )
+            log.info(
+                "delivery.resent",
+                message_id=d.message_id,
+                document_id=d.document_id,
+                agency=d.route_to,
+                by=by,
+            )
+            done.append(
+                Resent(
+                    document_id=d.document_id,
+                    submission_id=d.submission_id,
+                    recipient=d.recipient,
+                    route_to=d.route_to,
+                    message_id=d.message_id,
+                    previous_attempts=d.attempts,
+                )
+            )
+    return done

@@ -1,0 +1,411 @@
+"""SQL for retries: deliveries, their schedule, destination health, events and receipts.
+
+Every function takes a connection inside the caller's transaction; none commits. Times come
+from PostgreSQL's ``now()`` so that several relays share one clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from relay.db.tables import deliveries, destinations, documents, events, receipts
+from relay.retry.policy import REACHED_STATES
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery with what is needed to publish it again and to tell its sender."""
+
+    id: int
+    document_pk: int
+    recipient: str
+    route_to: str
+    message_id: str
+    state: str
+    attempts: int
+    submission_id: str  # documents.message_id
+    document_id: str
+    sender: str
+    submitted_by: str
+
+
+def _delivery_columns() -> list[Any]:
+    return [
+        deliveries.c.id,
+        deliveries.c.document_pk,
+        deliveries.c.recipient,
+        deliveries.c.route_to,
+        deliveries.c.message_id,
+        deliveries.c.state,
+        deliveries.c.attempts,
+        documents.c.message_id.label("submission_id"),
+        documents.c.document_id,
+        documents.c.sender,
+        documents.c.submitted_by,
+    ]
+
+
+def _to_delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        document_pk=row.document_pk,
+        recipient=row.recipient,
+        route_to=row.route_to,
+        message_id=row.message_id,
+        state=row.state,
+        attempts=row.attempts,
+        submission_id=row.submission_id,
+        document_id=row.document_id,
+        sender=row.sender,
+        submitted_by=row.submitted_by,
+    )
+
+
+def lock_delivery(conn: Connection, message_id: str) -> Delivery | None:
+    """The delivery whose copy carries ``message_id``, locked for this transaction."""
+    row = conn.execute(
+        select(*_delivery_columns())
+        .join(documents, documents.c.id == deliveries.c.document_pk)
+        .where(deliveries.c.message_id == message_id)
+        .with_for_update(of=deliveries)
+    ).first()
+    return _to_delivery(row) if row else None
+
+
+def add_event(
+    conn: Connection,
+    *,
+    kind: str,
+    document_pk: int | None = None,
+    delivery_id: int | None = None,
+    actor: str | None = None,
+    description: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        insert(events).values(
+            document_pk=document_pk,
+            delivery_id=delivery_id,
+            kind=kind,
+            actor=actor,
+            description=description,
+            detail=detail,
+        )
+    )
+
+
+def schedule_retry(
+    conn: Connection, delivery_id: int, *, attempts: int, error: str, delay: float
+) -> dt.datetime:
+    """State ``retrying`` with the next attempt ``delay`` seconds from now; returns that time."""
+    at: dt.datetime = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            state="retrying",
+            attempts=attempts,
+            last_error=error,
+            next_attempt_at=func.now() + dt.timedelta(seconds=delay),
+            updated_at=func.now(),
+        )
+        .returning(deliveries.c.next_attempt_at)
+    ).scalar_one()
+    return at
+
+
+def hold(conn: Connection, delivery_id: int, *, error: str) -> None:
+    """``retrying`` with no next attempt: released when its destination comes back."""
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(state="retrying", last_error=error, next_attempt_at=None, updated_at=func.now())
+    )
+
+
+def mark_failed(conn: Connection, delivery_id: int, *, attempts: int, error: str) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            state="failed",
+            attempts=attempts,
+            last_error=error,
+            next_attempt_at=None,
+            updated_at=func.now(),
+        )
+    )
+
+
+def mark_queued(conn: Connection, delivery_id: int) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(state="queued", next_attempt_at=None, updated_at=func.now())
+    )
+
+
+def store_receipt(
+    conn: Connection,
+    *,
+    receipt_id: str,
+    agency: str,
+    in_reply_to: str,
+    kind: str,
+    body: dict[str, Any],
+) -> None:
+    conn.execute(
+        pg_insert(receipts)
+        .values(receipt_id=receipt_id, agency=agency, in_reply_to=in_reply_to, kind=kind, body=body)
+        .on_conflict_do_nothing(index_elements=[receipts.c.receipt_id])
+    )
+
+
+def latest_receipt(
+    conn: Connection, *, in_reply_to: str, kind: str, recipient: str
+) -> tuple[str, str, dict[str, Any]] | None:
+    """(receipt_id, agency, body) of the newest receipt of ``kind`` about ``recipient``."""
+    row = conn.execute(
+        select(receipts.c.receipt_id, receipts.c.agency, receipts.c.body)
+        .where(
+            receipts.c.in_reply_to == in_reply_to,
+            receipts.c.kind == kind,
+            receipts.c.body["recipient"].astext == recipient,
+        )
+        .order_by(receipts.c.id.desc())
+        .limit(1)
+    ).first()
+    return (row.receipt_id, row.agency, row.body) if row else None
+
+
+def count_events(conn: Connection, delivery_id: int, kind: str) -> int:
+    n: int = conn.execute(
+        select(func.count())
+        .select_from(events)
+        .where(events.c.delivery_id == delivery_id, events.c.kind == kind)
+    ).scalar_one()
+    return n
+
+
+# Destinations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Destination:
+    code: str
+    state: str
+    consecutive_failures: int
+    down_since: dt.datetime | None
+    last_probe_at: dt.datetime | None
+    probe_delivery_id: int | None
+    last_error: str | None
+
+
+def lock_destination(conn: Connection, code: str) -> Destination:
+    """The destination row of ``code`` (created ``up`` if new), locked for this transaction."""
+    conn.execute(
+        pg_insert(destinations)
+        .values(code=code)
+        .on_conflict_do_nothing(index_elements=[destinations.c.code])
+    )
+    row = conn.execute(
+        select(destinations).where(destinations.c.code == code).with_for_update()
+    ).one()
+    return Destination(
+        code=row.code,
+        state=row.state,
+        consecutive_failures=row.consecutive_failures,
+        down_since=row.down_since,
+        last_probe_at=row.last_probe_at,
+        probe_delivery_id=row.probe_delivery_id,
+        last_error=row.last_error,
+    )
+
+
+def note_destination_failure(conn: Connection, code: str, error: str) -> None:
+    conn.execute(
+        update(destinations)
+        .where(destinations.c.code == code)
+        .values(
+            consecutive_failures=destinations.c.consecutive_failures + 1,
+            last_error=error,
+            updated_at=func.now(),
+        )
+    )
+
+
+def failing_deliveries(conn: Connection, route_to: str) -> int:
+    """Different deliveries to ``route_to`` that came back and wait for another attempt."""
+    n: int = conn.execute(
+        select(func.count())
+        .select_from(deliveries)
+        .where(deliveries.c.route_to == route_to, deliveries.c.state == "retrying")
+    ).scalar_one()
+    return n
+
+
+def mark_down(conn: Connection, code: str) -> int:
+    """Mark ``code`` down and hold every retry scheduled for it; returns how many were held."""
+    conn.execute(
+        update(destinations)
+        .where(destinations.c.code == code)
+        .values(
+            state="down",
+            down_since=func.now(),
+            last_probe_at=func.now(),  # the first probe waits one probe interval
+            probe_delivery_id=None,
+            updated_at=func.now(),
+        )
+    )
+    held = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.route_to == code, deliveries.c.state == "retrying")
+        .values(next_attempt_at=None, updated_at=func.now())
+    )
+    return held.rowcount or 0
+
+
+def mark_up(conn: Connection, code: str) -> int:
+    """Mark ``code`` up and release its held deliveries now; returns how many were released."""
+    conn.execute(
+        update(destinations)
+        .where(destinations.c.code == code)
+        .values(
+            state="up",
+            consecutive_failures=0,
+            down_since=None,
+            probe_delivery_id=None,
+            updated_at=func.now(),
+        )
+    )
+    released = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.route_to == code, deliveries.c.state == "retrying")
+        .values(next_attempt_at=func.now(), updated_at=func.now())
+    )
+    return released.rowcount or 0
+
+
+def lock_down_destinations(conn: Connection, limit: int) -> list[Destination]:
+    """Down destinations no other relay is looking at right now."""
+    rows = (
+        conn.execute(
+            select(destinations.c.code)
+            .where(destinations.c.state == "down")
+            .order_by(destinations.c.code)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    return [lock_destination(conn, code) for code in rows]
+
+
+def delivery_state(conn: Connection, delivery_id: int) -> str | None:
+    state: str | None = conn.execute(
+        select(deliveries.c.state).where(deliveries.c.id == delivery_id)
+    ).scalar_one_or_none()
+    return state
+
+
+def reached_since(conn: Connection, code: str, since: dt.datetime) -> bool:
+    """Has any delivery to ``code`` reached its DMS (status 01 or later) since ``since``?"""
+    found: bool = conn.execute(
+        select(
+            exists().where(
+                deliveries.c.route_to == code,
+                deliveries.c.state.in_(sorted(REACHED_STATES)),
+                deliveries.c.updated_at >= since,
+            )
+        )
+    ).scalar_one()
+    return found
+
+
+def seconds_since(conn: Connection, at: dt.datetime) -> float:
+    value: float = conn.execute(select(func.extract("epoch", func.now() - at))).scalar_one()
+    return float(value)
+
+
+def set_probe(conn: Connection, code: str, delivery_id: int) -> None:
+    conn.execute(
+        update(destinations)
+        .where(destinations.c.code == code)
+        .values(probe_delivery_id=delivery_id, last_probe_at=func.now(), updated_at=func.now())
+    )
+
+
+# The schedule -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    delivery: Delivery
+    payload: bytes
+
+
+def _down_codes() -> Any:
+    return select(destinations.c.code).where(destinations.c.state == "down")
+
+
+def claim_due(conn: Connection, limit: int) -> list[Due]:
+    """Retries whose time has come, locked so that no other relay sends them too.
+
+    ``FOR UPDATE SKIP LOCKED``: a relay that finds a row locked by another skips it instead of
+    waiting, so several relays share the schedule and each delivery is claimed by one.
+    """
+    rows = conn.execute(
+        select(*_delivery_columns(), documents.c.payload)
+        .join(documents, documents.c.id == deliveries.c.document_pk)
+        .where(
+            deliveries.c.state == "retrying",
+            deliveries.c.next_attempt_at <= func.now(),
+            deliveries.c.route_to.not_in(_down_codes()),
+        )
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(of=deliveries, skip_locked=True)
+    ).all()
+    return [Due(_to_delivery(r), bytes(r.payload)) for r in rows]
+
+
+def claim_probe(conn: Connection, code: str) -> Due | None:
+    """The oldest held delivery to ``code``, to try as a probe."""
+    row = conn.execute(
+        select(*_delivery_columns(), documents.c.payload)
+        .join(documents, documents.c.id == deliveries.c.document_pk)
+        .where(deliveries.c.route_to == code, deliveries.c.state == "retrying")
+        .order_by(deliveries.c.id)
+        .limit(1)
+        .with_for_update(of=deliveries, skip_locked=True)
+    ).first()
+    return Due(_to_delivery(row), bytes(row.payload)) if row else None
+
+
+def lock_failed(conn: Connection, document_id: str, recipient: str | None = None) -> list[Due]:
+    """Failed deliveries of every submission of ``document_id`` (optionally one recipient)."""
+    conds = [documents.c.document_id == document_id, deliveries.c.state == "failed"]
+    if recipient is not None:
+        conds.append(deliveries.c.recipient == recipient)
+    rows = conn.execute(
+        select(*_delivery_columns(), documents.c.payload)
+        .join(documents, documents.c.id == deliveries.c.document_pk)
+        .where(and_(*conds))
+        .order_by(deliveries.c.id)
+        .with_for_update(of=deliveries)
+    ).all()
+    return [Due(_to_delivery(r), bytes(r.payload)) for r in rows]
+
+
+def reset_attempts(conn: Connection, delivery_ids: Sequence[int]) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(delivery_ids)))
+        .values(attempts=0, updated_at=func.now())
+    )

@@ -1,0 +1,118 @@
+"""The retry worker: consumes ``lienthong.returned`` and runs the retry schedule.
+
+One thread, one pika connection (pika's BlockingConnection is not thread-safe), one engine.
+``run_relay`` starts it in a thread and sets ``stop`` to end it; unacked returns go back to
+the queue when the connection closes, and the schedule lives in PostgreSQL, so a stop at any
+point loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from typing import Any
+
+import pika
+import pika.exceptions
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from relay.config import Settings
+from relay.db.engine import make_engine
+from relay.domain.outgoing import Outgoing
+from relay.errors import LienthongError
+from relay.retry import amqp, schedule
+from relay.retry.returns import Returned, handle_returned
+from schemas import topology as t
+
+log = structlog.get_logger()
+
+#: Returned messages handled at once; returns are rare, this only bounds memory.
+PREFETCH = 50
+#: Reconnect delays after a broker or database outage (seconds): doubling, capped.
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 15.0
+
+
+class RetryWorker:
+    """Returned deliveries in, retries and probes out (DESIGN §2 step 6)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._rng = random.Random()
+        self._engine: Engine | None = None
+        self._publish_channel: BlockingChannel | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; survives broker and database outages."""
+        self._engine = make_engine(self.settings.database_url, pool_size=2)
+        delay = RECONNECT_FIRST
+        try:
+            while not stop.is_set():
+                try:
+                    self._session(stop)
+                    delay = RECONNECT_FIRST
+                except (LienthongError, SQLAlchemyError, pika.exceptions.AMQPError) as e:
+                    log.warning("retry.worker_interrupted", error=str(e), retry_in=delay)
+                except Exception:  # the loop boundary: log, wait, start again
+                    log.exception("retry.worker_crashed", retry_in=delay)
+                stop.wait(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+        finally:
+            self._engine.dispose()
+            log.info("retry.worker_stopped")
+
+    def _session(self, stop: threading.Event) -> None:
+        conn = amqp.connect(self.settings.amqp_url, name="lienthong relay retries")
+        try:
+            self._publish_channel = amqp.open_confirm_channel(conn)
+            consume = conn.channel()
+            consume.basic_qos(prefetch_count=PREFETCH)
+            consume.basic_consume(t.RETURNED_QUEUE, self._on_returned)
+            log.info("retry.worker_started", queue=t.RETURNED_QUEUE)
+            tick = self.settings.retry_tick_seconds
+            next_tick = 0.0
+            while not stop.is_set():
+                conn.process_data_events(time_limit=min(tick, 0.2))
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick()
+                    next_tick = now + tick
+        finally:
+            self._publish_channel = None
+            if conn.is_open:
+                with contextlib.suppress(pika.exceptions.AMQPError):
+                    conn.close()
+
+    def _tick(self) -> None:
+        assert self._engine is not None
+        schedule.probe_destinations(self._engine, self.settings, self._publish)
+        # Drain what is due in batches, but give returns a turn between batches.
+        schedule.publish_due(self._engine, self.settings, self._publish)
+
+    def _publish(self, out: Outgoing) -> None:
+        assert self._publish_channel is not None
+        amqp.publish(self._publish_channel, out)
+
+    def _on_returned(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        props: BasicProperties,
+        body: bytes,
+    ) -> None:
+        assert self._engine is not None
+        headers: dict[str, Any] = dict(props.headers or {})
+        msg = Returned(
+            message_id=props.message_id, message_type=props.type, headers=headers, body=body
+        )
+        # Errors propagate: the connection is closed, the message is not acked and comes back.
+        handled = handle_returned(self._engine, self.settings, msg, rng=self._rng)
+        for out in handled.to_publish:
+            self._publish(out)
+        # Ack only once the decision is committed and the receipts are confirmed.
+        channel.basic_ack(method.delivery_tag)
