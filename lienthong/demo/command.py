@@ -22,6 +22,7 @@ from lienthong.demo.play import Play
 from lienthong.demo.processes import Supervisor, log_tail
 from lienthong.demo.report import DeliveryRow, mismatches, read_deliveries, render_table
 from lienthong.demo.timeline import Timeline
+from lienthong.logs import configure_logging
 from relay.broker.management import ManagementClient
 from relay.config import Settings, load_settings
 from relay.db.engine import make_engine
@@ -116,34 +117,25 @@ def run_demo(options: Options) -> None:
         )
     say(f"     all three answer ({time.monotonic() - started:.2f}s)")
 
+    # The timeline is the demo's output; the services' own logs go to .demo/logs/.
+    configure_logging("warning", "console")
     workdir = _fresh_workdir(options.workdir)
     agencies = sc.cast()
     connected = [a for a in agencies if a.host is None]
-    hosted = [a for a in agencies if a.host is not None]
 
     say(f"2/5  resetting vhost {settings.vhost!r} and database {options.database!r}, setting up…")
     envmod.reset(settings)
     run_setup(settings)
     supervisor = Supervisor(envmod.child_environment(settings, dict(os.environ)), workdir / "logs")
     homes = {a.code: envmod.prepare_home(workdir, a, settings) for a in connected}
-    for a in connected:
-        supervisor.run(
-            "provision",
-            [
-                "agency",
-                "add",
-                a.code,
-                "--name",
-                a.name,
-                "--password-file",
-                str(homes[a.code].password_file),
-            ],
-        )
-        say(f"     agency add {a.code}  {a.name}")
-    csv_path = envmod.hosted_units_csv(workdir, hosted)
-    supervisor.run("provision", ["agency", "import", str(csv_path)])
-    for a in hosted:
-        say(f"     agency import {a.code}  {a.name} (hosted by {a.host})")
+    csv_path = envmod.directory_csv(workdir, agencies)
+    supervisor.run(
+        "provision",
+        ["agency", "import", str(csv_path), "--password-dir", str(workdir / "secrets")],
+    )
+    for a in agencies:
+        kind = f"hosted by {a.host}" if a.host else "connected: RabbitMQ user, inbox, outbox"
+        say(f"     {a.code}  {a.name} ({kind})")
 
     engine = make_engine(settings.database_url, pool_size=1)
     try:

@@ -112,7 +112,10 @@ def prepare_home(workdir: Path, agency: Agency, settings: Settings) -> AdapterHo
     root = home / "dms"
     for sub in ("outbox", "inbox/documents", "inbox/statuses", "inbox/receipts"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    secret = home / "rabbitmq.secret"
+    # `agency import --password-dir` uses an existing DIR/<code>.secret as the password.
+    secrets_dir = workdir / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    secret = secrets_dir / f"{agency.code}.secret"
     secret.write_text(demo_password(agency.code) + "\n", encoding="utf-8")
     secret.chmod(0o600)
     amqp = urlsplit(settings.amqp_url)
@@ -134,9 +137,9 @@ def prepare_home(workdir: Path, agency: Agency, settings: Settings) -> AdapterHo
     return AdapterHome(agency.code, root, config, secret)
 
 
-def hosted_units_csv(workdir: Path, units: list[Agency]) -> Path:
-    """The hosted units as an ``agency import`` CSV (code,name,host)."""
-    path = workdir / "hosted-units.csv"
-    lines = ["code,name,host"] + [f"{u.code},{u.name},{u.host}" for u in units]
+def directory_csv(workdir: Path, agencies: list[Agency]) -> Path:
+    """The demo's agencies as an ``agency import`` CSV (code,name,host)."""
+    path = workdir / "agencies.csv"
+    lines = ["code,name,host"] + [f"{a.code},{a.name},{a.host or ''}" for a in agencies]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

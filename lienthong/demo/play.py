@@ -35,7 +35,6 @@ class Clerk:
     to_send: list[str]
     waiting_for: str = "01"  # the status the sender must see before the next step
     ready_at: float | None = None
-    received: bool = False
 
     @property
     def done(self) -> bool:
@@ -56,6 +55,7 @@ class Play:
     _watch: dict[tuple[str, str], NewFiles] = field(default_factory=dict)
     _errors: dict[str, NewFiles] = field(default_factory=dict)
     _sequence: int = 0
+    _copies: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         for code, home in self.homes.items():
@@ -156,12 +156,11 @@ class Play:
             self.revoke_received = True
             self.timeline.event(code, f"DMS receives the revoke of {sc.NOTATION} ({path.name})")
             return
-        for clerk in self.clerks:
-            if clerk.recipient in mine:
-                clerk.received = True
-        self.timeline.event(
-            code, f"DMS receives {sc.NOTATION} in inbox/documents for {', '.join(mine)}"
-        )
+        # One copy arrives per recipient; a host receives its units' copies too.
+        self._copies[code] += 1
+        n = self._copies[code]
+        copy = f" (copy {n} of {len(mine)}: for {', '.join(mine)})" if len(mine) > 1 else ""
+        self.timeline.event(code, f"DMS receives {sc.NOTATION} in inbox/documents{copy}")
 
     def _on_receipt(self, code: str, path: Path) -> None:
         receipt = self._read(path, "receipt")
