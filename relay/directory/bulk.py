@@ -22,11 +22,12 @@ from relay.directory import broker_objects, passwords, repository
 from relay.directory.csv_rows import (
     CsvInvalid,
     CsvRow,
+    ParsedCsv,
     RowError,
-    check_hosts,
     decode,
+    host_errors,
     outside_hosts,
-    parse_rows,
+    read_rows,
 )
 from relay.directory.db import engine_for, transaction
 from relay.errors import InvalidInput
@@ -113,12 +114,12 @@ class ImportResult:
         }
 
 
-def read_csv(path: Path) -> list[CsvRow]:
+def read_csv(path: Path) -> ParsedCsv:
     try:
         data = path.read_bytes()
     except OSError as e:
         raise InvalidInput(f"FILE: cannot read {str(path)!r}: {e.strerror}") from e
-    return parse_rows(decode(data, str(path)), str(path))
+    return read_rows(decode(data, str(path)), str(path))
 
 
 def _copy_rows(conn: Connection, rows: list[CsvRow]) -> None:
@@ -173,13 +174,17 @@ def import_agencies(
     """Check every row of ``path``, then upsert them all in one transaction."""
     started = time.perf_counter()
     source = str(path)
-    rows = read_csv(path)
+    parsed = read_csv(path)
+    rows = parsed.rows
     result = ImportResult(rows=len(rows))
     result.hosted = sum(1 for r in rows if r.host is not None)
     result.connected = result.rows - result.hosted
 
     with engine_for(settings.database_url) as engine, transaction(engine) as conn:
-        check_hosts(rows, repository.get_many(conn, outside_hosts(rows)), source)
+        directory = repository.get_many(conn, outside_hosts(rows))
+        errors = parsed.errors + host_errors(rows, directory, parsed.other_codes)
+        if errors:
+            raise CsvInvalid(source, sorted(errors, key=lambda e: e.line))
         _copy_rows(conn, rows)
         orphans = _orphan_errors(conn)
         if orphans:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
 from relay.directory.model import Agency
@@ -67,8 +67,26 @@ def decode(data: bytes, source: str) -> str:
         ) from e
 
 
+@dataclass
+class ParsedCsv:
+    rows: list[CsvRow]  # the rows whose fields are all valid
+    errors: list[RowError]
+    #: valid codes on rows that are bad for another reason (so that a host naming one of them
+    #: is not also reported as unknown)
+    other_codes: set[str]
+
+
 def parse_rows(text: str, source: str = "CSV") -> list[CsvRow]:
     """The rows of ``text``, each field checked; raises CsvInvalid listing every bad row."""
+    parsed = read_rows(text, source)
+    if parsed.errors:
+        raise CsvInvalid(source, parsed.errors)
+    return parsed.rows
+
+
+def read_rows(text: str, source: str = "CSV") -> ParsedCsv:
+    """The rows of ``text`` with every field checked; only a bad header raises CsvInvalid."""
+    other_codes: set[str] = set()
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     errors: list[RowError] = []
     rows: list[CsvRow] = []
@@ -134,7 +152,10 @@ def parse_rows(text: str, source: str = "CSV") -> list[CsvRow]:
                     )
                 )
                 bad = True
-        if not bad:
+        if bad:
+            if code_problem(code) is None:
+                other_codes.add(code)
+        else:
             if code in first_seen:
                 errors.append(
                     RowError(
@@ -144,9 +165,7 @@ def parse_rows(text: str, source: str = "CSV") -> list[CsvRow]:
                 continue
             first_seen[code] = start
             rows.append(CsvRow(start, code, name, host or None))
-    if errors:
-        raise CsvInvalid(source, errors)
-    return rows
+    return ParsedCsv(rows, errors, other_codes)
 
 
 def _short(problem: str) -> str:
@@ -163,7 +182,20 @@ def outside_hosts(rows: Iterable[CsvRow]) -> set[str]:
 
 
 def check_hosts(rows: list[CsvRow], directory: Mapping[str, Agency], source: str = "CSV") -> None:
-    """Every host must be a connected agency, in the file or (if not there) in the directory."""
+    """Raise CsvInvalid unless every host is a connected agency (see :func:`host_errors`)."""
+    errors = host_errors(rows, directory)
+    if errors:
+        raise CsvInvalid(source, errors)
+
+
+def host_errors(
+    rows: list[CsvRow], directory: Mapping[str, Agency], other_codes: Set[str] = frozenset()
+) -> list[RowError]:
+    """Every host must be a connected agency, in the file or (if not there) in the directory.
+
+    ``other_codes`` are codes defined on rows that are bad for another reason: a host naming
+    one of them is not reported again.
+    """
     in_file = {r.code: r for r in rows}
     errors: list[RowError] = []
     for row in rows:
@@ -182,6 +214,8 @@ def check_hosts(rows: list[CsvRow], directory: Mapping[str, Agency], source: str
                     )
                 )
             continue
+        if row.host in other_codes:
+            continue
         known = directory.get(row.host)
         if known is None:
             errors.append(
@@ -197,5 +231,4 @@ def check_hosts(rows: list[CsvRow], directory: Mapping[str, Agency], source: str
                     "agency",
                 )
             )
-    if errors:
-        raise CsvInvalid(source, errors)
+    return errors

@@ -1,0 +1,152 @@
+"""``lienthong agency import FILE.csv`` against the real broker and database."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from relay.broker.management import ManagementClient
+from relay.config import Settings
+from schemas import topology as t
+from tests.conftest import EnvFactory
+from tests.integration.test_agency_cli import run_agency, show
+from tests.services import random_code
+
+pytestmark = pytest.mark.integration
+
+DATA = Path(__file__).parent.parent / "data" / "agencies.csv"
+
+
+def write_csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["code", "name", "host"])
+        writer.writerows(rows)
+    return path
+
+
+def count(settings: Settings) -> int:
+    return len(json.loads(run_agency(settings, "list", "--json").stdout))
+
+
+def test_the_sample_directory_imports_with_broker_objects_for_connected_agencies_only(
+    make_env: EnvFactory, management: ManagementClient, tmp_path: Path
+) -> None:
+    env = make_env()
+    secrets_dir = tmp_path / "secrets"
+    result = run_agency(env, "import", str(DATA), "--password-dir", str(secrets_dir))
+    assert "38 new" in result.stdout
+    assert "(33 connected, 5 hosted units)" in result.stdout
+
+    files = sorted(p.name for p in secrets_dir.iterdir())
+    assert len(files) == 33 and "000.00.00.H26.secret" in files
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in secrets_dir.iterdir())
+    assert management.get_user("000.00.00.G22") is not None
+    assert management.get_queue(env.vhost, t.inbox_queue("000.00.00.H26")) is not None
+    assert management.get_user("000.00.01.H26") is None  # a hosted unit
+    assert management.get_queue(env.vhost, t.inbox_queue("000.00.01.H26")) is None
+    assert show(env, "000.00.00.H26")["hosted_units"] == 5
+
+    again = run_agency(env, "import", str(DATA), "--password-dir", str(secrets_dir))
+    assert "0 new, 0 updated, 38 unchanged" in again.stdout
+    assert "broker objects created" not in again.stdout
+
+
+def test_a_file_with_bad_rows_imports_nothing_and_names_every_bad_row(
+    make_env: EnvFactory, tmp_path: Path
+) -> None:
+    env = make_env()
+    good, host = random_code(), random_code()
+    path = write_csv(
+        tmp_path / "bad.csv",
+        [
+            (good, "Bộ Tư pháp", ""),
+            ("G22", "Văn phòng", ""),
+            (random_code(), "", ""),
+            (random_code(), "Sở", host),
+        ],
+    )
+    result = run_agency(env, "import", str(path), ok=False)
+    assert "3 bad row(s), nothing imported" in result.output
+    assert "line 3: code 'G22'" in result.output
+    assert "line 4: name '': must not be empty" in result.output
+    assert f"line 5: host '{host}': is neither in this file nor in the directory" in result.output
+    assert count(env) == 0
+
+
+def test_hosts_may_come_from_the_directory_and_reimport_updates_names(
+    make_env: EnvFactory, tmp_path: Path
+) -> None:
+    env = make_env()
+    host, unit = random_code(), random_code()
+    run_agency(env, "add", host, "--name", "UBND Tỉnh Quảng Ninh")
+    path = write_csv(tmp_path / "units.csv", [(unit, "Sở Tư pháp", host)])
+    assert "1 new" in run_agency(env, "import", str(path)).stdout
+    assert show(env, unit)["host"] == host
+
+    write_csv(path, [(unit, "Sở Tư pháp Quảng Ninh", host)])
+    assert "0 new, 1 updated" in run_agency(env, "import", str(path)).stdout
+    assert show(env, unit)["name"] == "Sở Tư pháp Quảng Ninh"
+
+    # The host cannot become a hosted unit while the directory has units under it.
+    other = random_code()
+    run_agency(env, "add", other, "--name", "UBND Tỉnh khác")
+    write_csv(path, [(host, "UBND Tỉnh Quảng Ninh", other)])
+    refused = run_agency(env, "import", str(path), ok=False)
+    assert f"'{host}' cannot become a hosted unit" in refused.output
+    assert show(env, host)["host"] is None
+
+
+def test_without_provisioning_new_connected_agencies_get_no_broker_objects(
+    make_env: EnvFactory, management: ManagementClient, tmp_path: Path
+) -> None:
+    env = make_env()
+    code = random_code()
+    path = write_csv(tmp_path / "one.csv", [(code, "Bộ Y tế", "")])
+    result = run_agency(env, "import", str(path), "--no-provision")
+    assert "1 new connected agencies have no broker objects yet" in result.stdout
+    assert management.get_user(code) is None
+    # `agency add` with the same data provisions it afterwards.
+    added = run_agency(env, "add", code, "--name", "Bộ Y tế")
+    assert "password (shown once" in added.stdout
+    assert management.get_user(code) is not None
+
+
+def test_a_hundred_thousand_rows_import_quickly_and_each_is_found(
+    make_env: EnvFactory, tmp_path: Path
+) -> None:
+    env = make_env()
+    hosts = [f"000.00.00.K{i:02d}" for i in range(50)]
+    rows = [(h, f"UBND Tỉnh số {i}", "") for i, h in enumerate(hosts)]
+    rows += [
+        (
+            f"{i // 10000:03d}.{i // 100 % 100:02d}.{i % 100:02d}.A{i % 50:02d}",
+            f"Đơn vị số {i}, xã/phường",
+            hosts[i % 50],
+        )
+        for i in range(100_000 - len(hosts))
+    ]
+    path = write_csv(tmp_path / "100k.csv", rows)
+
+    started = time.perf_counter()
+    result = run_agency(env, "import", str(path), "--no-provision")
+    elapsed = time.perf_counter() - started
+    print(f"\nagency import of 100,000 rows: {elapsed:.2f}s wall ({result.stdout.splitlines()[0]})")
+    assert "100000 new" in result.stdout
+    assert elapsed < 60
+
+    for code, name, host in random.sample(rows, 5):
+        found = show(env, code)
+        assert (found["name"], found["host"] or "") == (name, host)
+    assert show(env, hosts[7])["hosted_units"] == (100_000 - 50) // 50
+
+    started = time.perf_counter()
+    again = run_agency(env, "import", str(path), "--no-provision")
+    print(f"re-import of the same 100,000 rows: {time.perf_counter() - started:.2f}s wall")
+    assert "0 new, 0 updated, 100000 unchanged" in again.stdout
