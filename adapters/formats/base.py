@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 
 from schemas import Document, Receipt, Status
 
@@ -26,6 +27,14 @@ class FileFormat(abc.ABC):
     @abc.abstractmethod
     def write_document(self, document: Document) -> bytes:
         """Render a received document for ``inbox/documents/``."""
+
+    def write_delivered_document(self, document: Document, headers: Mapping[str, object]) -> bytes:
+        """Render a document delivered by the relay; ``headers`` are the delivery's AMQP headers.
+
+        Formats that record the route (edXML's TraceHeaderList) override this; the others
+        write the document as it is.
+        """
+        return self.write_document(document)
 
     @abc.abstractmethod
     def write_status(self, status: Status) -> bytes:

@@ -1,0 +1,53 @@
+"""The edXML format of the folder connector: QCVN 102:2016 packages in and out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from adapters.edxml import (
+    DEFAULT_LIMITS,
+    EdxmlError,
+    Limits,
+    parse_package,
+    render_document,
+    render_status,
+)
+from adapters.edxml.trace import stamp_delivery, stamp_submission
+from adapters.formats.base import FileFormat, FormatError
+from schemas import Document, Status
+
+
+class EdxmlFormat(FileFormat):
+    """``*.edxml`` document and status packages (see :mod:`adapters.edxml`)."""
+
+    name = "edxml"
+    suffix = ".edxml"
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+
+    def read(self, data: bytes) -> Document | Status:
+        """A package dropped by the DMS; a document gets its sender's TraceHeader."""
+        try:
+            package = parse_package(data, self.limits)
+        except EdxmlError as e:
+            raise FormatError(f"edXML: {e}") from e
+        if isinstance(package, Document):
+            package = stamp_submission(package, package.sender.organ_id)
+        return package
+
+    def write_document(self, document: Document) -> bytes:
+        try:
+            return render_document(document)
+        except EdxmlError as e:
+            raise FormatError(f"edXML: {e}") from e
+
+    def write_delivered_document(self, document: Document, headers: Mapping[str, object]) -> bytes:
+        """A document as delivered: the relay's route (delivery headers) added to its trace."""
+        return self.write_document(stamp_delivery(document, headers))
+
+    def write_status(self, status: Status) -> bytes:
+        try:
+            return render_status(status)
+        except EdxmlError as e:
+            raise FormatError(f"edXML: {e}") from e
