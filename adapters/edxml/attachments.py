@@ -48,13 +48,13 @@ def unzip_single(zipped: bytes, where: str, budget: Budget) -> bytes:
         files = [info for info in archive.infolist() if not info.is_dir()]
         if len(files) != 1:
             raise EdxmlError(
-                f"{where}: the zip archive holds {len(files)} files; expected exactly one"
+                f"{where}: the zip archive holds {len(files)} files, expected exactly one"
             )
         info = files[0]
         cap = min(limits.max_attachment_bytes, budget.remaining)
         if info.file_size > cap:
             raise HostileInput(
-                f"{where}: the zipped file declares {info.file_size} bytes; "
+                f"{where}: the zipped file declares {info.file_size} bytes, "
                 f"the limit is {cap} bytes"
             )
         out = bytearray()

@@ -210,8 +210,8 @@ def _attachments(
         entry = references.get(cid)
         if entry is None:
             raise EdxmlError(
-                f"{where}: no edXMLManifest Reference has ContentId {cid!r}; every attachment "
-                "must be listed in the manifest"
+                f"{where}: no edXMLManifest Reference has ContentId {cid!r} (every attachment "
+                "must be listed in the manifest)"
             )
         name = item.get("name") or entry.get("name")
         if not name:

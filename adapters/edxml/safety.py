@@ -49,7 +49,7 @@ def _refuse_doctype(data: bytes) -> None:
     head = data.lower()
     if b"<!doctype" in head or b"<!entity" in head:
         raise HostileInput(
-            "the file declares a DOCTYPE or entities; edXML packages must not (refused to "
+            "the file declares a DOCTYPE or entities, which edXML packages must not (refused to "
             "protect against entity expansion and external entities)"
         )
 
@@ -57,7 +57,9 @@ def _refuse_doctype(data: bytes) -> None:
 def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
     """The root element of ``data``; HostileInput or EdxmlError with a clear reason."""
     if len(data) > limits.max_bytes:
-        raise HostileInput(f"the file is {len(data)} bytes; the limit is {limits.max_bytes} bytes")
+        raise HostileInput(
+            f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes"
+        )
     _refuse_doctype(data)
     parser = etree.XMLPullParser(
         events=("start", "end"),
@@ -96,7 +98,7 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
         raise EdxmlError(f"the file is not well-formed XML: {reason}") from e
     tree = closed.getroottree()
     if getattr(tree.docinfo, "doctype", "") or tree.docinfo.internalDTD is not None:
-        raise HostileInput("the file declares a DOCTYPE; edXML packages must not")
+        raise HostileInput("the file declares a DOCTYPE, which edXML packages must not")
     return closed
 
 

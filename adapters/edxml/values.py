@@ -26,7 +26,7 @@ def parse_date(text: str, where: str) -> dt.date:
             return dt.datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise EdxmlError(f"{where}: {text!r} is not a date; expected yyyy/MM/dd, e.g. 2016/04/08")
+    raise EdxmlError(f"{where}: {text!r} is not a date, expected yyyy/MM/dd, e.g. 2016/04/08")
 
 
 def format_date(value: dt.date) -> str:
@@ -43,7 +43,7 @@ def parse_timestamp(text: str, where: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
         raise EdxmlError(
-            f"{where}: {text!r} is not a timestamp; expected yyyy/MM/dd HH:mm:ss "
+            f"{where}: {text!r} is not a timestamp, expected yyyy/MM/dd HH:mm:ss "
             "(local time, Asia/Ho_Chi_Minh), e.g. 2016/04/08 09:15:00"
         ) from None
     return value.replace(tzinfo=VIETNAM) if value.tzinfo is None else value.astimezone(VIETNAM)
@@ -73,7 +73,7 @@ def parse_bool(text: str, where: str) -> bool:
         return True
     if lowered in ("false", "0"):
         return False
-    raise EdxmlError(f"{where}: {text!r} is not a boolean; expected true or false")
+    raise EdxmlError(f"{where}: {text!r} is not a boolean, expected true or false")
 
 
 def format_bool(value: bool) -> str:

@@ -28,7 +28,7 @@ def keep(element: etree._Element) -> str:
 def checked(xml: str, what: str) -> str:
     """Kept text from a model (maybe written by hand), parsed safely and canonicalised again."""
     if not xml.strip():
-        raise EdxmlError(f"{what}: empty; expected one XML element")
+        raise EdxmlError(f"{what}: empty, expected one XML element")
     return keep(parse_fragment(xml, what))
 
 

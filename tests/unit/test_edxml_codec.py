@@ -219,3 +219,22 @@ def test_a_bad_agency_code_names_the_field_and_the_value() -> None:
 def test_a_file_that_is_not_edxml_is_refused() -> None:
     with pytest.raises(EdxmlError, match="root element is <html>"):
         parse_package(b"<html><body/></html>")
+
+
+def test_a_status_keeps_what_its_model_has_no_field_for() -> None:
+    data = (SAMPLES / "status_05_processing.edxml").read_bytes().decode("utf-8")
+    data = data.replace(
+        "</edXML:MessageHeader>",
+        "</edXML:MessageHeader><edXML:TraceHeaderList><edXML:TraceHeader>"
+        "<edXML:OrganId>000.00.00.H26</edXML:OrganId>"
+        "<edXML:Timestamp>2016/04/08 10:05:00</edXML:Timestamp></edXML:TraceHeader>"
+        "</edXML:TraceHeaderList><Signature><SignatureValue>QUJD</SignatureValue></Signature>",
+    )
+    status = parse_status(data.encode("utf-8"))
+    assert [e.parent for e in status.extensions] == [
+        "edXML/edXMLEnvelope/edXMLHeader",
+        "edXML/edXMLEnvelope/edXMLHeader",
+    ]
+    rendered = render_status(status)
+    assert b"<SignatureValue>QUJD</SignatureValue>" in rendered
+    assert parse_status(rendered) == status

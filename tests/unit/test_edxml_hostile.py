@@ -80,7 +80,7 @@ def test_nesting_far_beyond_the_parser_limit_is_refused() -> None:
 
 
 def test_a_file_over_the_size_limit_is_refused_before_parsing() -> None:
-    with pytest.raises(HostileInput, match="the limit is 1000 bytes"):
+    with pytest.raises(HostileInput, match="over the limit of 1000 bytes"):
         parse_package(SAMPLE, Limits(max_bytes=1000))
 
 
