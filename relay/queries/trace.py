@@ -67,6 +67,13 @@ def _business(code: int) -> str:
         return f"Loại không xác định ({code})"
 
 
+#: What an event says when its row has no description of its own.
+_DEFAULT_DESCRIPTIONS = {
+    "submitted": "received from the sender's adapter",
+    "queued": "attempt 1 published to the recipient's inbox",
+}
+
+
 def _event(row: Any) -> Event:
     code = row.status_code
     return Event(
@@ -76,7 +83,7 @@ def _event(row: Any) -> Event:
         status=describe_status(code) if code else None,
         staff=row.staff,
         actor=row.actor,
-        description=row.description,
+        description=row.description or _DEFAULT_DESCRIPTIONS.get(row.kind),
         detail=row.detail,
     )
 

@@ -153,7 +153,7 @@ def apply_return(
         )
         event(
             RETRY_SCHEDULED,
-            description=f"attempt {outcome.attempts + 1} in {outcome.delay:.1f} s",
+            description=f"attempt {outcome.attempts + 1} in {outcome.delay:.2f} s",
             detail={
                 "attempt": outcome.attempts + 1,
                 "delay_seconds": outcome.delay,
