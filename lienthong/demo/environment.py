@@ -118,12 +118,12 @@ def prepare_home(workdir: Path, agency: Agency, settings: Settings) -> AdapterHo
     secret = secrets_dir / f"{agency.code}.secret"
     secret.write_text(demo_password(agency.code) + "\n", encoding="utf-8")
     secret.chmod(0o600)
+    # No credentials in the URL: the adapter connects as its agency code with password_file.
     amqp = urlsplit(settings.amqp_url)
     netloc = amqp.hostname or "127.0.0.1"
     if amqp.port:
         netloc += f":{amqp.port}"
-    # The agency's own RabbitMQ user (its code) replaces the demo's admin credentials.
-    url = amqp._replace(netloc=f"{quote(agency.code, safe='')}@{netloc}").geturl()
+    url = amqp._replace(netloc=netloc).geturl()
     config = home / "adapter.toml"
     config.write_text(
         f"# {agency.name}: written by `lienthong demo`\n"

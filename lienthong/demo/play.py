@@ -128,14 +128,18 @@ class Play:
         return "; ".join(parts) or "all recipients answered"
 
     def _pump(self) -> None:
+        # Documents first, then receipts, then statuses: the order in which they happen.
         for code in self.homes:
             for path in self._errors[code].poll():
                 reason = path.read_text("utf-8", errors="replace").strip()
                 raise DemoFailed(f"the adapter of {code} rejected {path.name}: {reason}")
+        for code in self.homes:
             for path in self._watch[(code, "documents")].poll():
                 self._on_document(code, path)
+        for code in self.homes:
             for path in self._watch[(code, "receipts")].poll():
                 self._on_receipt(code, path)
+        for code in self.homes:
             for path in self._watch[(code, "statuses")].poll():
                 self._on_status(code, path)
         now = time.monotonic()
