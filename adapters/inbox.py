@@ -1,0 +1,165 @@
+"""The inbox side of the folder connector: store each delivery for the DMS, exactly once.
+
+:meth:`InboxWriter.handle` decides, in one place, whether a delivery is acked or rejected:
+
+* stored (file written atomically, message id recorded) -> ack;
+* already stored (a redelivered copy) -> ack, nothing written;
+* cannot be stored (permission denied, disk full) or cannot be read -> reject without requeue,
+  so the inbox's dead-letter policy hands it back to the relay, which retries later.
+
+A document is answered by an automatic status 01 (Đã đến) to its sender, spooled in the same
+SQLite transaction that records the delivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from adapters.config import AdapterConfig
+from adapters.files import write_atomic
+from adapters.formats.base import FileFormat
+from adapters.spool import NewMessage, Spool, SpoolError
+from schemas import Document, Organization, Receipt, ResponseFor, Status, describe_status
+from schemas import topology as t
+from schemas.envelope import InvalidMessage, decode_message, encode_message
+
+log = structlog.get_logger()
+
+#: Namespace of the ids the adapter derives (uuid5); never change it.
+ADAPTER_NAMESPACE = uuid.UUID("0b6f4b8e-2d0c-5a57-8c1e-7a4f3e9d2b61")
+#: Vietnam time, for the timestamps a person reads in the DMS.
+ICT = dt.timezone(dt.timedelta(hours=7), "ICT")
+
+
+class Action(enum.Enum):
+    ACK = "ack"
+    REJECT = "reject"  # basic_reject(requeue=False): dead-lettered back to the relay
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One inbox message, independent of the AMQP client."""
+
+    message_id: str | None
+    message_type: str | None
+    body: bytes
+    headers: Mapping[str, object] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value if isinstance(value, str) else None
+
+    @property
+    def id(self) -> str:
+        """The delivery's message id; derived from the body if the relay set none."""
+        return self.message_id or "sha256-" + hashlib.sha256(self.body).hexdigest()
+
+
+def reply_status_id(delivery_id: str) -> str:
+    """The message id of the automatic status 01 answering delivery ``delivery_id``."""
+    return str(uuid.uuid5(ADAPTER_NAMESPACE, f"status01/{delivery_id}"))
+
+
+def arrival_status(document: Document, recipient: str, now: dt.datetime | None = None) -> Status:
+    """Status 01 (Đã đến) from ``recipient`` (maybe a hosted unit) to the document's sender."""
+    name = next((r.organ_name for r in document.recipients if r.organ_id == recipient), None)
+    code = None
+    promulgation_date = None
+    if document.code is not None and document.code.code_number is not None:
+        code = document.code.code_number
+        if document.code.code_notation:
+            code += "/" + document.code.code_notation
+    if document.promulgation_info is not None:
+        promulgation_date = document.promulgation_info.promulgation_date
+    return Status(
+        sender=Organization(organ_id=recipient, organ_name=name),
+        response_for=ResponseFor(
+            organ_id=document.sender.organ_id,
+            code=code,
+            promulgation_date=promulgation_date,
+            document_id=document.document_id,
+        ),
+        status_code="01",
+        description=describe_status("01"),
+        timestamp=(now or dt.datetime.now(ICT)).replace(microsecond=0),
+    )
+
+
+class InboxWriter:
+    """Writes deliveries into ``inbox/documents|statuses|receipts`` in the configured format."""
+
+    def __init__(self, config: AdapterConfig, spool: Spool, fmt: FileFormat) -> None:
+        self.config = config
+        self.spool = spool
+        self.format = fmt
+
+    def handle(self, delivery: Delivery) -> Action:
+        bound = log.bind(
+            message_id=delivery.id, message_type=delivery.message_type, agency=self.config.agency
+        )
+        try:
+            if self.spool.is_received(delivery.id):
+                bound.info("inbox.duplicate_acked")
+                return Action.ACK
+        except SpoolError as e:
+            bound.error("inbox.store_failed", reason=str(e))
+            return Action.REJECT
+        try:
+            message = decode_message(delivery.body, expect=delivery.message_type)
+        except InvalidMessage as e:
+            bound.error("inbox.invalid", reason=str(e))
+            return Action.REJECT
+        document_id = getattr(message, "document_id", None)
+        bound = bound.bind(document_id=document_id)
+        try:
+            path, data = self._render(delivery, message)
+        except ValueError as e:  # FormatError included: the format cannot express it
+            bound.error("inbox.render_failed", reason=str(e))
+            return Action.REJECT
+        reply = None
+        if isinstance(message, Document):
+            recipient = delivery.header(t.HEADER_RECIPIENT) or self.config.agency
+            status = arrival_status(message, recipient)
+            reply = NewMessage(
+                message_id=reply_status_id(delivery.id),
+                message_type=t.TYPE_STATUS,
+                body=encode_message(status),
+                document_id=message.document_id,
+            )
+        try:
+            write_atomic(path, data)
+            self.spool.record_received(delivery.id, delivery.message_type or "", str(path), reply)
+        except (OSError, SpoolError) as e:
+            reason = f"{e.strerror} ({e.filename})" if isinstance(e, OSError) else str(e)
+            bound.error("inbox.store_failed", path=str(path), reason=reason)
+            return Action.REJECT
+        bound.info("inbox.stored", file=path.name)
+        return Action.ACK
+
+    def _render(
+        self, delivery: Delivery, message: Document | Status | Receipt
+    ) -> tuple[Path, bytes]:
+        # The name derives from the delivery's message id only: a copy written again after a
+        # crash replaces the first one instead of sitting next to it.
+        name = delivery.id
+        if isinstance(message, Document):
+            return (
+                self.config.inbox_documents / (name + self.format.suffix),
+                self.format.write_document(message),
+            )
+        if isinstance(message, Status):
+            return (
+                self.config.inbox_statuses / (name + self.format.suffix),
+                self.format.write_status(message),
+            )
+        return self.config.inbox_receipts / (name + ".json"), self.format.write_receipt(message)

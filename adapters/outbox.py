@@ -1,0 +1,145 @@
+"""The outbox side of the folder connector: take what the DMS drops, spool it, move it away.
+
+A file is moved to ``outbox/sent/`` only after it is durably spooled. The spool is keyed on the
+file's name and the SHA-256 of its content, so a crash between spooling and moving, or the
+same file handed over again, is recognised and never becomes a second submission.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from adapters.config import AdapterConfig
+from adapters.files import move_no_clobber, write_atomic
+from adapters.formats.base import FormatError
+from adapters.formats.registry import format_for_file, is_candidate
+from adapters.spool import NewMessage, Outgoing, Spool
+from schemas.envelope import encode_message, message_type
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What became of one outbox file."""
+
+    source: Path
+    moved_to: Path
+    entry: Outgoing | None  # the spooled submission; None when rejected
+    created: bool  # False when the file had been spooled before
+    error: str | None = None
+
+
+def source_key(name: str, data: bytes) -> str:
+    """The spool key of a file: its name and the SHA-256 of its content."""
+    return f"{name}:{hashlib.sha256(data).hexdigest()}"
+
+
+def submit(spool: Spool, name: str, data: bytes, *, max_bytes: int) -> tuple[Outgoing, bool]:
+    """Validate and spool one file's content; FormatError says what is wrong.
+
+    Returns (entry, created): created is False when this very file was spooled before.
+    """
+    key = source_key(name, data)
+    earlier = spool.find_source(key)
+    if earlier is not None:
+        return earlier, False
+    if len(data) > max_bytes:
+        raise FormatError(f"file size: {len(data)} bytes is over the limit of {max_bytes} bytes")
+    message = format_for_file(name).read(data)
+    return spool.add(
+        NewMessage(
+            message_id=str(uuid.uuid4()),
+            message_type=message_type(message),
+            body=encode_message(message),
+            document_id=message.document_id,
+            source_key=key,
+        )
+    )
+
+
+def error_text(name: str, reason: str) -> str:
+    """The content of ``<name>.error.txt``: one problem per line, for a person."""
+    problems = "\n".join(f"  - {p}" for p in reason.split("; "))
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return (
+        f"File: {name}\nRejected at: {at}\nThe file was not sent. What is wrong:\n{problems}\n"
+        "Fix the file and drop it into outbox/ again.\n"
+    )
+
+
+class OutboxScanner:
+    """Polls ``outbox/`` for ``*.json`` / ``*.edxml``; dot-files and anything else are left."""
+
+    def __init__(self, config: AdapterConfig, spool: Spool) -> None:
+        self.config = config
+        self.spool = spool
+
+    def candidates(self) -> list[Path]:
+        """Files ready to take, oldest first (then by name)."""
+        now = time.time()
+        found: list[tuple[int, str, Path]] = []
+        try:
+            entries = list(self.config.outbox.iterdir())
+        except FileNotFoundError:
+            return []
+        for path in entries:
+            if not is_candidate(path.name):
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if not path.is_file():
+                continue
+            if self.config.settle_seconds and now - st.st_mtime < self.config.settle_seconds:
+                continue
+            found.append((st.st_mtime_ns, path.name, path))
+        found.sort()
+        return [p for _, _, p in found]
+
+    def scan_once(self) -> list[Taken]:
+        """Take every ready file; SpoolError propagates (the file stays for the next scan)."""
+        taken = []
+        for path in self.candidates():
+            result = self.take(path)
+            if result is not None:
+                taken.append(result)
+        return taken
+
+    def take(self, path: Path) -> Taken | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            entry, created = submit(
+                self.spool, path.name, data, max_bytes=self.config.max_file_bytes
+            )
+        except FormatError as e:
+            return self._reject(path, str(e))
+        moved = move_no_clobber(path, self.config.sent_dir)
+        log.info(
+            "outbox.spooled" if created else "outbox.already_spooled",
+            file=path.name,
+            message_id=entry.message_id,
+            document_id=entry.document_id,
+            message_type=entry.message_type,
+        )
+        return Taken(source=path, moved_to=moved, entry=entry, created=created)
+
+    def _reject(self, path: Path, reason: str) -> Taken:
+        moved = move_no_clobber(path, self.config.rejected_dir)
+        write_atomic(
+            moved.with_name(moved.name + ".error.txt"),
+            error_text(path.name, reason).encode("utf-8"),
+        )
+        log.warning("outbox.rejected", file=path.name, moved_to=moved.name, reason=reason)
+        return Taken(source=path, moved_to=moved, entry=None, created=False, error=reason)

@@ -1,0 +1,215 @@
+"""The store-and-forward spool: SQLite in the folder root (WAL, ``synchronous=FULL``).
+
+``outgoing`` holds every submission the DMS handed over, in the order it was taken, until the
+broker confirmed it; ``received`` remembers the message id of every inbox delivery that was
+stored, so a redelivered copy is recognised. A reply status 01 is spooled in the same
+transaction that records the delivery it answers.
+
+Each thread opens its own :class:`Spool` (an SQLite connection is not shared between threads).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outgoing (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id   TEXT NOT NULL UNIQUE,
+    source_key   TEXT UNIQUE,            -- file name + SHA-256 of its content, when from a file
+    message_type TEXT NOT NULL,          -- 'document' | 'status'
+    document_id  TEXT,
+    body         BLOB NOT NULL,
+    spooled_at   TEXT NOT NULL,
+    sent_at      TEXT                    -- set once the broker confirmed the publish
+);
+CREATE INDEX IF NOT EXISTS outgoing_unsent ON outgoing (seq) WHERE sent_at IS NULL;
+CREATE TABLE IF NOT EXISTS received (
+    message_id   TEXT PRIMARY KEY,
+    message_type TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    received_at  TEXT NOT NULL
+);
+"""
+
+
+class SpoolError(RuntimeError):
+    """The spool cannot be read or written (disk full, permission denied, corrupt file)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One spooled submission."""
+
+    seq: int
+    message_id: str
+    message_type: str
+    body: bytes
+    document_id: str | None
+    sent_at: str | None
+    source_key: str | None = None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A submission to spool."""
+
+    message_id: str
+    message_type: str
+    body: bytes
+    document_id: str | None = None
+    source_key: str | None = None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class Spool:
+    """The adapter's SQLite store; every write is a durable transaction when it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            raise SpoolError(f"spool {str(path)!r} cannot be opened: {e}") from e
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise SpoolError(f"spool {str(self.path)!r} cannot be written: {e}") from e
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        try:
+            return list(self._db.execute(sql, params).fetchall())
+        except sqlite3.Error as e:
+            raise SpoolError(f"spool {str(self.path)!r} cannot be read: {e}") from e
+
+    _COLUMNS = "seq, message_id, message_type, body, document_id, sent_at, source_key"
+
+    @staticmethod
+    def _row(row: tuple[object, ...]) -> Outgoing:
+        seq, message_id, message_type, body, document_id, sent_at, source_key = row
+        assert isinstance(seq, int) and isinstance(message_id, str)
+        assert isinstance(message_type, str) and isinstance(body, bytes)
+        return Outgoing(
+            seq=seq,
+            message_id=message_id,
+            message_type=message_type,
+            body=body,
+            document_id=document_id if isinstance(document_id, str) else None,
+            sent_at=sent_at if isinstance(sent_at, str) else None,
+            source_key=source_key if isinstance(source_key, str) else None,
+        )
+
+    # outgoing
+    def add(self, message: NewMessage) -> tuple[Outgoing, bool]:
+        """Spool ``message``; returns (entry, created). A known source_key returns the earlier
+        entry unchanged (created=False): the same file handed over twice is one submission."""
+        with self._write() as db:
+            if message.source_key is not None:
+                row = db.execute(
+                    f"SELECT {self._COLUMNS} FROM outgoing WHERE source_key = ?",
+                    (message.source_key,),
+                ).fetchone()
+                if row is not None:
+                    return self._row(row), False
+            self._insert(db, message)
+        entry = self.get(message.message_id)
+        assert entry is not None
+        return entry, True
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, message: NewMessage) -> None:
+        db.execute(
+            "INSERT INTO outgoing (message_id, source_key, message_type, document_id, body, "
+            "spooled_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+            (
+                message.message_id,
+                message.source_key,
+                message.message_type,
+                message.document_id,
+                message.body,
+                _now(),
+            ),
+        )
+
+    def get(self, message_id: str) -> Outgoing | None:
+        rows = self._read(
+            f"SELECT {self._COLUMNS} FROM outgoing WHERE message_id = ?", (message_id,)
+        )
+        return self._row(rows[0]) if rows else None
+
+    def find_source(self, source_key: str) -> Outgoing | None:
+        rows = self._read(
+            f"SELECT {self._COLUMNS} FROM outgoing WHERE source_key = ?", (source_key,)
+        )
+        return self._row(rows[0]) if rows else None
+
+    def unsent(self, limit: int) -> list[Outgoing]:
+        """The oldest submissions not yet confirmed by the broker, in spool order."""
+        rows = self._read(
+            f"SELECT {self._COLUMNS} FROM outgoing WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        )
+        return [self._row(r) for r in rows]
+
+    def mark_sent(self, seqs: Sequence[int]) -> None:
+        if not seqs:
+            return
+        now = _now()
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outgoing SET sent_at = ? WHERE seq = ? AND sent_at IS NULL",
+                [(now, s) for s in seqs],
+            )
+
+    def count_unsent(self) -> int:
+        rows = self._read("SELECT count(*) FROM outgoing WHERE sent_at IS NULL")
+        n = rows[0][0]
+        assert isinstance(n, int)
+        return n
+
+    # received
+    def is_received(self, message_id: str) -> bool:
+        return bool(self._read("SELECT 1 FROM received WHERE message_id = ?", (message_id,)))
+
+    def record_received(
+        self, message_id: str, message_type: str, path: str, reply: NewMessage | None = None
+    ) -> None:
+        """Remember a stored delivery and, in the same transaction, spool its reply."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO received (message_id, message_type, path, received_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                (message_id, message_type, path, _now()),
+            )
+            if reply is not None:
+                self._insert(db, reply)

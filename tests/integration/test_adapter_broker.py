@@ -1,0 +1,180 @@
+"""The adapter against the real broker, with the test playing the relay by hand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from structlog.testing import capture_logs
+
+from relay.broker.management import ManagementClient
+from relay.config import Settings
+from schemas import Status, decode_message
+from schemas import topology as t
+from schemas.envelope import encode_message
+from tests.adapter_support import (
+    Broker,
+    TcpProxy,
+    adapter_thread,
+    agency_url,
+    drop,
+    make_document,
+    provision,
+    unwritable,
+    visible_files,
+    wait_for,
+    write_config,
+)
+from tests.conftest import EnvFactory
+from tests.services import random_code
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def adapter_env(make_env: EnvFactory) -> Settings:
+    """A vhost of this module's own, so nothing else consumes ``lienthong.returned`` here."""
+    return make_env()
+
+
+@pytest.fixture
+def broker(adapter_env: Settings) -> Iterator[Broker]:
+    with Broker(adapter_env) as b:
+        yield b
+
+
+def _agency(
+    env: Settings, management: ManagementClient, tmp: Path, **extra: object
+) -> tuple[str, Path]:
+    code = random_code()
+    password = provision(env, management, code)
+    return code, write_config(tmp / code, code, agency_url(env), password, **extra)
+
+
+def test_a_file_dropped_into_the_outbox_is_published_once_as_the_agency(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    a, config = _agency(adapter_env, management, tmp_path)
+    b = random_code()
+    root = config.parent / "root"
+    document = make_document(a, [b])
+    with adapter_thread(config):
+        drop(root / "outbox", "cv-001.json", encode_message(document))
+        wait_for(lambda: broker.count(t.outbox_queue(a)) == 1, 10, "the submission")
+        wait_for(lambda: visible_files(root / "outbox" / "sent") != [], 5, "the file in sent/")
+    [(props, body)] = broker.take(t.outbox_queue(a))
+    assert props.user_id == a  # type: ignore[attr-defined]
+    assert props.type == t.TYPE_DOCUMENT  # type: ignore[attr-defined]
+    assert props.delivery_mode == 2  # type: ignore[attr-defined]
+    assert props.content_type == t.CONTENT_TYPE  # type: ignore[attr-defined]
+    assert props.message_id  # type: ignore[attr-defined]
+    assert decode_message(body) == document
+    assert [p.name for p in visible_files(root / "outbox" / "sent")] == ["cv-001.json"]
+    assert visible_files(root / "outbox") == []
+
+
+def test_documents_dropped_while_the_broker_is_unreachable_go_out_once_and_in_order(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    host = urlsplit(adapter_env.amqp_url)
+    proxy = TcpProxy(host.hostname or "127.0.0.1", host.port or 5672)
+    proxy.start()
+    code = random_code()
+    password = provision(adapter_env, management, code)
+    config = write_config(
+        tmp_path / code, code, agency_url(adapter_env, proxy.port), password, heartbeat_seconds=2
+    )
+    root = config.parent / "root"
+    recipient = random_code()
+    documents = [make_document(code, [recipient], f"{code},2026/11/24,{i:04d}") for i in range(200)]
+    try:
+        with capture_logs() as logs, adapter_thread(config) as adapter:
+            connected = adapter.broker.connected
+            wait_for(connected.is_set, 10, f"the first connection {logs}")
+            proxy.cut()
+            wait_for(lambda: not connected.is_set(), 10, "the outage to be seen")
+            for i, document in enumerate(documents):
+                drop(root / "outbox", f"doc-{i:04d}.json", encode_message(document))
+            wait_for(lambda: len(visible_files(root / "outbox" / "sent")) == 200, 60, "200 spooled")
+            assert broker.count(t.outbox_queue(code)) == 0
+            proxy.restore()
+            wait_for(lambda: broker.count(t.outbox_queue(code)) >= 200, 60, "200 published")
+    finally:
+        proxy.close()
+    received = broker.take(t.outbox_queue(code))
+    ids = [decode_message(body).document_id for _, body in received]
+    assert ids == [d.document_id for d in documents]  # all 200, once each, in order
+    assert len({p.message_id for p, _ in received}) == 200  # type: ignore[attr-defined]
+    events = [e["event"] for e in logs]
+    assert events.count("adapter.broker_down") == 1
+    assert events.count("adapter.broker_back") == 1
+
+
+def test_a_delivered_document_is_stored_once_and_answered_with_status_01(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    b, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    sender = random_code()
+    document = make_document(sender, [b])
+    with adapter_thread(config):
+        mid = broker.deliver(b, document)
+        wait_for(lambda: len(visible_files(root / "inbox" / "documents")) == 1, 10, "the file")
+        broker.deliver(b, document, message_id=mid)  # a redelivered copy
+        wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the copy acked")
+        wait_for(lambda: broker.count(t.outbox_queue(b)) == 1, 10, "status 01")
+    [stored] = visible_files(root / "inbox" / "documents")
+    assert stored.name == f"{mid}.json"
+    assert decode_message(stored.read_bytes()) == document
+    [(props, body)] = broker.take(t.outbox_queue(b))
+    status = decode_message(body)
+    assert isinstance(status, Status)
+    assert props.type == t.TYPE_STATUS  # type: ignore[attr-defined]
+    assert status.status_code == "01"
+    assert status.sender.organ_id == b
+    assert status.response_for.organ_id == sender
+    assert status.response_for.document_id == document.document_id
+
+
+def test_a_delivery_that_cannot_be_stored_is_rejected_back_to_the_relay(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    b, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    document = make_document(random_code(), [b])
+    broker.take(t.RETURNED_QUEUE)
+    with adapter_thread(config) as adapter:
+        wait_for(adapter.broker.connected.is_set, 10, "the connection")
+        with unwritable(root / "inbox" / "documents"):
+            mid = broker.deliver(b, document)
+            wait_for(lambda: broker.count(t.RETURNED_QUEUE) >= 1, 10, "the dead letter")
+            assert broker.count(t.inbox_queue(b)) == 0
+    returned = broker.take(t.RETURNED_QUEUE)
+    assert [p.message_id for p, _ in returned] == [mid]  # type: ignore[attr-defined]
+    assert visible_files(root / "inbox" / "documents") == []
+    assert broker.count(t.outbox_queue(b)) == 0  # no status 01 for what was not stored
+
+
+def test_statuses_and_receipts_land_in_their_folders(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    a, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    from schemas import Receipt, ReceiptKind
+    from tests.adapter_support import make_status
+
+    status = make_status(random_code(), a, "X,2026/11/24,1/ABC", "03")
+    receipt = Receipt(kind=ReceiptKind.ACCEPTED, in_reply_to="m-1", document_id="X")
+    with adapter_thread(config):
+        sid = broker.deliver(a, status, message_type=t.TYPE_STATUS)
+        rid = broker.deliver(a, encode_message(receipt), message_type=t.TYPE_RECEIPT)
+        wait_for(lambda: len(visible_files(root / "inbox" / "receipts")) == 1, 10, "receipt")
+        wait_for(lambda: len(visible_files(root / "inbox" / "statuses")) == 1, 10, "status")
+    assert (root / "inbox" / "statuses" / f"{sid}.json").exists()
+    assert json.loads((root / "inbox" / "receipts" / f"{rid}.json").read_text())["kind"] == (
+        "accepted"
+    )
+    assert broker.count(t.outbox_queue(a)) == 0  # statuses are not answered
