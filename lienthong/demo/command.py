@@ -159,10 +159,13 @@ def run_demo(options: Options) -> None:
         )
         play.run()
         rows, problems = _settle(engine, deadline=time.monotonic() + 15.0)
+    except DemoFailed as e:
+        raise DemoFailed(f"{e}\nThe processes' logs are in {workdir / 'logs'}/") from e
     finally:
         engine.dispose()
-        stopped = supervisor.stop_all()
-    say("5/5  stopped: " + "; ".join(stopped))
+        say("5/5  stopping every process the demo started…")
+        for line in supervisor.stop_all():
+            say(f"     {line}")
 
     say("")
     say(render_table(rows))
@@ -177,7 +180,10 @@ def run_demo(options: Options) -> None:
     if problems:
         raise DemoFailed("deliveries not in their expected state:\n  " + "\n  ".join(problems))
     say("")
-    say(f"every delivery is in its expected state. Folders and logs: {workdir}/")
+    say(
+        f"every delivery is in its expected state ({time.monotonic() - started:.0f}s in all). "
+        f"Folders and logs: {workdir}/"
+    )
     say(f"The demo's data stay in vhost {settings.vhost!r} and database {options.database!r}:")
     say(f"  LIENTHONG_DATABASE_URL={settings.database_url} lienthong trace '{sc.DOCUMENT_ID}'")
 
