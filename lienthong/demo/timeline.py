@@ -19,15 +19,15 @@ class Timeline:
 
     def who(self, code: str) -> str:
         name = self.names.get(code, "")
-        if len(name) > 28:
-            name = name[:27] + "…"
+        if len(name) > 35:
+            name = name[:34] + "…"
         return f"{code} {name}"
 
     def event(self, actor: str, what: str) -> None:
         """``actor`` is an agency code (shown with its name) or a word such as ``relay``."""
         label = self.who(actor) if actor in self.names else actor
         elapsed = time.monotonic() - self.started
-        self.echo(f"{elapsed:6.1f}s  {label:<42}  {what}")
+        self.echo(f"{elapsed:6.1f}s  {label:<49}  {what}")
 
     def note(self, what: str) -> None:
         self.echo(f"         {what}")
