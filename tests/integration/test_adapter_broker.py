@@ -93,7 +93,7 @@ def test_documents_dropped_while_the_broker_is_unreachable_go_out_once_and_in_or
     try:
         with capture_logs() as logs, adapter_thread(config) as adapter:
             connected = adapter.broker.connected
-            wait_for(connected.is_set, 10, f"the first connection {logs}")
+            wait_for(connected.is_set, 10, "the first connection")
             proxy.cut()
             wait_for(lambda: not connected.is_set(), 10, "the outage to be seen")
             for i, document in enumerate(documents):
