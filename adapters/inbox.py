@@ -155,7 +155,7 @@ class InboxWriter:
         if isinstance(message, Document):
             return (
                 self.config.inbox_documents / (name + self.format.suffix),
-                self.format.write_document(message),
+                self.format.write_delivered_document(message, delivery.headers),
             )
         if isinstance(message, Status):
             return (

@@ -93,6 +93,8 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
         closed = parser.close()
     except etree.XMLSyntaxError as e:
         reason = str(e)
+        if "depth" in reason.lower():
+            raise HostileInput(f"elements are nested too deep ({reason})") from e
         if any(word in reason.lower() for word in _LIBXML2_LIMITS):
             raise HostileInput(f"the file exceeds a parser limit: {reason}") from e
         raise EdxmlError(f"the file is not well-formed XML: {reason}") from e
