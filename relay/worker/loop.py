@@ -1,0 +1,470 @@
+"""The relay's broker side: one pika ``SelectConnection`` (asynchronous ioloop).
+
+Two channels: one consumes every active connected agency's outbox, one publishes to the inboxes
+in confirm mode. Outbox messages are gathered into batches (``batch_size`` or ``batch_wait_ms``);
+each batch is handled by :class:`relay.worker.process.BatchProcessor` in ONE database
+transaction, then everything it produced is published at once: many publishes await their
+confirms together (``multiple=True`` acks settle many at a time). When the last confirm of a batch
+arrives, its deliveries become ``queued`` (one UPDATE) and only then are its outbox messages
+acked. A returned (unroutable) or nacked copy leaves its delivery ``pending`` for the sweep; a
+nacked status forward or receipt hands the outbox message back (nack with requeue) so that the
+duplicate path publishes it again.
+
+Database work runs synchronously inside the ioloop: it is short (one transaction per batch) and
+keeps the ordering simple. Any database or channel failure closes the connection; the broker then
+hands every unacked outbox message back, and :func:`relay.worker.main.run_relay` reconnects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+import pika.channel
+import pika.spec
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from relay.broker.topology import QUORUM
+from relay.config import Settings
+from relay.domain.intake import Envelope
+from relay.worker import store
+from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
+from schemas import topology as t
+
+log = structlog.get_logger()
+
+#: A batch is also cut when its bodies add up to this many bytes (big attachments).
+BATCH_MAX_BYTES = 32 * 1024 * 1024
+#: How many stale pending deliveries one sweep republishes.
+SWEEP_LIMIT = 1000
+#: How long a stop waits for outstanding confirms before handing messages back.
+STOP_GRACE_SECONDS = 15.0
+
+
+@dataclass
+class InFlight:
+    """A handled batch whose publishes await their confirms."""
+
+    handled: list[Handled]
+    outstanding: int = 0
+    confirmed: list[int] = field(default_factory=list)  # delivery ids
+    failures: dict[int, str] = field(default_factory=dict)  # delivery id -> why not queued
+    nacked: set[int] = field(default_factory=set)  # indexes into handled
+
+
+def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
+    """The message's properties as JSON, for a stored rejection."""
+    out: dict[str, Any] = {}
+    for name in (
+        "message_id",
+        "user_id",
+        "type",
+        "content_type",
+        "content_encoding",
+        "correlation_id",
+        "app_id",
+        "timestamp",
+        "delivery_mode",
+    ):
+        value = getattr(props, name, None)
+        if value is not None:
+            out[name] = value if isinstance(value, str | int) else str(value)
+    if props.headers:
+        out["headers"] = {str(k): str(v) for k, v in props.headers.items()}
+    return out
+
+
+class RelayLoop:
+    """One connection's lifetime. ``run()`` returns when the connection is closed."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.connected = False  # became true once both channels were ready
+        self._conn: pika.SelectConnection | None = None
+        self._consume: pika.channel.Channel | None = None
+        self._publish: pika.channel.Channel | None = None
+        self._consumers: dict[str, str] = {}  # agency code -> consumer tag
+        self._pending: list[Inbound] = []
+        self._pending_bytes = 0
+        self._flush_timer: object | None = None
+        self._timers: dict[str, object] = {}
+        self._seq = 0
+        self._by_seq: dict[int, tuple[InFlight, int, Publish]] = {}
+        self._seq_order: deque[int] = deque()
+        self._returned: dict[str, str] = {}
+        self._inflight: set[int] = set()  # ids of InFlight objects not yet completed
+        self._stopping = False
+        self._closing = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        params = pika.URLParameters(self.settings.amqp_url)
+        params.connection_attempts = 1
+        self._conn = pika.SelectConnection(
+            params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        self._conn.ioloop.start()
+
+    def request_stop(self) -> None:
+        """Thread-safe (and signal-safe): stop consuming, finish in-flight work, close."""
+        conn = self._conn
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):  # the ioloop may already be closed
+            conn.ioloop.add_callback_threadsafe(self._begin_stop)
+
+    def _on_open(self, conn: pika.connection.Connection) -> None:
+        conn.channel(on_open_callback=self._on_consume_channel)
+
+    def _on_open_error(self, conn: pika.connection.Connection, err: BaseException) -> None:
+        log.warning("relay.broker_unreachable", error=str(err))
+        assert self._conn is not None
+        self._conn.ioloop.stop()
+
+    def _on_closed(self, conn: pika.connection.Connection, reason: BaseException) -> None:
+        if not self._closing:
+            log.warning("relay.connection_lost", error=str(reason))
+        assert self._conn is not None
+        self._conn.ioloop.stop()
+
+    def _on_consume_channel(self, ch: pika.channel.Channel) -> None:
+        self._consume = ch
+        ch.add_on_close_callback(self._on_channel_closed)
+        ch.basic_qos(prefetch_count=self.settings.prefetch, callback=self._on_qos)
+
+    def _on_qos(self, _frame: Any) -> None:
+        assert self._conn is not None
+        self._conn.channel(on_open_callback=self._on_publish_channel)
+
+    def _on_publish_channel(self, ch: pika.channel.Channel) -> None:
+        self._publish = ch
+        ch.add_on_close_callback(self._on_channel_closed)
+        ch.add_on_return_callback(self._on_return)
+        ch.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_ready)
+
+    def _on_ready(self, _frame: Any) -> None:
+        self.connected = True
+        log.info("relay.started", vhost=self.settings.vhost)
+        self._poll_directory()
+        self._sweep()
+
+    def _on_channel_closed(self, ch: pika.channel.Channel, reason: BaseException) -> None:
+        if self._closing:
+            return
+        self._fail(f"channel {ch.channel_number} closed: {reason}")
+
+    def _fail(self, why: str) -> None:
+        """Give up this connection; the broker requeues every unacked outbox message."""
+        log.error("relay.connection_abandoned", reason=why)
+        self._close()
+
+    def _close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        for timer in [*self._timers.values(), self._flush_timer]:
+            if timer is not None and self._conn is not None:
+                self._conn.ioloop.remove_timeout(timer)
+        assert self._conn is not None
+        if self._conn.is_open:
+            self._conn.close()
+        else:
+            self._conn.ioloop.stop()
+
+    def _begin_stop(self) -> None:
+        if self._stopping or self._closing:
+            return
+        self._stopping = True
+        log.info("relay.stopping", in_flight=len(self._inflight), gathered=len(self._pending))
+        if self._consume is not None and self._consume.is_open:
+            for tag in self._consumers.values():
+                self._consume.basic_cancel(tag)
+        self._consumers.clear()
+        self._flush()
+        if not self._inflight:
+            self._close()
+        else:
+            assert self._conn is not None
+            self._timers["stop"] = self._conn.ioloop.call_later(STOP_GRACE_SECONDS, self._close)
+
+    def _later(self, name: str, seconds: float, fn: Callable[[], None]) -> None:
+        assert self._conn is not None
+        self._timers[name] = self._conn.ioloop.call_later(seconds, fn)
+
+    # -- directory: which outboxes to consume -------------------------------------------
+
+    def _poll_directory(self) -> None:
+        if self._stopping or self._closing:
+            return
+        try:
+            with self.engine.connect() as conn:
+                active = store.active_connected_agencies(conn)
+        except SQLAlchemyError as e:
+            self._fail(f"database: {e}")
+            return
+        ch = self._consume
+        assert ch is not None
+        for code in sorted(active - self._consumers.keys()):
+            self._start_consuming(ch, code)
+        for code in sorted(self._consumers.keys() - active):
+            tag = self._consumers.pop(code)
+            ch.basic_cancel(tag)
+            log.info("relay.outbox_released", agency=code)
+        self._later("poll", self.settings.agency_poll_seconds, self._poll_directory)
+
+    def _start_consuming(self, ch: pika.channel.Channel, code: str) -> None:
+        queue = t.outbox_queue(code)
+        tag = f"lienthong-relay.{code}"
+        self._consumers[code] = tag
+
+        def on_message(
+            _ch: pika.channel.Channel,
+            method: pika.spec.Basic.Deliver,
+            props: pika.spec.BasicProperties,
+            body: bytes,
+        ) -> None:
+            self._on_message(queue, code, method, props, body)
+
+        def consume(_frame: Any) -> None:
+            if self._consumers.get(code) == tag and not self._stopping:
+                ch.basic_consume(queue, on_message, consumer_tag=tag)
+                log.info("relay.outbox_consumed", agency=code, queue=queue)
+
+        # Declaring is idempotent and repairs an outbox the broker lost (same arguments as
+        # provisioning, so RabbitMQ sees an equivalent declaration).
+        ch.queue_declare(
+            queue,
+            durable=True,
+            arguments=dict(QUORUM),
+            callback=lambda _f: ch.queue_bind(
+                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=consume
+            ),
+        )
+
+    # -- consuming and batching ---------------------------------------------------------
+
+    def _on_message(
+        self,
+        queue: str,
+        owner: str,
+        method: pika.spec.Basic.Deliver,
+        props: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        if self._stopping or self._closing:
+            return  # left unacked: handed back when the channel closes
+        self._pending.append(
+            Inbound(
+                tag=method.delivery_tag,
+                queue=queue,
+                envelope=Envelope(
+                    owner=owner,
+                    message_id=props.message_id,
+                    user_id=props.user_id,
+                    message_type=props.type,
+                    body=body,
+                ),
+                properties=_properties_dict(props),
+            )
+        )
+        self._pending_bytes += len(body)
+        if len(self._pending) >= self.settings.batch_size or self._pending_bytes >= BATCH_MAX_BYTES:
+            self._flush()
+        elif self._flush_timer is None:
+            assert self._conn is not None
+            self._flush_timer = self._conn.ioloop.call_later(
+                self.settings.batch_wait_ms / 1000.0, self._on_flush_timer
+            )
+
+    def _on_flush_timer(self) -> None:
+        self._flush_timer = None
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._flush_timer is not None and self._conn is not None:
+            self._conn.ioloop.remove_timeout(self._flush_timer)
+            self._flush_timer = None
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        if not batch or self._closing:
+            return
+        started = time.perf_counter()
+        try:
+            handled = self._process(batch)
+        except SQLAlchemyError as e:
+            self._fail(f"database: {e}")
+            return
+        self._send(InFlight(handled=handled))
+        log.debug(
+            "relay.batch",
+            size=len(batch),
+            publishes=sum(len(h.publishes) for h in handled),
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+    def _process(self, batch: list[Inbound]) -> list[Handled]:
+        """One transaction for the batch; on a bug, each message alone so one bad apple is
+        rejected instead of blocking its neighbours forever."""
+        max_bytes = self.settings.max_message_bytes
+        try:
+            with self.engine.begin() as conn:
+                return BatchProcessor(conn, max_bytes).run(batch)
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            log.exception("relay.batch_failed", size=len(batch))
+        handled: list[Handled] = []
+        for m in batch:
+            try:
+                with self.engine.begin() as conn:
+                    handled.extend(BatchProcessor(conn, max_bytes).run([m]))
+            except SQLAlchemyError:
+                raise
+            except Exception as e:
+                log.exception("relay.message_failed", message_id=m.envelope.message_id)
+                with self.engine.begin() as conn:
+                    h = Handled(inbound=m)
+                    proc = BatchProcessor(conn, max_bytes)
+                    proc._reject(h, f"the relay could not process this message: {e!r}")
+                    proc._flush_rows()
+                handled.append(h)
+        return handled
+
+    # -- publishing and confirms --------------------------------------------------------
+
+    def _send(self, flight: InFlight) -> None:
+        ch = self._publish
+        assert ch is not None
+        now = int(time.time())
+        for idx, h in enumerate(flight.handled):
+            for pub in h.publishes:
+                out = pub.outgoing
+                props = pika.BasicProperties(
+                    content_type=t.CONTENT_TYPE,
+                    delivery_mode=2,
+                    message_id=out.message_id,
+                    type=out.message_type,
+                    correlation_id=out.correlation_id,
+                    headers=out.headers or None,
+                    timestamp=now,
+                    app_id="lienthong-relay",
+                )
+                ch.basic_publish(
+                    t.DELIVER_EXCHANGE, out.routing_key, out.body, properties=props, mandatory=True
+                )
+                self._seq += 1
+                self._by_seq[self._seq] = (flight, idx, pub)
+                self._seq_order.append(self._seq)
+                flight.outstanding += 1
+        if flight.outstanding == 0:
+            self._complete(flight)
+        else:
+            self._inflight.add(id(flight))
+
+    def _on_return(
+        self,
+        _ch: pika.channel.Channel,
+        method: pika.spec.Basic.Return,
+        props: pika.spec.BasicProperties,
+        _body: bytes,
+    ) -> None:
+        # RabbitMQ sends basic.return before the confirm of the same publish.
+        reason = f"returned by the broker: {method.reply_code} {method.reply_text}"
+        if props.message_id:
+            self._returned[props.message_id] = reason
+        log.warning(
+            "delivery.unroutable",
+            message_id=props.message_id,
+            recipient=method.routing_key,
+            reason=reason,
+        )
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        ok = isinstance(method, pika.spec.Basic.Ack)
+        tag: int = method.delivery_tag
+        if method.multiple:
+            seqs = []
+            while self._seq_order and self._seq_order[0] <= tag:
+                seqs.append(self._seq_order.popleft())
+        else:
+            seqs = [tag]
+        for seq in seqs:
+            entry = self._by_seq.pop(seq, None)
+            if entry is not None:
+                self._settle(entry, ok)
+        # Single confirms leave settled numbers at the front of the order; drop them.
+        while self._seq_order and self._seq_order[0] not in self._by_seq:
+            self._seq_order.popleft()
+
+    def _settle(self, entry: tuple[InFlight, int, Publish], ok: bool) -> None:
+        flight, idx, pub = entry
+        returned = self._returned.pop(pub.outgoing.message_id, None)
+        if ok and returned is None:
+            if pub.delivery_id is not None:
+                flight.confirmed.append(pub.delivery_id)
+        elif returned is not None:
+            # Unroutable (the inbox is missing): the delivery stays pending for the sweep; the
+            # outbox message is done, the database holds everything needed to publish again.
+            if pub.delivery_id is not None:
+                flight.failures[pub.delivery_id] = returned
+        else:
+            log.warning("delivery.nacked", message_id=pub.outgoing.message_id)
+            if pub.delivery_id is not None:
+                flight.failures[pub.delivery_id] = "nacked by the broker"
+            else:
+                flight.nacked.add(idx)
+        flight.outstanding -= 1
+        if flight.outstanding == 0:
+            self._inflight.discard(id(flight))
+            self._complete(flight)
+
+    def _complete(self, flight: InFlight) -> None:
+        try:
+            with self.engine.begin() as conn:
+                store.mark_queued(conn, flight.confirmed)
+                store.note_publish_failure(conn, flight.failures)
+        except SQLAlchemyError as e:
+            self._fail(f"database: {e}")
+            return
+        ch = self._consume
+        if ch is not None and ch.is_open:
+            for idx, h in enumerate(flight.handled):
+                if h.inbound is None:
+                    continue
+                if idx in flight.nacked:
+                    ch.basic_nack(h.inbound.tag, requeue=True)
+                else:
+                    ch.basic_ack(h.inbound.tag)
+        if self._stopping and not self._inflight and not self._closing:
+            self._close()
+
+    # -- the sweep: pending deliveries nobody is publishing ------------------------------
+
+    def _sweep(self) -> None:
+        if self._stopping or self._closing:
+            return
+        try:
+            with self.engine.begin() as conn:
+                stale = store.claim_stale_pending(
+                    conn, self.settings.pending_sweep_seconds, SWEEP_LIMIT
+                )
+        except SQLAlchemyError as e:
+            self._fail(f"database: {e}")
+            return
+        if stale:
+            log.info("relay.sweep_republished", deliveries=len(stale))
+            again = Handled(inbound=None, publishes=republish_pending(stale))
+            self._send(InFlight(handled=[again]))
+        self._later("sweep", self.settings.pending_sweep_seconds, self._sweep)

@@ -1,0 +1,92 @@
+"""``lienthong relay run``: the composition root of the relay daemon.
+
+Builds the engine, runs :class:`relay.worker.loop.RelayLoop` (reconnecting with backoff when the
+broker or the database goes away), runs the retry worker beside it when that module is
+installed, and stops cleanly on SIGTERM/SIGINT: consumers are cancelled, gathered messages are
+finished, outstanding confirms are awaited, and anything left unacked is handed back to RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from relay.config import Settings
+from relay.db.engine import make_engine
+from relay.worker.loop import RelayLoop
+
+log = structlog.get_logger()
+
+#: Reconnect backoff: doubles from the first delay up to the cap, reset after a good session.
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 15.0
+
+RETRY_MODULE = "relay.retry.worker"
+
+
+def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.Thread | None:
+    """The retry worker (``relay.retry.worker.RetryWorker``) in a thread, if it is installed."""
+    try:
+        found = importlib.util.find_spec(RETRY_MODULE) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        log.info("relay.retry_worker_absent")
+        return None
+    module: Any = importlib.import_module(RETRY_MODULE)
+    worker = module.RetryWorker(settings)
+
+    def run() -> None:
+        try:
+            worker.run(stop)
+        except Exception:
+            log.exception("relay.retry_worker_crashed")
+
+    thread = threading.Thread(target=run, name="lienthong-retry", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_relay(settings: Settings) -> None:
+    """Run the relay until SIGTERM/SIGINT (must be called from the main thread)."""
+    stop = threading.Event()
+    current: list[RelayLoop] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.info("relay.signal", signal=signal.Signals(signum).name)
+        stop.set()
+        for loop in current:
+            loop.request_stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    engine = make_engine(settings.database_url)
+    retry_thread = _start_retry_worker(settings, stop)
+    delay = RECONNECT_FIRST_SECONDS
+    try:
+        while not stop.is_set():
+            loop = RelayLoop(settings, engine)
+            current[:] = [loop]
+            loop.run()
+            current.clear()
+            if stop.is_set():
+                break
+            if loop.connected:
+                delay = RECONNECT_FIRST_SECONDS
+            log.info("relay.reconnecting", in_seconds=delay)
+            stop.wait(delay)
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+    finally:
+        stop.set()
+        if retry_thread is not None:
+            retry_thread.join(timeout=30)
+        engine.dispose()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("relay.stopped")

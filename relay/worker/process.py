@@ -1,0 +1,600 @@
+"""One batch of outbox messages → one database transaction → the messages to publish.
+
+The service layer of the relay: it reads, checks and routes every message of a batch with the
+pure rules of :mod:`relay.domain`, records everything in the caller's transaction with the
+multi-row statements of :mod:`relay.worker.store`, and answers, per outbox message, what must
+be published (and confirmed) before that message may be acked. Nothing here talks to RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, select
+
+from relay.db.tables import events
+from relay.domain import states
+from relay.domain.intake import Envelope, Refusal, read_submission
+from relay.domain.outgoing import Outgoing, delivery, receipt_message_id
+from relay.domain.routing import Directory, resolve_recipient, sender_refusal
+from relay.domain.statuses import route_status
+from relay.worker import store
+from schemas import (
+    BusinessType,
+    Document,
+    Receipt,
+    ReceiptKind,
+    RecipientOutcome,
+    RecipientResult,
+    Status,
+)
+from schemas import topology as t
+from schemas.envelope import encode_message
+
+log = structlog.get_logger()
+
+#: Timeline event kind added to an earlier document's deliveries by a later change to it.
+CHANGE_EVENT = {
+    BusinessType.REVOKE: "revoked",
+    BusinessType.UPDATE: "updated",
+    BusinessType.REPLACE: "replaced",
+}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message taken from an outbox, as the broker handed it over."""
+
+    tag: int  # delivery tag on the consuming channel
+    queue: str
+    envelope: Envelope
+    properties: dict[str, Any]  # kept with a rejection, for inspection
+
+
+@dataclass(frozen=True)
+class Publish:
+    """One message to publish; ``delivery_id`` becomes ``queued`` once it is confirmed."""
+
+    outgoing: Outgoing
+    delivery_id: int | None = None
+
+
+@dataclass
+class Handled:
+    """What must be published and confirmed before the outbox message may be acked."""
+
+    inbound: Inbound | None
+    publishes: list[Publish] = field(default_factory=list)
+    outcome: str = ""  # accepted | duplicate | rejected (for logs and tests)
+
+
+def _receipt_outgoing(owner: str, submission_id: str, receipt_body: bytes, kind: str) -> Outgoing:
+    return Outgoing(
+        route_to=owner,
+        message_id=receipt_message_id(submission_id, kind),
+        message_type=t.TYPE_RECEIPT,
+        body=receipt_body,
+        correlation_id=submission_id or None,
+    )
+
+
+def _receipt_json(receipt: Receipt) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(encode_message(receipt))
+    return data
+
+
+def _receipt_row(owner: str, receipt: Receipt, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "receipt_id": str(receipt.receipt_id),
+        "agency": owner,
+        "in_reply_to": receipt.in_reply_to,
+        "kind": receipt.kind.value,
+        "body": body,
+    }
+
+
+def _deliver(p: store.PendingDelivery) -> Publish:
+    return Publish(
+        outgoing=delivery(
+            submission_id=p.submission_id,
+            sender=p.submitted_by,
+            recipient=p.recipient,
+            route_to=p.route_to,
+            message_type=t.TYPE_DOCUMENT,
+            body=p.payload,
+        ),
+        delivery_id=p.delivery_id,
+    )
+
+
+def republish_pending(pending: Sequence[store.PendingDelivery]) -> list[Publish]:
+    """Copies of deliveries that are still pending (the sweep uses this too)."""
+    return [_deliver(p) for p in pending]
+
+
+class BatchProcessor:
+    """Handles one batch inside one transaction (``conn``)."""
+
+    def __init__(self, conn: Connection, max_bytes: int) -> None:
+        self.conn = conn
+        self.max_bytes = max_bytes
+        self.receipt_rows: list[dict[str, Any]] = []
+        self.rejection_rows: list[dict[str, Any]] = []
+
+    # -- entry point --------------------------------------------------------------------
+
+    def run(self, batch: Sequence[Inbound]) -> list[Handled]:
+        handled = [Handled(inbound=m) for m in batch]
+        decoded: list[tuple[int, Document | Status]] = []
+        for i, m in enumerate(batch):
+            result = read_submission(m.envelope, self.max_bytes)
+            if isinstance(result, Refusal):
+                self._reject(handled[i], result.reason)
+            else:
+                decoded.append((i, result))
+
+        codes: set[str] = set()
+        for m in batch:
+            codes.add(m.envelope.owner)
+        for _, msg in decoded:
+            codes.add(msg.sender.organ_id)
+            if isinstance(msg, Document):
+                codes.update(msg.recipient_codes())
+        directory = store.load_directory(self.conn, codes)
+
+        docs: list[tuple[int, Document]] = []
+        stats: list[tuple[int, Status]] = []
+        for i, msg in decoded:
+            refusal = sender_refusal(batch[i].envelope.owner, msg.sender.organ_id, directory)
+            if refusal is not None:
+                self._reject(handled[i], refusal, document_id=msg.document_id)
+            elif isinstance(msg, Document):
+                docs.append((i, msg))
+            else:
+                stats.append((i, msg))
+
+        self._documents(batch, handled, docs, directory)
+        self._statuses(batch, handled, stats)
+        self._flush_rows()
+        return handled
+
+    # -- rejections ---------------------------------------------------------------------
+
+    def _reject(self, h: Handled, reason: str, *, document_id: str | None = None) -> None:
+        assert h.inbound is not None
+        env = h.inbound.envelope
+        mid = env.message_id or ""
+        kind = env.message_type if env.message_type in (t.TYPE_DOCUMENT, t.TYPE_STATUS) else None
+        receipt = Receipt(
+            receipt_id=(
+                uuid.UUID(receipt_message_id(mid, ReceiptKind.REJECTED.value))
+                if mid
+                else uuid.uuid4()
+            ),
+            kind=ReceiptKind.REJECTED,
+            in_reply_to=mid,
+            message_type=kind,
+            document_id=document_id,
+            sender=env.owner,
+            reason=reason,
+        )
+        body = _receipt_json(receipt)
+        self.receipt_rows.append(_receipt_row(env.owner, receipt, body))
+        self.rejection_rows.append(
+            {
+                "message_id": env.message_id,
+                "queue": h.inbound.queue,
+                "user_id": env.user_id,
+                "message_type": env.message_type,
+                "reason": reason,
+                "properties": h.inbound.properties,
+                "body": env.body,
+                "receipt": body,
+                "_receipt_id": str(receipt.receipt_id),
+            }
+        )
+        out = _receipt_outgoing(env.owner, mid, encode_message(receipt), "rejected")
+        if not mid:
+            out = Outgoing(
+                route_to=out.route_to,
+                message_id=str(receipt.receipt_id),
+                message_type=out.message_type,
+                body=out.body,
+            )
+        h.publishes.append(Publish(outgoing=out))
+        h.outcome = "rejected"
+        log.warning(
+            "submission.rejected",
+            message_id=env.message_id,
+            sender=env.owner,
+            document_id=document_id,
+            reason=reason,
+        )
+
+    # -- documents ----------------------------------------------------------------------
+
+    def _documents(
+        self,
+        batch: Sequence[Inbound],
+        handled: list[Handled],
+        docs: list[tuple[int, Document]],
+        directory: Directory,
+    ) -> None:
+        if not docs:
+            return
+        by_index = dict(docs)
+        first: dict[str, int] = {}  # message_id -> index of its first copy in this batch
+        rows: list[dict[str, Any]] = []
+        plans: dict[str, tuple[list[RecipientResult], Receipt, dict[str, Any]]] = {}
+        for i, doc in docs:
+            env = batch[i].envelope
+            mid = env.message_id or ""
+            if mid in first:
+                continue
+            first[mid] = i
+            results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
+            receipt = Receipt(
+                receipt_id=uuid.UUID(receipt_message_id(mid, ReceiptKind.ACCEPTED.value)),
+                kind=ReceiptKind.ACCEPTED,
+                in_reply_to=mid,
+                message_type="document",
+                document_id=doc.document_id,
+                sender=doc.sender.organ_id,
+                recipients=results,
+            )
+            body = _receipt_json(receipt)
+            plans[mid] = (results, receipt, body)
+            rows.append(
+                {
+                    "message_id": mid,
+                    "document_id": doc.document_id,
+                    "business_type": int(doc.business_type),
+                    "sender": doc.sender.organ_id,
+                    "submitted_by": env.owner,
+                    "subject": doc.subject,
+                    "payload": env.body,
+                    "receipt": body,
+                }
+            )
+        inserted = store.insert_documents(self.conn, rows)
+
+        delivery_rows: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
+        change_refs: list[tuple[str, str, int, str]] = []
+        for mid, pk in inserted.items():
+            i = first[mid]
+            doc = by_index[i]
+            results, receipt, body = plans[mid]
+            for r in results:
+                if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
+                    delivery_rows.append(
+                        {
+                            "document_pk": pk,
+                            "recipient": r.code,
+                            "route_to": r.route_to,
+                            "message_id": delivery(
+                                submission_id=mid,
+                                sender="",
+                                recipient=r.code,
+                                route_to=r.route_to,
+                                message_type=t.TYPE_DOCUMENT,
+                                body=b"",
+                            ).message_id,
+                            "state": states.PENDING,
+                        }
+                    )
+            event_rows.append(
+                {
+                    "document_pk": pk,
+                    "kind": "submitted",
+                    "actor": doc.sender.organ_id,
+                    "description": doc.business_type.description,
+                    "detail": {
+                        "message_id": mid,
+                        "submitted_by": batch[i].envelope.owner,
+                        "business_type": int(doc.business_type),
+                        "recipients": [r.model_dump(mode="json") for r in results],
+                    },
+                }
+            )
+            self.receipt_rows.append(_receipt_row(batch[i].envelope.owner, receipt, body))
+            kind = CHANGE_EVENT.get(doc.business_type)
+            if kind is not None:
+                for ref in _referenced_documents(doc):
+                    for r in results:
+                        change_refs.append((ref, r.code, pk, kind))
+
+        delivery_ids = store.insert_deliveries(self.conn, delivery_rows)
+        if change_refs:
+            found = store.earlier_deliveries(
+                self.conn, [(ref, rcpt, pk) for ref, rcpt, pk, _ in change_refs]
+            )
+            for n, did, old_pk in found:
+                ref, rcpt, new_pk, kind = change_refs[n]
+                event_rows.append(
+                    {
+                        "document_pk": old_pk,
+                        "delivery_id": did,
+                        "kind": kind,
+                        "actor": rcpt,
+                        "detail": {"by_document_pk": new_pk, "document_id": ref},
+                    }
+                )
+        store.insert_events(self.conn, event_rows)
+
+        for mid, pk in inserted.items():
+            i = first[mid]
+            env = batch[i].envelope
+            results, receipt, _ = plans[mid]
+            h = handled[i]
+            for r in results:
+                if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
+                    delivery_pk = delivery_ids.get((pk, r.code))
+                    h.publishes.append(
+                        Publish(
+                            outgoing=delivery(
+                                submission_id=mid,
+                                sender=env.owner,
+                                recipient=r.code,
+                                route_to=r.route_to,
+                                message_type=t.TYPE_DOCUMENT,
+                                body=env.body,
+                            ),
+                            delivery_id=delivery_pk,
+                        )
+                    )
+            h.publishes.append(
+                Publish(
+                    outgoing=_receipt_outgoing(env.owner, mid, encode_message(receipt), "accepted")
+                )
+            )
+            h.outcome = "accepted"
+            log.debug(
+                "document.accepted",
+                message_id=mid,
+                document_id=receipt.document_id,
+                sender=receipt.sender,
+                recipients=[r.code for r in results],
+            )
+
+        # Submissions already stored: a redelivery after a crash, or the adapter sent it twice.
+        dup_indexes = [
+            (i, d)
+            for i, d in docs
+            if first.get(batch[i].envelope.message_id or "") != i
+            or (batch[i].envelope.message_id or "") not in inserted
+        ]
+        if not dup_indexes:
+            return
+        dup_ids = sorted(
+            {batch[i].envelope.message_id or "" for i, _ in dup_indexes} - inserted.keys()
+        )
+        existing = store.existing_documents(self.conn, dup_ids)
+        pending = store.pending_deliveries_of(self.conn, [s.pk for s in existing.values()])
+        by_pk: dict[int, list[store.PendingDelivery]] = {}
+        for p in pending:
+            by_pk.setdefault(p.document_pk, []).append(p)
+        republished: set[int] = set()
+        for i, doc in dup_indexes:
+            env = batch[i].envelope
+            mid = env.message_id or ""
+            stored = existing.get(mid)
+            if mid in inserted:
+                # A second copy of a submission this very batch stored.
+                h = handled[i]
+                h.publishes.append(
+                    Publish(
+                        outgoing=_receipt_outgoing(
+                            env.owner, mid, json.dumps(plans[mid][2]).encode(), "accepted"
+                        )
+                    )
+                )
+                h.outcome = "duplicate"
+                continue
+            if stored is None:
+                raise RuntimeError(f"document {mid!r} conflicted on insert but is not stored")
+            if stored.submitted_by != env.owner:
+                self._reject(
+                    handled[i],
+                    f"message_id: {mid!r} was already used by another agency's submission; "
+                    "use a new UUID",
+                    document_id=doc.document_id,
+                )
+                continue
+            h = handled[i]
+            if stored.pk not in republished:
+                republished.add(stored.pk)
+                h.publishes.extend(republish_pending(by_pk.get(stored.pk, [])))
+            if stored.receipt is not None:
+                h.publishes.append(
+                    Publish(
+                        outgoing=_receipt_outgoing(
+                            env.owner,
+                            mid,
+                            json.dumps(stored.receipt, ensure_ascii=False).encode(),
+                            "accepted",
+                        )
+                    )
+                )
+            h.outcome = "duplicate"
+            log.info("document.duplicate", message_id=mid, document_id=doc.document_id)
+
+    # -- statuses -----------------------------------------------------------------------
+
+    def _statuses(
+        self, batch: Sequence[Inbound], handled: list[Handled], stats: list[tuple[int, Status]]
+    ) -> None:
+        if not stats:
+            return
+        candidates, known = store.status_candidates(self.conn, [s.document_id for _, s in stats])
+        mids = [batch[i].envelope.message_id or "" for i, _ in stats]
+        seen_before = set(
+            self.conn.execute(select(events.c.message_id).where(events.c.message_id.in_(mids)))
+            .scalars()
+            .all()
+        )
+        current: dict[int, str] = {}
+        before_recall: dict[int, str | None] = {}
+        for refs in candidates.values():
+            for ref in refs:
+                current[ref.delivery_id] = ref.state
+        new_states: dict[int, str] = {}
+        event_rows: list[dict[str, Any]] = []
+        resend_receipts: list[tuple[int, str]] = []
+        done_in_batch: set[str] = set()
+        for i, st in stats:
+            env = batch[i].envelope
+            mid = env.message_id or ""
+            route = route_status(
+                document_id=st.document_id,
+                code=st.status_code,
+                status_sender=st.sender.organ_id,
+                addressee=st.response_for.organ_id,
+                candidates=candidates.get(st.document_id, []),
+                document_known=st.document_id in known,
+            )
+            if isinstance(route, Refusal):
+                self._reject(handled[i], route.reason, document_id=st.document_id)
+                continue
+            h = handled[i]
+            h.publishes.append(
+                Publish(
+                    outgoing=delivery(
+                        submission_id=mid,
+                        sender=env.owner,
+                        recipient=route.addressee,
+                        route_to=route.route_to,
+                        message_type=t.TYPE_STATUS,
+                        body=env.body,
+                    )
+                )
+            )
+            receipt = Receipt(
+                receipt_id=uuid.UUID(receipt_message_id(mid, ReceiptKind.ACCEPTED.value)),
+                kind=ReceiptKind.ACCEPTED,
+                in_reply_to=mid,
+                message_type="status",
+                document_id=st.document_id,
+                sender=st.sender.organ_id,
+                recipients=[
+                    RecipientResult(
+                        code=route.addressee,
+                        outcome=RecipientOutcome.QUEUED,
+                        route_to=route.route_to,
+                    )
+                ],
+            )
+            if mid in seen_before or mid in done_in_batch:
+                # Already recorded: forward it again (same message id) and resend the receipt.
+                resend_receipts.append((i, str(receipt.receipt_id)))
+                h.outcome = "duplicate"
+                continue
+            done_in_batch.add(mid)
+            did = route.delivery.delivery_id
+            was = current.get(did, route.delivery.state)
+            remembered = before_recall.get(did)
+            if (
+                st.status_code == states.RECALL_REFUSED
+                and was == states.RECALL_REQUESTED
+                and did not in before_recall
+            ):
+                remembered = store.before_recall_of(self.conn, did)
+            move = states.after_status(was, st.status_code, before_recall=remembered)
+            if move.moved:
+                current[did] = move.state
+                new_states[did] = move.state
+                if move.before_recall is not None:
+                    before_recall[did] = move.before_recall
+            staff = st.staff_info.staff if st.staff_info else None
+            event_rows.append(
+                {
+                    "document_pk": route.delivery.document_pk,
+                    "delivery_id": did,
+                    "kind": "status",
+                    "status_code": st.status_code,
+                    "description": st.description or st.status_text,
+                    "staff": staff,
+                    "actor": st.sender.organ_id,
+                    "message_id": mid,
+                    "detail": {
+                        "from_state": was,
+                        "to_state": move.state,
+                        "moved": move.moved,
+                        "before_recall": move.before_recall,
+                        "addressee": route.addressee,
+                        "timestamp": st.timestamp.isoformat(),
+                    },
+                }
+            )
+            body = _receipt_json(receipt)
+            self.receipt_rows.append(_receipt_row(env.owner, receipt, body))
+            h.publishes.append(
+                Publish(
+                    outgoing=_receipt_outgoing(env.owner, mid, encode_message(receipt), "accepted")
+                )
+            )
+            h.outcome = "accepted"
+            log.debug(
+                "status.routed",
+                message_id=mid,
+                document_id=st.document_id,
+                sender=st.sender.organ_id,
+                recipient=route.addressee,
+                status_code=st.status_code,
+                state=move.state,
+            )
+        new = store.insert_status_events(self.conn, event_rows)
+        lost = {r["message_id"] for r in event_rows} - new
+        if lost:
+            # Another relay recorded the same status between our check and our insert: its
+            # state change stands; ours is dropped with the event.
+            for r in event_rows:
+                if r["message_id"] in lost and r["detail"]["moved"]:
+                    new_states.pop(r["delivery_id"], None)
+        store.set_states(self.conn, new_states)
+        if resend_receipts:
+            bodies = store.receipt_bodies(self.conn, [rid for _, rid in resend_receipts])
+            for i, rid in resend_receipts:
+                env = batch[i].envelope
+                stored_body = bodies.get(rid)
+                if stored_body is not None:
+                    handled[i].publishes.append(
+                        Publish(
+                            outgoing=_receipt_outgoing(
+                                env.owner,
+                                env.message_id or "",
+                                json.dumps(stored_body, ensure_ascii=False).encode(),
+                                "accepted",
+                            )
+                        )
+                    )
+
+    # -- storing what was gathered ------------------------------------------------------
+
+    def _flush_rows(self) -> None:
+        new_receipts = store.insert_receipts(self.conn, self.receipt_rows)
+        rejections = []
+        for row in self.rejection_rows:
+            rid = row.pop("_receipt_id")
+            if rid in new_receipts:  # a rejection seen again is not stored twice
+                rejections.append(row)
+        store.insert_rejections(self.conn, rejections)
+
+
+def _referenced_documents(doc: Document) -> list[str]:
+    """The earlier documents a revoke/update/replace refers to."""
+    refs: list[str] = []
+    if doc.business_type is BusinessType.REPLACE:
+        refs.extend(r.document_id for r in doc.business.replacement_info_list)
+    else:
+        if doc.business.document_id:
+            refs.append(doc.business.document_id)
+        refs.extend(r.document_id for r in doc.response_for)
+    if not refs:
+        refs.append(doc.document_id)
+    return sorted(set(refs))

@@ -1,0 +1,371 @@
+"""The relay's database work, batched: multi-row statements inside the caller's transaction.
+
+Every function takes a SQLAlchemy ``Connection`` already in a transaction (``engine.begin()``),
+so one batch of outbox messages is one transaction. Inserts use ``ON CONFLICT DO NOTHING …
+RETURNING`` so a submission seen twice is recognised by what did *not* come back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from relay.db.tables import agencies, deliveries, documents, events, receipts, rejections
+from relay.domain.routing import MAX_HOST_DEPTH, Entry
+from relay.domain.states import PENDING, QUEUED
+from relay.domain.statuses import DeliveryRef
+
+
+def load_directory(conn: Connection, codes: Iterable[str]) -> dict[str, Entry]:
+    """The directory entries of ``codes`` and of their hosts (up to the routing depth)."""
+    found: dict[str, Entry] = {}
+    wanted = set(codes)
+    for _ in range(MAX_HOST_DEPTH + 1):
+        wanted -= found.keys()
+        if not wanted:
+            break
+        rows = conn.execute(
+            select(agencies.c.code, agencies.c.host, agencies.c.state).where(
+                agencies.c.code.in_(sorted(wanted))
+            )
+        ).all()
+        for code, host, state in rows:
+            found[code] = Entry(code=code, host=host, state=state)
+        wanted = {e.host for e in found.values() if e.host is not None} - found.keys()
+    return found
+
+
+def active_connected_agencies(conn: Connection) -> set[str]:
+    """Codes whose outbox the relay consumes: connected (no host) and active."""
+    rows = conn.execute(
+        select(agencies.c.code).where(agencies.c.host.is_(None), agencies.c.state == "active")
+    )
+    return set(rows.scalars())
+
+
+def insert_documents(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert new documents; message_id -> id for those that were not already there."""
+    if not rows:
+        return {}
+    stmt = (
+        insert(documents)
+        .on_conflict_do_nothing(index_elements=[documents.c.message_id])
+        .returning(documents.c.message_id, documents.c.id)
+    )
+    return {mid: pk for mid, pk in conn.execute(stmt, list(rows))}
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    pk: int
+    message_id: str
+    submitted_by: str
+    receipt: dict[str, Any] | None
+
+
+def existing_documents(conn: Connection, message_ids: Sequence[str]) -> dict[str, StoredDocument]:
+    if not message_ids:
+        return {}
+    rows = conn.execute(
+        select(
+            documents.c.message_id,
+            documents.c.id,
+            documents.c.submitted_by,
+            documents.c.receipt,
+        ).where(documents.c.message_id.in_(list(message_ids)))
+    )
+    return {
+        mid: StoredDocument(pk=pk, message_id=mid, submitted_by=by, receipt=receipt)
+        for mid, pk, by, receipt in rows
+    }
+
+
+def insert_deliveries(
+    conn: Connection, rows: Sequence[dict[str, Any]]
+) -> dict[tuple[int, str], int]:
+    """Insert deliveries; (document_pk, recipient) -> id of each inserted row."""
+    if not rows:
+        return {}
+    stmt = (
+        insert(deliveries)
+        .on_conflict_do_nothing()
+        .returning(deliveries.c.document_pk, deliveries.c.recipient, deliveries.c.id)
+    )
+    return {(pk, rcpt): did for pk, rcpt, did in conn.execute(stmt, list(rows))}
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A delivery to publish (again): everything the copy needs."""
+
+    delivery_id: int
+    document_pk: int
+    document_id: str
+    submission_id: str
+    submitted_by: str
+    recipient: str
+    route_to: str
+    payload: bytes
+
+
+def _pending_select() -> Any:
+    return select(
+        deliveries.c.id,
+        deliveries.c.document_pk,
+        documents.c.document_id,
+        documents.c.message_id,
+        documents.c.submitted_by,
+        deliveries.c.recipient,
+        deliveries.c.route_to,
+        documents.c.payload,
+    ).join(documents, documents.c.id == deliveries.c.document_pk)
+
+
+def _as_pending(rows: Iterable[Any]) -> list[PendingDelivery]:
+    return [
+        PendingDelivery(
+            delivery_id=r[0],
+            document_pk=r[1],
+            document_id=r[2],
+            submission_id=r[3],
+            submitted_by=r[4],
+            recipient=r[5],
+            route_to=r[6],
+            payload=bytes(r[7]),
+        )
+        for r in rows
+    ]
+
+
+def pending_deliveries_of(conn: Connection, document_pks: Sequence[int]) -> list[PendingDelivery]:
+    """Deliveries of these documents still ``pending`` (committed, publish not confirmed)."""
+    if not document_pks:
+        return []
+    rows = conn.execute(
+        _pending_select()
+        .where(deliveries.c.document_pk.in_(list(document_pks)), deliveries.c.state == PENDING)
+        .order_by(deliveries.c.id)
+    )
+    return _as_pending(rows)
+
+
+def claim_stale_pending(conn: Connection, older_than_s: float, limit: int) -> list[PendingDelivery]:
+    """Pending deliveries untouched for ``older_than_s``, claimed for republishing.
+
+    ``FOR UPDATE SKIP LOCKED`` lets several relays sweep at once without taking the same rows;
+    touching ``updated_at`` keeps the next sweep off them until they are stale again.
+    """
+    cutoff = func.now() - dt.timedelta(seconds=older_than_s)
+    ids = (
+        conn.execute(
+            select(deliveries.c.id)
+            .where(deliveries.c.state == PENDING, deliveries.c.updated_at < cutoff)
+            .order_by(deliveries.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    if not ids:
+        return []
+    conn.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(updated_at=func.now()))
+    rows = conn.execute(_pending_select().where(deliveries.c.id.in_(ids)).order_by(deliveries.c.id))
+    return _as_pending(rows)
+
+
+def mark_queued(conn: Connection, delivery_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Confirmed publishes: pending → queued, with a ``queued`` event each. Forward only."""
+    if not delivery_ids:
+        return []
+    moved = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.state == PENDING)
+        .values(state=QUEUED, updated_at=func.now(), last_error=None)
+        .returning(deliveries.c.id, deliveries.c.document_pk)
+    ).all()
+    if moved:
+        conn.execute(
+            insert(events),
+            [{"document_pk": pk, "delivery_id": did, "kind": "queued"} for did, pk in moved],
+        )
+    return [(did, pk) for did, pk in moved]
+
+
+def note_publish_failure(conn: Connection, failures: dict[int, str]) -> None:
+    """Deliveries whose publish was returned or nacked stay pending; say why."""
+    if not failures:
+        return
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("did"), deliveries.c.state == PENDING)
+        .values(last_error=bindparam("err"), updated_at=func.now()),
+        [{"did": did, "err": err} for did, err in failures.items()],
+    )
+
+
+def status_candidates(
+    conn: Connection, document_ids: Sequence[str]
+) -> tuple[dict[str, list[DeliveryRef]], set[str]]:
+    """Deliveries of every submission of these documents (locked), and which ids are known."""
+    if not document_ids:
+        return {}, set()
+    ids = list(set(document_ids))
+    rows = conn.execute(
+        select(
+            documents.c.document_id,
+            deliveries.c.id,
+            documents.c.id,
+            documents.c.sender,
+            documents.c.submitted_by,
+            documents.c.business_type,
+            deliveries.c.recipient,
+            deliveries.c.route_to,
+            deliveries.c.state,
+        )
+        .join(documents, documents.c.id == deliveries.c.document_pk)
+        .where(documents.c.document_id.in_(ids))
+        .order_by(deliveries.c.id)
+        .with_for_update(of=deliveries)
+    ).all()
+    out: dict[str, list[DeliveryRef]] = {}
+    for r in rows:
+        out.setdefault(r[0], []).append(
+            DeliveryRef(
+                delivery_id=r[1],
+                document_pk=r[2],
+                document_sender=r[3],
+                submitted_by=r[4],
+                business_type=r[5],
+                recipient=r[6],
+                route_to=r[7],
+                state=r[8],
+            )
+        )
+    known = set(out)
+    missing = [d for d in ids if d not in known]
+    if missing:
+        known |= set(
+            conn.execute(
+                select(documents.c.document_id).where(documents.c.document_id.in_(missing))
+            ).scalars()
+        )
+    return out, known
+
+
+def before_recall_of(conn: Connection, delivery_id: int) -> str | None:
+    """The state remembered by the latest take-back request (13) on a delivery."""
+    row = conn.execute(
+        select(events.c.detail)
+        .where(
+            events.c.delivery_id == delivery_id,
+            events.c.kind == "status",
+            events.c.status_code == "13",
+        )
+        .order_by(events.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or not isinstance(row[0], dict):
+        return None
+    value = row[0].get("before_recall")
+    return value if isinstance(value, str) else None
+
+
+def insert_status_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert status events; the message ids that were new (a duplicate status returns none)."""
+    if not rows:
+        return set()
+    stmt = (
+        insert(events)
+        .on_conflict_do_nothing(
+            index_elements=[events.c.message_id],
+            index_where=events.c.message_id.isnot(None),
+        )
+        .returning(events.c.message_id)
+    )
+    return {mid for (mid,) in conn.execute(stmt, list(rows))}
+
+
+def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(events), list(rows))
+
+
+def set_states(conn: Connection, states: dict[int, str]) -> None:
+    if not states:
+        return
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("did"))
+        .values(state=bindparam("new_state"), updated_at=func.now()),
+        [{"did": did, "new_state": s} for did, s in states.items()],
+    )
+
+
+def insert_receipts(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Store receipts as sent; the receipt ids that were new."""
+    if not rows:
+        return set()
+    stmt = (
+        insert(receipts)
+        .on_conflict_do_nothing(index_elements=[receipts.c.receipt_id])
+        .returning(receipts.c.receipt_id)
+    )
+    return {rid for (rid,) in conn.execute(stmt, list(rows))}
+
+
+def receipt_bodies(conn: Connection, receipt_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not receipt_ids:
+        return {}
+    rows = conn.execute(
+        select(receipts.c.receipt_id, receipts.c.body).where(
+            receipts.c.receipt_id.in_(list(receipt_ids))
+        )
+    )
+    return {rid: body for rid, body in rows}
+
+
+def insert_rejections(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(rejections), list(rows))
+
+
+def set_document_receipts(conn: Connection, receipts_by_pk: dict[int, dict[str, Any]]) -> None:
+    if not receipts_by_pk:
+        return
+    conn.execute(
+        update(documents)
+        .where(documents.c.id == bindparam("pk"))
+        .values(receipt=bindparam("body")),
+        [{"pk": pk, "body": body} for pk, body in receipts_by_pk.items()],
+    )
+
+
+def earlier_deliveries(
+    conn: Connection, refs: Sequence[tuple[str, str, int]]
+) -> list[tuple[int, int, int]]:
+    """Deliveries of earlier documents referenced by revoke/update/replace submissions.
+
+    ``refs`` are (referenced document_id, recipient, new document pk); the answer holds
+    (index into ``refs``, delivery id, document pk) for each matching earlier delivery.
+    """
+    out: list[tuple[int, int, int]] = []
+    for n, (ref_id, recipient, new_pk) in enumerate(refs):
+        rows = conn.execute(
+            select(deliveries.c.id, deliveries.c.document_pk)
+            .join(documents, documents.c.id == deliveries.c.document_pk)
+            .where(
+                and_(
+                    documents.c.document_id == ref_id,
+                    documents.c.id < new_pk,
+                    deliveries.c.recipient == recipient,
+                )
+            )
+        )
+        out.extend((n, did, pk) for did, pk in rows)
+    return out
