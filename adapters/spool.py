@@ -186,8 +186,10 @@ class Spool:
             return
         now = _now()
         with self._write() as db:
+            # The body is dropped once confirmed (attachments can be large); the row stays so
+            # the same file handed over again is still recognised.
             db.executemany(
-                "UPDATE outgoing SET sent_at = ? WHERE seq = ? AND sent_at IS NULL",
+                "UPDATE outgoing SET sent_at = ?, body = X'' WHERE seq = ? AND sent_at IS NULL",
                 [(now, s) for s in seqs],
             )
 

@@ -31,7 +31,7 @@ from schemas import topology as t
 from schemas.envelope import encode_message
 
 REPO = Path(__file__).resolve().parent.parent
-LIENTHONG = str(Path(sys.executable).with_name("lienthong"))
+LIENTHONG = [sys.executable, "-c", "from lienthong.cli import main; main()"]
 
 
 def wait_for(
@@ -148,7 +148,7 @@ class AdapterProcess:
     def start(self) -> AdapterProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [LIENTHONG, "adapter", "run", "--config", str(self.config_path)],
+            [*LIENTHONG, "adapter", "run", "--config", str(self.config_path)],
             stdout=log,
             stderr=log,
             cwd=REPO,

@@ -1,0 +1,43 @@
+"""The SQLite spool: order, sent marks, remembered deliveries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.spool import NewMessage, Spool
+
+
+def _msg(n: int, key: str | None = None) -> NewMessage:
+    return NewMessage(f"m-{n}", "document", f"body {n}".encode(), f"doc-{n}", key)
+
+
+def test_unsent_rows_come_back_in_spool_order_until_marked_sent(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.sqlite3") as spool:
+        for n in range(5):
+            spool.add(_msg(n))
+        rows = spool.unsent(3)
+        assert [r.message_id for r in rows] == ["m-0", "m-1", "m-2"]
+        spool.mark_sent([rows[0].seq, rows[1].seq])
+        assert [r.message_id for r in spool.unsent(10)] == ["m-2", "m-3", "m-4"]
+        sent = spool.get("m-0")
+        assert sent is not None and sent.sent_at is not None and sent.body == b""
+
+
+def test_the_same_source_is_spooled_once_and_survives_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    with Spool(path) as spool:
+        first, created = spool.add(_msg(1, key="cv.json:abc"))
+        assert created
+    with Spool(path) as spool:
+        again, created = spool.add(_msg(2, key="cv.json:abc"))
+        assert not created and again.message_id == first.message_id
+        assert spool.count_unsent() == 1
+
+
+def test_a_remembered_delivery_and_its_reply_are_stored_together_once(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s.sqlite3") as spool:
+        assert not spool.is_received("d-1")
+        spool.record_received("d-1", "document", "/x", _msg(9))
+        spool.record_received("d-1", "document", "/x", _msg(9))
+        assert spool.is_received("d-1")
+        assert [r.message_id for r in spool.unsent(10)] == ["m-9"]
