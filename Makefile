@@ -38,7 +38,7 @@ demo: $(STAMP)
 	$(BIN)/lienthong demo
 
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 up:
 	docker compose -f deploy/docker-compose.yml up -d --build

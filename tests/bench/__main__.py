@@ -1,0 +1,120 @@
+"""``python -m tests.bench``: see :mod:`tests.bench.runner` for what is measured and how."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench.env import bench_env, services_from_env
+from tests.bench.processes import BenchError
+from tests.bench.report import machine, print_ratios, print_table, ratios, write_json
+from tests.bench.runner import PhaseResult, Runner
+from tests.bench.scenarios import SYSTEMS, limits, scenarios
+from tests.bench.soak import soak
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description="The relay against the broker's ceiling and a naive relay (issue 8).",
+    )
+    p.add_argument("--quick", action="store_true", help="a 1-2 minute smoke run")
+    p.add_argument("--senders", type=int, default=20, help="simulated agency adapters")
+    p.add_argument("--fanout", type=int, default=95, help="recipients of the fan-out scenario")
+    p.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="comma-separated subset of the systems"
+    )
+    p.add_argument("--scenarios", default="", help="comma-separated scenario names (default all)")
+    p.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only run N documents through the relay and print its RSS at start, middle and end",
+    )
+    p.add_argument("--output", type=Path, default=Path("bench-results.json"))
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record the relay with py-spy (raw collapsed stacks) into DIR",
+    )
+    args = p.parse_args(argv)
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        p.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    args.system_list = systems
+    if args.senders < 1 or args.fanout < 1:
+        p.error("--senders and --fanout must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    lim = limits(args.quick)
+    chosen = scenarios(args.quick, args.fanout)
+    if args.scenarios:
+        names = set(args.scenarios.split(","))
+        missing = names - {s.name for s in chosen}
+        if missing:
+            print(
+                f"--scenarios: unknown {', '.join(sorted(missing))}; choose from "
+                f"{', '.join(s.name for s in chosen)}",
+                file=sys.stderr,
+            )
+            return 2
+        chosen = [s for s in chosen if s.name in names]
+    log_dir = Path(tempfile.mkdtemp(prefix="lienthong-bench-"))
+    started = time.monotonic()
+    payload: dict[str, Any] = {
+        "machine": machine(),
+        "options": {
+            "quick": args.quick,
+            "senders": args.senders,
+            "fanout": args.fanout,
+            "systems": args.system_list,
+            "limits": lim.__dict__,
+        },
+    }
+    results: list[PhaseResult] = []
+    print(f"bench: logs in {log_dir}", flush=True)
+    try:
+        with bench_env(services_from_env(), args.senders, args.fanout) as env:
+            print(
+                f"bench: vhost {env.settings.vhost!r}, {args.senders} senders, "
+                f"{args.fanout} recipients",
+                flush=True,
+            )
+            runner = Runner(env, lim, log_dir, args.profile)
+            try:
+                if args.soak:
+                    payload["soak"] = soak(runner, args.soak, chosen[0].body_bytes)
+                else:
+                    for sc in chosen:
+                        results.extend(runner.run_scenario(sc, args.system_list))
+            finally:
+                runner.close()
+    except BenchError as e:
+        print(f"bench failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        payload["seconds"] = round(time.monotonic() - started, 1)
+        payload["results"] = [r.as_dict() for r in results]
+        payload["ratios"] = ratios(results)
+        write_json(args.output, payload)
+    if results:
+        print()
+        print_table(results)
+        print_ratios(payload["ratios"])
+    print(f"\nbench: {payload['seconds']} s; results in {args.output}")
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

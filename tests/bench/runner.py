@@ -1,0 +1,390 @@
+"""One benchmark run: for each scenario, each system drains a preload, then runs at half load.
+
+Per system and scenario:
+1. the simulated adapters queue ``preload`` documents in their outboxes (the system is down);
+2. the system starts; throughput is counted from the first completed document to the last
+   (a document is complete when every recipient's inbox holds its copy and, for the naive relay
+   and the relay, its delivery rows are committed and no longer ``pending``); what is left after
+   ``drain_cap_s`` is purged;
+3. the adapters offer documents at half that throughput for ``paced_s``; the latency of each is
+   its last copy's arrival minus its send time;
+4. the system stops; its peak RSS is kept.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from relay.db.engine import make_engine
+from schemas import topology as t
+from tests.bench.ceiling import run_ceiling
+from tests.bench.collector import Completion, run_collector
+from tests.bench.env import BenchEnv
+from tests.bench.msgid import phase_like_pattern, phase_of
+from tests.bench.naive import run_naive
+from tests.bench.payloads import Template, build_template
+from tests.bench.processes import (
+    CTX,
+    BenchError,
+    RelayProcess,
+    RssSampler,
+    Worker,
+    expect,
+)
+from tests.bench.scenarios import Limits, Scenario
+from tests.bench.stats import MB, summarize_latencies, throughput
+
+POLL_S = 0.05
+CEILING_PREFETCH = 250  # per outbox consumer
+
+
+@dataclass
+class PhaseResult:
+    scenario: str
+    system: str
+    recipients: int
+    body_bytes: int
+    preload: int
+    docs: int = 0
+    docs_per_s: float | None = None
+    mb_per_s: float | None = None  # documents in (submission bodies), decimal MB
+    copies_per_s: float | None = None
+    drain_s: float | None = None
+    purged: int = 0
+    rows_committed: int | None = None
+    commit_lag_ms: float | None = None  # last arrival -> last delivery row no longer pending
+    offered_rate: float | None = None
+    latency_sent: int = 0
+    latency: dict[str, float | int] | None = None
+    peak_rss_mb: float | None = None
+    publish_nacked: int = 0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class System:
+    """A running system under test, whatever its kind."""
+
+    def __init__(self, name: str, handle: Worker | RelayProcess, sampler: RssSampler) -> None:
+        self.name = name
+        self.handle = handle
+        self.sampler = sampler
+        self.profiler: subprocess.Popen[bytes] | None = None
+
+    def check(self) -> None:
+        if not self.handle.alive():
+            if isinstance(self.handle, RelayProcess):
+                raise BenchError(self.handle.failure())
+            raise BenchError(f"{self.name} exited with code {self.handle.process.exitcode}")
+
+    def stop(self) -> int:
+        if self.profiler is not None and self.profiler.poll() is None:
+            self.profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            try:
+                self.profiler.wait(30)
+            except subprocess.TimeoutExpired:
+                self.profiler.kill()
+        peak = self.sampler.stop()
+        self.handle.stop()
+        return peak
+
+
+class Runner:
+    def __init__(
+        self,
+        env: BenchEnv,
+        limits: Limits,
+        log_dir: Path,
+        profile_dir: Path | None = None,
+    ) -> None:
+        self.env = env
+        self.limits = limits
+        self.log_dir = log_dir
+        self.profile_dir = profile_dir
+        self.phase = 0
+        self.engine: Engine = make_engine(env.settings.database_url, pool_size=1)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def next_phase(self) -> int:
+        self.phase += 1
+        if self.phase > 0xFF:
+            raise BenchError("more than 255 phases in one run")
+        return self.phase
+
+    # -- the processes ------------------------------------------------------------------------
+
+    def templates(self, sc: Scenario) -> dict[str, Template]:
+        recipients = self.env.recipients[: sc.recipients]
+        return {
+            code: build_template(
+                code, recipients, body_bytes=sc.body_bytes, attachment_bytes=sc.attachment_bytes
+            )
+            for code in self.env.sender_codes
+        }
+
+    def start_helpers(
+        self, sc: Scenario, templates: dict[str, Template]
+    ) -> tuple[Worker, Worker, Synchronized[int]]:
+        url = self.env.settings.amqp_url
+        completed: Synchronized[int] = CTX.Value("q", 0)
+        queues = [t.inbox_queue(c) for c in self.env.recipients[: sc.recipients]]
+        queues += [t.inbox_queue(c) for c in self.env.sender_codes]  # receipts
+        collector = Worker("collector", run_collector, url, queues, sc.recipients, completed)
+        collector.start()
+        publisher = Worker(
+            "publisher", run_publisher_entry, url, self.env.senders, templates, completed
+        )
+        try:
+            publisher.start()
+        except BaseException:
+            collector.stop(("stop",))
+            raise
+        return collector, publisher, completed
+
+    def start_system(self, name: str, sc: Scenario, profile_as: str | None = None) -> System:
+        url = self.env.settings.amqp_url
+        recipients = self.env.recipients[: sc.recipients]
+        handle: Worker | RelayProcess
+        if name == "ceiling":
+            handle = Worker(
+                "ceiling", run_ceiling, url, self.env.outboxes, recipients, CEILING_PREFETCH
+            ).start()
+        elif name == "naive":
+            handle = Worker(
+                "naive", run_naive, url, self.env.settings.database_url, self.env.outboxes
+            ).start()
+        elif name == "relay":
+            env = {**self.env.relay_env(), "LIENTHONG_LOG_LEVEL": "warning"}
+            handle = RelayProcess(env, self.log_dir / f"relay-{sc.name}.log")
+        else:
+            raise BenchError(f"unknown system {name!r}")
+        pid = handle.pid
+        system = System(name, handle, RssSampler(pid).start())
+        if profile_as and self.profile_dir is not None:
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            out = self.profile_dir / f"{profile_as}.txt"
+            system.profiler = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    *("record", "--pid", str(pid), "--rate", "200", "--nonblocking"),
+                    *("--format", "raw", "--output", str(out)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=(self.profile_dir / f"{profile_as}.log").open("wb"),
+            )
+        return system
+
+    # -- the steps ----------------------------------------------------------------------------
+
+    def publish(
+        self,
+        publisher: Worker,
+        phase: int,
+        count: int,
+        rate: float | None,
+        timeout: float,
+        max_backlog: int | None = None,
+    ) -> tuple[int, int]:
+        """Publish ``count`` documents; returns (nacked, returned)."""
+        publisher.conn.send(("publish", phase, count, rate, self.limits.window, max_backlog))
+        msg = expect(publisher.conn, "published", timeout, "publisher")
+        return int(msg[2]), int(msg[3])
+
+    def report(self, collector: Worker, phase: int) -> list[Completion]:
+        collector.conn.send(("report",))
+        msg = expect(collector.conn, "report", 60, "collector")
+        done: list[Completion] = msg[1]
+        return [c for c in done if phase_of(c[0]) == phase]
+
+    def wait_for(
+        self, completed: Synchronized[int], target: int, deadline: float, system: System
+    ) -> bool:
+        while completed.value < target:
+            if time.monotonic() >= deadline:
+                return False
+            system.check()
+            time.sleep(POLL_S)
+        return True
+
+    def settle(self, completed: Synchronized[int], system: System) -> None:
+        """Wait until no document completed for ``settle_s`` (in-flight work after a purge)."""
+        last = completed.value
+        quiet_since = time.monotonic()
+        stop_at = quiet_since + 30
+        while time.monotonic() < stop_at:
+            time.sleep(POLL_S)
+            system.check()
+            now_value = completed.value
+            if now_value != last:
+                last, quiet_since = now_value, time.monotonic()
+            elif time.monotonic() - quiet_since >= self.limits.settle_s:
+                return
+
+    def committed_rows(self, phase: int) -> int:
+        with self.engine.connect() as db:
+            return int(
+                db.execute(
+                    text(
+                        "SELECT count(*) FROM deliveries d JOIN documents m "
+                        "ON m.id = d.document_pk WHERE m.message_id LIKE :p "
+                        "AND d.state <> 'pending'"
+                    ),
+                    {"p": phase_like_pattern(phase)},
+                ).scalar_one()
+            )
+
+    def wait_committed(self, phase: int, expected: int, timeout: float = 30) -> tuple[int, float]:
+        """(rows, when): when the phase's delivery rows stopped being pending; the first
+        check counts as "already" (0.0) since the rows may have been committed long before."""
+        rows = self.committed_rows(phase)
+        if rows >= expected:
+            return rows, 0.0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            rows = self.committed_rows(phase)
+            if rows >= expected:
+                return rows, time.time()
+        return rows, time.time()
+
+    # -- one system, one scenario -------------------------------------------------------------
+
+    def measure(
+        self,
+        sc: Scenario,
+        system_name: str,
+        publisher: Worker,
+        collector: Worker,
+        completed: Synchronized[int],
+        body_bytes: int,
+    ) -> PhaseResult:
+        res = PhaseResult(sc.name, system_name, sc.recipients, body_bytes, sc.preload)
+        lim = self.limits
+        phase = self.next_phase()
+        nacked, returned = self.publish(publisher, phase, sc.preload, None, timeout=600)
+        res.publish_nacked = nacked
+        if returned:
+            res.notes.append(f"{returned} submissions returned unroutable")
+        base = completed.value
+        profile_as = f"{system_name}-{sc.name}" if system_name == "relay" else None
+        system = self.start_system(system_name, sc, profile_as)
+        try:
+            started = time.monotonic()
+            finished = self.wait_for(
+                completed, base + sc.preload, started + lim.drain_cap_s + 15, system
+            )
+            if not finished:
+                res.purged = self.env.purge(self.env.outboxes)
+                self.settle(completed, system)
+            res.drain_s = round(time.monotonic() - started, 2)
+            done = self.report(collector, phase)
+            res.docs = len(done)
+            if done:
+                first = min(c[2] for c in done)
+                last = max(c[2] for c in done)
+                if system_name != "ceiling":
+                    rows, at = self.wait_committed(phase, len(done) * sc.recipients)
+                    res.rows_committed = rows
+                    if rows < len(done) * sc.recipients:
+                        res.notes.append(
+                            f"only {rows} of {len(done) * sc.recipients} delivery rows committed"
+                        )
+                    if at > last:
+                        res.commit_lag_ms = round((at - last) * 1000, 1)
+                        last = at
+                rate = throughput(len(done), first, last)
+                res.docs_per_s = _r(rate)
+                if rate is not None:
+                    res.mb_per_s = _r(rate * body_bytes / MB)
+                    res.copies_per_s = _r(rate * sc.recipients)
+            if res.docs_per_s:
+                self.latency_phase(res, sc, publisher, collector, completed, system)
+        except BenchError as e:
+            res.error = str(e)
+        finally:
+            res.peak_rss_mb = round(system.stop() / 2**20, 1)
+            self.env.purge(self.env.outboxes)
+            self.report(collector, -1)  # forget stragglers
+        return res
+
+    def latency_phase(
+        self,
+        res: PhaseResult,
+        sc: Scenario,
+        publisher: Worker,
+        collector: Worker,
+        completed: Synchronized[int],
+        system: System,
+    ) -> None:
+        lim = self.limits
+        assert res.docs_per_s
+        rate = res.docs_per_s / 2
+        count = max(lim.paced_min_docs, int(rate * lim.paced_s))
+        if count / rate > 3 * lim.paced_s:
+            count = max(2, int(rate * 3 * lim.paced_s))
+        phase = self.next_phase()
+        base = completed.value
+        res.offered_rate = round(rate, 2)
+        res.latency_sent = count
+        self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
+        if not self.wait_for(completed, base + count, time.monotonic() + 60, system):
+            res.notes.append("latency phase: not every document arrived within 60 s")
+        done = self.report(collector, phase)
+        summary = summarize_latencies([c[2] - c[1] for c in done])
+        res.latency = summary.as_dict() if summary else None
+
+    def run_scenario(self, sc: Scenario, systems: list[str]) -> list[PhaseResult]:
+        templates = self.templates(sc)
+        body_bytes = next(iter(templates.values())).size
+        collector, publisher, completed = self.start_helpers(sc, templates)
+        results = []
+        try:
+            for name in systems:
+                print(f"  {sc.name}: {name} ...", flush=True)
+                res = self.measure(sc, name, publisher, collector, completed, body_bytes)
+                print(f"    {_line(res)}", flush=True)
+                results.append(res)
+        finally:
+            publisher.stop(("stop",))
+            collector.stop(("stop",))
+        return results
+
+
+def run_publisher_entry(*args: Any) -> None:
+    """Spawn target (imported lazily so the runner imports stay light)."""
+    from tests.bench.publisher import run_publisher
+
+    run_publisher(*args)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def _line(r: PhaseResult) -> str:
+    lat = r.latency or {}
+    parts = [
+        f"{r.docs} docs",
+        f"{r.docs_per_s} docs/s",
+        f"{r.mb_per_s} MB/s",
+        f"p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms"
+        f" at {r.offered_rate}/s",
+        f"peak RSS {r.peak_rss_mb} MB",
+    ]
+    if r.error:
+        parts.append(f"ERROR {r.error.splitlines()[0]}")
+    return ", ".join(parts)

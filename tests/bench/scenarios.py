@@ -1,0 +1,47 @@
+"""What a run measures: scenarios, systems and their sizes (full and ``--quick``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tests.bench.payloads import KIB, MIB
+
+SYSTEMS = ("ceiling", "naive", "relay")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    recipients: int
+    body_bytes: int
+    attachment_bytes: int
+    preload: int  # documents queued before a system starts, for its maximum throughput
+
+
+def scenarios(quick: bool, fanout: int = 95) -> list[Scenario]:
+    if quick:
+        return [
+            Scenario("2KiB-1", 1, 2 * KIB, 0, 2_000),
+            Scenario(f"2KiB-fanout{fanout}", fanout, 2 * KIB, 0, 40),
+            Scenario("1MiB-attachment", 1, 2 * KIB, MIB, 20),
+        ]
+    return [
+        Scenario("2KiB-1", 1, 2 * KIB, 0, 20_000),
+        Scenario(f"2KiB-fanout{fanout}", fanout, 2 * KIB, 0, 400),
+        Scenario("1MiB-attachment", 1, 2 * KIB, MIB, 120),
+    ]
+
+
+@dataclass(frozen=True)
+class Limits:
+    drain_cap_s: float  # a system gets this long to drain its preload; the rest is purged
+    paced_s: float  # how long the half-load latency phase offers documents
+    paced_min_docs: int
+    settle_s: float  # wait for in-flight work after a purge
+    window: int  # unconfirmed publishes per simulated adapter
+
+
+def limits(quick: bool) -> Limits:
+    if quick:
+        return Limits(drain_cap_s=8, paced_s=3, paced_min_docs=10, settle_s=1.0, window=300)
+    return Limits(drain_cap_s=40, paced_s=10, paced_min_docs=30, settle_s=1.5, window=300)

@@ -1,0 +1,97 @@
+"""The benchmark's pure helpers: percentiles, throughput, ratios, ids, confirm bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bench.confirms import ConfirmTracker
+from tests.bench.msgid import make_id, phase_like_pattern, phase_of, sent_at
+from tests.bench.stats import percentile, ratio, summarize_latencies, throughput
+
+
+def test_a_percentile_interpolates_between_ranks_like_numpy() -> None:
+    values = [15.0, 20.0, 35.0, 40.0, 50.0]
+    assert percentile(values, 0) == 15.0
+    assert percentile(values, 50) == 35.0
+    assert percentile(values, 100) == 50.0
+    assert percentile(values, 40) == pytest.approx(29.0)  # numpy.percentile(values, 40)
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0  # input order does not matter
+
+
+def test_a_percentile_of_nothing_or_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match="0-100"):
+        percentile([1.0], 101)
+
+
+def test_latencies_are_summarised_in_milliseconds() -> None:
+    summary = summarize_latencies([i / 1000 for i in range(1, 101)])  # 1..100 ms
+    assert summary is not None
+    assert summary.count == 100
+    assert summary.p50_ms == pytest.approx(50.5)
+    assert summary.p99_ms == pytest.approx(99.01)
+    assert summary.max_ms == pytest.approx(100.0)
+    assert summarize_latencies([]) is None
+
+
+def test_throughput_starts_the_clock_at_the_first_completion() -> None:
+    assert throughput(11, 100.0, 102.0) == pytest.approx(5.0)
+    assert throughput(1, 100.0, 100.0) is None
+    assert throughput(5, 100.0, 100.0) is None
+
+
+def test_a_ratio_with_a_missing_or_zero_side_is_none() -> None:
+    assert ratio(30.0, 10.0) == pytest.approx(3.0)
+    assert ratio(None, 10.0) is None
+    assert ratio(10.0, None) is None
+    assert ratio(10.0, 0.0) is None
+
+
+def test_a_message_id_carries_its_send_time_and_phase() -> None:
+    mid = make_id(7, 123456, at=1_790_000_000.123456)
+    assert sent_at(mid) == pytest.approx(1_790_000_000.123456, abs=2e-6)
+    assert phase_of(mid) == 7
+    assert mid[14] == "8"  # UUID version 8
+
+
+def test_the_like_pattern_matches_only_its_own_phase() -> None:
+    import re
+
+    def matches(pattern: str, value: str) -> bool:
+        regex = "".join("." if ch == "_" else re.escape(ch) for ch in pattern)
+        return re.fullmatch(regex, value) is not None
+
+    assert matches(phase_like_pattern(7), make_id(7, 1))
+    assert not matches(phase_like_pattern(7), make_id(8, 1))
+    with pytest.raises(ValueError, match="phase"):
+        make_id(256, 1)
+
+
+def test_a_multiple_confirm_settles_every_outstanding_publish_up_to_its_tag() -> None:
+    tracker = ConfirmTracker()
+    for _ in range(5):
+        tracker.published()
+    assert tracker.settle(2, multiple=False) == [2]
+    assert tracker.settle(4, multiple=True) == [1, 3, 4]
+    assert tracker.outstanding == 1
+    assert tracker.settle(4, multiple=True) == []
+    assert tracker.settle(5, multiple=False) == [5]
+    assert tracker.outstanding == 0
+
+
+def test_a_profile_counts_leaf_frames_as_self_and_every_frame_once_as_inclusive() -> None:
+    from tests.bench.profile import summarize
+
+    lines = [
+        "main (relay/worker/main.py:10);loop (relay/worker/loop.py:5);loop (relay/worker/loop.py:9)"
+        " 3",
+        "main (relay/worker/main.py:10);encode (schemas/envelope.py:80) 1",
+        "",
+    ]
+    profile = summarize(lines)
+    assert profile.total == 4
+    assert profile.self_samples["loop (relay/worker/loop.py)"] == 3
+    assert profile.inclusive["loop (relay/worker/loop.py)"] == 3  # not 6: once per stack
+    assert profile.inclusive["main (relay/worker/main.py)"] == 4
+    assert profile.self_samples["encode (schemas/envelope.py)"] == 1
