@@ -163,6 +163,7 @@ class BrokerLoop:
 
     def run(self) -> None:
         spool = Spool(self.config.spool_path)
+        short_sessions = 0  # sessions that broke soon after they opened, in a row
         try:
             writer = self._writer_factory(spool)
             while not self.stop.is_set():
@@ -179,27 +180,36 @@ class BrokerLoop:
                     reraise=True,
                 )
                 try:
-                    connection = retrying(connect, self.config)
+                    connection, channel = retrying(self._open, writer)
                 except BrokerUnavailable:
                     break  # stopping while the broker is down
                 self._came_back()
+                opened = time.monotonic()
                 try:
-                    self._serve(connection, spool, writer)
+                    self._serve(connection, channel, spool)
                 except BrokerUnavailable as e:
                     self._went_down(str(e))
-                    self.stop.wait(self.config.reconnect_initial_seconds)
+                    # A session that keeps breaking right after it opens (a permission
+                    # refused on publish, say) must not turn into a tight reconnect loop.
+                    short_sessions = short_sessions + 1 if time.monotonic() - opened < 5 else 0
+                    self._sleep(
+                        min(
+                            self.config.reconnect_max_seconds,
+                            self.config.reconnect_initial_seconds * 2**short_sessions,
+                        )
+                    )
                 except Exception:  # loop boundary: log, drop the connection, start again
                     self.log.exception("adapter.broker_loop_failed")
                     self.connected.clear()
-                    self.stop.wait(self.config.reconnect_max_seconds)
+                    self._sleep(self.config.reconnect_max_seconds)
                 finally:
                     self._close(connection)
         finally:
             spool.close()
 
-    def _serve(
-        self, connection: pika.BlockingConnection, spool: Spool, writer: InboxWriter
-    ) -> None:
+    def _open(self, writer: InboxWriter) -> tuple[pika.BlockingConnection, Any]:
+        """Connect, open a confirm-mode channel and consume the inbox: one attempt."""
+        connection = connect(self.config)
         try:
             channel = connection.channel()
             channel.confirm_delivery()
@@ -212,15 +222,41 @@ class BrokerLoop:
                     body=body,
                     headers=properties.headers or {},
                 )
+                # The one place where a delivery is acked or handed back.
                 if writer.handle(delivery) is Action.ACK:
                     ch.basic_ack(method.delivery_tag)
                 else:
                     ch.basic_reject(method.delivery_tag, requeue=False)
 
             channel.basic_consume(t.inbox_queue(self.config.agency), on_message)
+        except (pika.exceptions.AMQPError, OSError) as e:
+            self._close(connection)
+            raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
+        return connection, channel
+
+    def _serve(self, connection: pika.BlockingConnection, channel: Any, spool: Spool) -> None:
+        """Consume and publish until stopped; BrokerUnavailable when the connection breaks."""
+        refused = 0  # publishes refused in a row (outbox full, unroutable)
+        retry_publish_at = 0.0
+        try:
             while not self.stop.is_set():
                 connection.process_data_events(time_limit=self.ROUND_SECONDS)
-                sent = drain(self.config, spool, channel, self.stop.is_set)
+                if time.monotonic() < retry_publish_at:
+                    continue
+                try:
+                    sent = drain(self.config, spool, channel, self.stop.is_set)
+                except PublishRefused as e:
+                    if refused == 0:
+                        self.log.warning("outbox.publish_refused", reason=str(e))
+                    refused += 1
+                    retry_publish_at = time.monotonic() + min(
+                        self.config.reconnect_max_seconds,
+                        self.config.reconnect_initial_seconds * 2**refused,
+                    )
+                    continue
+                if refused and sent:
+                    self.log.info("outbox.publish_resumed", refused=refused)
+                    refused = 0
                 if sent:
                     self.log.info("outbox.sent", count=sent, unsent=spool.count_unsent())
         except (pika.exceptions.AMQPError, OSError) as e:

@@ -162,6 +162,7 @@ def test_killing_b_while_it_receives_500_documents_leaves_exactly_500_files(
         proc.start()
         wait_for(lambda: len(visible_files(inbox)) >= 500, 90, "500 files")
         wait_for(lambda: broker.count(t.inbox_queue(b.code)) == 0, 30, "B's inbox empty")
+        wait_for(lambda: broker.count(t.outbox_queue(b.code)) >= 500, 30, "500 statuses 01")
         assert proc.stop() == 0  # SIGTERM stops it cleanly
         assert sorted(p.name for p in visible_files(inbox)) == sorted(f"{i}.json" for i in ids)
         assert [p for p in inbox.iterdir() if p.name.startswith(".")] == []
