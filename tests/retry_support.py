@@ -8,6 +8,7 @@ exactly as it would for a real adapter that cannot store a delivery.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import secrets
 import threading
 import time
@@ -27,6 +28,7 @@ from relay.db.tables import agencies, deliveries, documents, events
 from relay.domain.outgoing import delivery, delivery_message_id
 from relay.retry import amqp
 from relay.retry.worker import RetryWorker
+from schemas import Document, Status, decode_message, encode_message
 from schemas import topology as t
 from tests.services import random_code
 
@@ -160,18 +162,21 @@ class FakeAdapter:
     """Consumes ``agency``'s inbox in a thread; ``accept(message_id, n)`` decides each copy.
 
     ``n`` is how many copies of that message id it has seen, this one included. An accepted
-    document is marked ``delivered`` in the database, as the relay does on the adapter's 01.
+    document is marked ``delivered`` in the database, as the relay does on the adapter's 01;
+    with ``report_01`` it publishes status 01 instead, as a real adapter does, for the relay.
     """
 
     settings: Settings
     engine: Engine
     agency: Agency
     accept: Callable[[str, int], bool]
+    report_01: bool = False
     seen: dict[str, int] = field(default_factory=dict)
     acked: list[str] = field(default_factory=list)
     rejected: list[tuple[str, float]] = field(default_factory=list)
     received_at: dict[str, list[float]] = field(default_factory=dict)
     bodies: list[bytes] = field(default_factory=list)
+    others: list[bytes] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     error: BaseException | None = None
@@ -202,6 +207,22 @@ class FakeAdapter:
             self.error = e
             ready.set()
 
+    def _report_01(
+        self, channel: pika.adapters.blocking_connection.BlockingChannel, body: bytes
+    ) -> None:
+        channel.basic_publish(
+            t.SUBMIT_EXCHANGE,
+            t.submit_routing_key(self.agency.code),
+            _status_01(self.agency.code, body),
+            pika.BasicProperties(
+                content_type=t.CONTENT_TYPE,
+                delivery_mode=2,
+                message_id=str(uuid.uuid4()),
+                type=t.TYPE_STATUS,
+                user_id=self.agency.code,
+            ),
+        )
+
     def _on_message(
         self,
         ch: object,
@@ -212,26 +233,48 @@ class FakeAdapter:
         mid = props.message_id
         assert isinstance(mid, str)
         now = time.monotonic()
+        channel = method_channel(ch)
+        if props.type != t.TYPE_DOCUMENT:  # receipts for its own statuses
+            channel.basic_ack(method.delivery_tag)
+            self.others.append(body)
+            return
         n = self.seen.get(mid, 0) + 1
         self.seen[mid] = n
         self.received_at.setdefault(mid, []).append(now)
-        channel = method_channel(ch)
-        if props.type == t.TYPE_DOCUMENT and self.accept(mid, n):
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.message_id == mid)
-                    .values(state="delivered", updated_at=func.now())
-                )
+        if self.accept(mid, n):
+            if self.report_01:
+                self._report_01(channel, body)
+            else:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        update(deliveries)
+                        .where(deliveries.c.message_id == mid)
+                        .values(state="delivered", updated_at=func.now())
+                    )
             channel.basic_ack(method.delivery_tag)
             self.acked.append(mid)
             self.bodies.append(body)
-        elif props.type == t.TYPE_DOCUMENT:
+        else:
             channel.basic_reject(method.delivery_tag, requeue=False)
             self.rejected.append((mid, now))
-        else:
-            channel.basic_ack(method.delivery_tag)
-            self.bodies.append(body)
+
+
+STAFF = "Trần Thị Bình"
+
+
+def _status_01(me: str, document_body: bytes) -> bytes:
+    doc = decode_message(document_body, expect=t.TYPE_DOCUMENT)
+    assert isinstance(doc, Document)
+    status = Status.model_validate(
+        {
+            "sender": {"organ_id": me},
+            "response_for": {"organ_id": doc.sender.organ_id, "document_id": doc.document_id},
+            "staff_info": {"staff": STAFF},
+            "status_code": "01",
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        }
+    )
+    return encode_message(status)
 
 
 def method_channel(ch: object) -> pika.adapters.blocking_connection.BlockingChannel:

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from relay.db.tables import deliveries, destinations, documents
 
@@ -87,9 +87,18 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
         for r in rows
     ]
     held: dict[str, int] = {}
-    for f in found:
-        if f.held:
-            held[f.route_to] = held.get(f.route_to, 0) + 1
+    if down_codes:
+        held = {
+            code: n
+            for code, n in conn.execute(
+                select(deliveries.c.route_to, func.count())
+                .where(
+                    deliveries.c.route_to.in_(sorted(down_codes)),
+                    deliveries.c.state == "retrying",
+                )
+                .group_by(deliveries.c.route_to)
+            ).all()
+        }
     down = [
         DownDestination(
             code=r.code,

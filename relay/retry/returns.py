@@ -122,7 +122,11 @@ def apply_return(
 
     event(
         RETURNED,
-        description=reason,
+        description=(
+            f"came back while {d.route_to} is down (no attempt counted): {reason}"
+            if outcome.decision is Decision.HOLD
+            else f"attempt {outcome.attempts} came back: {reason}"
+        ),
         detail={
             "attempt": None if outcome.decision is Decision.HOLD else outcome.attempts,
             "reason": reason,

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import ColumnElement, Engine, func, select
 
 from relay.broker.management import ManagementClient
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.db.tables import deliveries, destinations, events
-from tests.conftest import EnvFactory
 from tests.retry_support import (
     FAST,
     FakeAdapter,
@@ -30,15 +27,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def fast_env(make_env: EnvFactory) -> Settings:
-    return make_env(**{**FAST, "retry_max_attempts": 8})
+def fast_env(env: Settings) -> Settings:
+    """The run's shared environment with short retry delays (agency codes keep tests apart)."""
+    return env.model_copy(update={**FAST, "retry_max_attempts": 8})
 
 
 @pytest.fixture(scope="module")
-def db(fast_env: Settings) -> Iterator[Engine]:
-    engine = make_engine(fast_env.database_url)
-    yield engine
-    engine.dispose()
+def db(engine: Engine) -> Engine:
+    return engine
 
 
 def _count(db: Engine, *where: ColumnElement[bool]) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pika
 import pytest
@@ -16,11 +15,9 @@ from sqlalchemy import Engine, func, select
 
 from relay.broker.management import ManagementClient
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.db.tables import deliveries, events, receipts, rejections
 from relay.retry.policy import backoff_ceiling
 from schemas import topology as t
-from tests.conftest import EnvFactory
 from tests.retry_support import (
     FAST,
     FakeAdapter,
@@ -39,15 +36,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def fast_env(make_env: EnvFactory) -> Settings:
-    return make_env(**FAST)
+def fast_env(env: Settings) -> Settings:
+    """The run's shared environment with short retry delays (agency codes keep tests apart)."""
+    return env.model_copy(update=FAST)
 
 
 @pytest.fixture(scope="module")
-def db(fast_env: Settings) -> Iterator[Engine]:
-    engine = make_engine(fast_env.database_url)
-    yield engine
-    engine.dispose()
+def db(engine: Engine) -> Engine:
+    return engine
 
 
 def test_a_delivery_rejected_twice_arrives_once_after_two_retries_that_follow_the_policy(

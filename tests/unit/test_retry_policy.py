@@ -130,3 +130,23 @@ def test_the_newest_death_explains_a_message_that_died_several_times() -> None:
 def test_a_message_without_death_headers_still_gets_a_reason() -> None:
     assert return_reason(None) == "returned from the inbox (no dead-letter reason given)"
     assert "dead-lettered (weird)" in return_reason({"x-first-death-reason": "weird"})
+
+
+def test_the_retry_policy_imports_no_broker_or_database_library() -> None:
+    import ast
+    from pathlib import Path
+
+    import relay.retry.policy as policy
+
+    tree = ast.parse(Path(policy.__file__).read_text(encoding="utf-8"))
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert imported.isdisjoint({"pika", "sqlalchemy", "psycopg", "httpx", "relay"}), imported
