@@ -7,6 +7,7 @@ recipient's inbox with the recipient's credentials and rejects what the test say
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pika
@@ -228,3 +229,38 @@ def test_a_returned_message_that_is_no_delivery_is_recorded_and_acked(
             select(rejections.c.reason).where(rejections.c.message_id == "no-such-delivery")
         ).scalar_one()
     assert "matches no delivery" in reasons
+
+
+def test_a_delivery_nobody_takes_before_the_inbox_ttl_comes_back_and_fails_with_that_reason(
+    fast_env: Settings, db: Engine, management: ManagementClient
+) -> None:
+    sender = add_agency(fast_env, db, management)
+    recipient = add_agency(fast_env, db, management)  # no adapter consumes its inbox
+    inbox = t.inbox_queue(recipient.code)
+    # A stricter policy on this one inbox, as an operator would set: TTL of half a second.
+    management.put_policy(
+        fast_env.vhost,
+        f"test-ttl-{recipient.code}",
+        pattern="^" + re.escape(inbox) + "$",
+        definition={"dead-letter-exchange": t.RETURNED_EXCHANGE, "message-ttl": 500},
+        apply_to="queues",
+        priority=50,
+    )
+    settings = fast_env.model_copy(update={"retry_max_attempts": 2})
+    with retry_worker(settings):
+        sent = submit(db, settings, sender.code, recipient.code)
+        wait_until(
+            lambda: delivery_row(db, sent.delivery_message_id)["state"] == "failed",
+            20,
+            "the delivery to expire twice and fail",
+        )
+    row = delivery_row(db, sent.delivery_message_id)
+    assert row["attempts"] == 2
+    assert "is the adapter running?" in str(row["last_error"])
+    assert f"[expired in {inbox}]" in str(row["last_error"])
+    got = drain(settings, sender)
+    assert [json.loads(body)["kind"] for _, body in got] == ["delivery_failed"]
+
+    code, out = run_cli(settings, "resend", sent.document_id, "--recipient", "000.00.00.Z99")
+    assert code == 1
+    assert "--recipient: '000.00.00.Z99' is not a recipient" in out
