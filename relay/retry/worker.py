@@ -46,6 +46,7 @@ class RetryWorker:
         self._rng = random.Random()
         self._engine: Engine | None = None
         self._publish_channel: BlockingChannel | None = None
+        self._next_tick = 0.0
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; survives broker and database outages."""
@@ -74,19 +75,20 @@ class RetryWorker:
             consume.basic_qos(prefetch_count=PREFETCH)
             consume.basic_consume(t.RETURNED_QUEUE, self._on_returned)
             log.info("retry.worker_started", queue=t.RETURNED_QUEUE)
-            tick = self.settings.retry_tick_seconds
-            next_tick = 0.0
             while not stop.is_set():
-                conn.process_data_events(time_limit=min(tick, 0.2))
-                now = time.monotonic()
-                if now >= next_tick:
-                    self._tick()
-                    next_tick = now + tick
+                conn.process_data_events(time_limit=min(self.settings.retry_tick_seconds, 0.2))
+                self._tick_if_due()
         finally:
             self._publish_channel = None
             if conn.is_open:
                 with contextlib.suppress(pika.exceptions.AMQPError):
                     conn.close()
+
+    def _tick_if_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_tick:
+            self._next_tick = now + self.settings.retry_tick_seconds
+            self._tick()
 
     def _tick(self) -> None:
         assert self._engine is not None
@@ -116,3 +118,6 @@ class RetryWorker:
             self._publish(out)
         # Ack only once the decision is committed and the receipts are confirmed.
         channel.basic_ack(method.delivery_tag)
+        # A burst of returns is handled in one process_data_events call; the schedule must
+        # not wait for the end of the burst.
+        self._tick_if_due()
