@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import secrets
 import signal
@@ -409,19 +410,25 @@ class RelayProcess:
         raise AssertionError(f"relay never logged {needle} in {timeout}s:\n{self.log_text()}")
 
     def wait_consuming(self, codes: Iterable[str], *, timeout: float = 20.0) -> None:
-        """Until the relay consumes each of these agencies' outboxes."""
+        """Until the relay consumes each of these agencies' outboxes (it logs
+        ``relay.outbox_consumed`` per agency; the management API's consumer counts lag by the
+        broker's statistics interval)."""
         pending = set(codes)
         deadline = time.monotonic() + timeout
-        with ManagementClient(self.settings.management_url) as mgmt:
-            while pending and time.monotonic() < deadline:
-                for code in list(pending):
-                    q = mgmt.get_queue(self.settings.vhost, t.outbox_queue(code))
-                    if q and q.get("consumers", 0) >= 1:
-                        pending.discard(code)
-                if pending:
-                    time.sleep(0.1)
-        if pending:
-            raise AssertionError(f"relay does not consume {sorted(pending)}:\n{self.log_text()}")
+        while pending:
+            for line in self.log_text().splitlines():
+                if '"relay.outbox_consumed"' in line:
+                    with contextlib.suppress(ValueError):
+                        pending.discard(json.loads(line).get("agency", ""))
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"relay does not consume {sorted(pending)}:\n{self.log_text()}"
+                )
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"relay exited ({self.proc.returncode}):\n{self.log_text()}")
+            time.sleep(0.05)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -101,6 +101,7 @@ class RelayLoop:
         self._seq_order: deque[int] = deque()
         self._returned: dict[str, str] = {}
         self._inflight: set[int] = set()  # ids of InFlight objects not yet completed
+        self._publishing: dict[int, int] = {}  # delivery id -> publishes awaiting confirm
         self._stopping = False
         self._closing = False
 
@@ -319,7 +320,7 @@ class RelayLoop:
         max_bytes = self.settings.max_message_bytes
         try:
             with self.engine.begin() as conn:
-                return BatchProcessor(conn, max_bytes).run(batch)
+                return BatchProcessor(conn, max_bytes, self._publishing).run(batch)
         except SQLAlchemyError:
             raise
         except Exception:
@@ -328,7 +329,7 @@ class RelayLoop:
         for m in batch:
             try:
                 with self.engine.begin() as conn:
-                    handled.extend(BatchProcessor(conn, max_bytes).run([m]))
+                    handled.extend(BatchProcessor(conn, max_bytes, self._publishing).run([m]))
             except SQLAlchemyError:
                 raise
             except Exception as e:
@@ -365,6 +366,8 @@ class RelayLoop:
                 )
                 self._seq += 1
                 self._by_seq[self._seq] = (flight, idx, pub)
+                if pub.delivery_id is not None:
+                    self._publishing[pub.delivery_id] = self._publishing.get(pub.delivery_id, 0) + 1
                 self._seq_order.append(self._seq)
                 flight.outstanding += 1
         if flight.outstanding == 0:
@@ -438,6 +441,14 @@ class RelayLoop:
         except SQLAlchemyError as e:
             self._fail(f"database: {e}")
             return
+        # Only now, with the database saying queued (or why not), may a duplicate or the sweep
+        # consider these deliveries again.
+        for h in flight.handled:
+            for pub in h.publishes:
+                if pub.delivery_id is not None:
+                    left = self._publishing.pop(pub.delivery_id, 1) - 1
+                    if left > 0:
+                        self._publishing[pub.delivery_id] = left
         ch = self._consume
         if ch is not None and ch.is_open:
             for idx, h in enumerate(flight.handled):
@@ -463,6 +474,7 @@ class RelayLoop:
         except SQLAlchemyError as e:
             self._fail(f"database: {e}")
             return
+        stale = [p for p in stale if p.delivery_id not in self._publishing]
         if stale:
             log.info("relay.sweep_republished", deliveries=len(stale))
             again = Handled(inbound=None, publishes=republish_pending(stale))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,9 +120,13 @@ def republish_pending(pending: Sequence[store.PendingDelivery]) -> list[Publish]
 class BatchProcessor:
     """Handles one batch inside one transaction (``conn``)."""
 
-    def __init__(self, conn: Connection, max_bytes: int) -> None:
+    def __init__(
+        self, conn: Connection, max_bytes: int, publishing: Container[int] = frozenset()
+    ) -> None:
         self.conn = conn
         self.max_bytes = max_bytes
+        #: deliveries this relay has published and awaits the confirm of: not published again
+        self.publishing = publishing
         self.receipt_rows: list[dict[str, Any]] = []
         self.rejection_rows: list[dict[str, Any]] = []
 
@@ -409,7 +413,10 @@ class BatchProcessor:
             h = handled[i]
             if stored.pk not in republished:
                 republished.add(stored.pk)
-                h.publishes.extend(republish_pending(by_pk.get(stored.pk, [])))
+                again = [
+                    p for p in by_pk.get(stored.pk, []) if p.delivery_id not in self.publishing
+                ]
+                h.publishes.extend(republish_pending(again))
             if stored.receipt is not None:
                 h.publishes.append(
                     Publish(
