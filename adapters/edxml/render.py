@@ -36,16 +36,19 @@ def render_document(document: Document) -> bytes:
     }
     manifest: list[dict[str, Any]] = []
     encoded: list[dict[str, Any]] = []
-    used = {a.content_id for a in document.attachments if a.content_id}
+    # A missing or repeated ContentId gets a fresh one: in edXML each must be unique.
+    taken = {a.content_id for a in document.attachments if a.content_id}
+    emitted: set[str] = set()
     counter = 0
     for attachment in document.attachments:
         cid = attachment.content_id
-        if not cid:
+        if not cid or cid in emitted:
             counter += 1
-            while f"cid:{counter}" in used:
+            while f"cid:{counter}" in taken:
                 counter += 1
             cid = f"cid:{counter}"
-            used.add(cid)
+            taken.add(cid)
+        emitted.add(cid)
         entry = {
             "content_id": cid,
             "content_type": attachment.content_type,

@@ -238,3 +238,23 @@ def test_a_status_keeps_what_its_model_has_no_field_for() -> None:
     rendered = render_status(status)
     assert b"<SignatureValue>QUJD</SignatureValue>" in rendered
     assert parse_status(rendered) == status
+
+
+def test_attachments_with_missing_or_repeated_content_ids_get_unique_ones() -> None:
+    doc = Document(
+        document_id="000.00.00.G22,2026/11/24,2/VPCP",
+        sender=Organization(organ_id="000.00.00.G22"),
+        recipients=[Organization(organ_id="000.00.00.H26")],
+        attachments=[
+            Attachment.from_bytes("a.txt", b"a", content_id="cid:1"),
+            Attachment.from_bytes("b.txt", b"b", content_id="cid:1"),
+            Attachment.from_bytes("c.txt", b"c"),
+        ],
+    )
+    again = parse_document(render_document(doc))
+    assert [(a.name, a.content()) for a in again.attachments] == [
+        ("a.txt", b"a"),
+        ("b.txt", b"b"),
+        ("c.txt", b"c"),
+    ]
+    assert len({a.content_id for a in again.attachments}) == 3
