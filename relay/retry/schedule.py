@@ -8,6 +8,8 @@ adapter recognises: at least once, never lost.
 
 from __future__ import annotations
 
+import dataclasses
+
 import structlog
 from sqlalchemy import Connection, Engine
 
@@ -49,7 +51,8 @@ def _send(
     try:
         publish(outgoing(due))
     except Unroutable as e:
-        apply_return(conn, settings, d, str(e))
+        # As if the copy had been published and returned at once: one attempt spent.
+        apply_return(conn, settings, dataclasses.replace(d, state="queued"), str(e))
         return False
     store.mark_queued(conn, d.id)
     attempt = d.attempts + 1

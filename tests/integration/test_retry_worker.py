@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 
 import pika
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 
 from relay.broker.management import ManagementClient
 from relay.config import Settings
-from relay.db.tables import deliveries, events, receipts, rejections
+from relay.db.tables import deliveries, documents, events, receipts, rejections
+from relay.domain.outgoing import delivery_message_id
 from relay.retry.policy import backoff_ceiling
 from schemas import topology as t
 from tests.retry_support import (
@@ -32,6 +34,7 @@ from tests.retry_support import (
     submit,
     wait_until,
 )
+from tests.services import random_code
 
 pytestmark = pytest.mark.integration
 
@@ -264,3 +267,41 @@ def test_a_delivery_nobody_takes_before_the_inbox_ttl_comes_back_and_fails_with_
     code, out = run_cli(settings, "resend", sent.document_id, "--recipient", "000.00.00.Z99")
     assert code == 1
     assert "--recipient: '000.00.00.Z99' is not a recipient" in out
+
+
+def test_a_retry_that_no_inbox_takes_spends_an_attempt_and_ends_failed(
+    fast_env: Settings, db: Engine, management: ManagementClient
+) -> None:
+    sender = add_agency(fast_env, db, management)
+    gone = random_code()  # no queue is bound for it: publishes are returned as unroutable
+    submission_id = str(uuid.uuid4())
+    mid = delivery_message_id(submission_id, gone)
+    with db.begin() as conn:
+        pk = conn.execute(
+            insert(documents)
+            .values(
+                message_id=submission_id,
+                document_id=f"{sender.code},2026/11/24,{uuid.uuid4().hex[:8]}/X",
+                business_type=0,
+                sender=sender.code,
+                submitted_by=sender.code,
+                payload=b"{}",
+            )
+            .returning(documents.c.id)
+        ).scalar_one()
+        conn.execute(
+            insert(deliveries).values(
+                document_pk=pk,
+                recipient=gone,
+                route_to=gone,
+                message_id=mid,
+                state="retrying",
+                attempts=1,
+                next_attempt_at=func.now(),
+            )
+        )
+    with retry_worker(fast_env):
+        wait_until(lambda: delivery_row(db, mid)["state"] == "failed", 15, "the delivery to fail")
+    row = delivery_row(db, mid)
+    assert row["attempts"] == fast_env.retry_max_attempts
+    assert "no inbox takes messages" in str(row["last_error"])
