@@ -87,6 +87,10 @@ class ManagementClient:
         result: dict[str, Any] | None = self._request("GET", f"/users/{_q(name)}")
         return result
 
+    def list_user_names(self) -> set[str]:
+        users: list[dict[str, Any]] = self._request("GET", "/users?columns=name") or []
+        return {u["name"] for u in users}
+
     def delete_user(self, name: str) -> None:
         try:
             self._request("DELETE", f"/users/{_q(name)}")

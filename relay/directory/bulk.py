@@ -9,6 +9,7 @@ that are new to the directory (or were hosted units) get their broker objects, u
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,39 @@ def _passwords_for(
     return chosen
 
 
+def provision_targets(
+    rows: list[CsvRow], new_connected: Iterable[str], users: Set[str]
+) -> tuple[list[str], list[str]]:
+    """Which connected agencies of the file get broker objects, and which of them need a password.
+
+    Targets are those new to the directory (or hosted until now) and those without a RabbitMQ
+    user (e.g. loaded earlier with ``--no-provision``), in file order. An existing user keeps
+    its password: only its permissions, queues and bindings are declared again.
+    """
+    new = set(new_connected)
+    targets = [r.code for r in rows if r.host is None and (r.code in new or r.code not in users)]
+    return targets, [code for code in targets if code not in users]
+
+
+def _provision(
+    conn: Connection,
+    mgmt: ManagementClient,
+    vhost: str,
+    rows: list[CsvRow],
+    new_connected: list[str],
+    password_dir: Path | None,
+    result: ImportResult,
+) -> None:
+    targets, needs_password = provision_targets(rows, new_connected, mgmt.list_user_names())
+    chosen = _passwords_for(needs_password, password_dir, result)
+    suspended = {a.code for a in repository.get_many(conn, targets).values() if a.suspended}
+    for code in targets:
+        broker_objects.provision(mgmt, vhost, code, chosen.get(code))
+        if code in suspended:
+            broker_objects.set_write_allowed(mgmt, vhost, code, False)
+        result.provisioned.append(code)
+
+
 def import_agencies(
     settings: Settings,
     path: Path,
@@ -193,12 +227,9 @@ def import_agencies(
         counts = conn.execute(_UPSERT).one()
         result.inserted, result.updated = int(counts.inserted), int(counts.updated)
         result.unchanged = result.rows - result.inserted - result.updated
-        if provision and new_connected:
-            chosen = _passwords_for(new_connected, password_dir, result)
+        if provision and result.connected:
             with ManagementClient(settings.management_url) as mgmt:
-                for code in new_connected:
-                    broker_objects.provision(mgmt, settings.vhost, code, chosen[code])
-                    result.provisioned.append(code)
+                _provision(conn, mgmt, settings.vhost, rows, new_connected, password_dir, result)
         else:
             result.not_provisioned = new_connected
     result.seconds = time.perf_counter() - started

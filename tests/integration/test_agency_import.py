@@ -107,15 +107,22 @@ def test_without_provisioning_new_connected_agencies_get_no_broker_objects(
     make_env: EnvFactory, management: ManagementClient, tmp_path: Path
 ) -> None:
     env = make_env()
-    code = random_code()
-    path = write_csv(tmp_path / "one.csv", [(code, "Bộ Y tế", "")])
+    first, second = random_code(), random_code()
+    path = write_csv(tmp_path / "two.csv", [(first, "Bộ Y tế", ""), (second, "Bộ Tài chính", "")])
     result = run_agency(env, "import", str(path), "--no-provision")
-    assert "1 new connected agencies have no broker objects yet" in result.stdout
-    assert management.get_user(code) is None
-    # `agency add` with the same data provisions it afterwards.
-    added = run_agency(env, "add", code, "--name", "Bộ Y tế")
+    assert "2 new connected agencies have no broker objects yet" in result.stdout
+    assert management.get_user(first) is None and management.get_user(second) is None
+
+    # `agency add` with the same data provisions one afterwards ...
+    added = run_agency(env, "add", first, "--name", "Bộ Y tế")
     assert "password (shown once" in added.stdout
-    assert management.get_user(code) is not None
+    assert management.get_user(first) is not None
+    # ... and importing again without --no-provision provisions those still without a user.
+    again = run_agency(env, "import", str(path))
+    assert "broker objects created for 1 connected agencies" in again.stdout
+    assert f"{second} password (shown once)" in again.stdout
+    assert f"{first} password" not in again.stdout
+    assert management.get_queue(env.vhost, t.inbox_queue(second)) is not None
 
 
 def test_a_hundred_thousand_rows_import_quickly_and_each_is_found(

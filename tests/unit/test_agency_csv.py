@@ -115,3 +115,20 @@ def test_a_host_found_neither_in_the_file_nor_in_the_directory_is_refused() -> N
     assert [str(e) for e in caught.value.errors] == [
         "line 2: host '000.00.00.H26': is neither in this file nor in the directory"
     ]
+
+
+def test_import_provisions_new_connected_agencies_and_those_without_a_user() -> None:
+    from relay.directory.bulk import provision_targets
+
+    rows = parse_rows(
+        HEADER + "000.00.00.G22,New,\n000.00.00.G12,Loaded without broker objects,\n"
+        "000.00.00.G13,Fully provisioned,\n000.00.01.G13,Hosted unit,000.00.00.G13\n"
+        "000.00.00.G15,New but its user exists,\n"
+    )
+    targets, needs_password = provision_targets(
+        rows,
+        new_connected=["000.00.00.G22", "000.00.00.G15"],
+        users={"000.00.00.G13", "000.00.00.G15", "guest"},
+    )
+    assert targets == ["000.00.00.G22", "000.00.00.G12", "000.00.00.G15"]
+    assert needs_password == ["000.00.00.G22", "000.00.00.G12"]
