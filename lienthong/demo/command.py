@@ -87,7 +87,8 @@ def demo(vhost: str, database: str, workdir: Path, timeout: float) -> None:
         workdir,
         timeout,
     )
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT explicitly too: a shell starting the demo in the background leaves it ignored.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         run_demo(options)
     except LienthongError as e:
@@ -96,7 +97,8 @@ def demo(vhost: str, database: str, workdir: Path, timeout: float) -> None:
         click.echo("interrupted: every process the demo started has been stopped", err=True)
         raise SystemExit(130) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -164,8 +166,13 @@ def run_demo(options: Options) -> None:
     finally:
         engine.dispose()
         say("5/5  stopping every process the demo started…")
+        # A second Ctrl-C must not leave children behind: stopping is bounded anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for line in supervisor.stop_all():
             say(f"     {line}")
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
 
     say("")
     say(render_table(rows))

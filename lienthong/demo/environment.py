@@ -62,7 +62,9 @@ def child_environment(settings: Settings, inherited: dict[str, str]) -> dict[str
 
 def reset(settings: Settings) -> None:
     """Drop the demo's vhost and database if they exist, so the demo starts from nothing."""
-    with ManagementClient(settings.management_url) as mgmt:
+    # Deleting a vhost deletes its quorum queues one by one: on a busy broker that takes a
+    # while, longer than the client's default timeout.
+    with ManagementClient(settings.management_url, timeout=90.0) as mgmt:
         mgmt.delete_vhost(settings.vhost)
     url = make_url(settings.database_url)
     database = url.database or ""
