@@ -130,14 +130,31 @@ def run_demo(options: Options) -> None:
     run_setup(settings)
     supervisor = Supervisor(envmod.child_environment(settings, dict(os.environ)), workdir / "logs")
     homes = {a.code: envmod.prepare_home(workdir, a, settings) for a in connected}
-    csv_path = envmod.directory_csv(workdir, agencies)
+    # Connected agencies one by one with `agency add --password-file`, which (re)sets the
+    # RabbitMQ password (users are global: one may be left from elsewhere); the hosted units
+    # with `agency import`, once their host exists.
     supervisor.run(
         "provision",
-        ["agency", "import", str(csv_path), "--password-dir", str(workdir / "secrets")],
+        [
+            [
+                "agency",
+                "add",
+                a.code,
+                "--name",
+                a.name,
+                "--password-file",
+                str(homes[a.code].password_file),
+            ]
+            for a in connected
+        ],
     )
-    for a in agencies:
-        kind = f"hosted by {a.host}" if a.host else "connected: RabbitMQ user, inbox, outbox"
-        say(f"     {a.code}  {a.name} ({kind})")
+    for a in connected:
+        say(f"     agency add     {a.code}  {a.name} (RabbitMQ user, inbox and outbox)")
+    hosted = [a for a in agencies if a.host is not None]
+    csv_path = envmod.directory_csv(workdir, hosted)
+    supervisor.run("provision", [["agency", "import", str(csv_path)]])
+    for a in hosted:
+        say(f"     agency import  {a.code}  {a.name} (hosted by {a.host})")
 
     engine = make_engine(settings.database_url, pool_size=1)
     try:

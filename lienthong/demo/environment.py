@@ -114,7 +114,7 @@ def prepare_home(workdir: Path, agency: Agency, settings: Settings) -> AdapterHo
     root = home / "dms"
     for sub in ("outbox", "inbox/documents", "inbox/statuses", "inbox/receipts"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    # `agency import --password-dir` uses an existing DIR/<code>.secret as the password.
+    # Handed to `agency add --password-file`, which sets it, and to the adapter.
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
     secret = secrets_dir / f"{agency.code}.secret"

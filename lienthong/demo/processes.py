@@ -59,31 +59,44 @@ class Supervisor:
     logs: Path
     children: list[Child] = field(default_factory=list)
 
-    def run(self, name: str, args: list[str], timeout: float = 60.0) -> str:
-        """Run a short command to completion; its output is logged; raise if it fails."""
+    def run(self, name: str, commands: list[list[str]], timeout: float = 90.0) -> None:
+        """Run short ``lienthong`` commands side by side to completion; raise if one fails.
+
+        Their output goes to ``logs/<name>.log``. They must not depend on each other.
+        """
         self.logs.mkdir(parents=True, exist_ok=True)
-        log_path = self.logs / f"{name}.log"
-        try:
-            done = subprocess.run(
-                [*lienthong_command(), *args],
-                env=self.env,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
+        started = [
+            (
+                args,
+                subprocess.Popen(
+                    [*lienthong_command(), *args],
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                ),
             )
-        except subprocess.TimeoutExpired as e:
-            command = " ".join(args)
-            raise DemoFailed(f"`lienthong {command}` did not finish in {timeout:.0f}s") from e
-        out = done.stdout.decode("utf-8", errors="replace")
-        err = done.stderr.decode("utf-8", errors="replace")
-        with log_path.open("a", encoding="utf-8") as f:
-            f.write(f"$ lienthong {' '.join(args)}\n{out}{err}\n")
-        if done.returncode != 0:
-            raise DemoFailed(
-                f"`lienthong {' '.join(args)}` failed (exit {done.returncode}):\n"
-                + "\n".join("    " + line for line in (err or out).strip().splitlines()[-10:])
-            )
-        return out
+            for args in commands
+        ]
+        deadline = time.monotonic() + timeout
+        failures: list[str] = []
+        with (self.logs / f"{name}.log").open("a", encoding="utf-8") as log_file:
+            for args, process in started:
+                command = "lienthong " + " ".join(args)
+                try:
+                    out, _ = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    out, _ = process.communicate()
+                    failures.append(f"`{command}` did not finish in {timeout:.0f}s")
+                    continue
+                text = out.decode("utf-8", errors="replace")
+                log_file.write(f"$ {command}\n{text}\n")
+                if process.returncode != 0:
+                    tail = "\n".join("    " + line for line in text.strip().splitlines()[-10:])
+                    failures.append(f"`{command}` failed (exit {process.returncode}):\n{tail}")
+        if failures:
+            raise DemoFailed("\n".join(failures))
 
     def start(self, name: str, args: list[str]) -> Child:
         """Start a long-running ``lienthong`` command with its output in ``logs/<name>.log``."""
