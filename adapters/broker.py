@@ -14,12 +14,13 @@ from typing import Any
 
 import pika
 import pika.exceptions
+import pika.spec
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from adapters.config import AdapterConfig
 from adapters.inbox import Action, Delivery, InboxWriter
-from adapters.spool import Spool
+from adapters.spool import Outgoing, Spool
 from schemas import topology as t
 
 log = structlog.get_logger()
@@ -66,10 +67,104 @@ def publish_properties(config: AdapterConfig, message_id: str, message_type: str
     )
 
 
+class Publisher:
+    """Streams publishes with confirms on a BlockingConnection's channel.
+
+    ``BlockingChannel.basic_publish`` waits for each confirm in turn (one broker round trip per
+    message, tens of milliseconds on a quorum queue). Here a whole batch is written, then the
+    confirms are awaited together, on the channel's underlying asynchronous object: the same
+    channel that consumes the inbox, driven by the same ``process_data_events``.
+    """
+
+    #: How long a batch may wait for its confirms before the connection is considered lost.
+    CONFIRM_TIMEOUT_SECONDS = 60.0
+
+    def __init__(self, connection: pika.BlockingConnection, channel: Any) -> None:
+        self.connection = connection
+        self._impl = channel._impl  # pika.channel.Channel behind the BlockingChannel
+        self._next_tag = 1
+        self._pending: dict[int, str] = {}  # delivery tag -> message_id, awaiting a confirm
+        self._acked: set[str] = set()
+        self._failed: dict[str, str] = {}  # message_id -> why (nack, return)
+        ready: list[bool] = []
+        self._impl.add_on_return_callback(self._on_return)
+        self._impl.confirm_delivery(
+            ack_nack_callback=self._on_confirm, callback=lambda _frame: ready.append(True)
+        )
+        self._wait(lambda: bool(ready), "Confirm.SelectOk")
+
+    def _wait(self, done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.CONFIRM_TIMEOUT_SECONDS
+        while not done():
+            self.check_open()
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"no {what} from the broker in time")
+            self.connection.process_data_events(time_limit=0.05)
+
+    def check_open(self) -> None:
+        """BrokerUnavailable if the broker closed the channel (the consumer is gone with it)."""
+        if not self._impl.is_open:
+            reason = getattr(self._impl, "_closing_reason", None)
+            raise BrokerUnavailable(f"the broker closed the channel ({reason})")
+
+    def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
+        self._failed[properties.message_id] = "returned as unroutable"
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tags = (
+            [t for t in self._pending if t <= method.delivery_tag]
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        nack = isinstance(method, pika.spec.Basic.Nack)
+        for tag in tags:
+            message_id = self._pending.pop(tag, None)
+            if message_id is None:
+                continue
+            if nack:
+                self._failed[message_id] = "refused (nack) by the broker"
+            else:
+                self._acked.add(message_id)
+
+    def publish_batch(self, config: AdapterConfig, rows: list[Outgoing]) -> list[Outgoing]:
+        """Publish ``rows`` and wait for their confirms; the confirmed prefix, in order.
+
+        Raises PublishRefused when a row was nacked or returned (after the rows confirmed before
+        it), BrokerUnavailable when the connection fails.
+        """
+        self._acked.clear()
+        self._failed.clear()
+        for row in rows:
+            self._impl.basic_publish(
+                exchange=t.SUBMIT_EXCHANGE,
+                routing_key=t.submit_routing_key(config.agency),
+                body=row.body,
+                properties=publish_properties(config, row.message_id, row.message_type),
+                mandatory=True,
+            )
+            self._pending[self._next_tag] = row.message_id
+            self._next_tag += 1
+        self._wait(lambda: not self._pending, "publisher confirm")
+        confirmed: list[Outgoing] = []
+        for row in rows:
+            if row.message_id in self._acked and row.message_id not in self._failed:
+                confirmed.append(row)
+            else:
+                break
+        return confirmed
+
+    def failure(self) -> str | None:
+        if not self._failed:
+            return None
+        message_id, why = next(iter(self._failed.items()))
+        return f"submission {message_id} {why}"
+
+
 def drain(
     config: AdapterConfig,
     spool: Spool,
-    channel: Any,
+    publisher: Publisher,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Publish unsent spool rows in order, with confirms, marking them sent; returns how many.
@@ -82,32 +177,20 @@ def drain(
         rows = spool.unsent(config.publish_batch)
         if not rows:
             break
-        confirmed: list[int] = []
         try:
-            for row in rows:
-                channel.basic_publish(
-                    exchange=t.SUBMIT_EXCHANGE,
-                    routing_key=t.submit_routing_key(config.agency),
-                    body=row.body,
-                    properties=publish_properties(config, row.message_id, row.message_type),
-                    mandatory=True,
-                )
-                confirmed.append(row.seq)
-                log.debug(
-                    "outbox.published", message_id=row.message_id, document_id=row.document_id
-                )
-        except pika.exceptions.UnroutableError as e:
-            raise PublishRefused(
-                "the broker returned a submission as unroutable: is "
-                f"{t.outbox_queue(config.agency)!r} bound to {t.SUBMIT_EXCHANGE!r}? ({e})"
-            ) from e
-        except pika.exceptions.NackError as e:
-            raise PublishRefused(f"the broker refused a submission (outbox full?) ({e})") from e
+            confirmed = publisher.publish_batch(config, rows)
         except (pika.exceptions.AMQPError, OSError) as e:
             raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
-        finally:
-            spool.mark_sent(confirmed)
-            total += len(confirmed)
+        spool.mark_sent([row.seq for row in confirmed])
+        total += len(confirmed)
+        for row in confirmed:
+            log.debug("outbox.published", message_id=row.message_id, document_id=row.document_id)
+        failure = publisher.failure()
+        if failure is not None:
+            raise PublishRefused(
+                f"{failure}: is {t.outbox_queue(config.agency)!r} bound to "
+                f"{t.SUBMIT_EXCHANGE!r} and below its length limit?"
+            )
     return total
 
 
@@ -162,6 +245,13 @@ class BrokerLoop:
         self.log.debug("adapter.reconnect_scheduled", attempt=state.attempt_number)
 
     def run(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            self.log.exception("adapter.broker_loop_crashed")
+            raise
+
+    def _run(self) -> None:
         spool = Spool(self.config.spool_path)
         short_sessions = 0  # sessions that broke soon after they opened, in a row
         try:
@@ -180,13 +270,13 @@ class BrokerLoop:
                     reraise=True,
                 )
                 try:
-                    connection, channel = retrying(self._open, writer)
+                    connection, publisher = retrying(self._open, writer)
                 except BrokerUnavailable:
                     break  # stopping while the broker is down
                 self._came_back()
                 opened = time.monotonic()
                 try:
-                    self._serve(connection, channel, spool)
+                    self._serve(connection, publisher, spool)
                 except BrokerUnavailable as e:
                     self._went_down(str(e))
                     # A session that keeps breaking right after it opens (a permission
@@ -207,12 +297,12 @@ class BrokerLoop:
         finally:
             spool.close()
 
-    def _open(self, writer: InboxWriter) -> tuple[pika.BlockingConnection, Any]:
+    def _open(self, writer: InboxWriter) -> tuple[pika.BlockingConnection, Publisher]:
         """Connect, open a confirm-mode channel and consume the inbox: one attempt."""
         connection = connect(self.config)
         try:
             channel = connection.channel()
-            channel.confirm_delivery()
+            publisher = Publisher(connection, channel)
             channel.basic_qos(prefetch_count=self.config.prefetch)
 
             def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
@@ -229,22 +319,27 @@ class BrokerLoop:
                     ch.basic_reject(method.delivery_tag, requeue=False)
 
             channel.basic_consume(t.inbox_queue(self.config.agency), on_message)
-        except (pika.exceptions.AMQPError, OSError) as e:
+        except (pika.exceptions.AMQPError, OSError, BrokerUnavailable) as e:
             self._close(connection)
+            if isinstance(e, BrokerUnavailable):
+                raise
             raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
-        return connection, channel
+        return connection, publisher
 
-    def _serve(self, connection: pika.BlockingConnection, channel: Any, spool: Spool) -> None:
+    def _serve(
+        self, connection: pika.BlockingConnection, publisher: Publisher, spool: Spool
+    ) -> None:
         """Consume and publish until stopped; BrokerUnavailable when the connection breaks."""
         refused = 0  # publishes refused in a row (outbox full, unroutable)
         retry_publish_at = 0.0
         try:
             while not self.stop.is_set():
                 connection.process_data_events(time_limit=self.ROUND_SECONDS)
+                publisher.check_open()
                 if time.monotonic() < retry_publish_at:
                     continue
                 try:
-                    sent = drain(self.config, spool, channel, self.stop.is_set)
+                    sent = drain(self.config, spool, publisher, self.stop.is_set)
                 except PublishRefused as e:
                     if refused == 0:
                         self.log.warning("outbox.publish_refused", reason=str(e))
@@ -275,9 +370,8 @@ def send_pending(config: AdapterConfig, spool: Spool) -> int:
     """Connect once, publish every unsent spool row, close; BrokerUnavailable if it fails."""
     connection = connect(config)
     try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        return drain(config, spool, channel)
+        publisher = Publisher(connection, connection.channel())
+        return drain(config, spool, publisher)
     except (pika.exceptions.AMQPError, OSError) as e:
         raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
     finally:

@@ -14,7 +14,7 @@ import structlog
 
 from adapters.broker import BrokerUnavailable, send_pending
 from adapters.config import AdapterConfig, ConfigError, load_config
-from adapters.daemon import Adapter, AlreadyRunning, root_lock
+from adapters.daemon import Adapter, AdapterFailed, AlreadyRunning, root_lock
 from adapters.formats.base import FormatError
 from adapters.outbox import submit
 from adapters.spool import Spool, SpoolError
@@ -67,7 +67,7 @@ def run(config_path: Path) -> None:
     signal.signal(signal.SIGINT, _stop)
     try:
         daemon.run()
-    except (AlreadyRunning, SpoolError) as e:
+    except (AlreadyRunning, AdapterFailed, SpoolError) as e:
         raise click.ClickException(str(e)) from e
 
 

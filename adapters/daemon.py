@@ -29,6 +29,10 @@ class AlreadyRunning(RuntimeError):
     """Another adapter daemon holds this root."""
 
 
+class AdapterFailed(RuntimeError):
+    """The daemon cannot go on (its broker thread died); the service manager restarts it."""
+
+
 @contextmanager
 def root_lock(config: AdapterConfig, *, wait: bool = False) -> Iterator[bool]:
     """Hold the root's exclusive lock; yields False (without blocking) when someone has it."""
@@ -80,16 +84,19 @@ class Adapter:
                 url=config.safe_url(),
                 format=config.format,
             )
+            spool = Spool(config.spool_path)  # created (tables, WAL) before the thread opens it
             thread = threading.Thread(target=self.broker.run, name="broker", daemon=True)
             thread.start()
             try:
-                with Spool(config.spool_path) as spool:
+                with spool:
                     scanner = OutboxScanner(config, spool)
                     while not self.stop.is_set():
                         self._scan(scanner)
                         if not thread.is_alive():
                             log.error("adapter.broker_thread_died", agency=config.agency)
-                            break
+                            raise AdapterFailed(
+                                "the broker side of the adapter stopped unexpectedly; see the log"
+                            )
                         self.stop.wait(config.poll_seconds)
             finally:
                 self.stop.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 #: Prefix of the adapter's own temporary files (dot-files, so a DMS ignores them).
@@ -44,13 +45,11 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def _candidates(directory: Path, name: str) -> list[Path]:
+def _candidates(directory: Path, name: str) -> Iterator[Path]:
     stem, dot, suffix = name.partition(".")
-    first = [directory / name]
-    rest = [
-        directory / (f"{stem}.{n}{dot}{suffix}" if dot else f"{stem}.{n}") for n in range(1, 10_000)
-    ]
-    return first + rest
+    yield directory / name
+    for n in range(1, 100_000):
+        yield directory / (f"{stem}.{n}{dot}{suffix}" if dot else f"{stem}.{n}")
 
 
 def move_no_clobber(src: Path, directory: Path) -> Path:

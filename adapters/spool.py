@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,12 +78,26 @@ class Spool:
         self.path = path
         try:
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(_SCHEMA)
         except sqlite3.Error as e:
             raise SpoolError(f"spool {str(path)!r} cannot be opened: {e}") from e
+        # Switching to WAL and creating the tables can meet another connection doing the same
+        # (the daemon's two threads, `adapter send`); "locked" there skips the busy handler.
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                self._db.execute("PRAGMA busy_timeout=30000")
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    self._db.close()
+                    raise SpoolError(f"spool {str(path)!r} cannot be opened: {e}") from e
+                time.sleep(0.05)
+            except sqlite3.Error as e:
+                self._db.close()
+                raise SpoolError(f"spool {str(path)!r} cannot be opened: {e}") from e
 
     def close(self) -> None:
         self._db.close()

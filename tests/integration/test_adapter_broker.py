@@ -63,7 +63,7 @@ def test_a_file_dropped_into_the_outbox_is_published_once_as_the_agency(
     document = make_document(a, [b])
     with adapter_thread(config):
         drop(root / "outbox", "cv-001.json", encode_message(document))
-        wait_for(lambda: broker.count(t.outbox_queue(a)) == 1, 10, "the submission")
+        wait_for(lambda: broker.count(t.outbox_queue(a)) == 1, 30, "the submission")
         wait_for(lambda: visible_files(root / "outbox" / "sent") != [], 5, "the file in sent/")
     [(props, body)] = broker.take(t.outbox_queue(a))
     assert props.user_id == a  # type: ignore[attr-defined]
@@ -93,7 +93,7 @@ def test_documents_dropped_while_the_broker_is_unreachable_go_out_once_and_in_or
     try:
         with capture_logs() as logs, adapter_thread(config) as adapter:
             connected = adapter.broker.connected
-            wait_for(connected.is_set, 10, "the first connection")
+            wait_for(connected.is_set, 30, "the first connection")
             proxy.cut()
             wait_for(lambda: not connected.is_set(), 10, "the outage to be seen")
             for i, document in enumerate(documents):
@@ -147,7 +147,7 @@ def test_a_delivery_that_cannot_be_stored_is_rejected_back_to_the_relay(
     document = make_document(random_code(), [b])
     broker.take(t.RETURNED_QUEUE)
     with adapter_thread(config) as adapter:
-        wait_for(adapter.broker.connected.is_set, 10, "the connection")
+        wait_for(adapter.broker.connected.is_set, 30, "the connection")
         with unwritable(root / "inbox" / "documents"):
             mid = broker.deliver(b, document)
             wait_for(lambda: broker.count(t.RETURNED_QUEUE) >= 1, 10, "the dead letter")
