@@ -31,9 +31,12 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(3600.0, gt=0)
     retry_max_attempts: int = Field(8, ge=1)
     destination_down_after: int = Field(
-        5, ge=1, description="different deliveries to one inbox waiting for a retry"
+        5, ge=1, description="different deliveries to one inbox failing at once"
     )
     destination_probe_seconds: float = Field(60.0, gt=0)
+    destination_window_seconds: float = Field(
+        600.0, gt=0, description="returns older than this do not count towards 'down'"
+    )
     retry_tick_seconds: float = Field(
         0.5, gt=0, description="how often the retry scheduler looks for due deliveries"
     )

@@ -120,6 +120,9 @@ events = Table(
         unique=True,
         postgresql_where=text("message_id IS NOT NULL"),
     ),
+    # Recent returns per destination (retry helper, issue 5); only 'returned' rows are indexed,
+    # so the relay's hot path pays nothing for it.
+    Index("ix_events_returned", "actor", "at", postgresql_where=text("kind = 'returned'")),
 )
 
 #: Messages the relay refused, kept with the reason (nothing is silently dropped).

@@ -21,7 +21,8 @@ How it behaves (the choices DESIGN leaves open, written down here):
   loses nothing. A retry is published with the original delivery message id, so an adapter that
   did store an earlier copy drops it.
 - **Destinations.** When ``LIENTHONG_DESTINATION_DOWN_AFTER`` (5) *different* deliveries to one
-  inbox wait for a retry, the destination is marked down: one ``destination_down`` event and one
+  inbox came back within ``LIENTHONG_DESTINATION_WINDOW_SECONDS`` (600) and none of them has
+  reached the DMS since, the destination is marked down: one ``destination_down`` event and one
   warning log, its retries are held (no attempt is spent while it is down; ``failures`` shows
   them as held), and one probe delivery is sent every ``LIENTHONG_DESTINATION_PROBE_SECONDS``
   (60). It is up again, and everything held is released at once, when the probe or any other

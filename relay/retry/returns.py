@@ -166,7 +166,9 @@ def apply_return(
         )
         bound.info("delivery.retry_scheduled", attempts=outcome.attempts, delay=outcome.delay)
     if dest.state == "up":
-        failing = store.failing_deliveries(conn, d.route_to)
+        failing = store.failing_deliveries(
+            conn, d.route_to, window_seconds=settings.destination_window_seconds
+        )
         if should_mark_down(failing_deliveries=failing, down_after=settings.destination_down_after):
             held = store.mark_down(conn, d.route_to)
             store.add_event(

@@ -124,12 +124,17 @@ def _back_up(conn: Connection, settings: Settings, dest: store.Destination) -> s
         state = store.delivery_state(conn, dest.probe_delivery_id)
         if state in REACHED_STATES:
             return "the probe reached it"
+        quiet = settings.destination_probe_seconds
         if (
             state == "queued"
             and dest.last_probe_at is not None
-            and store.seconds_since(conn, dest.last_probe_at) >= settings.destination_probe_seconds
+            and store.seconds_since(conn, dest.last_probe_at) >= quiet
         ):
-            return "the probe was not returned"
-    if store.failing_deliveries(conn, dest.code) == 0:
+            # Returns may be queued up behind a burst: only a destination from which nothing
+            # at all came back for a whole probe interval counts as taking its deliveries.
+            last = store.seconds_since_last_return(conn, dest.code)
+            if last is None or last >= quiet:
+                return "the probe was not returned"
+    if store.held_deliveries(conn, dest.code) == 0:
         return "nothing is held for it"
     return None

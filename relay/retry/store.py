@@ -239,8 +239,39 @@ def note_destination_failure(conn: Connection, code: str, error: str) -> None:
     )
 
 
-def failing_deliveries(conn: Connection, route_to: str) -> int:
-    """Different deliveries to ``route_to`` that came back and wait for another attempt."""
+def failing_deliveries(conn: Connection, route_to: str, *, window_seconds: float) -> int:
+    """Different deliveries to ``route_to`` that came back within the window and have not
+    reached its DMS since (nor failed for good).
+
+    Counted from the ``returned`` events rather than from the current states: a delivery that
+    was just published again is still failing, even though it is ``queued`` for a moment.
+    """
+    n: int = conn.execute(
+        select(func.count(func.distinct(events.c.delivery_id)))
+        .select_from(events)
+        .join(deliveries, deliveries.c.id == events.c.delivery_id)
+        .where(
+            events.c.kind == "returned",
+            events.c.actor == route_to,
+            events.c.at > func.now() - dt.timedelta(seconds=window_seconds),
+            deliveries.c.state.in_(["pending", "queued", "retrying"]),
+        )
+    ).scalar_one()
+    return n
+
+
+def seconds_since_last_return(conn: Connection, route_to: str) -> float | None:
+    """Seconds since a copy to ``route_to`` last came back (None: never)."""
+    value: float | None = conn.execute(
+        select(func.extract("epoch", func.now() - func.max(events.c.at))).where(
+            events.c.kind == "returned", events.c.actor == route_to
+        )
+    ).scalar_one_or_none()
+    return None if value is None else float(value)
+
+
+def held_deliveries(conn: Connection, route_to: str) -> int:
+    """Deliveries to ``route_to`` waiting for another attempt."""
     n: int = conn.execute(
         select(func.count())
         .select_from(deliveries)

@@ -16,6 +16,7 @@ from tests.retry_support import (
     FAST,
     FakeAdapter,
     add_agency,
+    drain,
     retry_worker,
     run_cli,
     running_adapter,
@@ -133,3 +134,31 @@ def test_retries_scheduled_before_a_restart_are_sent_once_by_the_workers_after_i
             time.sleep(1.0)
     assert sorted(adapter.acked) == sorted(s.delivery_message_id for s in sent)
     assert all(n == 2 for n in adapter.seen.values()), adapter.seen
+
+
+def test_a_probe_that_does_not_come_back_brings_the_destination_up_and_releases_the_rest(
+    fast_env: Settings, db: Engine, management: ManagementClient
+) -> None:
+    sender = add_agency(fast_env, db, management)
+    recipient = add_agency(fast_env, db, management)
+    adapter = FakeAdapter(fast_env, db, recipient, accept=lambda mid, n: False)
+    mine = deliveries.c.route_to == recipient.code
+    with retry_worker(fast_env):
+        with running_adapter(adapter):
+            sent = submit_many(db, fast_env, sender.code, recipient.code, 6)
+            wait_until(lambda: _destination_state(db, recipient.code) == "down", 10, "down")
+        # The adapter is gone now: the next probe stays in the inbox instead of coming back.
+        wait_until(lambda: _destination_state(db, recipient.code) == "up", 10, "up again")
+        wait_until(
+            lambda: _count(db, mine, deliveries.c.state == "queued") == 6, 10, "all released"
+        )
+    with db.connect() as conn:
+        why = conn.execute(
+            select(events.c.description).where(
+                events.c.kind == "destination_up", events.c.actor == recipient.code
+            )
+        ).scalar_one()
+    assert "the probe was not returned" in why
+    waiting = drain(fast_env, recipient)
+    assert len(waiting) == 6 and all(kind == "document" for kind, _ in waiting)
+    assert {s.delivery_message_id for s in sent} <= set(adapter.seen)
