@@ -181,15 +181,17 @@ def run_demo(options: Options) -> None:
     except DemoFailed as e:
         raise DemoFailed(f"{e}\nThe processes' logs are in {workdir / 'logs'}/") from e
     finally:
-        engine.dispose()
-        say("5/5  stopping every process the demo started…")
-        # A second Ctrl-C must not leave children behind: stopping is bounded anyway.
+        # Children first, output after: printing can fail too (a closed pipe), and a second
+        # Ctrl-C must not leave children behind (stopping is bounded anyway).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for line in supervisor.stop_all():
-            say(f"     {line}")
+        stopped = supervisor.stop_all()
+        engine.dispose()
         signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
+        say("5/5  stopped every process the demo started:")
+        for line in stopped:
+            say(f"     {line}")
 
     say("")
     say(render_table(rows))

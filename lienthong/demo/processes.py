@@ -7,6 +7,7 @@ which then stops its children in order (SIGTERM, then SIGKILL after a grace peri
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -23,6 +24,9 @@ from lienthong.demo.errors import DemoFailed
 
 log = structlog.get_logger()
 
+#: prctl(2) option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
 
 def lienthong_command() -> list[str]:
     """How to run the ``lienthong`` console script of the running interpreter's environment."""
@@ -33,6 +37,15 @@ def lienthong_command() -> list[str]:
     if found:
         return [found]
     return [sys.executable, "-c", "from lienthong.cli import main; main()"]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the demo dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -110,6 +123,8 @@ class Supervisor:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # A demo killed outright must not leave a relay or adapters running on their own.
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         child = Child(name, process, log_path, log_file)
         self.children.append(child)
