@@ -93,7 +93,9 @@ def test_a_delivery_rejected_twice_arrives_once_after_two_retries_that_follow_th
         )
         assert 0 <= detail["delay_seconds"] <= ceiling
         gap = arrivals[failed_attempt] - arrivals[failed_attempt - 1]
-        assert gap <= ceiling + fast_env.retry_tick_seconds + 0.5
+        # never before its time; late only by the scheduler's tick and a loaded machine
+        assert gap >= detail["delay_seconds"] - 0.05
+        assert gap <= ceiling + fast_env.retry_tick_seconds + 1.5
     row = delivery_row(db, sent.delivery_message_id)
     assert row["state"] == "delivered"
     assert row["attempts"] == 2
