@@ -44,6 +44,7 @@ from tests.bench.scenarios import Limits, Scenario
 from tests.bench.stats import MB, summarize_latencies, throughput
 
 POLL_S = 0.05
+STARTUP_S = 60.0  # for a system to deliver its first document
 CEILING_PREFETCH = 250  # per outbox consumer
 
 
@@ -67,6 +68,7 @@ class PhaseResult:
     latency: dict[str, float | int] | None = None
     peak_rss_mb: float | None = None
     publish_nacked: int = 0
+    seconds: float | None = None  # wall time of this system's whole measurement
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -220,20 +222,6 @@ class Runner:
             time.sleep(POLL_S)
         return True
 
-    def settle(self, completed: Synchronized[int], system: System) -> None:
-        """Wait until no document completed for ``settle_s`` (in-flight work after a purge)."""
-        last = completed.value
-        quiet_since = time.monotonic()
-        stop_at = quiet_since + 30
-        while time.monotonic() < stop_at:
-            time.sleep(POLL_S)
-            system.check()
-            now_value = completed.value
-            if now_value != last:
-                last, quiet_since = now_value, time.monotonic()
-            elif time.monotonic() - quiet_since >= self.limits.settle_s:
-                return
-
     def committed_rows(self, phase: int) -> int:
         with self.engine.connect() as db:
             return int(
@@ -273,53 +261,75 @@ class Runner:
         body_bytes: int,
     ) -> PhaseResult:
         res = PhaseResult(sc.name, system_name, sc.recipients, body_bytes, sc.preload)
-        lim = self.limits
+        peak = 0
+        began = time.monotonic()
+        try:
+            peak = self.throughput_phase(res, sc, publisher, collector, completed, body_bytes)
+            if res.docs_per_s:
+                peak = max(peak, self.latency_phase(res, sc, publisher, collector, completed))
+        except BenchError as e:
+            res.error = str(e)
+        res.peak_rss_mb = round(peak / 2**20, 1) if peak else None
+        res.seconds = round(time.monotonic() - began, 1)
+        return res
+
+    def throughput_phase(
+        self,
+        res: PhaseResult,
+        sc: Scenario,
+        publisher: Worker,
+        collector: Worker,
+        completed: Synchronized[int],
+        body_bytes: int,
+    ) -> int:
+        """Drain a preload; returns the system's peak RSS."""
         phase = self.next_phase()
         nacked, returned = self.publish(publisher, phase, sc.preload, None, timeout=600)
         res.publish_nacked = nacked
         if returned:
             res.notes.append(f"{returned} submissions returned unroutable")
         base = completed.value
-        profile_as = f"{system_name}-{sc.name}" if system_name == "relay" else None
-        system = self.start_system(system_name, sc, profile_as)
+        profile_as = f"{res.system}-{sc.name}" if res.system == "relay" else None
+        system = self.start_system(res.system, sc, profile_as)
+        peak = 0
         try:
             started = time.monotonic()
-            finished = self.wait_for(
-                completed, base + sc.preload, started + lim.drain_cap_s + 15, system
+            if not self.wait_for(completed, base + 1, started + STARTUP_S, system):
+                raise BenchError(f"{res.system}: no document came through in {STARTUP_S:.0f}s")
+            self.wait_for(
+                completed, base + sc.preload, time.monotonic() + self.limits.drain_cap_s, system
             )
-            if not finished:
-                res.purged = self.env.purge(self.env.outboxes)
-                self.settle(completed, system)
             res.drain_s = round(time.monotonic() - started, 2)
             done = self.report(collector, phase)
             res.docs = len(done)
-            if done:
-                first = min(c[2] for c in done)
-                last = max(c[2] for c in done)
-                if system_name != "ceiling":
-                    rows, at = self.wait_committed(phase, len(done) * sc.recipients)
-                    res.rows_committed = rows
-                    if rows < len(done) * sc.recipients:
-                        res.notes.append(
-                            f"only {rows} of {len(done) * sc.recipients} delivery rows committed"
-                        )
-                    if at > last:
-                        res.commit_lag_ms = round((at - last) * 1000, 1)
-                        last = at
-                rate = throughput(len(done), first, last)
-                res.docs_per_s = _r(rate)
-                if rate is not None:
-                    res.mb_per_s = _r(rate * body_bytes / MB)
-                    res.copies_per_s = _r(rate * sc.recipients)
-            if res.docs_per_s:
-                self.latency_phase(res, sc, publisher, collector, completed, system)
-        except BenchError as e:
-            res.error = str(e)
+            first = min(c[2] for c in done)
+            last = max(c[2] for c in done)
+            if res.system != "ceiling":
+                expected = len(done) * sc.recipients
+                rows, at = self.wait_committed(phase, expected)
+                res.rows_committed = rows
+                if rows < expected:
+                    res.notes.append(f"only {rows} of {expected} delivery rows committed")
+                if at > last:
+                    res.commit_lag_ms = round((at - last) * 1000, 1)
+                    last = at
+            rate = throughput(len(done), first, last)
+            res.docs_per_s = _r(rate)
+            if rate is not None:
+                res.mb_per_s = _r(rate * body_bytes / MB)
+                res.copies_per_s = _r(rate * sc.recipients)
         finally:
-            res.peak_rss_mb = round(system.stop() / 2**20, 1)
-            self.env.purge(self.env.outboxes)
-            self.report(collector, -1)  # forget stragglers
-        return res
+            peak = system.stop()
+            res.purged = self.reset(collector)
+        return peak
+
+    def reset(self, collector: Worker) -> int:
+        """With the system stopped (its unacked messages handed back): empty the outboxes, let
+        the inboxes drain, forget stragglers. Returns how many submissions were purged."""
+        purged = self.env.purge(self.env.outboxes)
+        time.sleep(self.limits.settle_s)
+        self.report(collector, -1)
+        return purged
 
     def latency_phase(
         self,
@@ -328,24 +338,36 @@ class Runner:
         publisher: Worker,
         collector: Worker,
         completed: Synchronized[int],
-        system: System,
-    ) -> None:
+    ) -> int:
+        """Offer half the measured throughput to a freshly started system; returns its peak RSS."""
         lim = self.limits
         assert res.docs_per_s
         rate = res.docs_per_s / 2
         count = max(lim.paced_min_docs, int(rate * lim.paced_s))
         if count / rate > 3 * lim.paced_s:
             count = max(2, int(rate * 3 * lim.paced_s))
-        phase = self.next_phase()
-        base = completed.value
         res.offered_rate = round(rate, 2)
         res.latency_sent = count
-        self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
-        if not self.wait_for(completed, base + count, time.monotonic() + 60, system):
-            res.notes.append("latency phase: not every document arrived within 60 s")
-        done = self.report(collector, phase)
-        summary = summarize_latencies([c[2] - c[1] for c in done])
-        res.latency = summary.as_dict() if summary else None
+        system = self.start_system(res.system, sc)
+        try:
+            # One warm-up document proves the system consumes before the clock matters.
+            warm = self.next_phase()
+            base = completed.value
+            self.publish(publisher, warm, 1, None, timeout=60)
+            if not self.wait_for(completed, base + 1, time.monotonic() + STARTUP_S, system):
+                raise BenchError(f"{res.system}: warm-up document not delivered")
+            phase = self.next_phase()
+            base = completed.value
+            self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
+            if not self.wait_for(completed, base + count, time.monotonic() + 60, system):
+                res.notes.append("latency phase: not every document arrived within 60 s")
+            done = self.report(collector, phase)
+            summary = summarize_latencies([c[2] - c[1] for c in done])
+            res.latency = summary.as_dict() if summary else None
+        finally:
+            peak = system.stop()
+            self.reset(collector)
+        return peak
 
     def run_scenario(self, sc: Scenario, systems: list[str]) -> list[PhaseResult]:
         templates = self.templates(sc)
@@ -384,6 +406,7 @@ def _line(r: PhaseResult) -> str:
         f"p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms"
         f" at {r.offered_rate}/s",
         f"peak RSS {r.peak_rss_mb} MB",
+        f"{r.seconds} s (drain {r.drain_s} s)",
     ]
     if r.error:
         parts.append(f"ERROR {r.error.splitlines()[0]}")

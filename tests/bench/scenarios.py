@@ -21,9 +21,9 @@ class Scenario:
 def scenarios(quick: bool, fanout: int = 95) -> list[Scenario]:
     if quick:
         return [
-            Scenario("2KiB-1", 1, 2 * KIB, 0, 2_000),
-            Scenario(f"2KiB-fanout{fanout}", fanout, 2 * KIB, 0, 40),
-            Scenario("1MiB-attachment", 1, 2 * KIB, MIB, 20),
+            Scenario("2KiB-1", 1, 2 * KIB, 0, 1_000),
+            Scenario(f"2KiB-fanout{fanout}", fanout, 2 * KIB, 0, 30),
+            Scenario("1MiB-attachment", 1, 2 * KIB, MIB, 15),
         ]
     return [
         Scenario("2KiB-1", 1, 2 * KIB, 0, 20_000),
@@ -37,11 +37,11 @@ class Limits:
     drain_cap_s: float  # a system gets this long to drain its preload; the rest is purged
     paced_s: float  # how long the half-load latency phase offers documents
     paced_min_docs: int
-    settle_s: float  # wait for in-flight work after a purge
+    settle_s: float  # for the inboxes to drain after a system stopped
     window: int  # unconfirmed publishes per simulated adapter
 
 
 def limits(quick: bool) -> Limits:
     if quick:
-        return Limits(drain_cap_s=8, paced_s=3, paced_min_docs=10, settle_s=1.0, window=300)
-    return Limits(drain_cap_s=40, paced_s=10, paced_min_docs=30, settle_s=1.5, window=300)
+        return Limits(drain_cap_s=4, paced_s=2, paced_min_docs=10, settle_s=0.5, window=300)
+    return Limits(drain_cap_s=30, paced_s=10, paced_min_docs=30, settle_s=1.0, window=300)
