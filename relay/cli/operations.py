@@ -30,7 +30,7 @@ def _event_line(e: Any) -> str:
         parts.append(f"cán bộ: {e.staff}")
     if e.actor:
         parts.append(f"({e.actor})")
-    if e.description:
+    if e.description and e.description != e.status:
         parts.append(f"- {e.description}")
     return "  ".join(parts)
 
