@@ -194,6 +194,36 @@ def drain(
     return total
 
 
+class InboxConsumer:
+    """Collects the deliveries one ``process_data_events`` hands over, then stores them as a
+    batch and decides, in this one place, to ack or to reject (requeue=False) each."""
+
+    def __init__(self, channel: Any, writer: InboxWriter) -> None:
+        self.channel = channel
+        self.writer = writer
+        self._batch: list[tuple[int, Delivery]] = []
+
+    def on_message(self, _ch: Any, method: Any, properties: Any, body: bytes) -> None:
+        delivery = Delivery(
+            message_id=properties.message_id,
+            message_type=properties.type,
+            body=body,
+            headers=properties.headers or {},
+        )
+        self._batch.append((method.delivery_tag, delivery))
+
+    def flush(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        actions = self.writer.handle_batch([d for _, d in batch])
+        for (tag, _), action in zip(batch, actions, strict=True):
+            if action is Action.ACK:
+                self.channel.basic_ack(tag)
+            else:
+                self.channel.basic_reject(tag, requeue=False)
+
+
 class BrokerLoop:
     """Runs in its own thread: connect, consume the inbox, drain the spool, until stopped."""
 
@@ -270,13 +300,13 @@ class BrokerLoop:
                     reraise=True,
                 )
                 try:
-                    connection, publisher = retrying(self._open, writer)
+                    connection, publisher, consumer = retrying(self._open, writer)
                 except BrokerUnavailable:
                     break  # stopping while the broker is down
                 self._came_back()
                 opened = time.monotonic()
                 try:
-                    self._serve(connection, publisher, spool)
+                    self._serve(connection, publisher, consumer, spool)
                 except BrokerUnavailable as e:
                     self._went_down(str(e))
                     # A session that keeps breaking right after it opens (a permission
@@ -297,7 +327,9 @@ class BrokerLoop:
         finally:
             spool.close()
 
-    def _open(self, writer: InboxWriter) -> tuple[pika.BlockingConnection, Publisher]:
+    def _open(
+        self, writer: InboxWriter
+    ) -> tuple[pika.BlockingConnection, Publisher, InboxConsumer]:
         """Connect, open a confirm-mode channel and consume the inbox: one attempt."""
         connection = connect(self.config)
         try:
@@ -305,29 +337,21 @@ class BrokerLoop:
             publisher = Publisher(connection, channel)
             channel.basic_qos(prefetch_count=self.config.prefetch)
 
-            def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
-                delivery = Delivery(
-                    message_id=properties.message_id,
-                    message_type=properties.type,
-                    body=body,
-                    headers=properties.headers or {},
-                )
-                # The one place where a delivery is acked or handed back.
-                if writer.handle(delivery) is Action.ACK:
-                    ch.basic_ack(method.delivery_tag)
-                else:
-                    ch.basic_reject(method.delivery_tag, requeue=False)
-
-            channel.basic_consume(t.inbox_queue(self.config.agency), on_message)
+            consumer = InboxConsumer(channel, writer)
+            channel.basic_consume(t.inbox_queue(self.config.agency), consumer.on_message)
         except (pika.exceptions.AMQPError, OSError, BrokerUnavailable) as e:
             self._close(connection)
             if isinstance(e, BrokerUnavailable):
                 raise
             raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
-        return connection, publisher
+        return connection, publisher, consumer
 
     def _serve(
-        self, connection: pika.BlockingConnection, publisher: Publisher, spool: Spool
+        self,
+        connection: pika.BlockingConnection,
+        publisher: Publisher,
+        consumer: InboxConsumer,
+        spool: Spool,
     ) -> None:
         """Consume and publish until stopped; BrokerUnavailable when the connection breaks."""
         refused = 0  # publishes refused in a row (outbox full, unroutable)
@@ -335,6 +359,7 @@ class BrokerLoop:
         try:
             while not self.stop.is_set():
                 connection.process_data_events(time_limit=self.ROUND_SECONDS)
+                consumer.flush()
                 publisher.check_open()
                 if time.monotonic() < retry_publish_at:
                     continue
@@ -354,6 +379,7 @@ class BrokerLoop:
                     refused = 0
                 if sent:
                     self.log.info("outbox.sent", count=sent, unsent=spool.count_unsent())
+            consumer.flush()  # store and ack what was already handed over before stopping
         except (pika.exceptions.AMQPError, OSError) as e:
             raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
 

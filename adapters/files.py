@@ -21,7 +21,7 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     """Write ``data`` to ``path`` so that it appears whole or not at all, and durably.
 
     A temporary dot-file next to it is written and fsynced, renamed over ``path`` (replacing
@@ -42,7 +42,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:  # else the caller fsyncs the folder once for a batch, before relying on it
+        fsync_dir(path.parent)
 
 
 def _candidates(directory: Path, name: str) -> Iterator[Path]:

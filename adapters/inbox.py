@@ -20,11 +20,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from adapters.config import AdapterConfig
-from adapters.files import write_atomic
+from adapters.files import fsync_dir, write_atomic
 from adapters.formats.base import FileFormat
 from adapters.spool import NewMessage, Spool, SpoolError
 from schemas import Document, Organization, Receipt, ResponseFor, Status, describe_status
@@ -95,6 +96,10 @@ def arrival_status(document: Document, recipient: str, now: dt.datetime | None =
     )
 
 
+def _os_reason(e: OSError) -> str:
+    return f"{e.strerror} ({e.filename})" if e.filename else str(e.strerror or e)
+
+
 class InboxWriter:
     """Writes deliveries into ``inbox/documents|statuses|receipts`` in the configured format."""
 
@@ -104,28 +109,95 @@ class InboxWriter:
         self.format = fmt
 
     def handle(self, delivery: Delivery) -> Action:
-        bound = log.bind(
-            message_id=delivery.id, message_type=delivery.message_type, agency=self.config.agency
-        )
-        try:
-            if self.spool.is_received(delivery.id):
+        """Store one delivery; see :meth:`handle_batch`."""
+        return self.handle_batch([delivery])[0]
+
+    def handle_batch(self, deliveries: list[Delivery]) -> list[Action]:
+        """Store deliveries for the DMS; one action per delivery, in order.
+
+        Each file is written atomically and fsynced; then each folder is fsynced once and all
+        message ids (with the status 01 replies) are recorded in one transaction. Only then is
+        a delivery acked; whatever could not be stored is rejected.
+        """
+        actions: list[Action | None] = [None] * len(deliveries)
+        prepared: list[tuple[int, Path, bytes, NewMessage | None, Any]] = []
+        seen: set[str] = set()
+        for i, delivery in enumerate(deliveries):
+            bound = log.bind(
+                message_id=delivery.id,
+                message_type=delivery.message_type,
+                agency=self.config.agency,
+            )
+            try:
+                duplicate = delivery.id in seen or self.spool.is_received(delivery.id)
+            except SpoolError as e:
+                bound.error("inbox.store_failed", reason=str(e))
+                actions[i] = Action.REJECT
+                continue
+            if duplicate:
                 bound.info("inbox.duplicate_acked")
-                return Action.ACK
-        except SpoolError as e:
-            bound.error("inbox.store_failed", reason=str(e))
-            return Action.REJECT
+                actions[i] = Action.ACK
+                continue
+            item = self._prepare(delivery, bound)
+            if item is None:
+                actions[i] = Action.REJECT
+                continue
+            seen.add(delivery.id)
+            path, data, reply, bound = item
+            prepared.append((i, path, data, reply, bound))
+
+        written: list[tuple[int, Path, NewMessage | None, Any]] = []
+        for i, path, data, reply, bound in prepared:
+            try:
+                write_atomic(path, data, sync_dir=False)
+            except OSError as e:
+                bound.error("inbox.store_failed", path=str(path), reason=_os_reason(e))
+                actions[i] = Action.REJECT
+                continue
+            written.append((i, path, reply, bound))
+        stored: list[tuple[int, Path, NewMessage | None, Any]] = []
+        for directory in {path.parent for _, path, _, _ in written}:
+            try:
+                fsync_dir(directory)
+            except OSError as e:
+                for i, path, _, bound in written:
+                    if path.parent == directory:
+                        bound.error("inbox.store_failed", path=str(path), reason=_os_reason(e))
+                        actions[i] = Action.REJECT
+        stored = [w for w in written if actions[w[0]] is None]
+        if stored:
+            try:
+                self.spool.record_received_many(
+                    [
+                        (deliveries[i].id, deliveries[i].message_type or "", str(path), reply)
+                        for i, path, reply, _ in stored
+                    ]
+                )
+            except SpoolError as e:
+                for i, path, _, bound in stored:
+                    bound.error("inbox.store_failed", path=str(path), reason=str(e))
+                    actions[i] = Action.REJECT
+            else:
+                for i, path, _, bound in stored:
+                    bound.info("inbox.stored", file=path.name)
+                    actions[i] = Action.ACK
+        return [a if a is not None else Action.REJECT for a in actions]
+
+    def _prepare(
+        self, delivery: Delivery, bound: Any
+    ) -> tuple[Path, bytes, NewMessage | None, Any] | None:
+        """Decode and render one delivery (and its reply); None, logged, if it cannot be."""
         try:
             message = decode_message(delivery.body, expect=delivery.message_type)
         except InvalidMessage as e:
             bound.error("inbox.invalid", reason=str(e))
-            return Action.REJECT
-        document_id = getattr(message, "document_id", None)
-        bound = bound.bind(document_id=document_id)
+            return None
+        bound = bound.bind(document_id=getattr(message, "document_id", None))
         try:
             path, data = self._render(delivery, message)
         except ValueError as e:  # FormatError included: the format cannot express it
             bound.error("inbox.render_failed", reason=str(e))
-            return Action.REJECT
+            return None
         reply = None
         if isinstance(message, Document):
             recipient = delivery.header(t.HEADER_RECIPIENT) or self.config.agency
@@ -136,15 +208,7 @@ class InboxWriter:
                 body=encode_message(status),
                 document_id=message.document_id,
             )
-        try:
-            write_atomic(path, data)
-            self.spool.record_received(delivery.id, delivery.message_type or "", str(path), reply)
-        except (OSError, SpoolError) as e:
-            reason = f"{e.strerror} ({e.filename})" if isinstance(e, OSError) else str(e)
-            bound.error("inbox.store_failed", path=str(path), reason=reason)
-            return Action.REJECT
-        bound.info("inbox.stored", file=path.name)
-        return Action.ACK
+        return path, data, reply, bound
 
     def _render(
         self, delivery: Delivery, message: Document | Status | Receipt

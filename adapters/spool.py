@@ -222,11 +222,19 @@ class Spool:
         self, message_id: str, message_type: str, path: str, reply: NewMessage | None = None
     ) -> None:
         """Remember a stored delivery and, in the same transaction, spool its reply."""
+        self.record_received_many([(message_id, message_type, path, reply)])
+
+    def record_received_many(
+        self, items: Sequence[tuple[str, str, str, NewMessage | None]]
+    ) -> None:
+        """Remember stored deliveries and spool their replies, all in one transaction."""
+        now = _now()
         with self._write() as db:
-            db.execute(
-                "INSERT INTO received (message_id, message_type, path, received_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-                (message_id, message_type, path, _now()),
-            )
-            if reply is not None:
-                self._insert(db, reply)
+            for message_id, message_type, path, reply in items:
+                db.execute(
+                    "INSERT INTO received (message_id, message_type, path, received_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                    (message_id, message_type, path, now),
+                )
+                if reply is not None:
+                    self._insert(db, reply)

@@ -111,3 +111,21 @@ def test_the_adapter_package_imports_nothing_from_the_relay() -> None:
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "relay"]
     assert offenders == []
+
+
+def test_a_batch_stores_what_it_can_and_rejects_the_rest(
+    writer: InboxWriter, config: AdapterConfig, spool: Spool
+) -> None:
+    status = encode_message(make_status(A, B, "D"))
+    batch = [
+        _doc_delivery(message_id="d-1"),
+        Delivery("bad", t.TYPE_DOCUMENT, b"{nope"),
+        _doc_delivery(message_id="d-1"),  # the same delivery twice in one batch
+        Delivery("s-1", t.TYPE_STATUS, status),
+    ]
+    with unwritable(config.inbox_statuses):
+        actions = writer.handle_batch(batch)
+    assert actions == [Action.ACK, Action.REJECT, Action.ACK, Action.REJECT]
+    assert [p.name for p in visible_files(config.inbox_documents)] == ["d-1.json"]
+    assert spool.is_received("d-1") and not spool.is_received("s-1")
+    assert len(spool.unsent(10)) == 1
