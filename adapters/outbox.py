@@ -128,6 +128,7 @@ class OutboxScanner:
         moved = move_no_clobber(path, self.config.sent_dir)
         log.info(
             "outbox.spooled" if created else "outbox.already_spooled",
+            agency=self.config.agency,
             file=path.name,
             message_id=entry.message_id,
             document_id=entry.document_id,
@@ -141,5 +142,11 @@ class OutboxScanner:
             moved.with_name(moved.name + ".error.txt"),
             error_text(path.name, reason).encode("utf-8"),
         )
-        log.warning("outbox.rejected", file=path.name, moved_to=moved.name, reason=reason)
+        log.warning(
+            "outbox.rejected",
+            agency=self.config.agency,
+            file=path.name,
+            moved_to=moved.name,
+            reason=reason,
+        )
         return Taken(source=path, moved_to=moved, entry=None, created=False, error=reason)
