@@ -178,3 +178,27 @@ def test_statuses_and_receipts_land_in_their_folders(
         "accepted"
     )
     assert broker.count(t.outbox_queue(a)) == 0  # statuses are not answered
+
+
+def test_a_submission_the_broker_cannot_route_stays_spooled_until_it_can(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    from relay.broker.topology import declare_agency_queues
+
+    a, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    management.delete_queue(adapter_env.vhost, t.outbox_queue(a))  # nowhere to route to
+    document = make_document(a, [random_code()])
+    with capture_logs() as logs, adapter_thread(config) as adapter:
+        wait_for(adapter.broker.connected.is_set, 30, "the connection")
+        drop(root / "outbox", "cv.json", encode_message(document))
+        wait_for(
+            lambda: any(e["event"] == "outbox.publish_refused" for e in logs), 30, "the refusal"
+        )
+        declare_agency_queues(management, adapter_env.vhost, a)
+        wait_for(lambda: broker.count(t.outbox_queue(a)) == 1, 30, "the submission")
+    [(_, body)] = broker.take(t.outbox_queue(a))
+    assert decode_message(body) == document
+    events = [e["event"] for e in logs]
+    assert events.count("outbox.publish_refused") == 1  # once, not once per attempt
+    assert "outbox.publish_resumed" in events
