@@ -362,3 +362,14 @@ def run_cli(settings: Settings, *args: str) -> tuple[int, str]:
 
     result = CliRunner().invoke(cli, ["--log-level", "error", *args], env=cli_env(settings))
     return result.exit_code, result.output
+
+
+def time_passes(engine: Engine, route_to: str) -> int:
+    """While the relay is stopped, the time of every retry to ``route_to`` comes."""
+    with engine.begin() as conn:
+        n: int = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.route_to == route_to, deliveries.c.state == "retrying")
+            .values(next_attempt_at=func.now())
+        ).rowcount
+    return n

@@ -12,7 +12,15 @@ from sqlalchemy import Engine, func, select
 from relay.config import Settings
 from relay.db.tables import deliveries
 from tests import relay_support as rs
-from tests.retry_support import FAST, STAFF, Agency, FakeAdapter, run_cli, running_adapter
+from tests.retry_support import (
+    FAST,
+    STAFF,
+    Agency,
+    FakeAdapter,
+    run_cli,
+    running_adapter,
+    time_passes,
+)
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
@@ -91,7 +99,7 @@ def test_restarting_the_relay_while_retries_are_scheduled_loses_none_and_sends_n
     relay_env: Settings, db: Engine
 ) -> None:
     settings = relay_env.model_copy(
-        update={"retry_base_seconds": 3.0, "retry_max_seconds": 3.0, "destination_down_after": 50}
+        update={"retry_base_seconds": 60.0, "retry_max_seconds": 60.0, "destination_down_after": 50}
     )
     a, b = _pair(settings, db)
     adapter = FakeAdapter(
@@ -115,6 +123,7 @@ def test_restarting_the_relay_while_retries_are_scheduled_loses_none_and_sends_n
             )
         waiting = _states(db, b.code).get("retrying", 0)
         assert waiting > 0, "every retry was sent before the stop; the test proves nothing"
+        assert time_passes(db, b.code) == waiting  # their time comes while the relay is down
         with rs.RelayProcess(settings) as relay:
             rs.wait_until(lambda: _states(db, b.code).get("delivered") == 10, timeout=30)
     assert len(adapter.acked) == 10 and len(set(adapter.acked)) == 10
