@@ -87,7 +87,7 @@ def test_a_hundred_documents_to_a_recipient_that_is_down_make_one_report_and_all
         # Every document came back once; while down, only probes go out, not 100 retries.
         assert len({mid for mid, _ in adapter.rejected}) == 100
         wasted = len(adapter.rejected) - 100
-        assert wasted <= fast_env.destination_down_after + 4, adapter.rejected
+        assert wasted <= 20, adapter.rejected  # a few early retries and probes, not 100
         assert _events(db, "destination_down", recipient.code) == 1
         assert _count(db, mine, deliveries.c.attempts > 2) == 0  # held: no attempts burnt
 
