@@ -309,3 +309,7 @@ def test_a_revoke_reaches_b_and_shows_in_the_trace(world: World, delivered: Docu
         lambda: (t := world.trace(world.document_id())) and len(t["submissions"]) == 2 and t,
     )
     assert [s["business_type"] for s in trace["submissions"]] == [0, 1]
+    [original_b] = [
+        r for r in trace["submissions"][0]["recipients"] if r["recipient"] == world.b.code
+    ]
+    assert "revoked" in [e["kind"] for e in original_b["events"]]
