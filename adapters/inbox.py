@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,9 @@ def arrival_status(document: Document, recipient: str, now: dt.datetime | None =
         description=describe_status("01"),
         timestamp=(now or dt.datetime.now(ICT)).replace(microsecond=0),
     )
+
+
+_SAFE_NAME = re.compile(r"[0-9A-Za-z.-]{1,64}")
 
 
 def _os_reason(e: OSError) -> str:
@@ -210,12 +214,19 @@ class InboxWriter:
             )
         return path, data, reply, bound
 
+    def file_stem(self, delivery: Delivery) -> str:
+        """``<addressee>_<delivery message id>``: the addressee is the agency or hosted unit the
+        relay addressed (a DMS serving several units needs to know), and the name derives from
+        the delivery alone, so a copy written again after a crash replaces the first one."""
+        addressee = delivery.header(t.HEADER_RECIPIENT) or self.config.agency
+        if not _SAFE_NAME.fullmatch(addressee):
+            addressee = self.config.agency
+        return f"{addressee}_{delivery.id}"
+
     def _render(
         self, delivery: Delivery, message: Document | Status | Receipt
     ) -> tuple[Path, bytes]:
-        # The name derives from the delivery's message id only: a copy written again after a
-        # crash replaces the first one instead of sitting next to it.
-        name = delivery.id
+        name = self.file_stem(delivery)
         if isinstance(message, Document):
             return (
                 self.config.inbox_documents / (name + self.format.suffix),

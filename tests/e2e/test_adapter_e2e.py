@@ -158,13 +158,16 @@ def test_killing_b_while_it_receives_500_documents_leaves_exactly_500_files(
         wait_for(lambda: len(visible_files(inbox)) >= 50, 60, "B under way", interval=0.01)
         proc.kill()
         at_kill = len(visible_files(inbox))
+        print(f"B had stored {at_kill} of 500 files when it was killed")
         assert at_kill < 500, "B finished before it was killed; nothing was tested"
         proc.start()
         wait_for(lambda: len(visible_files(inbox)) >= 500, 90, "500 files")
         wait_for(lambda: broker.count(t.inbox_queue(b.code)) == 0, 30, "B's inbox empty")
         wait_for(lambda: broker.count(t.outbox_queue(b.code)) >= 500, 30, "500 statuses 01")
         assert proc.stop() == 0  # SIGTERM stops it cleanly
-        assert sorted(p.name for p in visible_files(inbox)) == sorted(f"{i}.json" for i in ids)
+        assert sorted(p.name for p in visible_files(inbox)) == sorted(
+            f"{b.code}_{i}.json" for i in ids
+        )
         assert [p for p in inbox.iterdir() if p.name.startswith(".")] == []
         replies = {props.message_id for props, _ in broker.take(t.outbox_queue(b.code))}  # type: ignore[attr-defined]
         assert len(replies) == 500  # one status 01 per document (copies share their id)

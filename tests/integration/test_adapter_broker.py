@@ -127,7 +127,7 @@ def test_a_delivered_document_is_stored_once_and_answered_with_status_01(
         wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the copy acked")
         wait_for(lambda: broker.count(t.outbox_queue(b)) == 1, 10, "status 01")
     [stored] = visible_files(root / "inbox" / "documents")
-    assert stored.name == f"{mid}.json"
+    assert stored.name == f"{b}_{mid}.json"
     assert decode_message(stored.read_bytes()) == document
     [(props, body)] = broker.take(t.outbox_queue(b))
     status = decode_message(body)
@@ -173,8 +173,8 @@ def test_statuses_and_receipts_land_in_their_folders(
         rid = broker.deliver(a, encode_message(receipt), message_type=t.TYPE_RECEIPT)
         wait_for(lambda: len(visible_files(root / "inbox" / "receipts")) == 1, 10, "receipt")
         wait_for(lambda: len(visible_files(root / "inbox" / "statuses")) == 1, 10, "status")
-    assert (root / "inbox" / "statuses" / f"{sid}.json").exists()
-    assert json.loads((root / "inbox" / "receipts" / f"{rid}.json").read_text())["kind"] == (
+    assert (root / "inbox" / "statuses" / f"{a}_{sid}.json").exists()
+    assert json.loads((root / "inbox" / "receipts" / f"{a}_{rid}.json").read_text())["kind"] == (
         "accepted"
     )
     assert broker.count(t.outbox_queue(a)) == 0  # statuses are not answered

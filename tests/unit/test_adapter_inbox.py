@@ -50,14 +50,16 @@ def test_a_redelivered_document_is_handed_to_the_dms_once(
 ) -> None:
     assert writer.handle(_doc_delivery()) is Action.ACK
     assert writer.handle(_doc_delivery()) is Action.ACK
-    assert [p.name for p in visible_files(config.inbox_documents)] == ["d-1.json"]
+    assert [p.name for p in visible_files(config.inbox_documents)] == [f"{B}_d-1.json"]
     assert len(spool.unsent(10)) == 1  # one status 01, not two
 
 
 def test_a_document_is_answered_with_status_01_from_the_addressed_hosted_unit(
-    writer: InboxWriter, spool: Spool
+    writer: InboxWriter, config: AdapterConfig, spool: Spool
 ) -> None:
     writer.handle(_doc_delivery(recipient=HOSTED))
+    # The file name tells the DMS which unit the document is for.
+    assert [p.name for p in visible_files(config.inbox_documents)] == [f"{HOSTED}_d-1.json"]
     [reply] = spool.unsent(10)
     assert reply.message_id == reply_status_id("d-1")
     assert reply.message_type == t.TYPE_STATUS
@@ -94,8 +96,8 @@ def test_statuses_and_receipts_go_to_their_own_folders_without_a_reply(
     assert writer.handle(Delivery("s-1", t.TYPE_STATUS, status)) is Action.ACK
     receipt = b'{"schema": "lienthong.receipt/1", "kind": "accepted", "in_reply_to": "m"}'
     assert writer.handle(Delivery("r-1", t.TYPE_RECEIPT, receipt)) is Action.ACK
-    assert [p.name for p in visible_files(config.inbox_statuses)] == ["s-1.json"]
-    assert [p.name for p in visible_files(config.inbox_receipts)] == ["r-1.json"]
+    assert [p.name for p in visible_files(config.inbox_statuses)] == [f"{B}_s-1.json"]
+    assert [p.name for p in visible_files(config.inbox_receipts)] == [f"{B}_r-1.json"]
     assert spool.unsent(10) == []
 
 
@@ -126,6 +128,6 @@ def test_a_batch_stores_what_it_can_and_rejects_the_rest(
     with unwritable(config.inbox_statuses):
         actions = writer.handle_batch(batch)
     assert actions == [Action.ACK, Action.REJECT, Action.ACK, Action.REJECT]
-    assert [p.name for p in visible_files(config.inbox_documents)] == ["d-1.json"]
+    assert [p.name for p in visible_files(config.inbox_documents)] == [f"{B}_d-1.json"]
     assert spool.is_received("d-1") and not spool.is_received("s-1")
     assert len(spool.unsent(10)) == 1
