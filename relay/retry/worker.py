@@ -36,6 +36,8 @@ log = structlog.get_logger()
 PREFETCH = 50
 #: Reconnect delays after a broker or database outage (seconds): doubling, capped.
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 15.0
+#: Pause of the schedule after a database error in one pass (seconds).
+TICK_BACKOFF_SECONDS = 2.0
 
 
 class RetryWorker:
@@ -47,6 +49,7 @@ class RetryWorker:
         self._engine: Engine | None = None
         self._publish_channel: BlockingChannel | None = None
         self._next_tick = 0.0
+        self._started = False
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; survives broker and database outages."""
@@ -54,13 +57,15 @@ class RetryWorker:
         delay = RECONNECT_FIRST
         try:
             while not stop.is_set():
+                self._started = False
                 try:
                     self._session(stop)
-                    delay = RECONNECT_FIRST
                 except (LienthongError, SQLAlchemyError, pika.exceptions.AMQPError) as e:
                     log.warning("retry.worker_interrupted", error=str(e), retry_in=delay)
                 except Exception:  # the loop boundary: log, wait, start again
                     log.exception("retry.worker_crashed", retry_in=delay)
+                if self._started:  # a session that ran well starts the backoff again
+                    delay = RECONNECT_FIRST
                 stop.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
         finally:
@@ -75,6 +80,7 @@ class RetryWorker:
             consume.basic_qos(prefetch_count=PREFETCH)
             consume.basic_consume(t.RETURNED_QUEUE, self._on_returned)
             log.info("retry.worker_started", queue=t.RETURNED_QUEUE)
+            self._started = True
             while not stop.is_set():
                 conn.process_data_events(time_limit=min(self.settings.retry_tick_seconds, 0.2))
                 self._tick_if_due()
@@ -86,9 +92,16 @@ class RetryWorker:
 
     def _tick_if_due(self) -> None:
         now = time.monotonic()
-        if now >= self._next_tick:
-            self._next_tick = now + self.settings.retry_tick_seconds
+        if now < self._next_tick:
+            return
+        self._next_tick = now + self.settings.retry_tick_seconds
+        try:
             self._tick()
+        except SQLAlchemyError as e:
+            # A deadlock with another relay or a database restart: the pass was rolled back
+            # and nothing is lost; try again a little later without dropping the broker.
+            self._next_tick = now + TICK_BACKOFF_SECONDS
+            log.warning("retry.schedule_failed", error=str(e).splitlines()[0])
 
     def _tick(self) -> None:
         assert self._engine is not None
