@@ -17,7 +17,7 @@ from adapters.edxml.errors import EdxmlError, HostileInput
 
 _CHUNK = 64 * 1024
 # Words in libxml2's messages when one of its own safety limits stops a file.
-_LIBXML2_LIMITS = ("depth", "huge", "amplification", "entity")
+_LIBXML2_LIMITS = ("huge", "amplification", "limit exceeded")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,6 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
 def parse_fragment(xml: str, what: str) -> etree._Element:
     """One element kept as text (an extension, a signature), parsed as strictly as a file."""
     try:
-        return parse_xml(xml.encode("utf-8"), Limits(max_bytes=DEFAULT_LIMITS.max_bytes))
+        return parse_xml(xml.encode("utf-8"), DEFAULT_LIMITS)
     except EdxmlError as e:
         raise EdxmlError(f"{what}: {e}") from e
