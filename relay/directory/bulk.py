@@ -167,16 +167,15 @@ def _passwords_for(
 
 def provision_targets(
     rows: list[CsvRow], new_connected: Iterable[str], users: Set[str]
-) -> tuple[list[str], list[str]]:
-    """Which connected agencies of the file get broker objects, and which of them need a password.
+) -> list[str]:
+    """The connected agencies of the file that get broker objects and a new password.
 
-    Targets are those new to the directory (or hosted until now) and those without a RabbitMQ
-    user (e.g. loaded earlier with ``--no-provision``), in file order. An existing user keeps
-    its password: only its permissions, queues and bindings are declared again.
+    Those new to the directory (or hosted units until now) and those without a RabbitMQ user
+    (e.g. loaded earlier with ``--no-provision``), in file order. Agencies already in the
+    directory with a user are left alone, so their adapters keep working.
     """
     new = set(new_connected)
-    targets = [r.code for r in rows if r.host is None and (r.code in new or r.code not in users)]
-    return targets, [code for code in targets if code not in users]
+    return [r.code for r in rows if r.host is None and (r.code in new or r.code not in users)]
 
 
 def _provision(
@@ -188,11 +187,11 @@ def _provision(
     password_dir: Path | None,
     result: ImportResult,
 ) -> None:
-    targets, needs_password = provision_targets(rows, new_connected, mgmt.list_user_names())
-    chosen = _passwords_for(needs_password, password_dir, result)
+    targets = provision_targets(rows, new_connected, mgmt.list_user_names())
+    chosen = _passwords_for(targets, password_dir, result)
     suspended = {a.code for a in repository.get_many(conn, targets).values() if a.suspended}
     for code in targets:
-        broker_objects.provision(mgmt, vhost, code, chosen.get(code))
+        broker_objects.provision(mgmt, vhost, code, chosen[code])
         if code in suspended:
             broker_objects.set_write_allowed(mgmt, vhost, code, False)
         result.provisioned.append(code)

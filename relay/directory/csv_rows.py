@@ -113,7 +113,7 @@ def read_rows(text: str, source: str = "CSV") -> ParsedCsv:
             errors.append(RowError(reader.line_num, "row", "", f"unreadable CSV: {e}"))
             break
         end = reader.line_num
-        if not fields or all(not f.strip() for f in fields):
+        if not "".join(fields).strip():
             continue  # blank line
         if len(fields) > width or len(fields) < 2:
             errors.append(

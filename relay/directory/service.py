@@ -99,7 +99,11 @@ def add_agency(
         generated: str | None = None
         with ManagementClient(settings.management_url) as mgmt:
             password = given_password
-            if password is None and not broker_objects.user_exists(mgmt, code):
+            # A new agency always gets a password (a user left over on the broker is taken
+            # over); an existing one keeps its password unless a file is given.
+            if password is None and (
+                existing is None or not broker_objects.user_exists(mgmt, code)
+            ):
                 password = generated = passwords.generate()
             broker_objects.provision(mgmt, settings.vhost, code, password)
             if agency.suspended:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from relay.errors import InvalidInput
 from schemas import validate_agency_code
 
 MAX_NAME_LENGTH = 500
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def code_problem(value: str) -> str | None:
@@ -22,7 +25,7 @@ def name_problem(value: str) -> str | None:
         return "must not be empty"
     if len(value) > MAX_NAME_LENGTH:
         return f"is longer than {MAX_NAME_LENGTH} characters"
-    if any(ord(c) < 32 for c in value):
+    if _CONTROL.search(value):
         return "contains control characters"
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,24 @@ from schemas import topology as t
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
+
+#: Agency codes whose RabbitMQ users the tests created; users are broker-wide (not per vhost),
+#: so they are deleted when the module ends.
+CREATED: list[str] = []
+
+
+def new_code() -> str:
+    code = random_code()
+    CREATED.append(code)
+    return code
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_created_users(management: ManagementClient) -> Iterator[None]:
+    yield
+    for code in CREATED:
+        management.delete_user(code)
+    CREATED.clear()
 
 
 def run_agency(settings: Settings, *args: str, ok: bool = True) -> Result:
@@ -45,7 +64,7 @@ def show(settings: Settings, code: str) -> dict[str, Any]:
 def test_adding_a_connected_agency_creates_its_user_queues_and_prints_the_password_once(
     env: Settings, management: ManagementClient
 ) -> None:
-    code = random_code()
+    code = new_code()
     first = run_agency(env, "add", code, "--name", "Văn phòng Chính phủ")
     assert "password (shown once" in first.stdout
     password = first.stdout.rsplit(": ", 1)[1].strip()
@@ -62,7 +81,7 @@ def test_adding_a_connected_agency_creates_its_user_queues_and_prints_the_passwo
 def test_adding_with_a_password_file_uses_that_password(
     env: Settings, tmp_path: Path, management: ManagementClient
 ) -> None:
-    code = random_code()
+    code = new_code()
     secret = tmp_path / "pw"
     secret.write_text("correct horse battery staple\n")
     result = run_agency(env, "add", code, "--name", "Bộ Nội vụ", "--password-file", str(secret))
@@ -79,7 +98,7 @@ def test_adding_with_a_password_file_uses_that_password(
 def test_readding_an_agency_with_other_data_is_refused_and_changes_nothing(
     env: Settings,
 ) -> None:
-    code = random_code()
+    code = new_code()
     run_agency(env, "add", code, "--name", "Bộ Xây dựng")
     refused = run_agency(env, "add", code, "--name", "Bộ Công Thương", ok=False)
     assert f"code: '{code}' is already in the directory" in refused.output
@@ -89,7 +108,7 @@ def test_readding_an_agency_with_other_data_is_refused_and_changes_nothing(
 def test_a_hosted_unit_needs_a_connected_host_and_gets_no_broker_objects(
     env: Settings, management: ManagementClient
 ) -> None:
-    host, unit, sub = random_code(), random_code(), random_code()
+    host, unit, sub = new_code(), new_code(), new_code()
     missing = run_agency(env, "add", unit, "--name", "Sở", "--host", host, ok=False)
     assert f"--host: no agency with code '{host}'" in missing.output
 
@@ -119,7 +138,7 @@ def test_a_bad_code_is_refused_naming_the_field_and_the_value(env: Settings) -> 
 
 
 def test_showing_an_unknown_agency_fails(env: Settings) -> None:
-    code = random_code()
+    code = new_code()
     result = run_agency(env, "show", code, ok=False)
     assert f"no agency with code '{code}'" in result.output
 
@@ -127,7 +146,7 @@ def test_showing_an_unknown_agency_fails(env: Settings) -> None:
 def test_suspend_and_resume_change_the_state_and_the_publish_right(
     env: Settings, management: ManagementClient
 ) -> None:
-    code = random_code()
+    code = new_code()
     run_agency(env, "add", code, "--name", "UBND Tỉnh Nghệ An")
 
     def write_permission() -> str:
@@ -146,7 +165,7 @@ def test_suspend_and_resume_change_the_state_and_the_publish_right(
 
 
 def test_list_shows_added_agencies(env: Settings) -> None:
-    code = random_code()
+    code = new_code()
     run_agency(env, "add", code, "--name", "Ủy ban Dân tộc")
     listed = run_agency(env, "list").stdout
     assert code in listed and "Ủy ban Dân tộc" in listed

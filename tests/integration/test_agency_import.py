@@ -15,10 +15,17 @@ from relay.broker.management import ManagementClient
 from relay.config import Settings
 from schemas import topology as t
 from tests.conftest import EnvFactory
-from tests.integration.test_agency_cli import run_agency, show
-from tests.services import random_code
+from tests.integration.test_agency_cli import (
+    CREATED,
+    new_code,
+    remove_created_users,
+    run_agency,
+    show,
+)
 
 pytestmark = pytest.mark.integration
+
+__all__ = ["remove_created_users"]  # the fixture, imported to run here too
 
 DATA = Path(__file__).parent.parent / "data" / "agencies.csv"
 
@@ -40,6 +47,7 @@ def test_the_sample_directory_imports_with_broker_objects_for_connected_agencies
 ) -> None:
     env = make_env()
     secrets_dir = tmp_path / "secrets"
+    CREATED.extend(line.split(",")[0] for line in DATA.read_text(encoding="utf-8").splitlines()[1:])
     result = run_agency(env, "import", str(DATA), "--password-dir", str(secrets_dir))
     assert "38 new" in result.stdout
     assert "(33 connected, 5 hosted units)" in result.stdout
@@ -62,14 +70,14 @@ def test_a_file_with_bad_rows_imports_nothing_and_names_every_bad_row(
     make_env: EnvFactory, tmp_path: Path
 ) -> None:
     env = make_env()
-    good, host = random_code(), random_code()
+    good, host = new_code(), new_code()
     path = write_csv(
         tmp_path / "bad.csv",
         [
             (good, "Bộ Tư pháp", ""),
             ("G22", "Văn phòng", ""),
-            (random_code(), "", ""),
-            (random_code(), "Sở", host),
+            (new_code(), "", ""),
+            (new_code(), "Sở", host),
         ],
     )
     result = run_agency(env, "import", str(path), ok=False)
@@ -84,7 +92,7 @@ def test_hosts_may_come_from_the_directory_and_reimport_updates_names(
     make_env: EnvFactory, tmp_path: Path
 ) -> None:
     env = make_env()
-    host, unit = random_code(), random_code()
+    host, unit = new_code(), new_code()
     run_agency(env, "add", host, "--name", "UBND Tỉnh Quảng Ninh")
     path = write_csv(tmp_path / "units.csv", [(unit, "Sở Tư pháp", host)])
     assert "1 new" in run_agency(env, "import", str(path)).stdout
@@ -95,7 +103,7 @@ def test_hosts_may_come_from_the_directory_and_reimport_updates_names(
     assert show(env, unit)["name"] == "Sở Tư pháp Quảng Ninh"
 
     # The host cannot become a hosted unit while the directory has units under it.
-    other = random_code()
+    other = new_code()
     run_agency(env, "add", other, "--name", "UBND Tỉnh khác")
     write_csv(path, [(host, "UBND Tỉnh Quảng Ninh", other)])
     refused = run_agency(env, "import", str(path), ok=False)
@@ -107,7 +115,7 @@ def test_without_provisioning_new_connected_agencies_get_no_broker_objects(
     make_env: EnvFactory, management: ManagementClient, tmp_path: Path
 ) -> None:
     env = make_env()
-    first, second = random_code(), random_code()
+    first, second = new_code(), new_code()
     path = write_csv(tmp_path / "two.csv", [(first, "Bộ Y tế", ""), (second, "Bộ Tài chính", "")])
     result = run_agency(env, "import", str(path), "--no-provision")
     assert "2 new connected agencies have no broker objects yet" in result.stdout

@@ -18,9 +18,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 from relay.config import Settings
 from relay.directory.service import add_agency, resume_agency, suspend_agency
 from schemas import topology as t
-from tests.services import random_code
+from tests.integration.test_agency_cli import new_code, remove_created_users
 
 pytestmark = pytest.mark.integration
+
+__all__ = ["remove_created_users"]  # the fixture, imported to run here too
 
 ACCESS_REFUSED = 403
 PRECONDITION_FAILED = 406
@@ -36,7 +38,7 @@ class Provisioned:
 def two_agencies(env: Settings, tmp_path_factory: pytest.TempPathFactory) -> list[Provisioned]:
     made = []
     for _ in range(2):
-        code = random_code()
+        code = new_code()
         secret = tmp_path_factory.mktemp("secrets") / f"{code}.secret"
         password = uuid.uuid4().hex
         secret.write_text(password)
@@ -151,7 +153,7 @@ def test_an_agency_cannot_delete_its_own_or_another_queue(
 def test_a_suspended_agency_cannot_publish_until_it_is_resumed(
     env: Settings, tmp_path: Path
 ) -> None:
-    code, password = random_code(), uuid.uuid4().hex
+    code, password = new_code(), uuid.uuid4().hex
     secret = tmp_path / "secret"
     secret.write_text(password)
     add_agency(env, code, "Bộ Tài chính", password_file=secret)

@@ -125,10 +125,9 @@ def test_import_provisions_new_connected_agencies_and_those_without_a_user() -> 
         "000.00.00.G13,Fully provisioned,\n000.00.01.G13,Hosted unit,000.00.00.G13\n"
         "000.00.00.G15,New but its user exists,\n"
     )
-    targets, needs_password = provision_targets(
+    targets = provision_targets(
         rows,
         new_connected=["000.00.00.G22", "000.00.00.G15"],
         users={"000.00.00.G13", "000.00.00.G15", "guest"},
     )
     assert targets == ["000.00.00.G22", "000.00.00.G12", "000.00.00.G15"]
-    assert needs_password == ["000.00.00.G22", "000.00.00.G12"]
