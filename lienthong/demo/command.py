@@ -129,7 +129,10 @@ def run_demo(options: Options) -> None:
     envmod.reset(settings)
     run_setup(settings)
     supervisor = Supervisor(envmod.child_environment(settings, dict(os.environ)), workdir / "logs")
-    homes = {a.code: envmod.prepare_home(workdir, a, settings) for a in connected}
+    homes = {
+        a.code: envmod.prepare_home(workdir, a, settings, sc.ADAPTER_FORMAT.get(a.code, "json"))
+        for a in connected
+    }
     # Connected agencies one by one with `agency add --password-file`, which (re)sets the
     # RabbitMQ password (users are global: one may be left from elsewhere); the hosted units
     # with `agency import`, once their host exists.

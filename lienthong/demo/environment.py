@@ -108,7 +108,9 @@ class AdapterHome:
         return self.root / "inbox" / kind
 
 
-def prepare_home(workdir: Path, agency: Agency, settings: Settings) -> AdapterHome:
+def prepare_home(
+    workdir: Path, agency: Agency, settings: Settings, file_format: str = "json"
+) -> AdapterHome:
     """Write the agency's password file and adapter.toml; create its folders."""
     home = workdir / "agencies" / agency.code
     root = home / "dms"
@@ -133,7 +135,7 @@ def prepare_home(workdir: Path, agency: Agency, settings: Settings) -> AdapterHo
         f'amqp_url = "{url}"\n'
         f'password_file = "{secret.resolve()}"\n'
         f'root = "{root.resolve()}"\n'
-        'format = "json"\n',
+        f'format = "{file_format}"\n',
         encoding="utf-8",
     )
     return AdapterHome(agency.code, root, config, secret)

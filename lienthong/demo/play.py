@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapters.formats.registry import get_format
 from lienthong.demo import scenario as sc
 from lienthong.demo.environment import AdapterHome
 from lienthong.demo.errors import DemoFailed
@@ -21,7 +22,7 @@ from lienthong.demo.folders import NewFiles, drop_file
 from lienthong.demo.processes import Supervisor
 from lienthong.demo.timeline import Timeline
 from schemas import BusinessType, Document, Receipt, Status, decode_message, describe_status
-from schemas.envelope import InvalidMessage, encode_message
+from schemas.envelope import encode_message, message_type
 
 POLL_SECONDS = 0.1
 
@@ -60,7 +61,7 @@ class Play:
     def __post_init__(self) -> None:
         for code, home in self.homes.items():
             for kind in ("documents", "statuses", "receipts"):
-                self._watch[(code, kind)] = NewFiles(home.inbox(kind))
+                self._watch[(code, kind)] = NewFiles(home.inbox(kind), (".json", ".edxml"))
             self._errors[code] = NewFiles(home.outbox / "rejected", (".error.txt",))
         self.clerks = [
             Clerk(r, sc.route_of(self.agencies, r), list(sc.ANSWERS[r])) for r in sc.RECIPIENTS
@@ -70,11 +71,11 @@ class Play:
 
     def run(self) -> None:
         document = sc.new_document(self.agencies)
+        fmt = self._send(document, "cong-van-1234-VPCP-KSTT")
         self.timeline.restart()
-        self._send(document, "cong-van-1234-VPCP-KSTT")
         self.timeline.event(
             sc.SENDER,
-            f"sends công văn {sc.NOTATION} to {len(document.recipients)} recipients: "
+            f"sends công văn {sc.NOTATION} ({fmt}) to {len(document.recipients)} recipients: "
             + ", ".join(document.recipient_codes()),
         )
         self._wait(
@@ -83,9 +84,10 @@ class Play:
         )
 
         revoke = sc.revoke_document(self.agencies)
-        self._send(revoke, "thu-hoi-1234-VPCP-KSTT")
+        fmt = self._send(revoke, "thu-hoi-1234-VPCP-KSTT", edxml=False)
         self.timeline.event(
-            sc.SENDER, f"revokes {sc.NOTATION} at {sc.REVOKED_AT} (thu hồi, BussinessDocType 1)"
+            sc.SENDER,
+            f"revokes {sc.NOTATION} at {sc.REVOKED_AT} ({fmt}; thu hồi, BussinessDocType 1)",
         )
         self._wait(
             lambda: self.revoke_received and self.seen[(sc.REVOKED_AT, "01")] >= 2,
@@ -95,11 +97,22 @@ class Play:
     def _seen_last(self, clerk: Clerk) -> bool:
         return self.seen[(clerk.recipient, clerk.waiting_for)] > 0
 
-    def _send(self, message: Document | Status, stem: str) -> None:
+    def _send(self, message: Document | Status, stem: str, *, edxml: bool = True) -> str:
+        """Drop ``message`` in its sender's outbox, as edXML if that DMS speaks it; the format."""
         self._sequence += 1
         sender = message.sender.organ_id
         home = self.homes[sc.route_of(self.agencies, sender)]
+        if edxml and sender in sc.EDXML_DMS:
+            fmt = get_format("edxml")
+            data = (
+                fmt.write_document(message)
+                if isinstance(message, Document)
+                else fmt.write_status(message)
+            )
+            drop_file(home.outbox, f"{self._sequence:03d}-{stem}.edxml", data)
+            return "edXML"
         drop_file(home.outbox, f"{self._sequence:03d}-{stem}.json", encode_message(message))
+        return "JSON"
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -148,23 +161,31 @@ class Play:
 
     def _read(self, path: Path, expect: str) -> Document | Status | Receipt:
         try:
-            return decode_message(path.read_bytes(), expect=expect)
-        except (OSError, InvalidMessage) as e:
+            data = path.read_bytes()
+            if path.suffix == ".edxml":
+                message: Document | Status | Receipt = get_format("edxml").read(data)
+            else:
+                message = decode_message(data, expect=expect)
+        except (OSError, ValueError) as e:  # InvalidMessage, FormatError
             raise DemoFailed(f"cannot read {path}: {e}") from e
+        if message_type(message) != expect:
+            raise DemoFailed(f"{path} holds a {message_type(message)}, not a {expect}")
+        return message
 
     def _on_document(self, code: str, path: Path) -> None:
         doc = self._read(path, "document")
         assert isinstance(doc, Document)
         mine = [r for r in doc.recipient_codes() if sc.route_of(self.agencies, r) == code]
+        where = f"({'edXML' if path.suffix == '.edxml' else 'JSON'}) in inbox/documents/"
         if doc.business_type == BusinessType.REVOKE:
             self.revoke_received = True
-            self.timeline.event(code, f"DMS receives the revoke of {sc.NOTATION} ({path.name})")
+            self.timeline.event(code, f"DMS receives the revoke of {sc.NOTATION} {where}")
             return
         # One copy arrives per recipient; a host receives its units' copies too.
         self._copies[code] += 1
         n = self._copies[code]
-        copy = f" (copy {n} of {len(mine)}: for {', '.join(mine)})" if len(mine) > 1 else ""
-        self.timeline.event(code, f"DMS receives {sc.NOTATION} in inbox/documents{copy}")
+        copy = f" (copy {n} of {len(mine)}, for {', '.join(mine)})" if len(mine) > 1 else ""
+        self.timeline.event(code, f"DMS receives {sc.NOTATION} {where}{copy}")
 
     def _on_receipt(self, code: str, path: Path) -> None:
         receipt = self._read(path, "receipt")

@@ -50,6 +50,13 @@ ANSWERS: dict[str, tuple[str, ...]] = {
     HCMC: ("03", "04", "05", "06"),
     MINISTRY: ("02",),
 }
+#: DMSes that speak edXML (QCVN 102:2016): the sender drops the công văn as edXML, and Hồ Chí
+#: Minh's adapter writes what it receives as edXML and takes its statuses as edXML. The others
+#: use JSON, as does the revoke: both formats cross the hub in one run.
+EDXML_DMS = frozenset({SENDER, HCMC})
+#: How each adapter writes received files (`format` in adapter.toml).
+ADAPTER_FORMAT = {SENDER: "json", HANOI: "json", HCMC: "edxml", MINISTRY: "json"}
+
 #: Who the revoke (BussinessDocType 1) is sent to, once every recipient has answered.
 REVOKED_AT = HCMC
 
