@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +172,34 @@ def test_list_shows_added_agencies(env: Settings) -> None:
     run_agency(env, "add", code, "--name", "Ủy ban Dân tộc")
     listed = run_agency(env, "list").stdout
     assert code in listed and "Ủy ban Dân tộc" in listed
+
+
+def test_the_console_script_runs_the_agency_commands_with_json_on_stdout(env: Settings) -> None:
+    code = new_code()
+    environ = {
+        **os.environ,
+        "LIENTHONG_AMQP_URL": env.amqp_url,
+        "LIENTHONG_DATABASE_URL": env.database_url,
+        "LIENTHONG_MANAGEMENT_URL": env.management_url,
+    }
+    script = str(Path(sys.executable).with_name("lienthong"))
+    added = subprocess.run(
+        [script, "agency", "add", code, "--name", "Bộ Ngoại giao", "--json"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["password"]  # logs go to stderr, stdout stays JSON
+    missing = subprocess.run(
+        [script, "agency", "show", new_code()],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode != 0
+    assert "no agency with code" in missing.stderr
