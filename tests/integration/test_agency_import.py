@@ -9,6 +9,7 @@ import stat
 import time
 from pathlib import Path
 
+import pika
 import pytest
 
 from relay.broker.management import ManagementClient
@@ -165,3 +166,20 @@ def test_a_hundred_thousand_rows_import_quickly_and_each_is_found(
     again = run_agency(env, "import", str(path), "--no-provision")
     print(f"re-import of the same 100,000 rows: {time.perf_counter() - started:.2f}s wall")
     assert "0 new, 0 updated, 100000 unchanged" in again.stdout
+
+
+def test_a_password_already_in_the_password_dir_is_the_one_set(
+    make_env: EnvFactory, tmp_path: Path
+) -> None:
+    env = make_env()
+    code = new_code()
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / f"{code}.secret").write_text("chosen-by-the-operator\n")
+    path = write_csv(tmp_path / "one.csv", [(code, "Bộ Giáo dục và Đào tạo", "")])
+    result = run_agency(env, "import", str(path), "--password-dir", str(secrets_dir))
+    assert "password (shown once)" not in result.stdout
+
+    params = pika.URLParameters(env.amqp_url)
+    params.credentials = pika.PlainCredentials(code, "chosen-by-the-operator")
+    pika.BlockingConnection(params).close()  # ProbableAuthenticationError if not set
