@@ -47,12 +47,18 @@ def connection_parameters(config: AdapterConfig) -> pika.URLParameters:
     return params
 
 
+def describe(e: BaseException) -> str:
+    """A one-line reason for a pika error (pika nests the cause in ``args``)."""
+    detail = "; ".join(str(a) or repr(a) for a in e.args) or str(e)
+    return f"{type(e).__name__}: {detail}" if detail else type(e).__name__
+
+
 def connect(config: AdapterConfig) -> pika.BlockingConnection:
     """One connection attempt; BrokerUnavailable (with a reason, no secrets) if it fails."""
     try:
         return pika.BlockingConnection(connection_parameters(config))
     except (pika.exceptions.AMQPError, OSError) as e:
-        raise BrokerUnavailable(f"{config.safe_url()}: {type(e).__name__} {e}".strip()) from e
+        raise BrokerUnavailable(f"{config.safe_url()}: {describe(e)}") from e
 
 
 def publish_properties(config: AdapterConfig, message_id: str, message_type: str) -> Any:
@@ -180,7 +186,7 @@ def drain(
         try:
             confirmed = publisher.publish_batch(config, rows)
         except (pika.exceptions.AMQPError, OSError) as e:
-            raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
+            raise BrokerUnavailable(describe(e)) from e
         spool.mark_sent([row.seq for row in confirmed])
         total += len(confirmed)
         for row in confirmed:
@@ -343,7 +349,7 @@ class BrokerLoop:
             self._close(connection)
             if isinstance(e, BrokerUnavailable):
                 raise
-            raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
+            raise BrokerUnavailable(describe(e)) from e
         return connection, publisher, consumer
 
     def _serve(
@@ -381,7 +387,7 @@ class BrokerLoop:
                     self.log.info("outbox.sent", count=sent, unsent=spool.count_unsent())
             consumer.flush()  # store and ack what was already handed over before stopping
         except (pika.exceptions.AMQPError, OSError) as e:
-            raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
+            raise BrokerUnavailable(describe(e)) from e
 
     @staticmethod
     def _close(connection: pika.BlockingConnection) -> None:
@@ -399,6 +405,6 @@ def send_pending(config: AdapterConfig, spool: Spool) -> int:
         publisher = Publisher(connection, connection.channel())
         return drain(config, spool, publisher)
     except (pika.exceptions.AMQPError, OSError) as e:
-        raise BrokerUnavailable(f"{type(e).__name__} {e}".strip()) from e
+        raise BrokerUnavailable(describe(e)) from e
     finally:
         BrokerLoop._close(connection)
