@@ -44,6 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="record the relay with py-spy (raw collapsed stacks) into DIR",
     )
+    p.add_argument(
+        "--profile-idle",
+        action="store_true",
+        help="with --profile: keep idle samples too, so waiting shows (wall clock, not CPU)",
+    )
     args = p.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.fanout} recipients",
                 flush=True,
             )
-            runner = Runner(env, lim, log_dir, args.profile)
+            runner = Runner(env, lim, log_dir, args.profile, args.profile_idle)
             try:
                 if args.soak:
                     payload["soak"] = soak(runner, args.soak, chosen[0].body_bytes)

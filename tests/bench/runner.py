@@ -110,11 +110,13 @@ class Runner:
         limits: Limits,
         log_dir: Path,
         profile_dir: Path | None = None,
+        profile_idle: bool = False,
     ) -> None:
         self.env = env
         self.limits = limits
         self.log_dir = log_dir
         self.profile_dir = profile_dir
+        self.profile_idle = profile_idle  # py-spy --idle: waiting shows too (wall clock)
         self.phase = 0
         self.engine: Engine = make_engine(env.settings.database_url, pool_size=1)
 
@@ -184,6 +186,7 @@ class Runner:
                     str(Path(sys.executable).parent / "py-spy"),
                     *("record", "--pid", str(pid), "--rate", "200", "--nonblocking"),
                     *("--format", "raw", "--output", str(out)),
+                    *(("--idle",) if self.profile_idle else ()),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=(self.profile_dir / f"{profile_as}.log").open("wb"),
