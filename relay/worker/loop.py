@@ -18,6 +18,7 @@ hands every unacked outbox message back, and :func:`relay.worker.main.run_relay`
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,13 +29,14 @@ import pika
 import pika.channel
 import pika.spec
 import structlog
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from relay.broker.topology import QUORUM
 from relay.config import Settings
 from relay.domain.intake import Envelope
 from relay.worker import store
+from relay.worker.dbthread import DbThread
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
 from schemas import topology as t
 
@@ -46,6 +48,11 @@ BATCH_MAX_BYTES = 32 * 1024 * 1024
 SWEEP_LIMIT = 1000
 #: How long a stop waits for outstanding confirms before handing messages back.
 STOP_GRACE_SECONDS = 15.0
+
+
+#: Errors about the database connection itself: give everything back and reconnect. Any other
+#: database error is about the data of a batch and is confined to it.
+_CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
 @dataclass
@@ -102,6 +109,9 @@ class RelayLoop:
         self._returned: dict[str, str] = {}
         self._inflight: set[int] = set()  # ids of InFlight objects not yet completed
         self._publishing: dict[int, int] = {}  # delivery id -> publishes awaiting confirm
+        self._publishing_lock = threading.Lock()
+        self._db: DbThread | None = None
+        self._jobs = 0  # work handed to the database thread and not yet answered
         self._stopping = False
         self._closing = False
 
@@ -116,7 +126,13 @@ class RelayLoop:
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_closed,
         )
-        self._conn.ioloop.start()
+        self._db = DbThread(self.engine, self._conn.ioloop.add_callback_threadsafe, self._fail)
+        self._db.start()
+        try:
+            self._conn.ioloop.start()
+        finally:
+            self._db.failed = True  # nothing more to commit for a connection that is gone
+            self._db.stop()
 
     def request_stop(self) -> None:
         """Thread-safe (and signal-safe): stop consuming, finish in-flight work, close."""
@@ -194,7 +210,7 @@ class RelayLoop:
                 self._consume.basic_cancel(tag)
         self._consumers.clear()
         self._flush()
-        if not self._inflight:
+        if not self._inflight and not self._jobs:
             self._close()
         else:
             assert self._conn is not None
@@ -300,47 +316,59 @@ class RelayLoop:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         if not batch or self._closing:
             return
-        started = time.perf_counter()
-        try:
-            handled = self._process(batch)
-        except SQLAlchemyError as e:
-            self._fail(f"database: {e}")
+        assert self._db is not None
+        self._jobs += 1
+        self._db.submit(lambda conn: self._process_in(conn, batch), self._after_process)
+
+    def _after_process(self, handled: list[Handled]) -> None:
+        self._jobs -= 1
+        if self._closing:
             return
         self._send(InFlight(handled=handled))
         log.debug(
             "relay.batch",
-            size=len(batch),
+            size=sum(1 for h in handled if h.inbound is not None),
             publishes=sum(len(h.publishes) for h in handled),
-            ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    def _process(self, batch: list[Inbound]) -> list[Handled]:
-        """One transaction for the batch; on a bug, each message alone so one bad apple is
-        rejected instead of blocking its neighbours forever."""
+    def _process_in(self, conn: Connection, batch: list[Inbound]) -> list[Handled]:
+        """Runs in the database thread, inside its transaction. A database error about this
+        data (not the connection) or a bug is confined to a savepoint; the batch is then
+        handled message by message, so one bad apple is rejected instead of blocking its
+        neighbours forever."""
         max_bytes = self.settings.max_message_bytes
+        handled: list[Handled] = []
         try:
-            with self.engine.begin() as conn:
-                return BatchProcessor(conn, max_bytes, self._publishing).run(batch)
-        except SQLAlchemyError:
+            with conn.begin_nested():
+                handled = BatchProcessor(conn, max_bytes, self._publishing).run(batch)
+        except _CONNECTION_ERRORS:
             raise
         except Exception:
             log.exception("relay.batch_failed", size=len(batch))
-        handled: list[Handled] = []
-        for m in batch:
-            try:
-                with self.engine.begin() as conn:
-                    handled.extend(BatchProcessor(conn, max_bytes, self._publishing).run([m]))
-            except SQLAlchemyError:
-                raise
-            except Exception as e:
-                log.exception("relay.message_failed", message_id=m.envelope.message_id)
-                with self.engine.begin() as conn:
-                    h = Handled(inbound=m)
-                    proc = BatchProcessor(conn, max_bytes)
-                    proc._reject(h, f"the relay could not process this message: {e!r}")
-                    proc._flush_rows()
-                handled.append(h)
+            handled = [self._process_one(conn, m) for m in batch]
+        with self._publishing_lock:
+            for h in handled:
+                for pub in h.publishes:
+                    if pub.delivery_id is not None:
+                        did = pub.delivery_id
+                        self._publishing[did] = self._publishing.get(did, 0) + 1
         return handled
+
+    def _process_one(self, conn: Connection, m: Inbound) -> Handled:
+        max_bytes = self.settings.max_message_bytes
+        try:
+            with conn.begin_nested():
+                return BatchProcessor(conn, max_bytes, self._publishing).run([m])[0]
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception as e:
+            log.exception("relay.message_failed", message_id=m.envelope.message_id)
+            with conn.begin_nested():
+                h = Handled(inbound=m)
+                proc = BatchProcessor(conn, max_bytes)
+                proc._reject(h, f"the relay could not process this message: {e!r}")
+                proc._flush_rows()
+            return h
 
     # -- publishing and confirms --------------------------------------------------------
 
@@ -366,8 +394,6 @@ class RelayLoop:
                 )
                 self._seq += 1
                 self._by_seq[self._seq] = (flight, idx, pub)
-                if pub.delivery_id is not None:
-                    self._publishing[pub.delivery_id] = self._publishing.get(pub.delivery_id, 0) + 1
                 self._seq_order.append(self._seq)
                 flight.outstanding += 1
         if flight.outstanding == 0:
@@ -434,21 +460,28 @@ class RelayLoop:
             self._complete(flight)
 
     def _complete(self, flight: InFlight) -> None:
-        try:
-            with self.engine.begin() as conn:
-                store.mark_queued(conn, flight.confirmed)
-                store.note_publish_failure(conn, flight.failures)
-        except SQLAlchemyError as e:
-            self._fail(f"database: {e}")
+        assert self._db is not None
+        self._jobs += 1
+
+        def record(conn: Connection) -> None:
+            store.mark_queued(conn, flight.confirmed)
+            store.note_publish_failure(conn, flight.failures)
+
+        self._db.submit(record, lambda _r: self._acknowledge(flight))
+
+    def _acknowledge(self, flight: InFlight) -> None:
+        """The database says queued (or why not): only now ack the outbox messages."""
+        self._jobs -= 1
+        # A duplicate or the sweep may consider these deliveries again.
+        with self._publishing_lock:
+            for h in flight.handled:
+                for pub in h.publishes:
+                    if pub.delivery_id is not None:
+                        left = self._publishing.pop(pub.delivery_id, 1) - 1
+                        if left > 0:
+                            self._publishing[pub.delivery_id] = left
+        if self._closing:
             return
-        # Only now, with the database saying queued (or why not), may a duplicate or the sweep
-        # consider these deliveries again.
-        for h in flight.handled:
-            for pub in h.publishes:
-                if pub.delivery_id is not None:
-                    left = self._publishing.pop(pub.delivery_id, 1) - 1
-                    if left > 0:
-                        self._publishing[pub.delivery_id] = left
         ch = self._consume
         if ch is not None and ch.is_open:
             for idx, h in enumerate(flight.handled):
@@ -458,7 +491,7 @@ class RelayLoop:
                     ch.basic_nack(h.inbound.tag, requeue=True)
                 else:
                     ch.basic_ack(h.inbound.tag)
-        if self._stopping and not self._inflight and not self._closing:
+        if self._stopping and not self._inflight and not self._jobs:
             self._close()
 
     # -- the sweep: pending deliveries nobody is publishing ------------------------------
@@ -477,6 +510,9 @@ class RelayLoop:
         stale = [p for p in stale if p.delivery_id not in self._publishing]
         if stale:
             log.info("relay.sweep_republished", deliveries=len(stale))
+            with self._publishing_lock:
+                for p in stale:
+                    self._publishing[p.delivery_id] = self._publishing.get(p.delivery_id, 0) + 1
             again = Handled(inbound=None, publishes=republish_pending(stale))
             self._send(InFlight(handled=[again]))
         self._later("sweep", self.settings.pending_sweep_seconds, self._sweep)

@@ -34,6 +34,8 @@ def crash_env(make_env: EnvFactory) -> Settings:
         update={
             "agency_poll_seconds": 0.2,
             "batch_size": 50,
+            # A graceful stop finishes what the relay holds: keep that well below N.
+            "prefetch": 100,
             "batch_wait_ms": 5,
             "pending_sweep_seconds": 1.0,
         }
