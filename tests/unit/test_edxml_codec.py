@@ -21,7 +21,16 @@ from adapters.edxml import (
     render_status,
 )
 from adapters.edxml.errors import EdxmlError
-from schemas import Attachment, Document, Extension, Organization, Status, TraceHeader
+from schemas import (
+    Attachment,
+    Document,
+    Extension,
+    Organization,
+    Status,
+    TraceHeader,
+    decode_message,
+    encode_message,
+)
 from schemas.business import BusinessType
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "edxml"
@@ -258,3 +267,11 @@ def test_attachments_with_missing_or_repeated_content_ids_get_unique_ones() -> N
         ("c.txt", b"c"),
     ]
     assert len({a.content_id for a in again.attachments}) == 3
+
+
+@pytest.mark.parametrize("sample", ALL, ids=lambda p: p.stem)
+def test_a_parsed_package_crosses_the_hub_as_json_unchanged(sample: Path) -> None:
+    model = parse_package(sample.read_bytes())
+    carried = decode_message(encode_message(model))
+    assert carried == model
+    assert _render(carried) == _render(model)
