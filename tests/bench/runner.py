@@ -66,6 +66,7 @@ class PhaseResult:
     offered_rate: float | None = None
     latency_sent: int = 0
     latency: dict[str, float | int] | None = None
+    latency_at_relay_load: dict[str, float | int] | None = None  # ceiling: at the relay's rate
     peak_rss_mb: float | None = None
     publish_nacked: int = 0
     seconds: float | None = None  # wall time of this system's whole measurement
@@ -343,34 +344,79 @@ class Runner:
         completed: Synchronized[int],
     ) -> int:
         """Offer half the measured throughput to a freshly started system; returns its peak RSS."""
-        lim = self.limits
         assert res.docs_per_s
         rate = res.docs_per_s / 2
+        res.offered_rate = round(rate, 2)
+        summary, sent, notes, peak = self.offer(
+            res.system, sc, rate, publisher, collector, completed
+        )
+        res.latency = summary
+        res.latency_sent = sent
+        res.notes.extend(notes)
+        return peak
+
+    def offer(
+        self,
+        system_name: str,
+        sc: Scenario,
+        rate: float,
+        publisher: Worker,
+        collector: Worker,
+        completed: Synchronized[int],
+    ) -> tuple[dict[str, float | int] | None, int, list[str], int]:
+        """Offer ``rate`` documents/s for ``paced_s`` to a freshly started system.
+
+        Returns (latency summary, documents sent, notes, peak RSS)."""
+        lim = self.limits
         count = max(lim.paced_min_docs, int(rate * lim.paced_s))
         if count / rate > 3 * lim.paced_s:
             count = max(2, int(rate * 3 * lim.paced_s))
-        res.offered_rate = round(rate, 2)
-        res.latency_sent = count
-        system = self.start_system(res.system, sc)
+        notes: list[str] = []
+        system = self.start_system(system_name, sc)
         try:
             # One warm-up document proves the system consumes before the clock matters.
             warm = self.next_phase()
             base = completed.value
             self.publish(publisher, warm, 1, None, timeout=60)
             if not self.wait_for(completed, base + 1, time.monotonic() + STARTUP_S, system):
-                raise BenchError(f"{res.system}: warm-up document not delivered")
+                raise BenchError(f"{system_name}: warm-up document not delivered")
             phase = self.next_phase()
             base = completed.value
             self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
             if not self.wait_for(completed, base + count, time.monotonic() + 60, system):
-                res.notes.append("latency phase: not every document arrived within 60 s")
+                notes.append(f"latency at {rate:.1f}/s: not every document arrived within 60 s")
             done = self.report(collector, phase)
             summary = summarize_latencies([c[2] - c[1] for c in done])
-            res.latency = summary.as_dict() if summary else None
         finally:
             peak = system.stop()
             self.reset(collector)
-        return peak
+        return (summary.as_dict() if summary else None), count, notes, peak
+
+    def ceiling_at_relay_load(
+        self,
+        sc: Scenario,
+        results: list[PhaseResult],
+        publisher: Worker,
+        collector: Worker,
+        completed: Synchronized[int],
+    ) -> None:
+        """The ceiling's latency at the relay's half-load rate: p99s compared at one load."""
+        by = {r.system: r for r in results}
+        ceiling, relay = by.get("ceiling"), by.get("relay")
+        if ceiling is None or relay is None or not relay.offered_rate:
+            return
+        print(f"  {sc.name}: ceiling at the relay's load ({relay.offered_rate}/s) ...", flush=True)
+        try:
+            summary, _, notes, _ = self.offer(
+                "ceiling", sc, relay.offered_rate, publisher, collector, completed
+            )
+        except BenchError as e:
+            ceiling.notes.append(f"at the relay's load: {e}")
+            return
+        ceiling.latency_at_relay_load = summary
+        ceiling.notes.extend(notes)
+        lat = summary or {}
+        print(f"    p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms")
 
     def run_scenario(self, sc: Scenario, systems: list[str]) -> list[PhaseResult]:
         templates = self.templates(sc)
@@ -383,6 +429,7 @@ class Runner:
                 res = self.measure(sc, name, publisher, collector, completed, body_bytes)
                 print(f"    {_line(res)}", flush=True)
                 results.append(res)
+            self.ceiling_at_relay_load(sc, results, publisher, collector, completed)
         finally:
             publisher.stop(("stop",))
             collector.stop(("stop",))

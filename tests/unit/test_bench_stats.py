@@ -95,3 +95,23 @@ def test_a_profile_counts_leaf_frames_as_self_and_every_frame_once_as_inclusive(
     assert profile.inclusive["loop (relay/worker/loop.py)"] == 3  # not 6: once per stack
     assert profile.inclusive["main (relay/worker/main.py)"] == 4
     assert profile.self_samples["encode (schemas/envelope.py)"] == 1
+
+
+def test_the_ratios_compare_the_relay_with_the_ceiling_and_the_naive_relay_per_scenario() -> None:
+    from tests.bench.report import ratios
+    from tests.bench.runner import PhaseResult
+
+    def result(system: str, rate: float, p99: float) -> PhaseResult:
+        r = PhaseResult("2KiB-1", system, 1, 2048, 100, docs=100, docs_per_s=rate)
+        r.latency = {"count": 10, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": p99, "max_ms": p99}
+        return r
+
+    ceiling = result("ceiling", 1000.0, 50.0)
+    ceiling.latency_at_relay_load = {"p99_ms": 20.0}
+    table = ratios([ceiling, result("naive", 100.0, 30.0), result("relay", 600.0, 40.0)])
+    row = table["2KiB-1"]
+    assert row["relay_over_ceiling"] == pytest.approx(0.6)
+    assert row["relay_over_naive"] == pytest.approx(6.0)
+    assert row["relay_p99_ms"] == 40.0
+    assert row["ceiling_p99_ms_at_relay_load"] == 20.0
+    assert ratios([result("relay", 600.0, 40.0)])["2KiB-1"]["relay_over_ceiling"] is None
