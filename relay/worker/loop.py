@@ -18,6 +18,7 @@ hands every unacked outbox message back, and :func:`relay.worker.main.run_relay`
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections import deque
@@ -293,7 +294,7 @@ class RelayLoop:
                     message_type=props.type,
                     body=body,
                 ),
-                properties=_properties_dict(props),
+                properties=functools.partial(_properties_dict, props),
             )
         )
         self._pending_bytes += len(body)

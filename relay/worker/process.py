@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 from relay.db.tables import events
 from relay.domain import states
 from relay.domain.intake import Envelope, Refusal, read_submission
-from relay.domain.outgoing import Outgoing, delivery, receipt_message_id
+from relay.domain.outgoing import Outgoing, delivery, delivery_message_id, receipt_message_id
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
 from relay.worker import store
@@ -53,7 +53,8 @@ class Inbound:
     tag: int  # delivery tag on the consuming channel
     queue: str
     envelope: Envelope
-    properties: dict[str, Any]  # kept with a rejection, for inspection
+    #: the message's properties as JSON, kept with a rejection (built only when needed)
+    properties: Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,12 @@ def _receipt_outgoing(owner: str, submission_id: str, receipt_body: bytes, kind:
     )
 
 
-def _receipt_json(receipt: Receipt) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(encode_message(receipt))
-    return data
+def _receipt_json(receipt: Receipt) -> str:
+    """The receipt's JSON text: stored as is (jsonb) and published as is."""
+    return encode_message(receipt).decode("utf-8")
 
 
-def _receipt_row(owner: str, receipt: Receipt, body: dict[str, Any]) -> dict[str, Any]:
+def _receipt_row(owner: str, receipt: Receipt, body: str) -> dict[str, Any]:
     return {
         "receipt_id": str(receipt.receipt_id),
         "agency": owner,
@@ -196,13 +197,13 @@ class BatchProcessor:
                 "user_id": env.user_id,
                 "message_type": env.message_type,
                 "reason": reason,
-                "properties": h.inbound.properties,
+                "properties": h.inbound.properties(),
                 "body": env.body,
-                "receipt": body,
+                "receipt": json.loads(body),
                 "_receipt_id": str(receipt.receipt_id),
             }
         )
-        out = _receipt_outgoing(env.owner, mid, encode_message(receipt), "rejected")
+        out = _receipt_outgoing(env.owner, mid, body.encode("utf-8"), "rejected")
         if not mid:
             out = Outgoing(
                 route_to=out.route_to,
@@ -234,7 +235,7 @@ class BatchProcessor:
         by_index = dict(docs)
         first: dict[str, int] = {}  # message_id -> index of its first copy in this batch
         rows: list[dict[str, Any]] = []
-        plans: dict[str, tuple[list[RecipientResult], Receipt, dict[str, Any]]] = {}
+        plans: dict[str, tuple[list[RecipientResult], Receipt, str]] = {}
         for i, doc in docs:
             env = batch[i].envelope
             mid = env.message_id or ""
@@ -268,6 +269,7 @@ class BatchProcessor:
         inserted = store.insert_documents(self.conn, rows)
 
         delivery_rows: list[dict[str, Any]] = []
+        delivery_mids: dict[tuple[int, str], str] = {}
         event_rows: list[dict[str, Any]] = []
         change_refs: list[tuple[str, str, int, str]] = []
         for mid, pk in inserted.items():
@@ -276,19 +278,14 @@ class BatchProcessor:
             results, receipt, body = plans[mid]
             for r in results:
                 if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
+                    dmid = delivery_message_id(mid, r.code)
+                    delivery_mids[(pk, r.code)] = dmid
                     delivery_rows.append(
                         {
                             "document_pk": pk,
                             "recipient": r.code,
                             "route_to": r.route_to,
-                            "message_id": delivery(
-                                submission_id=mid,
-                                sender="",
-                                recipient=r.code,
-                                route_to=r.route_to,
-                                message_type=t.TYPE_DOCUMENT,
-                                body=b"",
-                            ).message_id,
+                            "message_id": dmid,
                             "state": states.PENDING,
                         }
                     )
@@ -302,7 +299,12 @@ class BatchProcessor:
                         "message_id": mid,
                         "submitted_by": batch[i].envelope.owner,
                         "business_type": int(doc.business_type),
-                        "recipients": [r.model_dump(mode="json") for r in results],
+                        # the receipt (documents.receipt) lists every recipient's outcome
+                        "not_routed": [
+                            {"code": r.code, "outcome": r.outcome.value, "reason": r.reason}
+                            for r in results
+                            if r.outcome is not RecipientOutcome.QUEUED
+                        ],
                     },
                 }
             )
@@ -334,7 +336,7 @@ class BatchProcessor:
         for mid, pk in inserted.items():
             i = first[mid]
             env = batch[i].envelope
-            results, receipt, _ = plans[mid]
+            results, receipt, body = plans[mid]
             h = handled[i]
             for r in results:
                 if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
@@ -348,14 +350,13 @@ class BatchProcessor:
                                 route_to=r.route_to,
                                 message_type=t.TYPE_DOCUMENT,
                                 body=env.body,
+                                message_id=delivery_mids[(pk, r.code)],
                             ),
                             delivery_id=delivery_pk,
                         )
                     )
             h.publishes.append(
-                Publish(
-                    outgoing=_receipt_outgoing(env.owner, mid, encode_message(receipt), "accepted")
-                )
+                Publish(outgoing=_receipt_outgoing(env.owner, mid, body.encode(), "accepted"))
             )
             h.outcome = "accepted"
             log.debug(
@@ -394,7 +395,7 @@ class BatchProcessor:
                 h.publishes.append(
                     Publish(
                         outgoing=_receipt_outgoing(
-                            env.owner, mid, json.dumps(plans[mid][2]).encode(), "accepted"
+                            env.owner, mid, plans[mid][2].encode(), "accepted"
                         )
                     )
                 )
@@ -541,9 +542,7 @@ class BatchProcessor:
             body = _receipt_json(receipt)
             self.receipt_rows.append(_receipt_row(env.owner, receipt, body))
             h.publishes.append(
-                Publish(
-                    outgoing=_receipt_outgoing(env.owner, mid, encode_message(receipt), "accepted")
-                )
+                Publish(outgoing=_receipt_outgoing(env.owner, mid, body.encode(), "accepted"))
             )
             h.outcome = "accepted"
             log.debug(

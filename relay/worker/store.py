@@ -56,7 +56,11 @@ def bulk_insert(
         pg = _PG_TYPES[type(col.type).__name__]
         values = [r.get(name) for r in rows]
         if pg == "jsonb":
-            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+            # JSON text (str) is stored as is; anything else is encoded here.
+            values = [
+                v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                for v in values
+            ]
             casts.append("CAST(CAST(%b AS text[]) AS jsonb[])")
         else:
             casts.append(f"CAST(%b AS {pg}[])")
