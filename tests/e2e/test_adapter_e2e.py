@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,8 +15,6 @@ from schemas import Receipt, Status, decode_message
 from schemas import topology as t
 from schemas.envelope import encode_message
 from tests.adapter_support import (
-    LIENTHONG,
-    REPO,
     AdapterProcess,
     Broker,
     TcpProxy,
@@ -171,30 +167,3 @@ def test_killing_b_while_it_receives_500_documents_leaves_exactly_500_files(
         assert [p for p in inbox.iterdir() if p.name.startswith(".")] == []
         replies = {props.message_id for props, _ in broker.take(t.outbox_queue(b.code))}  # type: ignore[attr-defined]
         assert len(replies) == 500  # one status 01 per document (copies share their id)
-
-
-def test_adapter_send_spools_and_sends_one_file_and_knows_it_was_sent(
-    e2e_env: Settings, e2e_engine: Engine, tmp_path: Path
-) -> None:
-    a = add_agency(e2e_env, e2e_engine, random_code())
-    assert a.password
-    config = write_config(tmp_path / a.code, a.code, agency_url(e2e_env), a.password)
-    good = tmp_path / "cv.json"
-    good.write_bytes(encode_message(make_document(a.code, [random_code()])))
-    cmd = [*LIENTHONG, "adapter", "send", "--config", str(config)]
-    first = subprocess.run([*cmd, str(good), "--json"], capture_output=True, cwd=REPO, timeout=60)
-    assert first.returncode == 0, first.stderr.decode()
-    result = json.loads(first.stdout)
-    assert result["state"] == "sent"
-    again = subprocess.run([*cmd, str(good)], capture_output=True, cwd=REPO, timeout=60)
-    assert again.returncode == 0
-    assert again.stdout.decode().strip() == result["message_id"]
-    assert "already sent" in again.stderr.decode()
-    with Broker(e2e_env) as broker:
-        [(props, _)] = broker.take(t.outbox_queue(a.code))
-    assert props.message_id == result["message_id"]  # type: ignore[attr-defined]
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"schema": "lienthong.document/1", "document_id": ""}')
-    refused = subprocess.run([*cmd, str(bad)], capture_output=True, cwd=REPO, timeout=60)
-    assert refused.returncode == 1
-    assert "document_id" in refused.stderr.decode()

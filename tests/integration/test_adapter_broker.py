@@ -205,3 +205,38 @@ def test_a_submission_the_broker_cannot_route_stays_spooled_until_it_can(
     events = [e["event"] for e in logs]
     assert events.count("outbox.publish_refused") == 1  # once, not once per attempt
     assert "outbox.publish_resumed" in events
+
+
+def test_adapter_send_spools_and_sends_one_file_and_knows_it_was_sent(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from adapters.cli import adapter as adapter_cli
+
+    a, config = _agency(adapter_env, management, tmp_path)
+    good = tmp_path / "cv.json"
+    good.write_bytes(encode_message(make_document(a, [random_code()])))
+    runner = CliRunner()
+    send = ["send", "--config", str(config)]
+    first = runner.invoke(adapter_cli, [*send, str(good), "--json"])
+    assert first.exit_code == 0, first.output
+    # Unconfigured structlog prints to stdout here; the CLI's own output is the last line.
+    result = json.loads(first.stdout.splitlines()[-1])
+    assert result["state"] == "sent"
+    again = runner.invoke(adapter_cli, [*send, str(good)])
+    assert again.exit_code == 0
+    assert again.stdout.splitlines()[-1] == result["message_id"]
+    assert "already sent" in again.stderr
+    [(props, _)] = broker.take(t.outbox_queue(a))
+    assert props.message_id == result["message_id"]  # type: ignore[attr-defined]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "lienthong.document/1", "document_id": ""}')
+    refused = runner.invoke(adapter_cli, [*send, str(bad)])
+    assert refused.exit_code == 1
+    assert "document_id" in refused.stderr
+    spooled_only = tmp_path / "later.json"
+    spooled_only.write_bytes(encode_message(make_document(a, [random_code()])))
+    later = runner.invoke(adapter_cli, [*send, str(spooled_only), "--no-publish", "--json"])
+    assert later.exit_code == 0 and json.loads(later.stdout.splitlines()[-1])["state"] == "spooled"
+    assert broker.count(t.outbox_queue(a)) == 0
