@@ -92,9 +92,12 @@ def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
 class RelayLoop:
     """One connection's lifetime. ``run()`` returns when the connection is closed."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, stop: threading.Event | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine
+        self._stop_event = stop or threading.Event()
         self.connected = False  # became true once both channels were ready
         self._conn: pika.SelectConnection | None = None
         self._consume: pika.channel.Channel | None = None
@@ -175,6 +178,9 @@ class RelayLoop:
     def _on_ready(self, _frame: Any) -> None:
         self.connected = True
         log.info("relay.started", vhost=self.settings.vhost)
+        if self._stop_event.is_set():  # a signal came while connecting
+            self._begin_stop()
+            return
         self._poll_directory()
         self._sweep()
 
@@ -198,7 +204,7 @@ class RelayLoop:
         assert self._conn is not None
         if self._conn.is_open:
             self._conn.close()
-        else:
+        elif not self._conn.is_closing:
             self._conn.ioloop.stop()
 
     def _begin_stop(self) -> None:

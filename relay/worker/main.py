@@ -59,9 +59,12 @@ def run_relay(settings: Settings) -> None:
     current: list[RelayLoop] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if not stop.is_set():
-            log.info("relay.signal", signal=signal.Signals(signum).name)
+        # Once only: a second signal arriving inside the first handler must not take pika's
+        # waker lock again.
+        if stop.is_set():
+            return
         stop.set()
+        log.info("relay.signal", signal=signal.Signals(signum).name)
         for loop in current:
             loop.request_stop()
 
@@ -71,7 +74,7 @@ def run_relay(settings: Settings) -> None:
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():
-            loop = RelayLoop(settings, engine)
+            loop = RelayLoop(settings, engine, stop)
             current[:] = [loop]
             loop.run()
             current.clear()
