@@ -167,7 +167,7 @@ def run_demo(options: Options) -> None:
             supervisor.start(
                 f"adapter-{a.code}", ["adapter", "run", "--config", str(homes[a.code].config)]
             )
-        _wait_ready(settings, supervisor, [a.code for a in connected], deadline=30.0)
+        _wait_ready(settings, supervisor, [a.code for a in connected], deadline=60.0)
         for child in supervisor.children:
             say(f"     {child.name:<24} pid {child.process.pid:<7}  log {child.log_path}")
 
