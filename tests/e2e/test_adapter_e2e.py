@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import Engine
 
 from relay.config import Settings
-from relay.db.engine import make_engine
 from schemas import Receipt, Status, decode_message
 from schemas import topology as t
 from schemas.envelope import encode_message
@@ -25,7 +24,6 @@ from tests.adapter_support import (
     wait_for,
     write_config,
 )
-from tests.conftest import EnvFactory
 from tests.relay_support import RelayProcess, add_agency
 from tests.services import random_code
 
@@ -33,16 +31,14 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def e2e_env(make_env: EnvFactory) -> Settings:
-    """A vhost and database of this module's own: its relay sees no one else's agencies."""
-    return make_env()
+def e2e_env(env: Settings) -> Settings:
+    """The run's shared environment; random agency codes keep tests apart."""
+    return env
 
 
 @pytest.fixture(scope="module")
-def e2e_engine(e2e_env: Settings) -> Iterator[Engine]:
-    eng = make_engine(e2e_env.database_url)
-    yield eng
-    eng.dispose()
+def e2e_engine(engine: Engine) -> Engine:
+    return engine
 
 
 @pytest.fixture
