@@ -61,11 +61,17 @@ def child_environment(settings: Settings, inherited: dict[str, str]) -> dict[str
 
 
 def reset(settings: Settings) -> None:
-    """Drop the demo's vhost and database if they exist, so the demo starts from nothing."""
+    """Drop the demo's vhost and database if they exist, so the demo starts from nothing.
+
+    The vhost is created again at once (empty); the database is left to `relay setup`.
+    """
     # Deleting a vhost deletes its quorum queues one by one: on a busy broker that takes a
     # while, longer than the client's default timeout.
+    # Creating one can be slow too, so it is created here, patiently, and `relay setup` (whose
+    # client gives up sooner) finds it there.
     with ManagementClient(settings.management_url, timeout=90.0) as mgmt:
         mgmt.delete_vhost(settings.vhost)
+        mgmt.ensure_vhost(settings.vhost)
     url = make_url(settings.database_url)
     database = url.database or ""
     admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
