@@ -125,15 +125,19 @@ class InboxWriter:
         """
         actions: list[Action | None] = [None] * len(deliveries)
         prepared: list[tuple[int, Path, bytes, NewMessage | None, Any]] = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}  # message id -> index of its first copy in this batch
+        copies: list[tuple[int, int]] = []  # (later copy, first copy): share the outcome
         for i, delivery in enumerate(deliveries):
             bound = log.bind(
                 message_id=delivery.id,
                 message_type=delivery.message_type,
                 agency=self.config.agency,
             )
+            if delivery.id in seen:
+                copies.append((i, seen[delivery.id]))
+                continue
             try:
-                duplicate = delivery.id in seen or self.spool.is_received(delivery.id)
+                duplicate = self.spool.is_received(delivery.id)
             except SpoolError as e:
                 bound.error("inbox.store_failed", reason=str(e))
                 actions[i] = Action.REJECT
@@ -146,7 +150,7 @@ class InboxWriter:
             if item is None:
                 actions[i] = Action.REJECT
                 continue
-            seen.add(delivery.id)
+            seen[delivery.id] = i
             path, data, reply, bound = item
             prepared.append((i, path, data, reply, bound))
 
@@ -159,7 +163,6 @@ class InboxWriter:
                 actions[i] = Action.REJECT
                 continue
             written.append((i, path, reply, bound))
-        stored: list[tuple[int, Path, NewMessage | None, Any]] = []
         for directory in {path.parent for _, path, _, _ in written}:
             try:
                 fsync_dir(directory)
@@ -185,6 +188,8 @@ class InboxWriter:
                 for i, path, _, bound in stored:
                     bound.info("inbox.stored", file=path.name)
                     actions[i] = Action.ACK
+        for later, first in copies:  # acked only if the first copy was stored
+            actions[later] = actions[first]
         return [a if a is not None else Action.REJECT for a in actions]
 
     def _prepare(

@@ -131,3 +131,12 @@ def test_a_batch_stores_what_it_can_and_rejects_the_rest(
     assert [p.name for p in visible_files(config.inbox_documents)] == [f"{B}_d-1.json"]
     assert spool.is_received("d-1") and not spool.is_received("s-1")
     assert len(spool.unsent(10)) == 1
+
+
+def test_a_second_copy_in_the_same_batch_is_not_acked_when_the_first_was_not_stored(
+    writer: InboxWriter, config: AdapterConfig, spool: Spool
+) -> None:
+    with unwritable(config.inbox_documents):
+        actions = writer.handle_batch([_doc_delivery(), _doc_delivery()])
+    assert actions == [Action.REJECT, Action.REJECT]
+    assert not spool.is_received("d-1")
