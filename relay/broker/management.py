@@ -22,7 +22,9 @@ def _q(name: str) -> str:
 class ManagementClient:
     """Thin wrapper over ``/api``; every method is idempotent where the API allows it."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+        # Creating or deleting a vhost with quorum queues takes RabbitMQ seconds, and tens of
+        # seconds on a loaded machine; a short timeout turns a slow broker into a false failure.
         parts = urlsplit(url)
         user = parts.username or "guest"
         password = parts.password or "guest"
