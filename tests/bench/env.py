@@ -81,10 +81,13 @@ class BenchEnv:
 
 
 def connection_parameters(url: str) -> pika.URLParameters:
-    """Parameters that wait out a slow handshake: the shared broker sometimes takes many seconds
-    to answer while other suites create and delete vhosts."""
+    """Parameters that wait out a slow handshake: the shared broker sometimes stalls handshakes
+    for a minute or more while other suites delete vhosts; each attempt gives up after 30 s and
+    is tried again, five times in all."""
     params = pika.URLParameters(url)
-    params.stack_timeout = 90
+    params.stack_timeout = 30
+    params.connection_attempts = 5
+    params.retry_delay = 1
     params.socket_timeout = 30
     params.blocked_connection_timeout = 300
     return params

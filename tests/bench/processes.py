@@ -110,7 +110,7 @@ class Worker:
             target=target, args=(*args, child), name=name, daemon=True
         )
 
-    def start(self, timeout: float = 150) -> Worker:
+    def start(self, timeout: float = 200) -> Worker:
         self.process.start()
         expect(self.conn, "ready", timeout, self.name)
         return self
