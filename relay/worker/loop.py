@@ -103,6 +103,7 @@ class RelayLoop:
         self._consume: pika.channel.Channel | None = None
         self._publish: pika.channel.Channel | None = None
         self._consumers: dict[str, str] = {}  # agency code -> consumer tag
+        self._consumer_serial = 0
         self._pending: list[Inbound] = []
         self._pending_bytes = 0
         self._flush_timer: object | None = None
@@ -133,7 +134,17 @@ class RelayLoop:
         self._db = DbThread(self.engine, self._conn.ioloop.add_callback_threadsafe, self._fail)
         self._db.start()
         try:
-            self._conn.ioloop.start()
+            try:
+                self._conn.ioloop.start()
+            except Exception:
+                # Close the connection properly, so the broker takes back the unacked messages
+                # now rather than when the socket times out; then let the caller log and retry.
+                self._closing = True
+                with contextlib.suppress(Exception):
+                    if self._conn.is_open:
+                        self._conn.close()
+                        self._conn.ioloop.start()
+                raise
         finally:
             self._db.failed = True  # nothing more to commit for a connection that is gone
             self._db.stop()
@@ -250,7 +261,9 @@ class RelayLoop:
 
     def _start_consuming(self, ch: pika.channel.Channel, code: str) -> None:
         queue = t.outbox_queue(code)
-        tag = f"lienthong-relay.{code}"
+        # A fresh tag each time: a resumed agency must not collide with its cancelled consumer.
+        self._consumer_serial += 1
+        tag = f"lienthong-relay.{code}.{self._consumer_serial}"
         self._consumers[code] = tag
 
         def on_message(

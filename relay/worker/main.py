@@ -76,7 +76,12 @@ def run_relay(settings: Settings) -> None:
         while not stop.is_set():
             loop = RelayLoop(settings, engine, stop)
             current[:] = [loop]
-            loop.run()
+            try:
+                loop.run()
+            except Exception:
+                # A bug escaping the ioloop: the broker takes back every unacked message when
+                # the connection drops; log it and start a fresh connection.
+                log.exception("relay.loop_crashed")
             current.clear()
             if stop.is_set():
                 break

@@ -20,6 +20,7 @@ from tests.relay_support import (
     make_document,
     make_status,
     publish,
+    set_agency_state,
     wait_until,
 )
 from tests.services import random_code
@@ -174,3 +175,19 @@ def test_the_same_submission_twice_is_one_document_one_delivery_and_one_copy(
         n_docs = conn.execute(select(documents.c.id).where(documents.c.message_id == mid)).all()
     assert len(n_docs) == 1
     assert _delivery_states(db, mid) == {b.code: "queued"}
+
+
+def test_a_suspended_agencys_outbox_is_left_alone_until_it_is_resumed(
+    relay_env: Settings, db: Engine, relay: RelayProcess
+) -> None:
+    a, b = _connected(relay_env, db, relay, 2)
+    set_agency_state(db, a.code, "suspended")
+    relay.wait_for_log(f'"agency": "{a.code}", "event": "relay.outbox_released"')
+
+    mid = publish(a, make_document(a.code, [b.code]))
+    assert drain(b, timeout=1.5) == []
+    assert _delivery_states(db, mid) == {}
+
+    set_agency_state(db, a.code, "active")
+    assert len(drain(b, expect=1)) == 1
+    assert json.loads(drain(a, expect=1)[0].body)["in_reply_to"] == mid
