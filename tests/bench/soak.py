@@ -58,7 +58,8 @@ def soak(runner: Runner, n: int, body_bytes: int) -> dict[str, Any]:
             "docs_per_s": None if rate is None else round(rate, 1),
             "mb_per_s": None if rate is None else round(rate * body_bytes / MB, 2),
             "latency_at_max_backlog": lat.as_dict() if lat else None,
-            "rss_start_mb": trace[0]["rss_mb"],
+            "rss_start_mb": trace[0]["rss_mb"],  # at the first document
+            "rss_warm_mb": trace[min(1, len(trace) - 1)]["rss_mb"],  # at 10 %, warmed up
             "rss_middle_mb": trace[len(trace) // 2]["rss_mb"],
             "rss_end_mb": trace[-1]["rss_mb"],
             "peak_rss_mb": round(peak, 1),
@@ -66,7 +67,8 @@ def soak(runner: Runner, n: int, body_bytes: int) -> dict[str, Any]:
         }
         print(
             f"soak: {n} documents, {result['docs_per_s']} docs/s; relay RSS start "
-            f"{result['rss_start_mb']} MB, middle {result['rss_middle_mb']} MB, end "
+            f"{result['rss_start_mb']} MB (at 10 %: {result['rss_warm_mb']} MB), middle "
+            f"{result['rss_middle_mb']} MB, end "
             f"{result['rss_end_mb']} MB (peak {result['peak_rss_mb']} MB)",
             flush=True,
         )
