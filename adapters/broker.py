@@ -16,6 +16,7 @@ import pika
 import pika.exceptions
 import pika.spec
 import structlog
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from adapters.config import AdapterConfig
@@ -57,7 +58,8 @@ def connect(config: AdapterConfig) -> pika.BlockingConnection:
     """One connection attempt; BrokerUnavailable (with a reason, no secrets) if it fails."""
     try:
         return pika.BlockingConnection(connection_parameters(config))
-    except (pika.exceptions.AMQPError, OSError) as e:
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
+        # A stalled handshake surfaces as AMQPConnectorStackTimeout, which is no AMQPError.
         raise BrokerUnavailable(f"{config.safe_url()}: {describe(e)}") from e
 
 
