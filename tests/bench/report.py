@@ -52,6 +52,10 @@ def _fmt(x: object, width: int) -> str:
     return text.rjust(width)
 
 
+def _ratio(x: float | None) -> str:
+    return "-".rjust(6) if x is None else f"{x:6.2f}"
+
+
 def print_table(results: list[PhaseResult]) -> None:
     head = (
         f"{'scenario':<18}{'system':<9}{'docs':>7}{'docs/s':>10}{'MB/s':>8}{'copies/s':>10}"
@@ -77,8 +81,8 @@ def print_ratios(table: dict[str, dict[str, float | None]]) -> None:
     print()
     for scenario, row in table.items():
         print(
-            f"{scenario:<18} relay/ceiling {_fmt(row['relay_over_ceiling'], 6)}   "
-            f"relay/naive {_fmt(row['relay_over_naive'], 6)}   "
+            f"{scenario:<18} relay/ceiling {_ratio(row['relay_over_ceiling'])}   "
+            f"relay/naive {_ratio(row['relay_over_naive'])}   "
             f"p99 relay {_fmt(row['relay_p99_ms'], 7)} ms, ceiling "
             f"{_fmt(row['ceiling_p99_ms_at_relay_load'], 7)} ms at the same load "
             f"({_fmt(row['ceiling_p99_ms'], 7)} ms at half its own maximum)"

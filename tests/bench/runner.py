@@ -372,7 +372,8 @@ class Runner:
         if count / rate > 3 * lim.paced_s:
             count = max(2, int(rate * 3 * lim.paced_s))
         notes: list[str] = []
-        system = self.start_system(system_name, sc)
+        profile_as = f"{system_name}-{sc.name}-at-{rate:.0f}" if system_name == "relay" else None
+        system = self.start_system(system_name, sc, profile_as)
         try:
             # One warm-up document proves the system consumes before the clock matters.
             warm = self.next_phase()
