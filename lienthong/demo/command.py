@@ -26,7 +26,7 @@ from lienthong.logs import configure_logging
 from relay.broker.management import ManagementClient
 from relay.config import Settings, load_settings
 from relay.db.engine import make_engine
-from relay.errors import LienthongError
+from relay.errors import LienthongError, ServiceUnavailable
 from relay.setup import run_setup
 from schemas import topology as t
 
@@ -127,7 +127,9 @@ def run_demo(options: Options) -> None:
 
     say(f"2/5  resetting vhost {settings.vhost!r} and database {options.database!r}, setting up…")
     envmod.reset(settings)
-    run_setup(settings)
+    for attempt in envmod.patiently():
+        with attempt:
+            run_setup(settings)  # idempotent
     supervisor = Supervisor(envmod.child_environment(settings, dict(os.environ)), workdir / "logs")
     homes = {
         a.code: envmod.prepare_home(workdir, a, settings, sc.ADAPTER_FORMAT.get(a.code, "json"))
@@ -242,7 +244,10 @@ def _wait_ready(
                     (t.outbox_queue(code), "relay"),
                     (t.inbox_queue(code), f"adapter-{code}"),
                 ):
-                    info = mgmt.get_queue(settings.vhost, queue) or {}
+                    try:
+                        info = mgmt.get_queue(settings.vhost, queue) or {}
+                    except ServiceUnavailable:  # a busy broker; asked again until the deadline
+                        info = {}
                     if not info.get("consumers"):
                         missing.append((queue, who))
             if not missing:

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from lienthong.demo.errors import DemoFailed
 from lienthong.demo.scenario import Agency
@@ -60,6 +61,16 @@ def child_environment(settings: Settings, inherited: dict[str, str]) -> dict[str
     return env
 
 
+def patiently() -> Retrying:
+    """Retries for idempotent set-up steps: a loaded broker drops the odd management request."""
+    return Retrying(
+        retry=retry_if_exception_type(ServiceUnavailable),
+        stop=stop_after_attempt(4),
+        wait=wait_exponential(multiplier=1, max=8),
+        reraise=True,
+    )
+
+
 def reset(settings: Settings) -> None:
     """Drop the demo's vhost and database if they exist, so the demo starts from nothing.
 
@@ -70,8 +81,10 @@ def reset(settings: Settings) -> None:
     # Creating one can be slow too, so it is created here, patiently, and `relay setup` (whose
     # client gives up sooner) finds it there.
     with ManagementClient(settings.management_url, timeout=90.0) as mgmt:
-        mgmt.delete_vhost(settings.vhost)
-        mgmt.ensure_vhost(settings.vhost)
+        for attempt in patiently():
+            with attempt:
+                mgmt.delete_vhost(settings.vhost)
+                mgmt.ensure_vhost(settings.vhost)
     url = make_url(settings.database_url)
     database = url.database or ""
     admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
