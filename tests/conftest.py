@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -29,9 +30,14 @@ def management(services: Services) -> Iterator[ManagementClient]:
 EnvFactory = Callable[[], Settings]
 
 
-@pytest.fixture(scope="session")
-def make_env(services: Services, management: ManagementClient) -> Iterator[EnvFactory]:
-    """Build a fresh, set-up environment (own vhost + own database); all removed at the end."""
+@contextlib.contextmanager
+def _environments(services: Services, management: ManagementClient) -> Iterator[EnvFactory]:
+    """A factory of fresh, set-up environments (own vhost + own database), removed on exit.
+
+    Every quorum queue holds a few file handles in RabbitMQ, and a broker started with the
+    usual ``ulimit -n 1024`` stalls new connections once they run out, so environments are
+    removed as soon as the tests that made them are done, not at the end of the run.
+    """
     created: list[tuple[str, str]] = []
 
     def factory(**overrides: object) -> Settings:
@@ -47,23 +53,32 @@ def make_env(services: Services, management: ManagementClient) -> Iterator[EnvFa
         run_setup(settings)
         return settings
 
-    yield factory
-
-    admin = make_engine(services.database_url_for("postgres"))
     try:
-        with admin.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            for vhost, database in created:
-                management.delete_vhost(vhost)
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        yield factory
     finally:
-        admin.dispose()
+        admin = make_engine(services.database_url_for("postgres"))
+        try:
+            with admin.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                for vhost, database in created:
+                    management.delete_vhost(vhost)
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def make_env(services: Services, management: ManagementClient) -> Iterator[EnvFactory]:
+    """Fresh environments for one test module, removed when the module is done."""
+    with _environments(services, management) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="session")
-def env(make_env: EnvFactory) -> Settings:
+def env(services: Services, management: ManagementClient) -> Iterator[Settings]:
     """The run's shared environment: tests in it use random agency codes to stay apart."""
-    return make_env()
+    with _environments(services, management) as factory:
+        yield factory()
 
 
 @pytest.fixture(scope="session")
