@@ -25,6 +25,11 @@ def receipt_message_id(submission_id: str, kind: str, recipient: str = "") -> st
     return str(uuid.uuid5(LIENTHONG_NAMESPACE, f"receipt/{submission_id}/{kind}/{recipient}"))
 
 
+def receipt_uuid(submission_id: str, kind: str, recipient: str = "") -> uuid.UUID:
+    """``receipt_message_id`` as a UUID (the receipt's ``receipt_id``)."""
+    return uuid.uuid5(LIENTHONG_NAMESPACE, f"receipt/{submission_id}/{kind}/{recipient}")
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """One message for one inbox, independent of the AMQP client library."""

@@ -117,6 +117,7 @@ class RelayLoop:
         self._publishing_lock = threading.Lock()
         self._db: DbThread | None = None
         self._jobs = 0  # work handed to the database thread and not yet answered
+        self._batches = 0  # batches handed to the database thread and not yet answered
         self._stopping = False
         self._closing = False
 
@@ -327,23 +328,32 @@ class RelayLoop:
 
     def _on_flush_timer(self) -> None:
         self._flush_timer = None
-        self._flush()
+        self._flush(wait_for_db=True)
 
-    def _flush(self) -> None:
+    def _flush(self, *, wait_for_db: bool = False) -> None:
         if self._flush_timer is not None and self._conn is not None:
             self._conn.ioloop.remove_timeout(self._flush_timer)
             self._flush_timer = None
+        if wait_for_db and self._batches and not self._stopping:
+            # The database is still on the previous batch: keep gathering; this one goes as
+            # soon as that one is answered (one bigger transaction instead of many small ones,
+            # so a steady trickle does not pay a commit per few documents).
+            return
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         if not batch or self._closing:
             return
         assert self._db is not None
         self._jobs += 1
+        self._batches += 1
         self._db.submit(lambda conn: self._process_in(conn, batch), self._after_process)
 
     def _after_process(self, handled: list[Handled]) -> None:
         self._jobs -= 1
+        self._batches -= 1
         if self._closing:
             return
+        if self._pending and not self._batches:
+            self._flush()  # what gathered meanwhile: the database is free again
         self._send(InFlight(handled=handled))
         log.debug(
             "relay.batch",

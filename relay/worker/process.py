@@ -20,7 +20,13 @@ from sqlalchemy import Connection, select
 from relay.db.tables import events
 from relay.domain import states
 from relay.domain.intake import Envelope, Refusal, read_submission
-from relay.domain.outgoing import Outgoing, delivery, delivery_message_id, receipt_message_id
+from relay.domain.outgoing import (
+    Outgoing,
+    delivery,
+    delivery_message_id,
+    receipt_message_id,
+    receipt_uuid,
+)
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
 from relay.worker import store
@@ -74,10 +80,13 @@ class Handled:
     outcome: str = ""  # accepted | duplicate | rejected (for logs and tests)
 
 
-def _receipt_outgoing(owner: str, submission_id: str, receipt_body: bytes, kind: str) -> Outgoing:
+def _receipt_outgoing(
+    owner: str, submission_id: str, receipt_body: bytes, kind: str, message_id: str | None = None
+) -> Outgoing:
+    """``message_id``, when given, is ``receipt_message_id(submission_id, kind)`` already."""
     return Outgoing(
         route_to=owner,
-        message_id=receipt_message_id(submission_id, kind),
+        message_id=message_id or receipt_message_id(submission_id, kind),
         message_type=t.TYPE_RECEIPT,
         body=receipt_body,
         correlation_id=submission_id or None,
@@ -89,9 +98,11 @@ def _receipt_json(receipt: Receipt) -> str:
     return encode_message(receipt).decode("utf-8")
 
 
-def _receipt_row(owner: str, receipt: Receipt, body: str) -> dict[str, Any]:
+def _receipt_row(
+    owner: str, receipt: Receipt, body: str, receipt_id: str | None = None
+) -> dict[str, Any]:
     return {
-        "receipt_id": str(receipt.receipt_id),
+        "receipt_id": receipt_id or str(receipt.receipt_id),
         "agency": owner,
         "in_reply_to": receipt.in_reply_to,
         "kind": receipt.kind.value,
@@ -235,7 +246,7 @@ class BatchProcessor:
         by_index = dict(docs)
         first: dict[str, int] = {}  # message_id -> index of its first copy in this batch
         rows: list[dict[str, Any]] = []
-        plans: dict[str, tuple[list[RecipientResult], Receipt, str]] = {}
+        plans: dict[str, tuple[list[RecipientResult], Receipt, str, str]] = {}
         for i, doc in docs:
             env = batch[i].envelope
             mid = env.message_id or ""
@@ -243,8 +254,9 @@ class BatchProcessor:
                 continue
             first[mid] = i
             results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
+            rid = receipt_uuid(mid, ReceiptKind.ACCEPTED.value)
             receipt = Receipt(
-                receipt_id=uuid.UUID(receipt_message_id(mid, ReceiptKind.ACCEPTED.value)),
+                receipt_id=rid,
                 kind=ReceiptKind.ACCEPTED,
                 in_reply_to=mid,
                 message_type="document",
@@ -253,7 +265,7 @@ class BatchProcessor:
                 recipients=results,
             )
             body = _receipt_json(receipt)
-            plans[mid] = (results, receipt, body)
+            plans[mid] = (results, receipt, body, str(rid))
             rows.append(
                 {
                     "message_id": mid,
@@ -275,7 +287,7 @@ class BatchProcessor:
         for mid, pk in inserted.items():
             i = first[mid]
             doc = by_index[i]
-            results, receipt, body = plans[mid]
+            results, receipt, body, rid_s = plans[mid]
             for r in results:
                 if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
                     dmid = delivery_message_id(mid, r.code)
@@ -308,7 +320,7 @@ class BatchProcessor:
                     },
                 }
             )
-            self.receipt_rows.append(_receipt_row(batch[i].envelope.owner, receipt, body))
+            self.receipt_rows.append(_receipt_row(batch[i].envelope.owner, receipt, body, rid_s))
             kind = CHANGE_EVENT.get(doc.business_type)
             if kind is not None:
                 for ref in _referenced_documents(doc):
@@ -336,7 +348,7 @@ class BatchProcessor:
         for mid, pk in inserted.items():
             i = first[mid]
             env = batch[i].envelope
-            results, receipt, body = plans[mid]
+            results, receipt, body, rid_s = plans[mid]
             h = handled[i]
             for r in results:
                 if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
@@ -356,7 +368,9 @@ class BatchProcessor:
                         )
                     )
             h.publishes.append(
-                Publish(outgoing=_receipt_outgoing(env.owner, mid, body.encode(), "accepted"))
+                Publish(
+                    outgoing=_receipt_outgoing(env.owner, mid, body.encode(), "accepted", rid_s)
+                )
             )
             h.outcome = "accepted"
             log.debug(
@@ -395,7 +409,7 @@ class BatchProcessor:
                 h.publishes.append(
                     Publish(
                         outgoing=_receipt_outgoing(
-                            env.owner, mid, plans[mid][2].encode(), "accepted"
+                            env.owner, mid, plans[mid][2].encode(), "accepted", plans[mid][3]
                         )
                     )
                 )

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, select, text, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from relay.db.tables import agencies, deliveries, documents, events, receipts, rejections
@@ -238,24 +238,28 @@ def claim_stale_pending(conn: Connection, older_than_s: float, limit: int) -> li
     return _as_pending(rows)
 
 
+_MARK_QUEUED = (
+    "WITH moved AS ("
+    " UPDATE deliveries SET state = %s, updated_at = now(), last_error = NULL"
+    " WHERE id = ANY(CAST(%b AS bigint[])) AND state = %s"
+    " RETURNING id, document_pk)"
+    " INSERT INTO events (document_pk, delivery_id, kind)"
+    " SELECT document_pk, id, 'queued' FROM moved"
+    " RETURNING delivery_id, document_pk"
+)
+
+
 def mark_queued(conn: Connection, delivery_ids: Sequence[int]) -> list[tuple[int, int]]:
-    """Confirmed publishes: pending → queued, with a ``queued`` event each. Forward only."""
+    """Confirmed publishes: pending → queued, with a ``queued`` event each. Forward only.
+
+    One statement (the UPDATE feeds the INSERT), so one round trip per call.
+    """
     if not delivery_ids:
         return []
-    moved = conn.execute(
-        text(
-            "UPDATE deliveries SET state = :queued, updated_at = now(), last_error = NULL "
-            "WHERE id = ANY(CAST(:ids AS bigint[])) AND state = :pending "
-            "RETURNING id, document_pk"
-        ),
-        {"ids": list(delivery_ids), "queued": QUEUED, "pending": PENDING},
-    ).all()
-    bulk_insert(
-        conn,
-        events,
-        [{"document_pk": pk, "delivery_id": did, "kind": "queued"} for did, pk in moved],
-    )
-    return [(did, pk) for did, pk in moved]
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(_MARK_QUEUED, (QUEUED, list(delivery_ids), PENDING))
+        return [(did, pk) for did, pk in cur.fetchall()]
 
 
 def note_publish_failure(conn: Connection, failures: dict[int, str]) -> None:
