@@ -28,7 +28,8 @@ def connect(amqp_url: str, *, name: str) -> pika.BlockingConnection:
     params.client_properties = {"connection_name": name}
     try:
         return pika.BlockingConnection(params)
-    except pika.exceptions.AMQPError as e:
+    # A stalled handshake raises AMQPConnectorException, which is not an AMQPError.
+    except (pika.exceptions.AMQPError, pika.exceptions.AMQPConnectorException) as e:
         raise ServiceUnavailable(f"RabbitMQ is unreachable ({type(e).__name__}: {e})") from e
 
 
