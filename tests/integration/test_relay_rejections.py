@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, select
 
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.db.tables import receipts, rejections
 from schemas import topology as t
-from tests.conftest import EnvFactory
 from tests.relay_support import (
     Agency,
     RelayProcess,
@@ -28,24 +25,8 @@ from tests.services import random_code
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def relay_env(make_env: EnvFactory) -> Settings:
-    return make_env().model_copy(
-        update={"agency_poll_seconds": 0.2, "batch_wait_ms": 5, "max_message_bytes": 64 * 1024}
-    )
-
-
-@pytest.fixture(scope="module")
-def db(relay_env: Settings) -> Iterator[Engine]:
-    eng = make_engine(relay_env.database_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture(scope="module")
-def relay(relay_env: Settings) -> Iterator[RelayProcess]:
-    with RelayProcess(relay_env) as proc:
-        yield proc
+#: Settings this module's relay runs with, besides quick polling (see conftest.py).
+RELAY_SETTINGS = {"max_message_bytes": 64 * 1024}
 
 
 @pytest.fixture()

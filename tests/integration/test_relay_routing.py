@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, select
 
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.db.tables import deliveries, documents, events, receipts
-from tests.conftest import EnvFactory
 from tests.relay_support import (
     Agency,
     RelayProcess,
@@ -26,24 +23,6 @@ from tests.relay_support import (
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def relay_env(make_env: EnvFactory) -> Settings:
-    return make_env().model_copy(update={"agency_poll_seconds": 0.2, "batch_wait_ms": 5})
-
-
-@pytest.fixture(scope="module")
-def db(relay_env: Settings) -> Iterator[Engine]:
-    eng = make_engine(relay_env.database_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture(scope="module")
-def relay(relay_env: Settings) -> Iterator[RelayProcess]:
-    with RelayProcess(relay_env) as proc:
-        yield proc
 
 
 def _connected(relay_env: Settings, db: Engine, relay: RelayProcess, n: int) -> list[Agency]:
