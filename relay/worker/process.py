@@ -8,6 +8,7 @@ be published (and confirmed) before that message may be acked. Nothing here talk
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Container, Sequence
@@ -140,6 +141,8 @@ class BatchProcessor:
         #: deliveries this relay has published and awaits the confirm of: not published again
         self.publishing = publishing
         self.receipt_rows: list[dict[str, Any]] = []
+        #: the time stamped on this batch's receipts (the clock is read once per batch)
+        self.now = dt.datetime.now(dt.UTC)
         self.rejection_rows: list[dict[str, Any]] = []
 
     # -- entry point --------------------------------------------------------------------
@@ -187,6 +190,7 @@ class BatchProcessor:
         mid = env.message_id or ""
         kind = env.message_type if env.message_type in (t.TYPE_DOCUMENT, t.TYPE_STATUS) else None
         receipt = Receipt(
+            at=self.now,
             receipt_id=(
                 uuid.UUID(receipt_message_id(mid, ReceiptKind.REJECTED.value))
                 if mid
@@ -256,6 +260,7 @@ class BatchProcessor:
             results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
             rid = receipt_uuid(mid, ReceiptKind.ACCEPTED.value)
             receipt = Receipt(
+                at=self.now,
                 receipt_id=rid,
                 kind=ReceiptKind.ACCEPTED,
                 in_reply_to=mid,
@@ -497,7 +502,8 @@ class BatchProcessor:
                 )
             )
             receipt = Receipt(
-                receipt_id=uuid.UUID(receipt_message_id(mid, ReceiptKind.ACCEPTED.value)),
+                at=self.now,
+                receipt_id=receipt_uuid(mid, ReceiptKind.ACCEPTED.value),
                 kind=ReceiptKind.ACCEPTED,
                 in_reply_to=mid,
                 message_type="status",

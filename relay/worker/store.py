@@ -355,7 +355,9 @@ def insert_status_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> se
     return {mid for (mid,) in found}
 
 
-def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _same_keys(rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    if not rows or all(r.keys() == rows[0].keys() for r in rows):
+        return rows  # the usual case: nothing to fill in
     keys: dict[str, None] = {}
     for r in rows:
         keys.update(dict.fromkeys(r))
