@@ -10,9 +10,12 @@ acked. A returned (unroutable) or nacked copy leaves its delivery ``pending`` fo
 nacked status forward or receipt hands the outbox message back (nack with requeue) so that the
 duplicate path publishes it again.
 
-Database work runs synchronously inside the ioloop: it is short (one transaction per batch) and
-keeps the ordering simple. Any database or channel failure closes the connection; the broker then
-hands every unacked outbox message back, and :func:`relay.worker.main.run_relay` reconnects.
+Database work runs in :class:`relay.worker.dbthread.DbThread`, beside the ioloop. A partial
+batch (cut by ``batch_wait_ms``) waits while the database is still on the previous batch and goes
+as soon as that one is answered, so a steady trickle makes fewer, bigger transactions instead of
+a commit per few documents; a full batch (``batch_size`` or ``BATCH_MAX_BYTES``) goes at once.
+Any database or channel failure closes the connection; the broker then hands every unacked
+outbox message back, and :func:`relay.worker.main.run_relay` reconnects.
 """
 
 from __future__ import annotations
@@ -346,9 +349,10 @@ class RelayLoop:
             self._flush()
         elif self._flush_timer is None:
             assert self._conn is not None
-            self._flush_timer = self._conn.ioloop.call_later(
-                self.settings.batch_wait_ms / 1000.0, self._on_flush_timer
-            )
+            # An idle database takes what this turn of the ioloop brought at once (nothing to
+            # wait for); a busy one gets a batch gathered for up to ``batch_wait_ms``.
+            wait = self.settings.batch_wait_ms / 1000.0 if self._jobs else 0.0
+            self._flush_timer = self._conn.ioloop.call_later(wait, self._on_flush_timer)
 
     def _on_flush_timer(self) -> None:
         self._flush_timer = None
