@@ -8,7 +8,8 @@ Modules:
   active connected agency's outbox (the directory is polled every ``agency_poll_seconds``), one
   confirm-mode publishing channel, batching, streamed confirms, acks, the pending sweep.
 - :mod:`relay.worker.dbthread` — transactions beside the ioloop, several batches per commit
-  when the database is the slower side.
+  when the database is the slower side. Two of them: one stores batches, the other records
+  confirmed publishes (``queued``) on a connection of its own, so PostgreSQL does both at once.
 - :mod:`relay.worker.process` — one batch in one transaction: checks, routing, rows, and what
   to publish per outbox message.
 - :mod:`relay.worker.store` — multi-row SQL (``INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING

@@ -31,12 +31,18 @@ MAX_MERGED = 16
 
 
 class DbThread:
-    def __init__(self, engine: Engine, post: Post, on_error: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        post: Post,
+        on_error: Callable[[str], None],
+        name: str = "lienthong-relay-db",
+    ) -> None:
         self._engine = engine
         self._post = post
         self._on_error = on_error
         self._queue: queue.Queue[tuple[Work, Done] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="lienthong-relay-db", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.failed = False
 
     def start(self) -> None:

@@ -143,6 +143,9 @@ class RelayLoop:
         self._publishing: dict[int, int] = {}  # delivery id -> publishes awaiting confirm
         self._publishing_lock = threading.Lock()
         self._db: DbThread | None = None
+        #: confirmed publishes are recorded (``queued``) on a connection of their own, so that
+        #: PostgreSQL works on them while the next batch is being stored
+        self._db_queued: DbThread | None = None
         self._jobs = 0  # work handed to the database thread and not yet answered
         self._batches = 0  # batches handed to the database thread and not yet answered
         self._stopping = False
@@ -159,8 +162,11 @@ class RelayLoop:
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_closed,
         )
-        self._db = DbThread(self.engine, self._conn.ioloop.add_callback_threadsafe, self._fail)
+        post = self._conn.ioloop.add_callback_threadsafe
+        self._db = DbThread(self.engine, post, self._fail)
+        self._db_queued = DbThread(self.engine, post, self._fail, name="lienthong-relay-db-queued")
         self._db.start()
+        self._db_queued.start()
         try:
             try:
                 self._conn.ioloop.start()
@@ -174,8 +180,10 @@ class RelayLoop:
                         self._conn.ioloop.start()
                 raise
         finally:
-            self._db.failed = True  # nothing more to commit for a connection that is gone
+            # nothing more to commit for a connection that is gone
+            self._db.failed = self._db_queued.failed = True
             self._db.stop()
+            self._db_queued.stop()
 
     def request_stop(self) -> None:
         """Thread-safe (and signal-safe): stop consuming, finish in-flight work, close."""
@@ -518,14 +526,14 @@ class RelayLoop:
             self._complete(flight)
 
     def _complete(self, flight: InFlight) -> None:
-        assert self._db is not None
+        assert self._db_queued is not None
         self._jobs += 1
 
         def record(conn: Connection) -> None:
             store.mark_queued(conn, flight.confirmed)
             store.note_publish_failure(conn, flight.failures)
 
-        self._db.submit(record, lambda _r: self._acknowledge(flight))
+        self._db_queued.submit(record, lambda _r: self._acknowledge(flight))
 
     def _acknowledge(self, flight: InFlight) -> None:
         """The database says queued (or why not): only now ack the outbox messages."""
