@@ -1,24 +1,22 @@
 """``lienthong relay run``: the composition root of the relay daemon.
 
 Builds the engine, runs :class:`relay.worker.loop.RelayLoop` (reconnecting with backoff when the
-broker or the database goes away), runs the retry worker beside it when that module is
-installed, and stops cleanly on SIGTERM/SIGINT: consumers are cancelled, gathered messages are
-finished, outstanding confirms are awaited, and anything left unacked is handed back to RabbitMQ.
+broker or the database goes away), runs the retry worker beside it, and stops cleanly on
+SIGTERM/SIGINT: consumers are cancelled, gathered messages are finished, outstanding confirms
+are awaited, and anything left unacked is handed back to RabbitMQ.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import signal
 import threading
 from types import FrameType
-from typing import Any
 
 import structlog
 
 from relay.config import Settings
 from relay.db.engine import make_engine
+from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
 
 log = structlog.get_logger()
@@ -27,20 +25,10 @@ log = structlog.get_logger()
 RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 15.0
 
-RETRY_MODULE = "relay.retry.worker"
 
-
-def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.Thread | None:
-    """The retry worker (``relay.retry.worker.RetryWorker``) in a thread, if it is installed."""
-    try:
-        found = importlib.util.find_spec(RETRY_MODULE) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        log.info("relay.retry_worker_absent")
-        return None
-    module: Any = importlib.import_module(RETRY_MODULE)
-    worker = module.RetryWorker(settings)
+def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """The retry worker in a thread of its own, with its own connection and engine."""
+    worker = RetryWorker(settings)
 
     def run() -> None:
         try:
@@ -92,8 +80,7 @@ def run_relay(settings: Settings) -> None:
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
     finally:
         stop.set()
-        if retry_thread is not None:
-            retry_thread.join(timeout=30)
+        retry_thread.join(timeout=30)
         engine.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
