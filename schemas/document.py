@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 from typing import Final, Literal
 
+import pybase64
 from pydantic import Field, model_validator
 
 from schemas.agency_code import AgencyCode
@@ -127,6 +128,12 @@ class Attachment(WireModel):
 
     def content(self) -> bytes:
         """The file's bytes."""
+        try:
+            # pybase64 decodes with SIMD, 20 times faster than the standard library (a scanned
+            # PDF is megabytes); the standard library says more precisely what is wrong.
+            return pybase64.b64decode(self.data, validate=True)
+        except (binascii.Error, ValueError):
+            pass
         try:
             return base64.b64decode(self.data, validate=True)
         except (binascii.Error, ValueError) as e:

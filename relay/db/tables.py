@@ -67,7 +67,6 @@ documents = Table(
     Column("submitted_by", Text, nullable=False),  # the connected agency (RabbitMQ user)
     Column("subject", Text),
     Column("payload", LargeBinary, nullable=False),  # the body as received, for redelivery
-    Column("receipt", JSONB),  # the receipt sent back, sent again for a duplicate
     _ts("received_at"),
     Index("ix_documents_document_id", "document_id"),
 )

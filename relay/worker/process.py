@@ -53,7 +53,7 @@ CHANGE_EVENT = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Inbound:
     """One message taken from an outbox, as the broker handed it over."""
 
@@ -64,7 +64,7 @@ class Inbound:
     properties: Callable[[], dict[str, Any]]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Publish:
     """One message to publish; ``delivery_id`` becomes ``queued`` once it is confirmed."""
 
@@ -280,7 +280,6 @@ class BatchProcessor:
                     "submitted_by": env.owner,
                     "subject": doc.subject,
                     "payload": env.body,
-                    "receipt": body,
                 }
             )
         inserted = store.insert_documents(self.conn, rows)
@@ -316,7 +315,7 @@ class BatchProcessor:
                         "message_id": mid,
                         "submitted_by": batch[i].envelope.owner,
                         "business_type": int(doc.business_type),
-                        # the receipt (documents.receipt) lists every recipient's outcome
+                        # the receipt (in receipts) lists every recipient's outcome
                         "not_routed": [
                             {"code": r.code, "outcome": r.outcome.value, "reason": r.reason}
                             for r in results
@@ -399,6 +398,9 @@ class BatchProcessor:
             {batch[i].envelope.message_id or "" for i, _ in dup_indexes} - inserted.keys()
         )
         existing = store.existing_documents(self.conn, dup_ids)
+        # The receipt each stored submission got, sent again as it was.
+        receipt_ids = {mid: receipt_message_id(mid, ReceiptKind.ACCEPTED.value) for mid in existing}
+        stored_receipts = store.receipt_bodies(self.conn, list(receipt_ids.values()))
         pending = store.pending_deliveries_of(self.conn, [s.pk for s in existing.values()])
         by_pk: dict[int, list[store.PendingDelivery]] = {}
         for p in pending:
@@ -437,13 +439,14 @@ class BatchProcessor:
                     p for p in by_pk.get(stored.pk, []) if p.delivery_id not in self.publishing
                 ]
                 h.publishes.extend(republish_pending(again))
-            if stored.receipt is not None:
+            stored_receipt = stored_receipts.get(receipt_ids[mid])
+            if stored_receipt is not None:
                 h.publishes.append(
                     Publish(
                         outgoing=_receipt_outgoing(
                             env.owner,
                             mid,
-                            json.dumps(stored.receipt, ensure_ascii=False).encode(),
+                            json.dumps(stored_receipt, ensure_ascii=False).encode(),
                             "accepted",
                         )
                     )

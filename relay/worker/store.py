@@ -124,7 +124,6 @@ class StoredDocument:
     pk: int
     message_id: str
     submitted_by: str
-    receipt: dict[str, Any] | None
 
 
 def existing_documents(conn: Connection, message_ids: Sequence[str]) -> dict[str, StoredDocument]:
@@ -135,13 +134,9 @@ def existing_documents(conn: Connection, message_ids: Sequence[str]) -> dict[str
             documents.c.message_id,
             documents.c.id,
             documents.c.submitted_by,
-            documents.c.receipt,
         ).where(documents.c.message_id.in_(list(message_ids)))
     )
-    return {
-        mid: StoredDocument(pk=pk, message_id=mid, submitted_by=by, receipt=receipt)
-        for mid, pk, by, receipt in rows
-    }
+    return {mid: StoredDocument(pk=pk, message_id=mid, submitted_by=by) for mid, pk, by in rows}
 
 
 def insert_deliveries(
@@ -407,17 +402,6 @@ def receipt_bodies(conn: Connection, receipt_ids: Sequence[str]) -> dict[str, di
 def insert_rejections(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(rejections), list(rows))
-
-
-def set_document_receipts(conn: Connection, receipts_by_pk: dict[int, dict[str, Any]]) -> None:
-    if not receipts_by_pk:
-        return
-    conn.execute(
-        update(documents)
-        .where(documents.c.id == bindparam("pk"))
-        .values(receipt=bindparam("body")),
-        [{"pk": pk, "body": body} for pk, body in receipts_by_pk.items()],
-    )
 
 
 def earlier_deliveries(
