@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     management_url: str = "http://guest:guest@127.0.0.1:15672"
 
     # Relay pipeline
+    workers: int = Field(
+        1, ge=1, le=64, description="relay processes; each consumes a share of the outboxes"
+    )
     prefetch: int = Field(2000, ge=1, description="unacked outbox messages per consumer")
     batch_size: int = Field(500, ge=1, description="messages handled in one transaction")
     batch_wait_ms: int = Field(20, ge=0, description="how long a partial batch waits for more")

@@ -26,7 +26,20 @@ def setup() -> None:
 @relay.command()
 @friendly_errors
 def run() -> None:
-    """Run the relay daemon until SIGTERM/SIGINT."""
-    from relay.worker.main import run_relay
+    """Run the relay daemon until SIGTERM/SIGINT.
 
-    run_relay(settings_from_env())
+    With LIENTHONG_WORKERS > 1 it runs that many worker processes, each consuming a share of
+    the agencies' outboxes.
+    """
+    settings = settings_from_env()
+    if settings.workers == 1:
+        from relay.worker.main import run_relay
+
+        run_relay(settings)
+        return
+    from relay.worker.supervisor import run_workers
+
+    root = click.get_current_context().find_root().params
+    status = run_workers(settings, root.get("log_level", "info"), root.get("log_format", "json"))
+    if status:
+        raise SystemExit(status)

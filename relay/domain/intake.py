@@ -13,7 +13,7 @@ from schemas import topology as t
 from schemas.envelope import InvalidMessage, decode_message
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Envelope:
     """What the relay knows about an outbox message before reading its body."""
 

@@ -43,7 +43,7 @@ def receipt_uuid(submission_id: str, kind: str, recipient: str = "") -> uuid.UUI
     return uuid.uuid5(LIENTHONG_NAMESPACE, f"receipt/{submission_id}/{kind}/{recipient}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outgoing:
     """One message for one inbox, independent of the AMQP client library."""
 

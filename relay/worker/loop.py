@@ -41,6 +41,7 @@ from relay.config import Settings
 from relay.domain.intake import Envelope
 from relay.worker import store
 from relay.worker.dbthread import DbThread
+from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
 from schemas import topology as t
 
@@ -120,10 +121,16 @@ class RelayLoop:
     """One connection's lifetime. ``run()`` returns when the connection is closed."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, stop: threading.Event | None = None
+        self,
+        settings: Settings,
+        engine: Engine,
+        stop: threading.Event | None = None,
+        partition: Partition | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        #: the outboxes this worker consumes; the leader also sweeps stale pending deliveries
+        self.partition = partition or Partition()
         self._stop_event = stop or threading.Event()
         self.connected = False  # became true once both channels were ready
         self._conn: pika.SelectConnection | None = None
@@ -150,6 +157,10 @@ class RelayLoop:
         self._batches = 0  # batches handed to the database thread and not yet answered
         self._stopping = False
         self._closing = False
+        #: outbox acks: delivery tags in the order they came, and those settled out of order;
+        #: one ``multiple`` ack covers every settled tag in front (see ``_ack_settled``)
+        self._tag_order: deque[int] = deque()
+        self._settled_tags: dict[int, bool] = {}  # tag -> acked (True) or nacked (False)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -224,7 +235,7 @@ class RelayLoop:
 
     def _on_ready(self, _frame: Any) -> None:
         self.connected = True
-        log.info("relay.started", vhost=self.settings.vhost)
+        log.info("relay.started", vhost=self.settings.vhost, worker=str(self.partition))
         if self._stop_event.is_set():  # a signal came while connecting
             self._begin_stop()
             return
@@ -263,6 +274,8 @@ class RelayLoop:
             for tag in self._consumers.values():
                 self._consume.basic_cancel(tag)
         self._consumers.clear()
+        if self._consume is not None and self._consume.is_open:
+            self._ack_settled(self._consume)  # what waited for a multiple ack goes now
         self._flush()
         if not self._inflight and not self._jobs:
             self._close()
@@ -281,7 +294,11 @@ class RelayLoop:
             return
         try:
             with self.engine.connect() as conn:
-                active = store.active_connected_agencies(conn)
+                active = {
+                    code
+                    for code in store.active_connected_agencies(conn)
+                    if self.partition.owns(code)
+                }
         except SQLAlchemyError as e:
             self._fail(f"database: {e}")
             return
@@ -338,6 +355,7 @@ class RelayLoop:
     ) -> None:
         if self._stopping or self._closing:
             return  # left unacked: handed back when the channel closes
+        self._tag_order.append(method.delivery_tag)
         self._pending.append(
             Inbound(
                 tag=method.delivery_tag,
@@ -553,17 +571,42 @@ class RelayLoop:
             for idx, h in enumerate(flight.handled):
                 if h.inbound is None:
                     continue
-                if idx in flight.nacked:
+                ok = idx not in flight.nacked
+                if not ok:
                     ch.basic_nack(h.inbound.tag, requeue=True)
-                else:
-                    ch.basic_ack(h.inbound.tag)
+                self._settled_tags[h.inbound.tag] = ok
+            self._ack_settled(ch)
         if self._stopping and not self._inflight and not self._jobs:
             self._close()
+
+    def _ack_settled(self, ch: pika.channel.Channel) -> None:
+        """Ack settled outbox messages: one ``multiple`` ack for the run of settled tags at the
+        front, instead of a frame per message.
+
+        Safe because every tag this channel delivered is in ``_tag_order`` until it is settled,
+        so the run in front holds nothing unsettled (nacked tags are no longer the broker's to
+        ack, and the ack names the last acked one). Once stopping, messages that arrive are not
+        tracked (they are handed back), so from then on each message is acked on its own.
+        """
+        if self._stopping:
+            for tag, ok in self._settled_tags.items():
+                if ok:
+                    ch.basic_ack(tag)
+            self._settled_tags.clear()
+            return
+        last_acked = 0
+        order, settled = self._tag_order, self._settled_tags
+        while order and order[0] in settled:
+            tag = order.popleft()
+            if settled.pop(tag):
+                last_acked = tag
+        if last_acked:
+            ch.basic_ack(last_acked, multiple=True)
 
     # -- the sweep: pending deliveries nobody is publishing ------------------------------
 
     def _sweep(self) -> None:
-        if self._stopping or self._closing:
+        if self._stopping or self._closing or not self.partition.leader:
             return
         try:
             with self.engine.begin() as conn:

@@ -18,6 +18,7 @@ from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
+from relay.worker.partition import Partition
 
 log = structlog.get_logger()
 
@@ -41,8 +42,13 @@ def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.
     return thread
 
 
-def run_relay(settings: Settings) -> None:
-    """Run the relay until SIGTERM/SIGINT (must be called from the main thread)."""
+def run_relay(settings: Settings, partition: Partition | None = None) -> None:
+    """Run the relay until SIGTERM/SIGINT (must be called from the main thread).
+
+    ``partition``: the share of the outboxes this process consumes when several worker
+    processes run (:mod:`relay.worker.supervisor`); only the first one runs the retry worker.
+    """
+    partition = partition or Partition()
     stop = threading.Event()
     current: list[RelayLoop] = []
 
@@ -58,11 +64,11 @@ def run_relay(settings: Settings) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     engine = make_engine(settings.database_url)
-    retry_thread = _start_retry_worker(settings, stop)
+    retry_thread = _start_retry_worker(settings, stop) if partition.leader else None
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():
-            loop = RelayLoop(settings, engine, stop)
+            loop = RelayLoop(settings, engine, stop, partition)
             current[:] = [loop]
             try:
                 loop.run()
@@ -80,7 +86,8 @@ def run_relay(settings: Settings) -> None:
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
     finally:
         stop.set()
-        retry_thread.join(timeout=30)
+        if retry_thread is not None:
+            retry_thread.join(timeout=30)
         engine.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,94 @@
+"""``lienthong relay run`` with ``LIENTHONG_WORKERS`` > 1: several relay processes, one parent.
+
+Each worker process runs :func:`relay.worker.main.run_relay` on its own share of the outboxes
+(:class:`relay.worker.partition.Partition`), with its own AMQP connection and database
+connections, so the work of different agencies proceeds in parallel on several cores while each
+agency's submissions stay in order. The first worker also runs the retry worker and the sweep.
+
+The parent only supervises: SIGTERM/SIGINT is passed on to every worker (each stops cleanly, as
+a single relay does), and if one worker dies the others are stopped too and the parent exits
+non-zero, so that systemd (or whoever started it) restarts the whole relay.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import structlog
+
+from relay.config import Settings
+from relay.worker.partition import Partition
+
+log = structlog.get_logger()
+
+#: How long stopping workers get before they are killed (each waits out its confirms first).
+STOP_TIMEOUT_SECONDS = 60.0
+
+
+def _worker(settings: Settings, partition: Partition, log_level: str, log_format: str) -> None:
+    """A worker process's entry point (spawned: nothing is inherited but its arguments)."""
+    from lienthong.logs import configure_logging
+    from relay.worker.main import run_relay
+
+    configure_logging(log_level, log_format)
+    structlog.contextvars.bind_contextvars(worker=str(partition))
+    run_relay(settings, partition)
+
+
+def run_workers(settings: Settings, log_level: str, log_format: str) -> int:
+    """Run ``settings.workers`` relay processes until a signal; returns the exit status."""
+    ctx = multiprocessing.get_context("spawn")
+    count = settings.workers
+    procs: list[BaseProcess] = [
+        ctx.Process(
+            target=_worker,
+            args=(settings, Partition(i, count), log_level, log_format),
+            name=f"lienthong-relay-{i + 1}",
+        )
+        for i in range(count)
+    ]
+    stopping = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        if not stopping:
+            log.info("relay.signal", signal=signal.Signals(signum).name, workers=count)
+        stopping = True
+        for p in procs:
+            if p.pid is not None and p.exitcode is None:
+                p.terminate()  # SIGTERM: the worker stops cleanly
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    status = 0
+    try:
+        for p in procs:
+            p.start()
+        log.info("relay.workers_started", workers=count, pids=[p.pid for p in procs])
+        running = list(procs)
+        while running:
+            ended = wait([p.sentinel for p in running])
+            for p in [p for p in running if p.sentinel in ended]:
+                p.join()
+                running.remove(p)
+                if not stopping:
+                    log.error("relay.worker_exited", worker=p.name, exitcode=p.exitcode)
+                    status = 1
+                    on_signal(signal.SIGTERM, None)
+                elif p.exitcode not in (0, None):
+                    status = status or 1
+    finally:
+        for p in procs:
+            if p.pid is not None:
+                p.join(STOP_TIMEOUT_SECONDS if stopping else 0)
+                if p.exitcode is None:
+                    log.error("relay.worker_killed", worker=p.name)
+                    p.kill()
+                    p.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("relay.workers_stopped", workers=count)
+    return status
