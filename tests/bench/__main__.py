@@ -12,7 +12,7 @@ from typing import Any
 from tests.bench.env import bench_env, services_from_env
 from tests.bench.processes import BenchError
 from tests.bench.report import machine, print_ratios, print_table, ratios, write_json
-from tests.bench.runner import PhaseResult, Runner
+from tests.bench.runner import RELAY_WORKERS, PhaseResult, Runner
 from tests.bench.scenarios import SYSTEMS, limits, scenarios
 from tests.bench.soak import soak
 
@@ -36,6 +36,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="only run N documents through the relay and print its RSS at start, middle and end",
     )
+    p.add_argument(
+        "--relay-workers",
+        type=int,
+        default=RELAY_WORKERS,
+        metavar="N",
+        help=f"the relay's LIENTHONG_WORKERS (default {RELAY_WORKERS})",
+    )
+    p.add_argument(
+        "--relay-log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="the relay's log level (its log is in the bench's log directory)",
+    )
     p.add_argument("--output", type=Path, default=Path("bench-results.json"))
     p.add_argument(
         "--profile",
@@ -55,8 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
     args.system_list = systems
-    if args.senders < 1 or args.fanout < 1:
-        p.error("--senders and --fanout must be at least 1")
+    if args.senders < 1 or args.fanout < 1 or args.relay_workers < 1:
+        p.error("--senders, --fanout and --relay-workers must be at least 1")
     return args
 
 
@@ -84,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             "senders": args.senders,
             "fanout": args.fanout,
             "systems": args.system_list,
+            "relay_workers": args.relay_workers,
             "limits": lim.__dict__,
         },
     }
@@ -93,10 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         with bench_env(services_from_env(), args.senders, args.fanout) as env:
             print(
                 f"bench: vhost {env.settings.vhost!r}, {args.senders} senders, "
-                f"{args.fanout} recipients",
+                f"{args.fanout} recipients, relay with {args.relay_workers} worker process(es)",
                 flush=True,
             )
-            runner = Runner(env, lim, log_dir, args.profile, args.profile_idle)
+            relay_env = {
+                "LIENTHONG_WORKERS": str(args.relay_workers),
+                "LIENTHONG_LOG_LEVEL": args.relay_log_level,
+            }
+            runner = Runner(env, lim, log_dir, relay_env, args.profile, args.profile_idle)
             try:
                 if args.soak:
                     payload["soak"] = soak(runner, args.soak, chosen[0].body_bytes)

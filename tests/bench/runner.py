@@ -46,6 +46,9 @@ from tests.bench.stats import MB, summarize_latencies, throughput
 POLL_S = 0.05
 STARTUP_S = 60.0  # for a system to deliver its first document
 CEILING_PREFETCH = 250  # per outbox consumer
+#: The relay's worker processes (``LIENTHONG_WORKERS``) unless ``--relay-workers`` says otherwise:
+#: on the two-core machine of issue 8, three keep both cores busy while one waits on PostgreSQL.
+RELAY_WORKERS = 3
 
 
 @dataclass
@@ -110,12 +113,15 @@ class Runner:
         env: BenchEnv,
         limits: Limits,
         log_dir: Path,
+        relay_env: dict[str, str] | None = None,
         profile_dir: Path | None = None,
         profile_idle: bool = False,
     ) -> None:
         self.env = env
         self.limits = limits
         self.log_dir = log_dir
+        #: settings of ``lienthong relay run`` beyond the environment's URLs (workers, log level)
+        self.relay_env = relay_env or {"LIENTHONG_LOG_LEVEL": "warning"}
         self.profile_dir = profile_dir
         self.profile_idle = profile_idle  # py-spy --idle: waiting shows too (wall clock)
         self.phase = 0
@@ -173,7 +179,7 @@ class Runner:
                 "naive", run_naive, url, self.env.settings.database_url, self.env.outboxes
             ).start()
         elif name == "relay":
-            env = {**self.env.relay_env(), "LIENTHONG_LOG_LEVEL": "warning"}
+            env = {**self.env.relay_env(), **self.relay_env}
             handle = RelayProcess(env, self.log_dir / f"relay-{sc.name}.log")
         else:
             raise BenchError(f"unknown system {name!r}")
@@ -186,6 +192,7 @@ class Runner:
                 [
                     str(Path(sys.executable).parent / "py-spy"),
                     *("record", "--pid", str(pid), "--rate", "200", "--nonblocking"),
+                    "--subprocesses",  # the relay's worker processes
                     *("--format", "raw", "--output", str(out)),
                     *(("--idle",) if self.profile_idle else ()),
                 ],
