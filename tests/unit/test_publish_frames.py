@@ -1,0 +1,89 @@
+"""The relay's own publish encoding sends exactly the bytes pika would."""
+
+from __future__ import annotations
+
+import math
+
+import pika.frame
+import pika.spec
+import pytest
+
+from relay.worker.frames import FRAME_OVERHEAD, Properties, publish_frames
+
+
+def pika_bytes(
+    channel: int,
+    exchange: str,
+    key: str,
+    body: bytes,
+    props: pika.spec.BasicProperties,
+    mandatory: bool,
+    body_max: int,
+) -> bytes:
+    """What ``pika.connection.Connection._send_message`` puts on the wire."""
+    method = pika.spec.Basic.Publish(exchange=exchange, routing_key=key, mandatory=mandatory)
+    out = [
+        pika.frame.Method(channel, method).marshal(),
+        pika.frame.Header(channel, len(body), props).marshal(),
+    ]
+    for i in range(math.ceil(len(body) / body_max)):
+        out.append(pika.frame.Body(channel, body[i * body_max : (i + 1) * body_max]).marshal())
+    return b"".join(out)
+
+
+FULL = {
+    "content_type": "application/json",
+    "headers": {"x-lienthong-submission-id": "m-1", "x-lienthong-recipient": "000.00.00.H29"},
+    "delivery_mode": 2,
+    "correlation_id": "6b0c1f7e-3b1a-5d8e-9a52-4c1e2b7d9f10",
+    "message_id": "0f0c1f7e-3b1a-5d8e-9a52-4c1e2b7d9f11",
+    "timestamp": 1_795_000_000,
+    "type": "document",
+    "app_id": "lienthong-relay",
+}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        FULL,
+        {k: v for k, v in FULL.items() if k not in ("headers", "correlation_id")},
+        {"message_id": "x"},
+        {},
+        {**FULL, "headers": {"người-gửi": "Văn phòng Chính phủ"}},  # non-ASCII both sides
+        {**FULL, "headers": {}},
+    ],
+)
+@pytest.mark.parametrize("mandatory", [True, False])
+def test_publish_frames_equal_pikas_for_the_relays_properties(
+    fields: dict[str, object], mandatory: bool
+) -> None:
+    body = '{"schema": "lienthong.document/1", "subject": "Về việc"}'.encode()
+    ours = publish_frames(
+        3, "lienthong.deliver", "000.00.00.H29", body, Properties(**fields), mandatory=mandatory
+    )
+    theirs = pika_bytes(
+        3,
+        "lienthong.deliver",
+        "000.00.00.H29",
+        body,
+        pika.spec.BasicProperties(**fields),
+        mandatory,
+        131072 - FRAME_OVERHEAD,
+    )
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096 - FRAME_OVERHEAD, 4096 - FRAME_OVERHEAD + 1, 50_000])
+def test_bodies_are_split_at_the_negotiated_frame_size_like_pika(size: int) -> None:
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    body_max = 4096 - FRAME_OVERHEAD
+    props = Properties(**FULL)  # type: ignore[arg-type]
+    ours = publish_frames(1, "", "q", body, props, body_max=body_max)
+    theirs = pika_bytes(1, "", "q", body, pika.spec.BasicProperties(**FULL), False, body_max)
+    assert ours == theirs
+
+
+def test_a_short_string_longer_than_255_bytes_is_refused() -> None:
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        publish_frames(1, "lienthong.deliver", "k" * 256, b"", Properties())
