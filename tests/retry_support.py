@@ -108,7 +108,6 @@ def submit_many(
                 .values(document_pk=pk, recipient=recipient, route_to=recipient, message_id=mid)
                 .returning(deliveries.c.id)
             ).scalar_one()
-            conn.execute(insert(events).values(document_pk=pk, kind="submitted", actor=sender))
             payloads[mid] = payload
             sent.append(Sent(document_id, submission_id, mid))
     conn_amqp = amqp.connect(settings.amqp_url, name="test relay")

@@ -69,7 +69,6 @@ def _business(code: int) -> str:
 
 #: What an event says when its row has no description of its own.
 _DEFAULT_DESCRIPTIONS = {
-    "submitted": "received from the sender's adapter",
     "queued": "attempt 1 published to the recipient's inbox",
 }
 
@@ -85,6 +84,28 @@ def _event(row: Any) -> Event:
         actor=row.actor,
         description=row.description or _DEFAULT_DESCRIPTIONS.get(row.kind),
         detail=row.detail,
+    )
+
+
+def _submitted(doc: Any, receipt: dict[str, Any] | None) -> Event:
+    """The first event of a submission, from its ``documents`` row and its accepted receipt
+    (the relay writes no event row for it: the row itself says when and from whom)."""
+    results = (receipt or {}).get("recipients") or []
+    return Event(
+        at=doc.received_at,
+        kind="submitted",
+        actor=doc.sender,
+        description=_business(doc.business_type),
+        detail={
+            "message_id": doc.message_id,
+            "submitted_by": doc.submitted_by,
+            "business_type": doc.business_type,
+            "not_routed": [
+                {"code": r.get("code"), "outcome": r.get("outcome"), "reason": r.get("reason")}
+                for r in results
+                if r.get("outcome") != "queued"
+            ],
+        },
     )
 
 
@@ -130,11 +151,14 @@ def load_trace(conn: Connection, document_id: str) -> Trace:
         elif e.document_pk in subs:
             subs[e.document_pk].events.append(_event(e))
     by_message = {s.message_id: s for s in subs.values()}
+    accepted: dict[str, dict[str, Any]] = {}
     for rc in conn.execute(
         select(receipts)
         .where(receipts.c.in_reply_to.in_(list(by_message)))
         .order_by(receipts.c.at, receipts.c.id)
     ):
+        if rc.kind == "accepted" and rc.in_reply_to not in accepted:
+            accepted[rc.in_reply_to] = rc.body or {}
         by_message[rc.in_reply_to].receipts.append(
             {
                 "at": rc.at,
@@ -145,4 +169,6 @@ def load_trace(conn: Connection, document_id: str) -> Trace:
                 "reason": (rc.body or {}).get("reason"),
             }
         )
+    for d in docs:
+        subs[d.id].events.insert(0, _submitted(d, accepted.get(d.message_id)))
     return Trace(document_id=document_id, submissions=[subs[pk] for pk in pks])

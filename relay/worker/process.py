@@ -258,10 +258,10 @@ class BatchProcessor:
                 continue
             first[mid] = i
             results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
-            rid = receipt_uuid(mid, ReceiptKind.ACCEPTED.value)
+            rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value)
             receipt = Receipt(
                 at=self.now,
-                receipt_id=rid,
+                receipt_id=rid,  # pydantic reads the UUID text
                 kind=ReceiptKind.ACCEPTED,
                 in_reply_to=mid,
                 message_type="document",
@@ -270,7 +270,7 @@ class BatchProcessor:
                 recipients=results,
             )
             body = _receipt_json(receipt)
-            plans[mid] = (results, receipt, body, str(rid))
+            plans[mid] = (results, receipt, body, rid)
             rows.append(
                 {
                     "message_id": mid,
@@ -305,25 +305,6 @@ class BatchProcessor:
                             "state": states.PENDING,
                         }
                     )
-            event_rows.append(
-                {
-                    "document_pk": pk,
-                    "kind": "submitted",
-                    "actor": doc.sender.organ_id,
-                    "description": doc.business_type.description,
-                    "detail": {
-                        "message_id": mid,
-                        "submitted_by": batch[i].envelope.owner,
-                        "business_type": int(doc.business_type),
-                        # the receipt (in receipts) lists every recipient's outcome
-                        "not_routed": [
-                            {"code": r.code, "outcome": r.outcome.value, "reason": r.reason}
-                            for r in results
-                            if r.outcome is not RecipientOutcome.QUEUED
-                        ],
-                    },
-                }
-            )
             self.receipt_rows.append(_receipt_row(batch[i].envelope.owner, receipt, body, rid_s))
             kind = CHANGE_EVENT.get(doc.business_type)
             if kind is not None:
@@ -382,7 +363,7 @@ class BatchProcessor:
                 message_id=mid,
                 document_id=receipt.document_id,
                 sender=receipt.sender,
-                recipients=[r.code for r in results],
+                recipients=len(results),
             )
 
         # Submissions already stored: a redelivery after a crash, or the adapter sent it twice.

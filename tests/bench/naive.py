@@ -89,11 +89,9 @@ def handle(engine: Engine, ch: Any, queue: str, props: Any, body: bytes) -> None
                 submitted_by=owner,
                 subject=doc.subject,
                 payload=body,
-                receipt=receipt_json,
             )
             .returning(documents.c.id)
         ).scalar_one()
-        db.execute(insert(events).values(document_pk=document_pk, kind="submitted", actor=owner))
         for result in results:
             if result.route_to is None:
                 continue

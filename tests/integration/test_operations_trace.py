@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from relay.config import Settings
-from relay.db.tables import deliveries, documents, events
-from relay.domain.outgoing import delivery_message_id
+from relay.db.tables import deliveries, documents, events, receipts
+from relay.domain.outgoing import delivery_message_id, receipt_message_id
 from tests.retry_support import run_cli
 from tests.services import random_code
 
@@ -47,7 +47,6 @@ def _submission(
             )
             .returning(deliveries.c.id)
         ).scalar_one()
-        conn.execute(insert(events).values(document_pk=pk, kind="submitted", actor=sender))
         conn.execute(
             insert(events).values(document_pk=pk, delivery_id=did, kind="queued", actor=recipient)
         )
@@ -97,6 +96,49 @@ def test_trace_shows_every_submission_of_a_document_id_with_statuses_in_vietname
         ("01", "Đã đến", None),
         ("03", "Đã tiếp nhận", "Lê Văn Cường"),
         ("99", "Mã trạng thái không xác định (99)", "Lê Văn Cường"),
+    ]
+
+
+def test_trace_opens_each_submission_with_its_submitted_event_from_the_stored_receipt(
+    env: Settings, engine: Engine
+) -> None:
+    """The relay writes no event row for a submission; trace makes it from the documents row
+    and the accepted receipt (which names the recipients that were not routed)."""
+    sender, recipient, unknown = random_code(), random_code(), random_code()
+    document_id = f"{sender},2026/11/24,{secrets.randbelow(10**6)}/UBND-VP"
+    pk = _submission(engine, document_id, sender, recipient, 0)
+    with engine.begin() as conn:
+        submission_id = (
+            conn.execute(documents.select().where(documents.c.id == pk)).one().message_id
+        )
+        body = {
+            "schema": "lienthong.receipt/1",
+            "kind": "accepted",
+            "in_reply_to": submission_id,
+            "recipients": [
+                {"code": recipient, "outcome": "queued", "route_to": recipient, "reason": None},
+                {"code": unknown, "outcome": "unknown_recipient", "reason": "not in directory"},
+            ],
+        }
+        conn.execute(
+            insert(receipts).values(
+                receipt_id=receipt_message_id(submission_id, "accepted"),
+                agency=sender,
+                in_reply_to=submission_id,
+                kind="accepted",
+                body=body,
+            )
+        )
+
+    code, out = run_cli(env, "trace", document_id, "--json")
+    assert code == 0, out
+    first = json.loads(out)["submissions"][0]["events"][0]
+    assert first["kind"] == "submitted"
+    assert first["actor"] == sender
+    assert first["description"] == "Văn bản mới"
+    assert first["detail"]["message_id"] == submission_id
+    assert first["detail"]["not_routed"] == [
+        {"code": unknown, "outcome": "unknown_recipient", "reason": "not in directory"}
     ]
 
 
