@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import structlog
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """JSON lines (or console lines) on stderr; stdout stays for command output."""
+def configure_logging(
+    level: str = "info", fmt: str = "json", fields: Mapping[str, str] | None = None
+) -> None:
+    """JSON lines (or console lines) on stderr; stdout stays for command output.
+
+    ``fields`` go into every line of the process, whatever thread writes it (a relay worker
+    process adds ``worker``).
+    """
     lvl = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
     for noisy in ("pika", "httpx", "alembic", "httpcore"):
@@ -21,6 +29,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     )
     structlog.configure(
         processors=[
+            *([_add_fields(dict(fields))] if fields else []),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -33,3 +42,12 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def _add_fields(fields: dict[str, str]) -> structlog.types.Processor:
+    def add(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        for key, value in fields.items():
+            event.setdefault(key, value)
+        return event
+
+    return add

@@ -34,8 +34,7 @@ def _worker(settings: Settings, partition: Partition, log_level: str, log_format
     from lienthong.logs import configure_logging
     from relay.worker.main import run_relay
 
-    configure_logging(log_level, log_format)
-    structlog.contextvars.bind_contextvars(worker=str(partition))
+    configure_logging(log_level, log_format, {"worker": str(partition)})
     run_relay(settings, partition)
 
 

@@ -349,11 +349,6 @@ def test_only_the_first_worker_starts_the_retry_worker(relay2: RelayProcess) -> 
     assert sorted(r["worker"] for r in _log_events(relay2, "relay.started")) == ["1/2", "2/2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="structlog contextvars are not copied into threads: the retry worker's (and the "
-    "database threads') lines in a worker process carry no 'worker' field",
-)
 def test_the_retry_worker_logs_as_the_first_worker(relay2: RelayProcess) -> None:
     started = wait_until(lambda: _log_events(relay2, "retry.worker_started"), timeout=10)
     assert started[0].get("worker") == "1/2", started
