@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     prefetch: int = Field(2000, ge=1, description="unacked outbox messages per consumer")
     batch_size: int = Field(500, ge=1, description="messages handled in one transaction")
     batch_wait_ms: int = Field(20, ge=0, description="how long a partial batch waits for more")
+    intake_max_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="outbox bytes one worker holds unacked; above it, it stops taking more",
+    )
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     agency_poll_seconds: float = Field(5.0, gt=0, description="how often new outboxes are found")
     pending_sweep_seconds: float = Field(10.0, gt=0)

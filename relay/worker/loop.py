@@ -160,6 +160,13 @@ class RelayLoop:
         self._consume: pika.channel.Channel | None = None
         self._publish: pika.channel.Channel | None = None
         self._consumers: dict[str, str] = {}  # agency code -> consumer tag
+        #: consumer tag -> (queue, agency), until the broker confirms its cancel
+        self._handlers: dict[str, tuple[str, str]] = {}
+        self._owned: set[str] = set()  # active agencies whose outbox this worker consumes
+        #: bytes of outbox messages received and not yet acked; above ``intake_max_bytes`` the
+        #: consumers are cancelled (``_paused``) until half of it is left
+        self._held_bytes = 0
+        self._paused = False
         self._consumer_serial = 0
         self._pending: list[Inbound] = []
         self._pending_bytes = 0
@@ -243,6 +250,7 @@ class RelayLoop:
 
     def _on_consume_channel(self, ch: pika.channel.Channel) -> None:
         self._consume = ch
+        ch._on_deliver = self._dispatch_delivery  # pika internal, see _dispatch_delivery
         ch.add_on_close_callback(self._on_channel_closed)
         ch.basic_qos(prefetch_count=self.settings.prefetch, callback=self._on_qos)
 
@@ -295,10 +303,9 @@ class RelayLoop:
         log.info("relay.stopping", in_flight=len(self._inflight), gathered=len(self._pending))
         if self._consume is not None and self._consume.is_open:
             for tag in self._consumers.values():
-                self._consume.basic_cancel(tag)
-        self._consumers.clear()
-        if self._consume is not None and self._consume.is_open:
+                self._cancel_consumer(self._consume, tag)
             self._ack_settled(self._consume)  # what waited for a multiple ack goes now
+        self._consumers.clear()
         self._flush()
         if not self._inflight and not self._jobs:
             self._close()
@@ -327,34 +334,57 @@ class RelayLoop:
             return
         ch = self._consume
         assert ch is not None
-        for code in sorted(active - self._consumers.keys()):
-            self._start_consuming(ch, code)
-        for code in sorted(self._consumers.keys() - active):
-            tag = self._consumers.pop(code)
-            ch.basic_cancel(tag)
+        for code in sorted(self._owned - active):
             log.info("relay.outbox_released", agency=code)
+        self._owned = active
+        for code in sorted(self._consumers.keys() - active):
+            self._cancel_consumer(ch, self._consumers.pop(code))
+        if not self._paused:
+            for code in sorted(active - self._consumers.keys()):
+                self._start_consuming(ch, code)
         self._later("poll", self.settings.agency_poll_seconds, self._poll_directory)
 
-    def _start_consuming(self, ch: pika.channel.Channel, code: str) -> None:
+    def _pause_intake(self) -> None:
+        """Too many bytes held: stop taking outbox messages (cancelled consumers keep what they
+        were given; it is handled and acked as usual) until ``_resume_intake``."""
+        self._paused = True
+        ch = self._consume
+        if ch is not None and ch.is_open:
+            for tag in self._consumers.values():
+                self._cancel_consumer(ch, tag)
+        self._consumers.clear()
+        log.debug("relay.intake_paused", held_bytes=self._held_bytes)
+
+    def _resume_intake(self) -> None:
+        self._paused = False
+        ch = self._consume
+        if ch is None or not ch.is_open or self._stopping or self._closing:
+            return
+        log.debug("relay.intake_resumed", held_bytes=self._held_bytes)
+        for code in sorted(self._owned - self._consumers.keys()):
+            self._start_consuming(ch, code, resuming=True)
+
+    def _start_consuming(
+        self, ch: pika.channel.Channel, code: str, *, resuming: bool = False
+    ) -> None:
         queue = t.outbox_queue(code)
         # A fresh tag each time: a resumed agency must not collide with its cancelled consumer.
         self._consumer_serial += 1
         tag = f"lienthong-relay.{code}.{self._consumer_serial}"
         self._consumers[code] = tag
 
-        def on_message(
-            _ch: pika.channel.Channel,
-            method: pika.spec.Basic.Deliver,
-            props: pika.spec.BasicProperties,
-            body: bytes,
-        ) -> None:
-            self._on_message(queue, code, method, props, body)
-
         def consume(_frame: Any) -> None:
             if self._consumers.get(code) == tag and not self._stopping:
-                ch.basic_consume(queue, on_message, consumer_tag=tag)
-                log.info("relay.outbox_consumed", agency=code, queue=queue)
+                self._handlers[tag] = (queue, code)
+                ch.basic_consume(queue, self._on_deliver_unused, consumer_tag=tag)
+                if resuming:
+                    log.debug("relay.outbox_consumed", agency=code, queue=queue)
+                else:
+                    log.info("relay.outbox_consumed", agency=code, queue=queue)
 
+        if resuming:
+            consume(None)
+            return
         # Declaring is idempotent and repairs an outbox the broker lost (same arguments as
         # provisioning, so RabbitMQ sees an equivalent declaration).
         ch.queue_declare(
@@ -365,6 +395,29 @@ class RelayLoop:
                 queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=consume
             ),
         )
+
+    def _cancel_consumer(self, ch: pika.channel.Channel, tag: str) -> None:
+        """Cancel one consumer; what the broker sent it before the cancel took effect is
+        still handled (see ``_dispatch_delivery``)."""
+        ch.basic_cancel(tag, callback=lambda _frame: self._handlers.pop(tag, None))
+
+    def _dispatch_delivery(
+        self, method_frame: pika.frame.Method, header_frame: pika.frame.Header, body: bytes
+    ) -> None:
+        """Replaces the consume channel's ``_on_deliver``: pika would reject (requeue) a message
+        that arrives for a consumer it was asked to cancel, which puts it behind the outbox's
+        later messages; here it is handled like any other, so each outbox stays in order when
+        intake pauses or an agency is released."""
+        method = method_frame.method
+        where = self._handlers.get(method.consumer_tag)
+        if where is None:  # cannot happen: a handler lives until its CancelOk
+            log.error("relay.unexpected_delivery", consumer_tag=method.consumer_tag)
+            return
+        self._on_message(where[0], where[1], method, header_frame.properties, body)
+
+    @staticmethod
+    def _on_deliver_unused(*_args: Any) -> None:
+        raise AssertionError("deliveries go through _dispatch_delivery")
 
     # -- consuming and batching ---------------------------------------------------------
 
@@ -394,6 +447,9 @@ class RelayLoop:
             )
         )
         self._pending_bytes += len(body)
+        self._held_bytes += len(body)
+        if not self._paused and self._held_bytes > self.settings.intake_max_bytes:
+            self._pause_intake()
         if len(self._pending) >= self.settings.batch_size or self._pending_bytes >= BATCH_MAX_BYTES:
             self._flush()
         elif self._flush_timer is None:
@@ -596,11 +652,14 @@ class RelayLoop:
             for idx, h in enumerate(flight.handled):
                 if h.inbound is None:
                     continue
+                self._held_bytes -= len(h.inbound.envelope.body)
                 ok = idx not in flight.nacked
                 if not ok:
                     ch.basic_nack(h.inbound.tag, requeue=True)
                 self._settled_tags[h.inbound.tag] = ok
             self._ack_settled(ch)
+            if self._paused and self._held_bytes <= self.settings.intake_max_bytes // 2:
+                self._resume_intake()
         if self._stopping and not self._inflight and not self._jobs:
             self._close()
 
