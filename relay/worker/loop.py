@@ -21,6 +21,7 @@ outbox message back, and :func:`relay.worker.main.run_relay` reconnects.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import threading
 import time
@@ -68,6 +69,8 @@ class InFlight:
 
     handled: list[Handled]
     outstanding: int = 0
+    #: when its messages were handed to the broker (the ``queued`` events' time)
+    published_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     confirmed: list[int] = field(default_factory=list)  # delivery ids
     failures: dict[int, str] = field(default_factory=dict)  # delivery id -> why not queued
     nacked: set[int] = field(default_factory=set)  # indexes into handled
@@ -629,7 +632,7 @@ class RelayLoop:
         self._jobs += 1
 
         def record(conn: Connection) -> None:
-            store.mark_queued(conn, flight.confirmed)
+            store.mark_queued(conn, flight.confirmed, flight.published_at)
             store.note_publish_failure(conn, flight.failures)
 
         self._db_queued.submit(record, lambda _r: self._acknowledge(flight))

@@ -236,25 +236,26 @@ def claim_stale_pending(conn: Connection, older_than_s: float, limit: int) -> li
 _MARK_QUEUED = (
     "WITH moved AS ("
     " UPDATE deliveries SET state = %s, updated_at = now(), last_error = NULL"
-    " WHERE id = ANY(CAST(%b AS bigint[])) AND state = %s"
-    " RETURNING id, document_pk)"
-    " INSERT INTO events (document_pk, delivery_id, kind)"
-    " SELECT document_pk, id, 'queued' FROM moved"
-    " RETURNING delivery_id, document_pk"
+    " WHERE id = ANY(CAST(%b AS bigint[])) AND state = %s)"
+    " INSERT INTO events (document_pk, delivery_id, kind, at)"
+    " SELECT document_pk, id, 'queued', %s FROM deliveries"
+    " WHERE id = ANY(CAST(%b AS bigint[]))"
 )
 
 
-def mark_queued(conn: Connection, delivery_ids: Sequence[int]) -> list[tuple[int, int]]:
-    """Confirmed publishes: pending → queued, with a ``queued`` event each. Forward only.
+def mark_queued(conn: Connection, delivery_ids: Sequence[int], published_at: dt.datetime) -> None:
+    """Confirmed publishes: pending → queued (forward only), and a ``queued`` event each.
 
-    One statement (the UPDATE feeds the INSERT), so one round trip per call.
+    The event is recorded even when the delivery moved on before the confirm came (its return,
+    or even its 01, can beat the confirm), stamped with when it was published, so the timeline
+    always shows the attempt before what followed it. One statement, one round trip.
     """
     if not delivery_ids:
-        return []
+        return
+    ids = list(delivery_ids)
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cur:
-        cur.execute(_MARK_QUEUED, (QUEUED, list(delivery_ids), PENDING))
-        return [(did, pk) for did, pk in cur.fetchall()]
+        cur.execute(_MARK_QUEUED, (QUEUED, ids, PENDING, published_at, ids))
 
 
 def note_publish_failure(conn: Connection, failures: dict[int, str]) -> None:
