@@ -21,13 +21,25 @@ def is_strict_qcvn102(code: str) -> bool:
     return STRICT_PATTERN.fullmatch(code) is not None
 
 
+#: Codes already found acceptable: the same few codes are checked for every message.
+_ACCEPTED: set[str] = set()
+_ACCEPTED_MAX = 100_000
+
+
 def validate_agency_code(code: str) -> str:
     """Return ``code`` unchanged if it is an acceptable agency code, else raise ValueError."""
-    if not isinstance(code, str) or LENIENT_PATTERN.fullmatch(code) is None:
+    if not isinstance(code, str):
+        raise ValueError(f"{code!r} is not an agency code: expected a string")
+    if code in _ACCEPTED:
+        return code
+    if LENIENT_PATTERN.fullmatch(code) is None:
         raise ValueError(
             f"{code!r} is not an agency code: expected dot-separated groups of 1-4 digits or "
             "capital letters, e.g. '000.00.00.G22' (QCVN 102:2016) or 'H01.151' (QĐ 20/2020)"
         )
+    if len(_ACCEPTED) >= _ACCEPTED_MAX:
+        _ACCEPTED.clear()
+    _ACCEPTED.add(code)
     return code
 
 

@@ -9,6 +9,7 @@ so they are encoded here directly, to the same bytes pika would send; a test com
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,12 +60,16 @@ def _shortstr(value: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
+#: Names that recur in every publish (exchange, agency codes, property values, header keys).
+_name = functools.lru_cache(maxsize=8192)(_shortstr)
+
+
 def _table(headers: Mapping[str, str]) -> bytes:
     """A field table of string values (type ``S``, long strings), as pika encodes them."""
     parts = []
     for key, value in headers.items():
         raw = value.encode("utf-8")
-        parts.append(_shortstr(key) + b"S" + len(raw).to_bytes(4, "big") + raw)
+        parts.append(_name(key) + b"S" + len(raw).to_bytes(4, "big") + raw)
     body = b"".join(parts)
     return len(body).to_bytes(4, "big") + body
 
@@ -90,15 +95,15 @@ def publish_frames(
     """
     method = (
         _METHOD_ID.pack(_BASIC, _PUBLISH, 0)
-        + _shortstr(exchange)
-        + _shortstr(routing_key)
+        + _name(exchange)
+        + _name(routing_key)
         + (b"\x01" if mandatory else b"\x00")
     )
     flags = 0
     values = []
     if props.content_type is not None:
         flags |= _CONTENT_TYPE
-        values.append(_shortstr(props.content_type))
+        values.append(_name(props.content_type))
     if props.headers is not None:
         flags |= _HEADERS
         values.append(_table(props.headers))
@@ -116,10 +121,10 @@ def publish_frames(
         values.append(props.timestamp.to_bytes(8, "big"))
     if props.type is not None:
         flags |= _TYPE
-        values.append(_shortstr(props.type))
+        values.append(_name(props.type))
     if props.app_id is not None:
         flags |= _APP_ID
-        values.append(_shortstr(props.app_id))
+        values.append(_name(props.app_id))
     header = _HEADER_START.pack(_BASIC, 0, len(body), flags) + b"".join(values)
     frames = [_frame(FRAME_METHOD, channel, method), _frame(FRAME_HEADER, channel, header)]
     if len(body) <= body_max:
