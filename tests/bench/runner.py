@@ -382,12 +382,15 @@ class Runner:
         profile_as = f"{system_name}-{sc.name}-at-{rate:.0f}" if system_name == "relay" else None
         system = self.start_system(system_name, sc, profile_as)
         try:
-            # One warm-up document proves the system consumes before the clock matters.
+            # One warm-up document per sender (the publisher takes them in turn) proves the
+            # system consumes every outbox before the clock matters: a relay with several
+            # worker processes is ready when the last of them is.
             warm = self.next_phase()
             base = completed.value
-            self.publish(publisher, warm, 1, None, timeout=60)
-            if not self.wait_for(completed, base + 1, time.monotonic() + STARTUP_S, system):
-                raise BenchError(f"{system_name}: warm-up document not delivered")
+            senders = len(self.env.senders)
+            self.publish(publisher, warm, senders, None, timeout=60)
+            if not self.wait_for(completed, base + senders, time.monotonic() + STARTUP_S, system):
+                raise BenchError(f"{system_name}: warm-up documents not delivered")
             phase = self.next_phase()
             base = completed.value
             self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
