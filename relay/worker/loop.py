@@ -42,6 +42,7 @@ from relay.broker.topology import QUORUM
 from relay.config import Settings
 from relay.domain.intake import Envelope
 from relay.worker import store
+from relay.worker.acks import OutboxAcks
 from relay.worker.dbthread import DbThread
 from relay.worker.frames import Properties, publish_frames
 from relay.worker.partition import Partition
@@ -190,10 +191,8 @@ class RelayLoop:
         self._batches = 0  # batches handed to the database thread and not yet answered
         self._stopping = False
         self._closing = False
-        #: outbox acks: delivery tags in the order they came, and those settled out of order;
-        #: one ``multiple`` ack covers every settled tag in front (see ``_ack_settled``)
-        self._tag_order: deque[int] = deque()
-        self._settled_tags: dict[int, bool] = {}  # tag -> acked (True) or nacked (False)
+        #: outbox acks: one ``multiple`` ack per run of settled delivery tags (see .acks)
+        self._acks = OutboxAcks()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -434,7 +433,7 @@ class RelayLoop:
     ) -> None:
         if self._stopping or self._closing:
             return  # left unacked: handed back when the channel closes
-        self._tag_order.append(method.delivery_tag)
+        self._acks.delivered(method.delivery_tag)
         self._pending.append(
             Inbound(
                 tag=method.delivery_tag,
@@ -659,7 +658,7 @@ class RelayLoop:
                 ok = idx not in flight.nacked
                 if not ok:
                     ch.basic_nack(h.inbound.tag, requeue=True)
-                self._settled_tags[h.inbound.tag] = ok
+                self._acks.settle(h.inbound.tag, ok)
             self._ack_settled(ch)
             if self._paused and self._held_bytes <= self.settings.intake_max_bytes // 2:
                 self._resume_intake()
@@ -667,28 +666,15 @@ class RelayLoop:
             self._close()
 
     def _ack_settled(self, ch: pika.channel.Channel) -> None:
-        """Ack settled outbox messages: one ``multiple`` ack for the run of settled tags at the
-        front, instead of a frame per message.
-
-        Safe because every tag this channel delivered is in ``_tag_order`` until it is settled,
-        so the run in front holds nothing unsettled (nacked tags are no longer the broker's to
-        ack, and the ack names the last acked one). Once stopping, messages that arrive are not
-        tracked (they are handed back), so from then on each message is acked on its own.
-        """
+        """Ack what is settled: one ``multiple`` ack for the run in front; each on its own once
+        stopping (messages that arrive then are not recorded, see :mod:`.acks`)."""
         if self._stopping:
-            for tag, ok in self._settled_tags.items():
-                if ok:
-                    ch.basic_ack(tag)
-            self._settled_tags.clear()
+            for tag in self._acks.drain():
+                ch.basic_ack(tag)
             return
-        last_acked = 0
-        order, settled = self._tag_order, self._settled_tags
-        while order and order[0] in settled:
-            tag = order.popleft()
-            if settled.pop(tag):
-                last_acked = tag
-        if last_acked:
-            ch.basic_ack(last_acked, multiple=True)
+        last = self._acks.ack_multiple()
+        if last is not None:
+            ch.basic_ack(last, multiple=True)
 
     # -- the sweep: pending deliveries nobody is publishing ------------------------------
 
