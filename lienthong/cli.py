@@ -31,12 +31,13 @@ def cli(log_level: str, log_format: str) -> None:
 
 def _register() -> None:
     from adapters.cli import adapter
+    from adapters.edxml.check import edxml
     from lienthong.demo import demo
     from relay.cli.agency import agency
     from relay.cli.operations import failures, resend, trace
     from relay.cli.relay import relay
 
-    for command in (relay, agency, adapter, trace, failures, resend, demo):
+    for command in (relay, agency, adapter, edxml, trace, failures, resend, demo):
         cli.add_command(command)
 
 

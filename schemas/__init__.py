@@ -5,7 +5,13 @@ This package depends on pydantic only: nothing of the project is imported here.
 
 from __future__ import annotations
 
-from schemas.agency_code import AgencyCode, is_strict_qcvn102, validate_agency_code
+from schemas.agency_code import (
+    AgencyCode,
+    OrganId,
+    is_strict_qcvn102,
+    validate_agency_code,
+    validate_organ_id,
+)
 from schemas.business import BusinessType
 from schemas.common import Extension, Organization, ResponseFor, StaffInfo, TraceHeader
 from schemas.document import Attachment, Business, Document
@@ -22,6 +28,7 @@ __all__ = [
     "BusinessType",
     "Document",
     "Extension",
+    "OrganId",
     "Organization",
     "Receipt",
     "ReceiptKind",
@@ -38,4 +45,5 @@ __all__ = [
     "encode_message",
     "is_strict_qcvn102",
     "validate_agency_code",
+    "validate_organ_id",
 ]

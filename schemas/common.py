@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.agency_code import AgencyCode
+from schemas.agency_code import OrganId
 
 
 class WireModel(BaseModel):
@@ -29,7 +29,7 @@ class Extension(WireModel):
 class Organization(WireModel):
     """edXML ``From`` / ``To``: an agency and its contact details."""
 
-    organ_id: AgencyCode = Field(description="OrganId: the agency code")
+    organ_id: OrganId = Field(description="OrganId: the agency code")
     organization_in_charge: str | None = None
     organ_name: str | None = None
     organ_add: str | None = None
@@ -55,14 +55,34 @@ class ResponseFor(WireModel):
     01…06, 15, 16; the recipient for 13).
     """
 
-    organ_id: AgencyCode
+    organ_id: OrganId
     code: str | None = None
     promulgation_date: dt.date | None = None
     document_id: str = Field(min_length=1)
 
 
 class TraceHeader(WireModel):
-    """edXML ``TraceHeader``: one hop of the route (agency and time)."""
+    """edXML ``TraceHeader``: one hop of the route (agency and time).
 
-    organ_id: AgencyCode
-    timestamp: dt.datetime
+    Real packages hold hops without an ``OrganId`` (or with the text ``null``) or without a
+    readable time: such a hop is kept, with the missing part ``None``.
+    """
+
+    organ_id: OrganId | None = None
+    timestamp: dt.datetime | None = None
+
+
+#: ``as_written`` of a document or status: element path -> text as the sender wrote it.
+AS_WRITTEN_DESCRIPTION = (
+    "edXML values kept as the sender wrote them, by element path (the path of local names "
+    "from the root, a repeated element with its 1-based position, e.g. "
+    "'edXML/edXMLEnvelope/edXMLHeader/MessageHeader/PromulgationInfo/PromulgationDate'): a "
+    "date in another form than yyyy/MM/dd, an impossible date, a number or code that is not "
+    "one. The typed field holds the normalised value (None when there is none); the text is "
+    "written back while the typed field still says the same."
+)
+#: ``attributes`` of a document or status: element path -> attribute name -> value.
+ATTRIBUTES_DESCRIPTION = (
+    "XML attributes found on known edXML elements, by element path (as for as_written); "
+    "names of attributes in a namespace are written '{namespace}name'."
+)

@@ -11,9 +11,11 @@ from typing import Final, Literal
 import pybase64
 from pydantic import Field, model_validator
 
-from schemas.agency_code import AgencyCode
+from schemas.agency_code import OrganId
 from schemas.business import BusinessType
 from schemas.common import (
+    AS_WRITTEN_DESCRIPTION,
+    ATTRIBUTES_DESCRIPTION,
     Extension,
     Organization,
     ResponseFor,
@@ -70,7 +72,7 @@ class OtherInfo(WireModel):
 class Receiver(WireModel):
     """edXML ``ReceiverList/Receiver`` of an update."""
 
-    organ_id: AgencyCode
+    organ_id: OrganId
     receiver_type: int | None = None
 
 
@@ -86,7 +88,7 @@ class ReplacementInfo(WireModel):
     """edXML ``ReplacementInfo``: a document this one replaces (type 3), and for whom."""
 
     document_id: str
-    organ_id_list: list[AgencyCode] = Field(default_factory=list)
+    organ_id_list: list[OrganId] = Field(default_factory=list)
 
 
 class Business(WireModel):
@@ -183,6 +185,10 @@ class Document(WireModel):
     signature: str | None = Field(None, description="the header Signature block, kept as XML")
     attachments: list[Attachment] = Field(default_factory=list)
     extensions: list[Extension] = Field(default_factory=list)
+    as_written: dict[str, str] = Field(default_factory=dict, description=AS_WRITTEN_DESCRIPTION)
+    attributes: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description=ATTRIBUTES_DESCRIPTION
+    )
 
     @model_validator(mode="after")
     def _recipients_are_distinct(self) -> Document:
@@ -197,5 +203,5 @@ class Document(WireModel):
     def business_type(self) -> BusinessType:
         return self.business.bussiness_doc_type
 
-    def recipient_codes(self) -> list[AgencyCode]:
+    def recipient_codes(self) -> list[str]:
         return [r.organ_id for r in self.recipients]

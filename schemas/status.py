@@ -7,7 +7,15 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from schemas.common import Extension, Organization, ResponseFor, StaffInfo, WireModel
+from schemas.common import (
+    AS_WRITTEN_DESCRIPTION,
+    ATTRIBUTES_DESCRIPTION,
+    Extension,
+    Organization,
+    ResponseFor,
+    StaffInfo,
+    WireModel,
+)
 from schemas.status_codes import StatusCode, describe_status
 
 STATUS_SCHEMA: Final = "lienthong.status/1"
@@ -24,6 +32,10 @@ class Status(WireModel):
     description: str | None = None
     timestamp: dt.datetime
     extensions: list[Extension] = Field(default_factory=list)
+    as_written: dict[str, str] = Field(default_factory=dict, description=AS_WRITTEN_DESCRIPTION)
+    attributes: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description=ATTRIBUTES_DESCRIPTION
+    )
 
     @property
     def document_id(self) -> str:

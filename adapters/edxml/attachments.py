@@ -1,5 +1,9 @@
 """Attachment bytes on the wire: the file zip-compressed, then base64, whatever ContentType says.
 
+That is what is written. What is read is decided by the bytes, never by ContentType: base64 of
+a zip (its magic ``PK\x03\x04``) holding one file is unzipped; anything else (a raw PDF, as
+some servers send, or a zip of several files) is kept exactly as sent, with a warning.
+
 Unzipping is streamed with caps on the output (per attachment and per package) and on the
 unzipped/zipped ratio, so a zip bomb is refused after a bounded amount of work and memory.
 """
@@ -18,6 +22,10 @@ from adapters.edxml.safety import DEFAULT_LIMITS, Limits
 _CHUNK = 64 * 1024
 # Zip entries get a fixed date so that rendering the same model twice gives the same bytes.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+class NotOneFile(EdxmlError):
+    """A readable zip archive that holds no file or several: kept whole as the attachment."""
 
 
 class Budget:
@@ -47,7 +55,7 @@ def unzip_single(zipped: bytes, where: str, budget: Budget) -> bytes:
     with archive:
         files = [info for info in archive.infolist() if not info.is_dir()]
         if len(files) != 1:
-            raise EdxmlError(
+            raise NotOneFile(
                 f"{where}: the zip archive holds {len(files)} files, expected exactly one"
             )
         info = files[0]
@@ -81,9 +89,48 @@ def unzip_single(zipped: bytes, where: str, budget: Budget) -> bytes:
     return bytes(out)
 
 
-def decode_attachment(text: str, where: str, budget: Budget) -> bytes:
-    """The original file from a ``ContentTransferEncoded`` text."""
-    return unzip_single(decode_base64(text, where), where, budget)
+#: Local file header, empty archive, spanned archive.
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_REPLACEMENT = "\ufffd".encode()
+
+
+def is_zip(data: bytes) -> bool:
+    return data.startswith(ZIP_MAGICS)
+
+
+def decode_attachment(
+    text: str, where: str, budget: Budget, warnings: list[str] | None = None
+) -> bytes:
+    """The original file from a ``ContentTransferEncoded`` text (see the module docstring)."""
+    data = decode_base64(text, where)
+    notes = warnings if warnings is not None else []
+    if not is_zip(data):
+        notes.append(f"{where}: the attachment is not zipped (the standard zips it); kept as sent")
+        _check_pdf(data, where, notes)
+        return data
+    try:
+        raw = unzip_single(data, where, budget)
+    except NotOneFile as e:
+        # Not a zip the standard describes, but a file all the same: kept whole. A zip that
+        # cannot be read (or a bomb) is still refused: what it holds cannot be known.
+        notes.append(f"{e}; the zip archive itself is kept as the attachment")
+        return data
+    _check_pdf(raw, where, notes)
+    return raw
+
+
+def _check_pdf(data: bytes, where: str, warnings: list[str]) -> None:
+    """A warning for a PDF that cannot be whole; its bytes are kept all the same."""
+    if not data.startswith(b"%PDF-"):
+        return
+    damaged = data.count(_REPLACEMENT)
+    if damaged:
+        warnings.append(
+            f"{where}: the PDF holds {damaged} U+FFFD replacement characters (it was passed "
+            "through a text decoder and is probably corrupt); kept as sent"
+        )
+    elif b"%%EOF" not in data[-1024:]:
+        warnings.append(f"{where}: the PDF has no %%EOF at its end (truncated?); kept as sent")
 
 
 def encode_attachment(name: str, raw: bytes) -> str:

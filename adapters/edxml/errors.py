@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class EdxmlError(ValueError):
-    """An edXML package that cannot be read or a model that cannot be written as edXML."""
+    """An edXML package that cannot be read or a model that cannot be written as edXML.
+
+    ``reasons`` lists every problem found (one line each); ``str()`` joins them.
+    """
+
+    def __init__(self, message: str, reasons: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons: list[str] = list(reasons) if reasons else [message]
 
 
 class HostileInput(EdxmlError):

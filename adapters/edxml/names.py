@@ -14,7 +14,8 @@ from typing import Literal, TypeAlias
 NAMESPACE = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 PREFIX = "edXML"
 
-Scalar: TypeAlias = Literal["text", "int", "bool", "date", "datetime", "raw"]
+#: ``docid`` is a DocumentId (``OrganId,yyyy/MM/dd,notation``), read with its date normalised.
+Scalar: TypeAlias = Literal["text", "int", "bool", "date", "datetime", "docid", "raw"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ RESPONSE_FOR = _g(
     _t("OrganId", "organ_id"),
     _t("Code", "code"),
     _t("PromulgationDate", "promulgation_date", "date"),
-    _t("DocumentId", "document_id"),
+    _t("DocumentId", "document_id", "docid"),
 )
 
 TRACE_HEADER = _g(_t("OrganId", "organ_id"), _t("Timestamp", "timestamp", "datetime"))
@@ -87,7 +88,7 @@ TRACE_HEADER = _g(_t("OrganId", "organ_id"), _t("Timestamp", "timestamp", "datet
 DOCUMENT_HEADER = _g(
     Field("From", "sender", ORGANIZATION),
     Field("To", "recipients", ORGANIZATION, many=True),
-    _t("DocumentId", "document_id"),
+    _t("DocumentId", "document_id", "docid"),
     Field("Code", "code", _g(_t("CodeNumber", "code_number"), _t("CodeNotation", "code_notation"))),
     Field(
         "PromulgationInfo",
@@ -130,7 +131,7 @@ DOCUMENT_HEADER = _g(
 )
 
 BUSINESS = _g(
-    _t("DocumentId", "document_id"),
+    _t("DocumentId", "document_id", "docid"),
     _t("BussinessDocType", "bussiness_doc_type", "int"),
     _t("BussinessDocReason", "bussiness_doc_reason"),
     _t("Paper", "paper", "int"),
@@ -235,6 +236,21 @@ STATUS_PACKAGE = _g(
 )
 
 ROOT = "edXML"
+#: Prefixes some vendors use without declaring them, and the namespace each always means. A
+#: package using one undeclared is read with it bound there, with a warning.
+WELL_KNOWN_PREFIXES: dict[str, str] = {
+    "xlink": "http://www.w3.org/1999/xlink",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+    "xsd": "http://www.w3.org/2001/XMLSchema",
+}
+#: Prefixes bound when a package uses them undeclared: the well-known ones and the standard's
+#: own ``edXML:`` (used outside the subtree that declares it, as on ``AttachmentEncoded``).
+BINDABLE_PREFIXES: dict[str, str] = {**WELL_KNOWN_PREFIXES, PREFIX: NAMESPACE}
+#: The namespace of the older "2803" edXML, which this reader does not read.
+NAMESPACE_2803 = "http://www.inetcloud.vn/ns/edxml"
+SOAP_NAMESPACES = frozenset(
+    {"http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope"}
+)
 #: Elements that declare the ``edXML`` prefix for their subtree, as the national axis writes
 #: packages; everything else is in the default namespace declared on the root.
 PREFIXED_SUBTREES = frozenset({"edXMLEnvelope", "ContentTransferEncoded"})

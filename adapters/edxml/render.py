@@ -5,6 +5,10 @@ them. Kept elements (extensions, the Signature) are written back verbatim at the
 element they were found in; one whose parent is not written (say ``…/To[3]`` of a model with two
 recipients) goes into its nearest written ancestor rather than being dropped. Attachments are
 zipped and base64-encoded again, each with its manifest entry.
+
+What the reader kept is written back: a value's text as the sender wrote it (``as_written``,
+while the typed field still reads the same from it; a changed field is written in the
+standard's form), and the attributes found on known elements (``attributes``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ def render_document(document: Document) -> bytes:
     """The edXML document package for ``document``."""
     message = document.model_dump(
         mode="python",
-        exclude={"schema_", "trace", "business", "signature", "attachments", "extensions"},
+        exclude={
+            "schema_",
+            "trace",
+            "business",
+            "signature",
+            "attachments",
+            "extensions",
+            "as_written",
+            "attributes",
+        },
     )
     trace_list: dict[str, Any] = {
         "trace": [t.model_dump(mode="python") for t in document.trace],
@@ -70,18 +83,31 @@ def render_document(document: Document) -> bytes:
         },
         "encoded": encoded or None,
     }
-    return _Writer(document.extensions).write(names.DOCUMENT_PACKAGE, package)
+    return _Writer(document.extensions, document.as_written, document.attributes).write(
+        names.DOCUMENT_PACKAGE, package
+    )
 
 
 def render_status(status: Status) -> bytes:
     """The edXML status package for ``status``."""
-    message = status.model_dump(mode="python", exclude={"schema_", "extensions"})
+    message = status.model_dump(
+        mode="python", exclude={"schema_", "extensions", "as_written", "attributes"}
+    )
     package = {"envelope": {"header": {"message": message}}}
-    return _Writer(status.extensions).write(names.STATUS_PACKAGE, package)
+    return _Writer(status.extensions, status.as_written, status.attributes).write(
+        names.STATUS_PACKAGE, package
+    )
 
 
 class _Writer:
-    def __init__(self, extensions: list[Extension]) -> None:
+    def __init__(
+        self,
+        extensions: list[Extension],
+        as_written: dict[str, str],
+        attributes: dict[str, dict[str, str]],
+    ) -> None:
+        self.as_written = as_written
+        self.attributes = attributes
         self.kept: list[bytes] = []
         self.pending: dict[str, list[int]] = {}
         self.written: dict[str, etree._Element] = {}
@@ -94,7 +120,14 @@ class _Writer:
         return len(self.kept) - 1
 
     def write(self, layout: Group, package: dict[str, Any]) -> bytes:
-        root = etree.Element(_qname(names.ROOT), nsmap={None: names.NAMESPACE})  # type: ignore[dict-item]
+        nsmap: dict[str | None, str] = {None: names.NAMESPACE}
+        # Namespaced attributes get their usual prefix, declared once on the root.
+        used = {etree.QName(name).namespace for attrs in self.attributes.values() for name in attrs}
+        for prefix, namespace in names.WELL_KNOWN_PREFIXES.items():
+            if namespace in used:
+                nsmap[prefix] = namespace
+        root = etree.Element(_qname(names.ROOT), nsmap=nsmap)  # type: ignore[arg-type]
+        self._set_attributes(root, names.ROOT)
         self.group(root, layout, package, names.ROOT)
         self._place_orphans(root)
         etree.indent(root, space=" ")
@@ -112,14 +145,16 @@ class _Writer:
             value = data.get(spec.key)
             if spec.many:
                 for i, item in enumerate(value or [], 1):
-                    child = self._child(element, spec.tag, spec.attributes)
-                    self.value(child, spec.kind, item, f"{path}/{spec.tag}[{i}]")
+                    item_path = f"{path}/{spec.tag}[{i}]"
+                    child = self._child(element, spec.tag, spec.attributes, item_path)
+                    self.value(child, spec.kind, item, item_path)
                 continue
             child_path = f"{path}/{spec.tag}"
             absent = value is None or (isinstance(spec.kind, Wrapped) and not value)
-            if absent and not self._has_kept_under(child_path):
+            kept = child_path in self.as_written or self._has_kept_under(child_path)
+            if absent and not kept:
                 continue
-            child = self._child(element, spec.tag, spec.attributes)
+            child = self._child(element, spec.tag, spec.attributes, child_path)
             self.value(child, spec.kind, value, child_path)
         self._kept_into(element, path)
 
@@ -131,28 +166,50 @@ class _Writer:
         elif isinstance(kind, Wrapped):
             self.written[path] = element
             for i, item in enumerate(value or [], 1):
-                child = self._child(element, kind.item, ())
-                self.value(child, kind.kind, item, f"{path}/{kind.item}[{i}]")
+                item_path = f"{path}/{kind.item}[{i}]"
+                child = self._child(element, kind.item, (), item_path)
+                self.value(child, kind.kind, item, item_path)
             self._kept_into(element, path)
         elif kind == "raw":
             xml = xmltext.checked(value, path)
             parent = element.getparent()
             assert parent is not None
             parent.replace(element, etree.Comment(f"lienthong-kept-{self._hold(xml)}"))
-        elif value is not None:
+        elif value is not None or path in self.as_written:
             try:
-                element.text = _scalar_text(kind, value)
+                element.text = self._text(kind, value, path)
             except ValueError as e:  # lxml refuses control characters and the like
                 raise EdxmlError(f"{path}: {value!r} cannot be written as XML ({e})") from e
 
+    def _text(self, kind: Scalar, value: Any, path: str) -> str:
+        """The sender's text while it still reads as ``value``, else the standard's form."""
+        written = self.as_written.get(path)
+        if written is not None and (
+            value is None or values.read_scalar(kind, written, path).value == value
+        ):
+            return written
+        return _scalar_text(kind, value)
+
     def _child(
-        self, parent: etree._Element, tag: str, attributes: tuple[tuple[str, str], ...]
+        self,
+        parent: etree._Element,
+        tag: str,
+        attributes: tuple[tuple[str, str], ...],
+        path: str,
     ) -> etree._Element:
         nsmap = {names.PREFIX: names.NAMESPACE} if tag in names.PREFIXED_SUBTREES else None
         child = etree.SubElement(parent, _qname(tag), nsmap=nsmap)
         for key, val in attributes:
             child.set(key, val)
+        self._set_attributes(child, path)
         return child
+
+    def _set_attributes(self, element: etree._Element, path: str) -> None:
+        for key, val in self.attributes.get(path, {}).items():
+            try:
+                element.set(key, val)
+            except ValueError as e:
+                raise EdxmlError(f"{path}: attribute {key!r}={val!r} cannot be written: {e}") from e
 
     def _kept_into(self, element: etree._Element, path: str) -> None:
         for index in self.pending.pop(path, []):

@@ -10,6 +10,7 @@ before building a huge tree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from lxml import etree
@@ -98,6 +99,8 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
             raise HostileInput(f"elements are nested too deep ({reason})") from e
         if any(word in reason.lower() for word in _LIBXML2_LIMITS):
             raise HostileInput(f"the file exceeds a parser limit: {reason}") from e
+        # lxml appends "(<string>, line N)": the line is already in libxml2's own message.
+        reason = re.sub(r"\s*\(<string>, line \d+\)$", "", reason)
         raise EdxmlError(f"the file is not well-formed XML: {reason}") from e
     tree = closed.getroottree()
     if getattr(tree.docinfo, "doctype", "") or tree.docinfo.internalDTD is not None:

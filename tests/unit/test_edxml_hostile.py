@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from adapters.edxml import EdxmlError, HostileInput, Limits, parse_document, parse_package
+from adapters.edxml import (
+    EdxmlError,
+    HostileInput,
+    Limits,
+    parse_document,
+    parse_package,
+    read_package,
+)
 from adapters.formats.base import FormatError
 from adapters.formats.edxml import EdxmlFormat
+from schemas import Document
 
 SAMPLE = (
     Path(__file__).resolve().parents[1] / "data" / "edxml" / "document_new.edxml"
@@ -128,8 +136,17 @@ def test_invalid_base64_is_refused() -> None:
         parse_document(data)
 
 
-def test_an_attachment_that_is_not_a_zip_is_refused() -> None:
+def test_an_attachment_that_is_not_a_zip_is_kept_as_sent_with_a_warning() -> None:
+    # Issue 13: zip or raw is decided by the bytes; raw bytes are kept (not a safety matter).
     data = _with_attachment_text(base64.b64encode(b"%PDF-1.4 plain"))
+    reading = read_package(data)
+    assert isinstance(reading.package, Document)
+    assert reading.package.attachments[0].content() == b"%PDF-1.4 plain"
+    assert any("not zipped" in w for w in reading.warnings)
+
+
+def test_a_zip_that_cannot_be_read_is_still_refused() -> None:
+    data = _with_attachment_text(base64.b64encode(b"PK\x03\x04 then nothing of a zip"))
     with pytest.raises(EdxmlError, match="not a zip archive"):
         parse_document(data)
 
