@@ -10,6 +10,7 @@ before building a huge tree.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 
@@ -45,15 +46,64 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+_REFUSAL = (
+    "the file declares a DOCTYPE or entities, which edXML packages must not (refused to "
+    "protect against entity expansion and external entities)"
+)
+#: Byte order marks and, without one, the first four bytes of ``<?xm`` (XML 1.0 appendix F).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+    (b"\x4c\x6f\xa7\x94", "cp500"),  # EBCDIC
+)
+_DECLARED = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+# The prolog ends at the root element's start tag: a "<" not followed by "?" or "!".
+_ROOT_START = re.compile(r"<[^?!]")
+
+
+def _encoding(data: bytes) -> str:
+    """The codec the file's bytes are in: its BOM, its first bytes, else its declaration."""
+    for signature, codec in _SIGNATURES:
+        if data.startswith(signature):
+            return codec
+    declared = _DECLARED.match(data[:200])
+    if declared is not None:
+        try:
+            return codecs.lookup(declared.group(1).decode("ascii")).name
+        except LookupError:
+            pass  # libxml2 will refuse an unknown encoding itself
+    return "utf-8"
+
+
 def _refuse_doctype(data: bytes) -> None:
-    # Checked on the bytes first so an entity bomb is refused before libxml2 sees it; the
-    # tree's docinfo is checked again after parsing (other encodings, odd spellings).
+    """HostileInput if the file declares a DOCTYPE or entities, in whatever encoding it is.
+
+    Checked before libxml2 sees the file so an entity bomb never reaches it; the tree's
+    docinfo is checked again after parsing (odd spellings). The ASCII bytes are searched
+    first (every ASCII-compatible encoding); then the prolog, the only place a DOCTYPE can be,
+    is decoded in the file's own encoding (UTF-16/32, EBCDIC…) and searched as text.
+    """
     head = data.lower()
     if b"<!doctype" in head or b"<!entity" in head:
-        raise HostileInput(
-            "the file declares a DOCTYPE or entities, which edXML packages must not (refused to "
-            "protect against entity expansion and external entities)"
-        )
+        raise HostileInput(_REFUSAL)
+    decoder = codecs.getincrementaldecoder(_encoding(data))(errors="replace")
+    tail = ""  # the end of the previous chunk, for a word cut in two
+    for offset in range(0, len(data), _CHUNK):
+        text = tail + decoder.decode(data[offset : offset + _CHUNK])
+        root = _ROOT_START.search(text)
+        scope = (text if root is None else text[: root.start()]).lower()
+        if "<!doctype" in scope or "<!entity" in scope:
+            raise HostileInput(_REFUSAL)
+        if root is not None:
+            return  # a DOCTYPE cannot follow the root element's start
+        tail = text[-16:]
 
 
 def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:

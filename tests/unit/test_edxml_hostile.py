@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from adapters.edxml import (
     EdxmlError,
@@ -172,3 +173,43 @@ def test_a_manifest_entry_without_an_attachment_is_refused() -> None:
 def test_the_file_format_turns_each_refusal_into_a_format_error() -> None:
     with pytest.raises(FormatError, match=r"^edXML: .*DOCTYPE"):
         EdxmlFormat().read(b'<!DOCTYPE edXML [<!ENTITY e SYSTEM "http://x/">]><edXML>&e;</edXML>')
+
+
+def _laughs(encoding: str) -> str:
+    return (
+        f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + "".join(
+            f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">' for i in range(1, 10)
+        ).replace("&lol0;", "&lol;")
+        + "]><edXML>&lol9;</edXML>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "codec"),
+    [
+        ("UTF-16", "utf-16"),  # with a byte order mark
+        ("UTF-16LE", "utf-16-le"),  # without one
+        ("UTF-16BE", "utf-16-be"),
+        ("UTF-32", "utf-32"),
+        ("UTF-32BE", "utf-32-be"),
+        ("IBM500", "cp500"),  # EBCDIC: no ASCII byte in sight
+    ],
+)
+def test_entity_expansion_in_any_encoding_is_refused_before_libxml2_reads_it(
+    encoding: str, codec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12 item 14: only libxml2's own amplification limit used to stop these.
+    def no_parser(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the hostile file reached libxml2")
+
+    monkeypatch.setattr(etree, "XMLPullParser", no_parser)
+    with pytest.raises(HostileInput, match="protect against entity expansion"):
+        parse_package(_laughs(encoding).encode(codec))
+
+
+def test_a_package_in_utf16_without_a_doctype_is_still_read() -> None:
+    text = SAMPLE.decode("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+    assert 'encoding="UTF-16"' in text
+    document = parse_document(text.encode("utf-16"))
+    assert document.document_id == "000.00.00.G22,2016/04/08,1234/VPCP-KSTT"
