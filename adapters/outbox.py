@@ -53,7 +53,11 @@ def submit(spool: Spool, name: str, data: bytes, *, max_bytes: int) -> tuple[Out
         return earlier, False
     if len(data) > max_bytes:
         raise FormatError(f"file size: {len(data)} bytes is over the limit of {max_bytes} bytes")
-    message = format_for_file(name).read(data)
+    message, warnings = format_for_file(name).read_with_warnings(data)
+    if warnings:
+        # A warning never stops a file (issue 13): it is sent, and the DMS's vendor can see
+        # what was read leniently here or with ``lienthong edxml check``.
+        log.warning("outbox.read_warnings", file=name, warnings=warnings)
     return spool.add(
         NewMessage(
             message_id=str(uuid.uuid4()),

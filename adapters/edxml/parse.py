@@ -39,6 +39,8 @@ _UNBOUND = re.compile(
     r"Namespace prefix (?P<prefix>[\w.-]+) (?:for \S+ )?on \S+ is not defined, line (?P<line>\d+)"
 )
 _ROOT_TAG = re.compile(rb"<(?![?!])[^\s/>]+")
+#: Repeated elements that are never read as absent when empty (see ``_Reader.group``).
+_NEVER_ABSENT = frozenset({"To"})
 
 
 @dataclass
@@ -203,7 +205,9 @@ class _Reader:
                     item_path = f"{path}/{spec.tag}[{i}]"
                     self._attributes(el, item_path, spec.attributes)
                     item = self.value(el, spec.kind, item_path, spec.tag)
-                    if item or item == 0 or item is False:
+                    # An empty <ResponseFor/> is absent; an empty <To> is a recipient without
+                    # a code, refused by validation rather than dropped unseen.
+                    if item != {} or spec.tag in _NEVER_ABSENT:
                         items.append(item)
                 result[spec.key] = items
             else:
@@ -362,6 +366,12 @@ def _document(root: etree._Element, limits: Limits, warnings: list[str]) -> Docu
         data["trace"] = _hops(trace_list["trace"], reader)
     if "business" in trace_list:
         data["business"] = trace_list["business"]
+        own = data["business"].get("document_id")
+        if own and data.get("document_id") and own != data["document_id"]:
+            warnings.append(
+                f"{_HEADER}/TraceHeaderList/Bussiness/DocumentId: {own!r} differs from "
+                f"MessageHeader/DocumentId {data['document_id']!r}; both kept"
+            )
     if "signature" in header:
         data["signature"] = header["signature"]
     manifest = package.get("envelope", {}).get("body", {}).get("manifest", [])

@@ -36,7 +36,7 @@ _FORMS = "yyyy/MM/dd, dd/MM/yyyy or yyyy-MM-dd"
 CODE_LISTS: dict[str, dict[int, str]] = {
     "Priority": {0: "Thường", 1: "Khẩn", 2: "Thượng khẩn", 3: "Hỏa tốc", 4: "Hỏa tốc hẹn giờ"},
     "SteeringType": {
-        0: "Không phải chỉ đạo (0)",
+        0: "Không phải chỉ đạo (as the Bkav SDK writes it)",
         1: "Không phải chỉ đạo",
         2: "Chỉ đạo",
         3: "Báo cáo chỉ đạo",
@@ -137,7 +137,7 @@ def read_int(text: str, where: str, tag: str = "") -> Reading:
     codes = CODE_LISTS.get(tag)
     warning = None
     if codes is not None and value not in codes:
-        known = ", ".join(f"{k} {v}" for k, v in codes.items() if k)
+        known = ", ".join(f"{k} {v}" for k, v in codes.items())
         warning = f"{where}: {value} is not a known {tag} ({known}); kept as given"
     return Reading(value, str(value) != text, warning)
 

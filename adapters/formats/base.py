@@ -24,6 +24,13 @@ class FileFormat(abc.ABC):
     def read(self, data: bytes) -> Document | Status:
         """Parse a file dropped into ``outbox/``; raise FormatError with a clear reason."""
 
+    def read_with_warnings(self, data: bytes) -> tuple[Document | Status, list[str]]:
+        """``read``, with what was noticed on the way (read leniently; never a reason to stop).
+
+        Formats with a lenient reader (edXML) override this; the others notice nothing.
+        """
+        return self.read(data), []
+
     @abc.abstractmethod
     def write_document(self, document: Document) -> bytes:
         """Render a received document for ``inbox/documents/``."""

@@ -8,7 +8,7 @@ from adapters.edxml import (
     DEFAULT_LIMITS,
     EdxmlError,
     Limits,
-    parse_package,
+    read_package,
     render_document,
     render_status,
 )
@@ -28,13 +28,18 @@ class EdxmlFormat(FileFormat):
 
     def read(self, data: bytes) -> Document | Status:
         """A package dropped by the DMS; a document gets its sender's TraceHeader."""
+        return self.read_with_warnings(data)[0]
+
+    def read_with_warnings(self, data: bytes) -> tuple[Document | Status, list[str]]:
+        """The package and the warnings of the lenient reader (``lienthong edxml check``)."""
         try:
-            package = parse_package(data, self.limits)
+            reading = read_package(data, self.limits)
         except EdxmlError as e:
             raise FormatError(f"edXML: {e}") from e
+        package = reading.package
         if isinstance(package, Document):
             package = stamp_submission(package, package.sender.organ_id)
-        return package
+        return package, reading.warnings
 
     def write_document(self, document: Document) -> bytes:
         try:
