@@ -18,12 +18,17 @@ class WireModel(BaseModel):
 class Extension(WireModel):
     """An edXML element the models do not know, kept verbatim so nothing is lost.
 
-    ``parent`` is the local name of the element it was found in (``MessageHeader``,
-    ``Bussiness``, ``OtherInfo``…), ``xml`` the element serialised as it came.
+    ``parent`` is the path of the element it was found in (``edXML/edXMLEnvelope/…/OtherInfo``),
+    ``xml`` the element serialised as it came, ``after`` where it sat among its siblings.
     """
 
     parent: str
     xml: str
+    after: str | None = Field(
+        None,
+        description="the local name of the known element it followed in its parent ('' when it "
+        "came before every known one); None: written at the end of its parent",
+    )
 
 
 class Organization(WireModel):

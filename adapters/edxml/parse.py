@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from adapters.edxml import names, values, xmltext
 from adapters.edxml.attachments import Budget, decode_attachment
 from adapters.edxml.errors import EdxmlError, HostileInput
-from adapters.edxml.names import Group, Scalar, Wrapped
+from adapters.edxml.names import Field, Group, Scalar, Wrapped
 from adapters.edxml.safety import DEFAULT_LIMITS, Limits, parse_xml
 from schemas import Attachment, Document, Extension, Status
 
@@ -187,13 +187,16 @@ class _Reader:
 
     def group(self, element: etree._Element, group: Group, path: str) -> dict[str, Any]:
         found: dict[str, list[etree._Element]] = {}
+        known: list[str] = []  # the known siblings met so far, in file order
+        unknown: list[tuple[Extension, int]] = []  # each with how many known ones preceded it
         for child in _children(element):
             tag = xmltext.local_name(child)
             spec = group.field_for(tag)
             if spec is None or (not spec.many and tag in found):
-                self._keep(child, path)
+                unknown.append((self._keep(child, path), len(known)))
             else:
                 found.setdefault(tag, []).append(child)
+                known.append(tag)
         result: dict[str, Any] = {}
         for spec in group.fields:
             elements = found.get(spec.tag)
@@ -217,7 +220,20 @@ class _Reader:
                 # An empty element (<ResponseFor/>, <DueDate></DueDate>) is read as absent.
                 if value is not None and value != {}:
                     result[spec.key] = value
+        # Where each unknown element goes back: after the last known sibling before it that
+        # will be written again (an empty one is not), so that a second reading says the same.
+        written = {spec.tag for spec in group.fields if self._written(spec, result, path)}
+        for extension, preceding in unknown:
+            extension.after = next((t for t in reversed(known[:preceding]) if t in written), "")
         return result
+
+    def _written(self, spec: Field, result: dict[str, Any], path: str) -> bool:
+        if result.get(spec.key) not in (None, [], {}):
+            return True
+        child = f"{path}/{spec.tag}"
+        return child in self.as_written or any(
+            e.parent == child or e.parent.startswith(child + "/") for e in self.extensions
+        )
 
     def value(
         self, element: etree._Element, kind: Scalar | Group | Wrapped, path: str, tag: str
@@ -271,8 +287,10 @@ class _Reader:
         if found:
             self.attributes[path] = found
 
-    def _keep(self, element: etree._Element, parent: str) -> None:
-        self.extensions.append(Extension(parent=parent, xml=xmltext.keep(element)))
+    def _keep(self, element: etree._Element, parent: str) -> Extension:
+        extension = Extension(parent=parent, xml=xmltext.keep(element))
+        self.extensions.append(extension)
+        return extension
 
 
 def _validate(model: type[Document] | type[Status], data: dict[str, Any], errors: list[str]) -> Any:

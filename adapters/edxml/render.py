@@ -1,8 +1,9 @@
 """``schemas.Document`` / ``schemas.Status`` -> edXML packages.
 
 Elements are written in the layout's order (``names``), prefixed as the national axis writes
-them. Kept elements (extensions, the Signature) are written back verbatim at the end of the
-element they were found in; one whose parent is not written (say ``…/To[3]`` of a model with two
+them. Kept elements (extensions, the Signature) are written back verbatim in the element they
+were found in, after the known element they followed (``Extension.after``; at its end when that
+is not known); one whose parent is not written (say ``…/To[3]`` of a model with two
 recipients) goes into its nearest written ancestor rather than being dropped. Attachments are
 zipped and base64-encoded again, each with its manifest entry.
 
@@ -22,7 +23,7 @@ from lxml import etree
 from adapters.edxml import names, values, xmltext
 from adapters.edxml.attachments import encode_attachment
 from adapters.edxml.errors import EdxmlError
-from adapters.edxml.names import Group, Scalar, Wrapped
+from adapters.edxml.names import Field, Group, Scalar, Wrapped
 from schemas import Document, Extension, Status
 
 _PLACEHOLDER = re.compile(rb"<!--lienthong-kept-(\d+)-->")
@@ -109,11 +110,12 @@ class _Writer:
         self.as_written = as_written
         self.attributes = attributes
         self.kept: list[bytes] = []
-        self.pending: dict[str, list[int]] = {}
+        #: parent path -> (placeholder index, ``after``) of the kept elements still to write.
+        self.pending: dict[str, list[tuple[int, str | None]]] = {}
         self.written: dict[str, etree._Element] = {}
         for i, ext in enumerate(extensions):
             xml = xmltext.checked(ext.xml, f"extensions[{i}].xml")
-            self.pending.setdefault(ext.parent, []).append(self._hold(xml))
+            self.pending.setdefault(ext.parent, []).append((self._hold(xml), ext.after))
 
     def _hold(self, xml: str) -> int:
         self.kept.append(xml.encode("utf-8"))
@@ -141,22 +143,26 @@ class _Writer:
         self, element: etree._Element, layout: Group, data: dict[str, Any], path: str
     ) -> None:
         self.written[path] = element
+        self._kept_into(element, path, after="")
         for spec in layout.fields:
-            value = data.get(spec.key)
-            if spec.many:
-                for i, item in enumerate(value or [], 1):
-                    item_path = f"{path}/{spec.tag}[{i}]"
-                    child = self._child(element, spec.tag, spec.attributes, item_path)
-                    self.value(child, spec.kind, item, item_path)
-                continue
-            child_path = f"{path}/{spec.tag}"
-            absent = value is None or (isinstance(spec.kind, Wrapped) and not value)
-            kept = child_path in self.as_written or self._has_kept_under(child_path)
-            if absent and not kept:
-                continue
-            child = self._child(element, spec.tag, spec.attributes, child_path)
-            self.value(child, spec.kind, value, child_path)
+            self._field(element, spec, data.get(spec.key), path)
+            self._kept_into(element, path, after=spec.tag)
         self._kept_into(element, path)
+
+    def _field(self, element: etree._Element, spec: Field, value: Any, path: str) -> None:
+        if spec.many:
+            for i, item in enumerate(value or [], 1):
+                item_path = f"{path}/{spec.tag}[{i}]"
+                child = self._child(element, spec.tag, spec.attributes, item_path)
+                self.value(child, spec.kind, item, item_path)
+            return
+        child_path = f"{path}/{spec.tag}"
+        absent = value is None or (isinstance(spec.kind, Wrapped) and not value)
+        kept = child_path in self.as_written or self._has_kept_under(child_path)
+        if absent and not kept:
+            return
+        child = self._child(element, spec.tag, spec.attributes, child_path)
+        self.value(child, spec.kind, value, child_path)
 
     def value(
         self, element: etree._Element, kind: Scalar | Group | Wrapped, value: Any, path: str
@@ -211,8 +217,17 @@ class _Writer:
             except ValueError as e:
                 raise EdxmlError(f"{path}: attribute {key!r}={val!r} cannot be written: {e}") from e
 
-    def _kept_into(self, element: etree._Element, path: str) -> None:
-        for index in self.pending.pop(path, []):
+    def _kept_into(self, element: etree._Element, path: str, *, after: str | None = None) -> None:
+        """Kept elements of ``path`` that go here: those that followed the known element
+        ``after`` ('' = before every known one); with no ``after``, all that are left."""
+        waiting = self.pending.get(path, [])
+        here = [i for i, a in waiting if after is None or a == after]
+        left = [(i, a) for i, a in waiting if after is not None and a != after]
+        if left:
+            self.pending[path] = left
+        else:
+            self.pending.pop(path, None)
+        for index in here:
             element.append(etree.Comment(f"lienthong-kept-{index}"))
 
     def _place_orphans(self, root: etree._Element) -> None:
@@ -221,7 +236,7 @@ class _Writer:
             while ancestor not in self.written and "/" in ancestor:
                 ancestor = ancestor.rsplit("/", 1)[0]
             target = self.written.get(ancestor, root)
-            for index in self.pending.pop(path):
+            for index, _ in self.pending.pop(path):
                 target.append(etree.Comment(f"lienthong-kept-{index}"))
 
 

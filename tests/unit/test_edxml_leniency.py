@@ -180,6 +180,16 @@ def test_unknown_elements_attributes_and_the_signature_are_kept_and_written_back
 
     written = render_document(doc)
     root = etree.fromstring(written)
+    # Written back in place: before the envelope, and in OtherInfo after Direction.
+    assert [etree.QName(c).localname for c in root] == [
+        "Boundary",
+        "ContentId",
+        "edXMLEnvelope",
+        "AttachmentEncoded",
+    ]
+    other_info = root.find(".//{*}OtherInfo")
+    assert other_info is not None
+    assert [etree.QName(c).localname for c in other_info] == ["Priority", "Direction", "VendorFlag"]
     trace_list = root.find(".//{*}TraceHeaderList")
     assert trace_list is not None and trace_list.get("mustUnderstand") == "1"
     ref = root.find(".//{*}Reference")
