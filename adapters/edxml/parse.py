@@ -297,19 +297,22 @@ def _validate(model: type[Document] | type[Status], data: dict[str, Any], errors
     try:
         result = model.model_validate(data)
     except ValidationError as e:
-        errors.extend(_reasons(e))
+        errors.extend(_reasons(e, data.get("as_written", {})))
         result = None
     if errors:
         raise EdxmlError("; ".join(errors), errors)
     return result
 
 
-def _reasons(e: ValidationError) -> list[str]:
+def _reasons(e: ValidationError, as_written: dict[str, str]) -> list[str]:
     """One line per problem: the XML path, what is wrong, the value."""
     lines = []
     for err in e.errors(include_url=False):
         where = _xml_path(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
+        if where in as_written:  # a required value whose text could not be read
+            lines.append(f"{where}: {as_written[where]!r} cannot be read as this element's value")
+            continue
         value = err.get("input")
         if isinstance(value, dict | list):
             lines.append(f"{where}: {msg}")
@@ -321,6 +324,7 @@ def _reasons(e: ValidationError) -> list[str]:
 
 #: The model's top-level keys, found in these groups of the layout.
 _TOP = {
+    **{f.key: (_MESSAGE, f) for f in names.STATUS_HEADER.fields},
     **{f.key: (_MESSAGE, f) for f in names.DOCUMENT_HEADER.fields},
     **{f.key: (f"{_HEADER}/TraceHeaderList", f) for f in names.TRACE_HEADER_LIST.fields},
 }

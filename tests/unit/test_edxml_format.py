@@ -12,7 +12,7 @@ from adapters.edxml.trace import stamp_delivery, stamp_submission
 from adapters.formats.base import FormatError
 from adapters.formats.edxml import EdxmlFormat
 from adapters.formats.registry import format_for_file, get_format
-from schemas import Document, Extension, Status
+from schemas import Document, Extension, Status, decode_message, encode_message
 from schemas import topology as t
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "edxml"
@@ -97,3 +97,33 @@ def test_a_broken_kept_element_is_a_format_error() -> None:
     status.extensions = [Extension(parent="edXML", xml="<open>")]
     with pytest.raises(FormatError, match=r"extensions\[0\]\.xml"):
         EdxmlFormat().write_status(status)
+
+
+def test_a_quirky_package_crosses_the_connector_and_the_wire_intact() -> None:
+    """What the e2e test shows with processes, here without a broker: A's outbox reader ->
+    the JSON the relay validates -> B's inbox writer -> B's DMS reads the same package."""
+    data = _sample("quirks/document_quirks.edxml")
+    fmt = EdxmlFormat()
+    sent, warnings = fmt.read_with_warnings(data)
+    assert isinstance(sent, Document) and warnings
+    on_the_wire = decode_message(encode_message(sent), expect="document")
+    assert isinstance(on_the_wire, Document)
+    headers: dict[str, object] = {
+        t.HEADER_SENDER: "000.00.00.G22",
+        t.HEADER_RECIPIENT: "000.00.00.H26",
+    }
+    written = fmt.write_delivered_document(on_the_wire, headers)
+    arrived = parse_document(written)
+    assert [a.content() for a in arrived.attachments] == [a.content() for a in sent.attachments]
+    assert arrived.extensions == sent.extensions
+    assert arrived.attributes == sent.attributes
+    assert arrived.as_written == sent.as_written
+    assert arrived.signature == sent.signature
+    assert arrived.recipient_codes() == ["000.00.00.H26", "vxp.saas.03"]
+    assert [h.organ_id for h in arrived.trace] == [
+        None,
+        None,
+        "000.00.00.G22",
+        "000.00.00.G22",
+        "000.00.00.H26",
+    ]

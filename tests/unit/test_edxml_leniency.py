@@ -290,3 +290,13 @@ def test_placeholder_text_is_not_an_agency_code_and_every_reason_is_given() -> N
         "control characters; expected a code such as '000.00.00.G22' (got 'Mã định danh')",
         f"{MESSAGE}/To[2]/OrganId: Field required",
     ]
+
+
+def test_a_status_without_a_readable_timestamp_is_refused_naming_the_element() -> None:
+    data = (QUIRKS / "status_dashed_document_id.edxml").read_bytes()
+    data = data.replace(b"08/04/2016 10:30:00", "hôm nay".encode())
+    with pytest.raises(EdxmlError) as caught:
+        read_package(data)
+    assert caught.value.reasons == [
+        f"{MESSAGE}/Timestamp: 'hôm nay' cannot be read as this element's value"
+    ]
