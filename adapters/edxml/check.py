@@ -37,7 +37,7 @@ def check_bytes(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Verd
     try:
         reading = read_package(data, limits)
     except EdxmlError as e:
-        return Verdict(name, False, None, reasons=e.reasons)
+        return Verdict(name, False, e.kind, reasons=e.reasons, warnings=e.warnings)
     package = reading.package
     return Verdict(
         name, True, reading.kind, warnings=reading.warnings, document_id=package.document_id

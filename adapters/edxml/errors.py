@@ -8,12 +8,15 @@ from collections.abc import Sequence
 class EdxmlError(ValueError):
     """An edXML package that cannot be read or a model that cannot be written as edXML.
 
-    ``reasons`` lists every problem found (one line each); ``str()`` joins them.
+    ``reasons`` lists every problem found (one line each); ``str()`` joins them. ``kind``
+    (``document`` | ``status``) and ``warnings`` are set once the package was read far enough.
     """
 
     def __init__(self, message: str, reasons: Sequence[str] | None = None) -> None:
         super().__init__(message)
         self.reasons: list[str] = list(reasons) if reasons else [message]
+        self.kind: str | None = None
+        self.warnings: list[str] = []
 
 
 class HostileInput(EdxmlError):

@@ -61,9 +61,15 @@ def read_package(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PackageReading
     warnings: list[str] = []
     root = _parse_binding_well_known_prefixes(data, limits, warnings)
     _check_root(root, warnings)
-    if _is_status(root):
-        return PackageReading(_status(root, warnings), warnings)
-    return PackageReading(_document(root, limits, warnings), warnings)
+    status = _is_status(root)
+    try:
+        if status:
+            return PackageReading(_status(root, warnings), warnings)
+        return PackageReading(_document(root, limits, warnings), warnings)
+    except EdxmlError as e:
+        e.kind = "status" if status else "document"
+        e.warnings = warnings
+        raise
 
 
 def parse_package(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document | Status:

@@ -37,7 +37,7 @@ def test_json_lists_file_accepted_kind_reasons_and_warnings_and_exits_1_on_a_ref
         tmp_path / "missing.edxml",
     ]
     code, out = _check("--json", *map(str, files))
-    assert code == 1
+    assert code == 1, out
     verdicts = json.loads(out)
     assert [v["file"] for v in verdicts] == [str(f) for f in files]
     assert [(v["accepted"], v["kind"]) for v in verdicts] == [

@@ -72,6 +72,8 @@ def test_a_real_package_is_read_as_its_readme_row_expects(name: str, rows: dict[
         assert any(re.search(r"line \d+: the prefix \w+: is used", w) for w in verdict.warnings)
     elif "semantic refuse" in expect:
         assert not verdict.accepted
+        assert verdict.kind == "document"  # read far enough to tell
+        assert any("is not a date in a known form" in w for w in verdict.warnings)
         assert not any("well-formed" in r for r in verdict.reasons), verdict.reasons
         assert any("is not an agency code" in r for r in verdict.reasons)
         assert any("not valid base64" in r for r in verdict.reasons)
