@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from relay.db.tables import deliveries, destinations, documents
+from relay.domain import states
 
 
 @dataclass
@@ -63,9 +64,9 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
             deliveries.c.updated_at,
         )
         .join(documents, documents.c.id == deliveries.c.document_pk)
-        .where(deliveries.c.state.in_(["failed", "retrying"]))
+        .where(deliveries.c.state.in_([states.FAILED, states.RETRYING]))
         .order_by(
-            (deliveries.c.state != "failed"),
+            (deliveries.c.state != states.FAILED),
             deliveries.c.next_attempt_at.nulls_last(),
             deliveries.c.id,
         )
@@ -78,7 +79,7 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
             recipient=r.recipient,
             route_to=r.route_to,
             state=r.state,
-            held=r.state == "retrying" and r.route_to in down_codes,
+            held=r.state == states.RETRYING and r.route_to in down_codes,
             attempts=r.attempts,
             last_error=r.last_error,
             next_attempt_at=r.next_attempt_at,
@@ -94,7 +95,7 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
                 select(deliveries.c.route_to, func.count())
                 .where(
                     deliveries.c.route_to.in_(sorted(down_codes)),
-                    deliveries.c.state == "retrying",
+                    deliveries.c.state == states.RETRYING,
                 )
                 .group_by(deliveries.c.route_to)
             ).all()

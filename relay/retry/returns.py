@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, insert
 
 from relay.config import Settings
 from relay.db.tables import rejections
+from relay.domain import states
 from relay.domain.outgoing import Outgoing, receipt_message_id
 from relay.retry import store
 from relay.retry.policy import Decision, on_return, return_reason, should_mark_down
@@ -118,7 +119,9 @@ def apply_return(
             detail={"state": d.state, "reason": reason},
         )
         bound.info("delivery.return_ignored", state=d.state)
-        return outcome.decision, (_failed_receipt_again(conn, d) if d.state == "failed" else [])
+        return outcome.decision, (
+            _failed_receipt_again(conn, d) if d.state == states.FAILED else []
+        )
 
     event(
         RETURNED,

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from relay.config import Settings
+from relay.domain import states
 from relay.domain.outgoing import Outgoing, delivery
 from relay.retry import store
 from relay.retry.amqp import Unroutable
@@ -52,7 +53,7 @@ def _send(
         publish(outgoing(due))
     except Unroutable as e:
         # As if the copy had been published and returned at once: one attempt spent.
-        apply_return(conn, settings, dataclasses.replace(d, state="queued"), str(e))
+        apply_return(conn, settings, dataclasses.replace(d, state=states.QUEUED), str(e))
         return False
     store.mark_queued(conn, d.id)
     attempt = d.attempts + 1
@@ -106,7 +107,7 @@ def probe_destinations(engine: Engine, settings: Settings, publish: PublishFn) -
             ):
                 continue
             if dest.probe_delivery_id is not None and (
-                store.delivery_state(conn, dest.probe_delivery_id) == "queued"
+                store.delivery_state(conn, dest.probe_delivery_id) == states.QUEUED
             ):
                 continue  # the probe is out and not back yet; _back_up decides when it is over
             probe = store.claim_probe(conn, dest.code)
@@ -126,7 +127,7 @@ def _back_up(conn: Connection, settings: Settings, dest: store.Destination) -> s
             return "the probe reached it"
         quiet = settings.destination_probe_seconds
         if (
-            state == "queued"
+            state == states.QUEUED
             and dest.last_probe_at is not None
             and store.seconds_since(conn, dest.last_probe_at) >= quiet
         ):

@@ -510,11 +510,7 @@ class BatchProcessor:
             did = route.delivery.delivery_id
             was = current.get(did, route.delivery.state)
             remembered = before_recall.get(did)
-            if (
-                st.status_code == states.RECALL_REFUSED
-                and was == states.RECALL_REQUESTED
-                and did not in before_recall
-            ):
+            if was == states.RECALL_REQUESTED and did not in before_recall:
                 remembered = store.before_recall_of(self.conn, did)
             move = states.after_status(was, st.status_code, before_recall=remembered)
             if move.moved:

@@ -320,13 +320,15 @@ def status_candidates(
 
 
 def before_recall_of(conn: Connection, delivery_id: int) -> str | None:
-    """The state remembered by the latest take-back request (13) on a delivery."""
+    """What the pending take-back of a delivery remembers (:func:`states.after_status`): the
+    newest status event that carries a ``before_recall`` (the first 13 sets it, every status
+    recorded while the take-back is pending carries it forward)."""
     row = conn.execute(
         select(events.c.detail)
         .where(
             events.c.delivery_id == delivery_id,
             events.c.kind == "status",
-            events.c.status_code == "13",
+            events.c.detail["before_recall"].astext.is_not(None),
         )
         .order_by(events.c.id.desc())
         .limit(1)
