@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from relay.broker.topology import QUORUM
 from relay.config import Settings
-from relay.domain.intake import Envelope
+from relay.domain.intake import envelope
+from relay.domain.safe_text import json_safe, raw_of_unsafe
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
 from relay.worker.dbthread import DbThread
@@ -78,8 +80,10 @@ class InFlight:
 
 
 def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
-    """The message's properties as JSON, for a stored rejection."""
+    """The message's properties as JSON, for a stored rejection: text made safe for ``jsonb``,
+    and under ``raw`` the exact bytes (base64) of every value that had to be changed."""
     out: dict[str, Any] = {}
+    raw: dict[str, str] = {}
     for name in (
         "message_id",
         "user_id",
@@ -93,9 +97,13 @@ def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
     ):
         value = getattr(props, name, None)
         if value is not None:
-            out[name] = value if isinstance(value, str | int) else str(value)
+            out[name] = json_safe(value)
+            raw.update(raw_of_unsafe({name: value}))
     if props.headers:
-        out["headers"] = {str(k): str(v) for k, v in props.headers.items()}
+        out["headers"] = json_safe(props.headers)
+        raw.update(raw_of_unsafe({f"headers.{k!s}": v for k, v in props.headers.items()}))
+    if raw:
+        out["raw"] = raw
     return out
 
 
@@ -438,13 +446,7 @@ class RelayLoop:
             Inbound(
                 tag=method.delivery_tag,
                 queue=queue,
-                envelope=Envelope(
-                    owner=owner,
-                    message_id=props.message_id,
-                    user_id=props.user_id,
-                    message_type=props.type,
-                    body=body,
-                ),
+                envelope=envelope(owner, props.message_id, props.user_id, props.type, body),
                 properties=functools.partial(_properties_dict, props),
             )
         )
@@ -526,13 +528,33 @@ class RelayLoop:
                 return BatchProcessor(conn, max_bytes, self._publishing).run([m])[0]
         except _CONNECTION_ERRORS:
             raise
-        except Exception as e:
-            log.exception("relay.message_failed", message_id=m.envelope.message_id)
-            with conn.begin_nested():
-                h = Handled(inbound=m)
-                proc = BatchProcessor(conn, max_bytes)
-                proc._reject(h, f"the relay could not process this message: {e!r}")
-                proc._flush_rows()
+        except Exception:
+            # The sender gets words, not a Python repr; the operator gets the traceback, found
+            # by the reference both see.
+            ref = uuid.uuid4().hex[:12]
+            log.exception("relay.message_failed", message_id=m.envelope.message_id, ref=ref)
+            reason = (
+                "the relay could not process this message because of an error on the hub "
+                f"(reference {ref}); the hub's operators can look it up in the relay's log. "
+                "Send it again with a new message_id, or ask them"
+            )
+            try:
+                with conn.begin_nested():
+                    h = Handled(inbound=m)
+                    proc = BatchProcessor(conn, max_bytes)
+                    proc._reject(h, reason)
+                    proc._flush_rows()
+            except _CONNECTION_ERRORS:
+                raise
+            except Exception:
+                # Even the rejection cannot be stored as it is: keep the raw body and the
+                # reason with every property left out, rather than stall the agency's outbox.
+                log.exception("relay.rejection_failed", message_id=m.envelope.message_id, ref=ref)
+                with conn.begin_nested():
+                    h = Handled(inbound=m)
+                    proc = BatchProcessor(conn, max_bytes)
+                    proc._reject(h, reason, bare=True)
+                    proc._flush_rows()
             return h
 
     # -- publishing and confirms --------------------------------------------------------

@@ -184,7 +184,13 @@ class BatchProcessor:
 
     # -- rejections ---------------------------------------------------------------------
 
-    def _reject(self, h: Handled, reason: str, *, document_id: str | None = None) -> None:
+    def _reject(
+        self, h: Handled, reason: str, *, document_id: str | None = None, bare: bool = False
+    ) -> None:
+        """Refuse ``h``'s message: a ``rejected`` receipt, and the message kept with the reason.
+
+        ``bare``: the last resort when storing it failed once: its properties are left out
+        (the raw body is still kept)."""
         assert h.inbound is not None
         env = h.inbound.envelope
         mid = env.message_id or ""
@@ -212,7 +218,7 @@ class BatchProcessor:
                 "user_id": env.user_id,
                 "message_type": env.message_type,
                 "reason": reason,
-                "properties": h.inbound.properties(),
+                "properties": None if bare else h.inbound.properties(),
                 "body": env.body,
                 "receipt": json.loads(body),
                 "_receipt_id": str(receipt.receipt_id),
