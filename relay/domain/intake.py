@@ -58,6 +58,10 @@ def envelope(
 @dataclass(frozen=True)
 class Refusal:
     reason: str
+    #: set when the message was found in another agency's outbox (``user_id`` is not its
+    #: owner): the broker vouches for ``user_id``, so that is who published it and who is told
+    #: (if it is an agency); the outbox owner is never answered about a message it did not send
+    publisher: str | None = None
 
 
 #: What a NUL looks like in JSON text; only a body holding it is searched for one.
@@ -79,8 +83,10 @@ def read_submission(env: Envelope, max_bytes: int) -> Document | Status | Refusa
         )
     if env.user_id != env.owner:
         return Refusal(
-            f"user_id: {env.user_id!r} does not own queue {t.outbox_queue(env.owner)!r} "
-            f"(expected {env.owner!r})"
+            f"user_id: {env.user_id!r} published this message, but it was found in "
+            f"{t.outbox_queue(env.owner)!r}, which belongs to {env.owner!r}; an agency may "
+            "submit only to its own outbox (routing key = its own code, no CC or BCC header)",
+            publisher=env.user_id,
         )
     if not env.message_id:
         return Refusal("message_id: the AMQP message_id property is missing; set a UUID")

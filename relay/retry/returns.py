@@ -200,7 +200,9 @@ def _failed_receipt(conn: Connection, d: store.Delivery, reason: str) -> Outgoin
     earlier = store.count_events(conn, d.id, FAILED) - 1
     key = d.recipient if earlier <= 0 else f"{d.recipient}#{earlier + 1}"
     receipt = Receipt(
-        receipt_id=uuid.UUID(receipt_message_id(d.submission_id, ReceiptKind.DELIVERY_FAILED, key)),
+        receipt_id=uuid.UUID(
+            receipt_message_id(d.submission_id, ReceiptKind.DELIVERY_FAILED, key, by=d.submitted_by)
+        ),
         kind=ReceiptKind.DELIVERY_FAILED,
         in_reply_to=d.submission_id,
         message_type="document",

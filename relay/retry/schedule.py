@@ -41,6 +41,7 @@ def outgoing(due: store.Due) -> Outgoing:
         route_to=d.route_to,
         message_type=t.TYPE_DOCUMENT,
         body=due.payload,
+        message_id=d.message_id,  # as stored: a delivery made before issue 12 keeps its id
     )
 
 

@@ -42,7 +42,7 @@ def _submission(
                 document_pk=pk,
                 recipient=recipient,
                 route_to=recipient,
-                message_id=delivery_message_id(submission_id, recipient),
+                message_id=delivery_message_id(submission_id, recipient, by=sender),
                 state="accepted" if business_type == 0 else "queued",
             )
             .returning(deliveries.c.id)
@@ -122,7 +122,7 @@ def test_trace_opens_each_submission_with_its_submitted_event_from_the_stored_re
         }
         conn.execute(
             insert(receipts).values(
-                receipt_id=receipt_message_id(submission_id, "accepted"),
+                receipt_id=receipt_message_id(submission_id, "accepted", by=sender),
                 agency=sender,
                 in_reply_to=submission_id,
                 kind="accepted",
