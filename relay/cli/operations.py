@@ -107,6 +107,13 @@ def failures(as_json: bool, limit: int) -> None:
             f"DESTINATION DOWN {d.code} since {_when(d.down_since)}: {d.held} deliveries held, "
             f"last probe {_when(d.last_probe_at)}; last error: {d.last_error}"
         )
+    for m in result.messages:
+        nxt = _when(m.next_attempt_at) if m.state == "retrying" else "-"
+        click.echo(
+            f"{m.state.upper()} {m.message_type} {m.message_id} to {m.route_to} "
+            f"(about submission {m.correlation_id or '-'}): {m.attempts} attempts, next {nxt}; "
+            f"last error: {m.last_error or '-'}"
+        )
     if not result.deliveries:
         click.echo("no failed or retrying deliveries")
         return

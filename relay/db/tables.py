@@ -176,3 +176,25 @@ destinations = Table(
     Column("probe_delivery_id", BigInteger),
     _ts("updated_at"),
 )
+
+#: Statuses and receipts that came back (dead-lettered from an inbox, or unroutable) with their
+#: retry schedule: retried like deliveries, reported by ``failures`` when they finally fail
+#: (migration 0003).
+bounces = Table(
+    "bounces",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("message_id", Text, nullable=False, unique=True),
+    Column("message_type", Text, nullable=False),
+    Column("route_to", Text, nullable=False),  # the connected agency whose inbox it is for
+    Column("correlation_id", Text),
+    Column("headers", JSONB),
+    Column("body", LargeBinary, nullable=False),
+    Column("state", Text, nullable=False, server_default=text("'retrying'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("ix_bounces_due", "next_attempt_at", postgresql_where=text("state = 'retrying'")),
+)

@@ -70,6 +70,16 @@ _JSON_NUL = b"\\u0000"
 
 def read_submission(env: Envelope, max_bytes: int) -> Document | Status | Refusal:
     """The decoded document or status, or why it is refused."""
+    if env.flaw is None and any(
+        v is not None and "\x00" in v for v in (env.message_id, env.message_type, env.user_id)
+    ):
+        made = envelope(env.owner, env.message_id, env.user_id, env.message_type, env.body)
+        env.message_id, env.user_id, env.message_type = (
+            made.message_id,
+            made.user_id,
+            made.message_type,
+        )
+        env.flaw = made.flaw
     if env.flaw is not None:
         return Refusal(env.flaw)
     if len(env.body) > max_bytes:

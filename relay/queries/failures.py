@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from relay.db.tables import deliveries, destinations, documents
+from relay.db.tables import bounces, deliveries, destinations, documents
 from relay.domain import states
 
 
@@ -37,9 +37,25 @@ class DownDestination:
 
 
 @dataclass
+class FailingMessage:
+    """A forwarded status or a receipt that came back: retrying, or failed for good."""
+
+    message_id: str
+    message_type: str  # status | receipt
+    route_to: str
+    correlation_id: str | None  # the submission it is about
+    state: str  # failed | retrying
+    attempts: int
+    last_error: str | None
+    next_attempt_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+@dataclass
 class Failures:
     deliveries: list[FailingDelivery]
     destinations_down: list[DownDestination]
+    messages: list[FailingMessage] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,4 +127,26 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
         )
         for r in down_rows
     ]
-    return Failures(deliveries=found, destinations_down=down)
+    bounced = conn.execute(
+        select(bounces)
+        .where(bounces.c.state.in_([states.FAILED, states.RETRYING]))
+        .order_by(
+            (bounces.c.state != states.FAILED), bounces.c.next_attempt_at.nulls_last(), bounces.c.id
+        )
+        .limit(limit)
+    ).all()
+    messages = [
+        FailingMessage(
+            message_id=r.message_id,
+            message_type=r.message_type,
+            route_to=r.route_to,
+            correlation_id=r.correlation_id,
+            state=r.state,
+            attempts=r.attempts,
+            last_error=r.last_error,
+            next_attempt_at=r.next_attempt_at,
+            updated_at=r.updated_at,
+        )
+        for r in bounced
+    ]
+    return Failures(deliveries=found, destinations_down=down, messages=messages)

@@ -146,9 +146,14 @@ def mark_failed(conn: Connection, delivery_id: int, *, attempts: int, error: str
 
 
 def mark_queued(conn: Connection, delivery_id: int) -> None:
+    """A retried or resent copy is in the inbox: ``queued``, unless the recipient already
+    reported on it (forward only)."""
     conn.execute(
         update(deliveries)
-        .where(deliveries.c.id == delivery_id)
+        .where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.state.in_([states.RETRYING, states.FAILED, states.PENDING]),
+        )
         .values(state=states.QUEUED, next_attempt_at=None, updated_at=func.now())
     )
 
@@ -435,6 +440,18 @@ def lock_failed(conn: Connection, document_id: str, recipient: str | None = None
         .with_for_update(of=deliveries)
     ).all()
     return [Due(_to_delivery(r), bytes(r.payload)) for r in rows]
+
+
+def lease(conn: Connection, delivery_ids: Sequence[int], seconds: float) -> None:
+    """Keep claimed ``retrying`` rows off every relay's schedule for ``seconds`` (while they
+    are being published outside the claiming transaction)."""
+    if not delivery_ids:
+        return
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(delivery_ids)))
+        .values(next_attempt_at=func.now() + dt.timedelta(seconds=seconds), updated_at=func.now())
+    )
 
 
 def reset_attempts(conn: Connection, delivery_ids: Sequence[int]) -> None:

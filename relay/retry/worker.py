@@ -123,12 +123,17 @@ class RetryWorker:
         assert self._engine is not None
         headers: dict[str, Any] = dict(props.headers or {})
         msg = Returned(
-            message_id=props.message_id, message_type=props.type, headers=headers, body=body
+            message_id=props.message_id,
+            message_type=props.type,
+            headers=headers,
+            body=body,
+            correlation_id=props.correlation_id,
         )
         # Errors propagate: the connection is closed, the message is not acked and comes back.
         handled = handle_returned(self._engine, self.settings, msg, rng=self._rng)
-        for out in handled.to_publish:
-            self._publish(out)
+        # A receipt no inbox takes is kept and retried, not raised (that would bring the
+        # return back for ever).
+        schedule.send_all(self._engine, self.settings, handled.to_publish, self._publish)
         # Ack only once the decision is committed and the receipts are confirmed.
         channel.basic_ack(method.delivery_tag)
         # A burst of returns is handled in one process_data_events call; the schedule must

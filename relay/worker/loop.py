@@ -42,7 +42,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from relay.broker.topology import QUORUM
 from relay.config import Settings
 from relay.domain.intake import envelope
+from relay.domain.outgoing import Outgoing
 from relay.domain.safe_text import json_safe, raw_of_unsafe
+from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
 from relay.worker.dbthread import DbThread
@@ -76,6 +78,10 @@ class InFlight:
     published_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     confirmed: list[int] = field(default_factory=list)  # delivery ids
     failures: dict[int, str] = field(default_factory=dict)  # delivery id -> why not queued
+    #: deliveries the broker returned (no inbox): handed to the retry schedule
+    unroutable: set[int] = field(default_factory=set)
+    #: statuses and receipts the broker returned, with why: kept and retried (bounces)
+    bounced: list[tuple[Outgoing, str]] = field(default_factory=list)
     nacked: set[int] = field(default_factory=set)  # indexes into handled
 
 
@@ -633,10 +639,15 @@ class RelayLoop:
             if pub.delivery_id is not None:
                 flight.confirmed.append(pub.delivery_id)
         elif returned is not None:
-            # Unroutable (the inbox is missing): the delivery stays pending for the sweep; the
-            # outbox message is done, the database holds everything needed to publish again.
+            # Unroutable (the inbox is missing): a failed attempt. The delivery goes to the
+            # retry schedule (backoff, then ``failed`` and the sender told); a status or
+            # receipt is kept and retried the same way (issue 12 item 6). The outbox message
+            # is done: the database holds everything needed to publish again.
             if pub.delivery_id is not None:
                 flight.failures[pub.delivery_id] = returned
+                flight.unroutable.add(pub.delivery_id)
+            else:
+                flight.bounced.append((pub.outgoing, returned))
         else:
             log.warning("delivery.nacked", message_id=pub.outgoing.message_id)
             if pub.delivery_id is not None:
@@ -655,6 +666,9 @@ class RelayLoop:
         def record(conn: Connection) -> None:
             store.mark_queued(conn, flight.confirmed, flight.published_at)
             store.note_publish_failure(conn, flight.failures)
+            store.hand_to_retry(conn, flight.unroutable)
+            for out, why in flight.bounced:
+                bounces.record(conn, self.settings, out, why)
 
         self._db_queued.submit(record, lambda _r: self._acknowledge(flight))
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from relay.db.tables import agencies, deliveries, documents, events, receipts, rejections
 from relay.domain.routing import MAX_HOST_DEPTH, Entry
-from relay.domain.states import PENDING, QUEUED
+from relay.domain.states import PENDING, QUEUED, RETRYING
 from relay.domain.statuses import DeliveryRef
 
 _PG_TYPES = {
@@ -312,6 +312,19 @@ def note_publish_failure(conn: Connection, failures: dict[int, str]) -> None:
         .where(deliveries.c.id == bindparam("did"), deliveries.c.state == PENDING)
         .values(last_error=bindparam("err"), updated_at=func.now()),
         [{"did": did, "err": err} for did, err in failures.items()],
+    )
+
+
+def hand_to_retry(conn: Connection, delivery_ids: Iterable[int]) -> None:
+    """Deliveries the broker returned as unroutable (no inbox): the retry schedule takes them
+    now (``retrying``, due at once); its attempt counts, backs off and finally fails them."""
+    ids = sorted(delivery_ids)
+    if not ids:
+        return
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids), deliveries.c.state == PENDING)
+        .values(state=RETRYING, next_attempt_at=func.now(), updated_at=func.now())
     )
 
 
