@@ -36,6 +36,8 @@ log = structlog.get_logger()
 PREFETCH = 50
 #: Reconnect delays after a broker or database outage (seconds): doubling, capped.
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 15.0
+#: Statements of the retry worker end in an error after this long (milliseconds).
+STATEMENT_TIMEOUT_MS = 120_000
 #: Pause of the schedule after a database error in one pass (seconds).
 TICK_BACKOFF_SECONDS = 2.0
 
@@ -53,7 +55,9 @@ class RetryWorker:
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; survives broker and database outages."""
-        self._engine = make_engine(self.settings.database_url, pool_size=2)
+        self._engine = make_engine(
+            self.settings.database_url, pool_size=2, statement_timeout_ms=STATEMENT_TIMEOUT_MS
+        )
         delay = RECONNECT_FIRST
         try:
             while not stop.is_set():

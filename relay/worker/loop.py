@@ -6,16 +6,24 @@ each batch is handled by :class:`relay.worker.process.BatchProcessor` in ONE dat
 transaction, then everything it produced is published at once: many publishes await their
 confirms together (``multiple=True`` acks settle many at a time). When the last confirm of a batch
 arrives, its deliveries become ``queued`` (one UPDATE) and only then are its outbox messages
-acked. A returned (unroutable) or nacked copy leaves its delivery ``pending`` for the sweep; a
-nacked status forward or receipt hands the outbox message back (nack with requeue) so that the
-duplicate path publishes it again.
+acked. A nacked copy leaves its delivery ``pending`` for the sweep; a returned (unroutable) one
+goes to the retry schedule (``retrying``: backoff, then ``failed`` and the sender told); a
+returned or nacked status forward or receipt is kept in ``bounces`` and retried by the schedule,
+so an outbox message is never handed back for it (issue 12 items 6 and 9).
 
 Database work runs in :class:`relay.worker.dbthread.DbThread`, beside the ioloop. A partial
 batch (cut by ``batch_wait_ms``) waits while the database is still on the previous batch and goes
 as soon as that one is answered, so a steady trickle makes fewer, bigger transactions instead of
 a commit per few documents; a full batch (``batch_size`` or ``BATCH_MAX_BYTES``) goes at once.
-Any database or channel failure closes the connection; the broker then hands every unacked
-outbox message back, and :func:`relay.worker.main.run_relay` reconnects.
+PostgreSQL being unreachable does not close anything: the database thread waits for it with
+backoff and the same work runs again (:mod:`relay.worker.dbthread`), so the broker connection
+and the unacked outbox messages are kept; the directory poll and the sweep run on the database
+thread too, never on the ioloop. A channel failure or a bug closes the connection; the broker
+then hands every unacked outbox message back, and :func:`relay.worker.main.run_relay`
+reconnects. An outbox that cannot be declared (declared elsewhere with other arguments: 406) is
+skipped and tried again at the next directory poll, on a channel of its own, so the other
+outboxes go on; a consumer the broker cancels (queue deleted) is forgotten and picked up again
+when the queue is back.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import pika.exceptions
 import pika.spec
 import structlog
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from relay.broker.topology import QUORUM
 from relay.config import Settings
@@ -47,7 +55,7 @@ from relay.domain.safe_text import json_safe, raw_of_unsafe
 from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
-from relay.worker.dbthread import DbThread
+from relay.worker.dbthread import DbThread, Failure, classify
 from relay.worker.frames import Properties, publish_frames
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
@@ -61,11 +69,6 @@ BATCH_MAX_BYTES = 32 * 1024 * 1024
 SWEEP_LIMIT = 1000
 #: How long a stop waits for outstanding confirms before handing messages back.
 STOP_GRACE_SECONDS = 15.0
-
-
-#: Errors about the database connection itself: give everything back and reconnect. Any other
-#: database error is about the data of a batch and is confined to it.
-_CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
 @dataclass
@@ -178,6 +181,11 @@ class RelayLoop:
         self._consume: pika.channel.Channel | None = None
         self._publish: pika.channel.Channel | None = None
         self._consumers: dict[str, str] = {}  # agency code -> consumer tag
+        #: the channel outboxes are declared on, and the declarations waiting for it
+        self._declare: pika.channel.Channel | None = None
+        self._to_declare: deque[tuple[str, str, Callable[[Any], None]]] = deque()
+        self._declaring: tuple[str, str] | None = None
+        self._skipped: set[str] = set()  # outboxes the broker refused to declare
         #: consumer tag -> (queue, agency), until the broker confirms its cancel
         self._handlers: dict[str, tuple[str, str]] = {}
         self._owned: set[str] = set()  # active agencies whose outbox this worker consumes
@@ -268,6 +276,7 @@ class RelayLoop:
         self._consume = ch
         ch._on_deliver = self._dispatch_delivery  # pika internal, see _dispatch_delivery
         ch.add_on_close_callback(self._on_channel_closed)
+        ch.add_on_cancel_callback(self._on_broker_cancel)
         ch.basic_qos(prefetch_count=self.settings.prefetch, callback=self._on_qos)
 
     def _on_qos(self, _frame: Any) -> None:
@@ -278,7 +287,22 @@ class RelayLoop:
         self._publish = ch
         ch.add_on_close_callback(self._on_channel_closed)
         ch.add_on_return_callback(self._on_return)
-        ch.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_ready)
+        ch.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_publish_ready)
+
+    def _on_publish_ready(self, _frame: Any) -> None:
+        assert self._conn is not None
+        self._conn.channel(on_open_callback=self._on_declare_channel)
+
+    def _on_declare_channel(self, ch: pika.channel.Channel) -> None:
+        """Outboxes are declared on a channel of their own: a declaration the broker refuses
+        (406: the queue exists with other arguments) closes only this channel."""
+        first = self._declare is None
+        self._declare = ch
+        ch.add_on_close_callback(self._on_declare_closed)
+        if first:
+            self._on_ready(None)
+        else:
+            self._declare_next()
 
     def _on_ready(self, _frame: Any) -> None:
         self.connected = True
@@ -336,17 +360,19 @@ class RelayLoop:
     # -- directory: which outboxes to consume -------------------------------------------
 
     def _poll_directory(self) -> None:
+        """Ask the database thread for the directory: the ioloop never waits for PostgreSQL
+        (heartbeats and confirms go on while it is slow or down)."""
         if self._stopping or self._closing:
             return
-        try:
-            with self.engine.connect() as conn:
-                active = {
-                    code
-                    for code in store.active_connected_agencies(conn)
-                    if self.partition.owns(code)
-                }
-        except SQLAlchemyError as e:
-            self._fail(f"database: {e}")
+        assert self._db_queued is not None
+        owns = self.partition.owns
+        self._db_queued.submit(
+            lambda conn: {c for c in store.active_connected_agencies(conn) if owns(c)},
+            self._on_directory,
+        )
+
+    def _on_directory(self, active: set[str]) -> None:
+        if self._stopping or self._closing:
             return
         ch = self._consume
         assert ch is not None
@@ -401,16 +427,77 @@ class RelayLoop:
         if resuming:
             consume(None)
             return
-        # Declaring is idempotent and repairs an outbox the broker lost (same arguments as
-        # provisioning, so RabbitMQ sees an equivalent declaration).
+        self._to_declare.append((code, tag, consume))
+        self._declare_next()
+
+    def _declare_next(self) -> None:
+        """Declare the next outbox waiting (one at a time, so a refusal names its queue).
+
+        Declaring is idempotent and repairs an outbox the broker lost (same arguments as
+        provisioning, so RabbitMQ sees an equivalent declaration)."""
+        ch = self._declare
+        if self._declaring is not None or ch is None or not ch.is_open or self._closing:
+            return
+        while self._to_declare:
+            code, tag, consume = self._to_declare.popleft()
+            if self._consumers.get(code) == tag:
+                break
+        else:
+            return
+        self._declaring = (code, tag)
+        queue = t.outbox_queue(code)
+
+        def declared(_frame: Any) -> None:
+            self._declaring = None
+            if code in self._skipped:
+                self._skipped.discard(code)
+                log.info("relay.outbox_recovered", agency=code, queue=queue)
+            consume(None)
+            self._declare_next()
+
         ch.queue_declare(
             queue,
             durable=True,
             arguments=dict(QUORUM),
             callback=lambda _f: ch.queue_bind(
-                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=consume
+                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=declared
             ),
         )
+
+    def _on_declare_closed(self, ch: pika.channel.Channel, reason: BaseException) -> None:
+        """The broker refused a declaration: skip that outbox until the next directory poll,
+        and go on with the others on a new channel."""
+        if self._closing or self._conn is None or not self._conn.is_open:
+            return
+        failed, self._declaring = self._declaring, None
+        if failed is not None:
+            code, tag = failed
+            if self._consumers.get(code) == tag:
+                del self._consumers[code]  # not consumed: the next poll tries it again
+            if code not in self._skipped:
+                self._skipped.add(code)
+                log.error(
+                    "relay.outbox_skipped",
+                    agency=code,
+                    queue=t.outbox_queue(code),
+                    reason=str(reason),
+                    retry_in=self.settings.agency_poll_seconds,
+                )
+            else:
+                log.debug("relay.outbox_skipped", agency=code, reason=str(reason))
+        self._conn.channel(on_open_callback=self._on_declare_channel)
+
+    def _on_broker_cancel(self, frame: Any) -> None:
+        """``basic.cancel`` from the broker: the outbox was deleted. Forget the consumer; the
+        next directory poll declares the outbox again and consumes it."""
+        tag = frame.method.consumer_tag
+        where = self._handlers.pop(tag, None)
+        if where is None:
+            return
+        queue, code = where
+        if self._consumers.get(code) == tag:
+            del self._consumers[code]
+        log.warning("relay.outbox_cancelled", agency=code, queue=queue)
 
     def _cancel_consumer(self, ch: pika.channel.Channel, tag: str) -> None:
         """Cancel one consumer; what the broker sent it before the cancel took effect is
@@ -514,8 +601,11 @@ class RelayLoop:
         try:
             with conn.begin_nested():
                 handled = BatchProcessor(conn, max_bytes, self._publishing).run(batch)
-        except _CONNECTION_ERRORS:
-            raise
+        except SQLAlchemyError as e:
+            if classify(e) is not Failure.FATAL:
+                raise  # the database is gone or the transaction conflicted: all of it again
+            log.exception("relay.batch_failed", size=len(batch))
+            handled = [self._process_one(conn, m) for m in batch]
         except Exception:
             log.exception("relay.batch_failed", size=len(batch))
             handled = [self._process_one(conn, m) for m in batch]
@@ -532,36 +622,43 @@ class RelayLoop:
         try:
             with conn.begin_nested():
                 return BatchProcessor(conn, max_bytes, self._publishing).run([m])[0]
-        except _CONNECTION_ERRORS:
-            raise
-        except Exception:
-            # The sender gets words, not a Python repr; the operator gets the traceback, found
-            # by the reference both see.
-            ref = uuid.uuid4().hex[:12]
-            log.exception("relay.message_failed", message_id=m.envelope.message_id, ref=ref)
-            reason = (
-                "the relay could not process this message because of an error on the hub "
-                f"(reference {ref}); the hub's operators can look it up in the relay's log. "
-                "Send it again with a new message_id, or ask them"
-            )
-            try:
-                with conn.begin_nested():
-                    h = Handled(inbound=m)
-                    proc = BatchProcessor(conn, max_bytes)
-                    proc._reject(h, reason)
-                    proc._flush_rows()
-            except _CONNECTION_ERRORS:
+        except SQLAlchemyError as e:
+            if classify(e) is not Failure.FATAL:
                 raise
-            except Exception:
-                # Even the rejection cannot be stored as it is: keep the raw body and the
-                # reason with every property left out, rather than stall the agency's outbox.
-                log.exception("relay.rejection_failed", message_id=m.envelope.message_id, ref=ref)
-                with conn.begin_nested():
-                    h = Handled(inbound=m)
-                    proc = BatchProcessor(conn, max_bytes)
-                    proc._reject(h, reason, bare=True)
-                    proc._flush_rows()
-            return h
+            return self._reject_failed(conn, m)
+        except Exception:
+            return self._reject_failed(conn, m)
+
+    def _reject_failed(self, conn: Connection, m: Inbound) -> Handled:
+        """A message the relay could not process: rejected with words, kept, never retried
+        (retrying would stall the agency's outbox behind it). The sender gets words, not a
+        Python repr; the operator gets the traceback, found by the reference both see."""
+        ref = uuid.uuid4().hex[:12]
+        log.exception("relay.message_failed", message_id=m.envelope.message_id, ref=ref)
+        reason = (
+            "the relay could not process this message because of an error on the hub "
+            f"(reference {ref}); the hub's operators can look it up in the relay's log. "
+            "Send it again with a new message_id, or ask them"
+        )
+        try:
+            return self._store_rejection(conn, m, reason, bare=False)
+        except SQLAlchemyError as e:
+            if classify(e) is not Failure.FATAL:
+                raise
+        except Exception:
+            pass
+        # Even the rejection cannot be stored as it is: keep the raw body and the reason with
+        # every property left out, rather than stall the agency's outbox.
+        log.exception("relay.rejection_failed", message_id=m.envelope.message_id, ref=ref)
+        return self._store_rejection(conn, m, reason, bare=True)
+
+    def _store_rejection(self, conn: Connection, m: Inbound, reason: str, *, bare: bool) -> Handled:
+        with conn.begin_nested():
+            h = Handled(inbound=m)
+            proc = BatchProcessor(conn, self.settings.max_message_bytes)
+            proc._reject(h, reason, bare=bare)
+            proc._flush_rows()
+        return h
 
     # -- publishing and confirms --------------------------------------------------------
 
@@ -633,7 +730,7 @@ class RelayLoop:
             self._seq_order.popleft()
 
     def _settle(self, entry: tuple[InFlight, int, Publish], ok: bool) -> None:
-        flight, idx, pub = entry
+        flight, _idx, pub = entry
         returned = self._returned.pop(pub.outgoing.message_id, None)
         if ok and returned is None:
             if pub.delivery_id is not None:
@@ -653,7 +750,9 @@ class RelayLoop:
             if pub.delivery_id is not None:
                 flight.failures[pub.delivery_id] = "nacked by the broker"
             else:
-                flight.nacked.add(idx)
+                # Kept and retried by the schedule rather than handing the outbox message back
+                # (a requeue is a redelivery a quorum queue counts towards its limit).
+                flight.bounced.append((pub.outgoing, "nacked by the broker"))
         flight.outstanding -= 1
         if flight.outstanding == 0:
             self._inflight.discard(id(flight))
@@ -717,13 +816,14 @@ class RelayLoop:
     def _sweep(self) -> None:
         if self._stopping or self._closing or not self.partition.leader:
             return
-        try:
-            with self.engine.begin() as conn:
-                stale = store.claim_stale_pending(
-                    conn, self.settings.pending_sweep_seconds, SWEEP_LIMIT
-                )
-        except SQLAlchemyError as e:
-            self._fail(f"database: {e}")
+        assert self._db_queued is not None
+        older_than = self.settings.pending_sweep_seconds
+        self._db_queued.submit(
+            lambda conn: store.claim_stale_pending(conn, older_than, SWEEP_LIMIT), self._on_swept
+        )
+
+    def _on_swept(self, stale: list[store.PendingDelivery]) -> None:
+        if self._stopping or self._closing:
             return
         stale = [p for p in stale if p.delivery_id not in self._publishing]
         if stale:
