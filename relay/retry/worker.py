@@ -61,6 +61,7 @@ class RetryWorker:
         self._held: list[tuple[int, Returned]] = []
         self._db_down_until: float | None = None
         self._db_wait = DB_WAIT_FIRST
+        self._schedule_failing = False
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; survives broker and database outages."""
@@ -119,9 +120,16 @@ class RetryWorker:
             self._tick()
         except SQLAlchemyError as e:
             # A deadlock with another relay or a database restart: the pass was rolled back
-            # and nothing is lost; try again a little later without dropping the broker.
+            # and nothing is lost; try again a little later without dropping the broker. Said
+            # once per outage, not once per pass.
             self._next_tick = now + TICK_BACKOFF_SECONDS
-            log.warning("retry.schedule_failed", error=str(e).splitlines()[0])
+            if not self._schedule_failing:
+                self._schedule_failing = True
+                log.warning("retry.schedule_failed", error=str(e).splitlines()[0])
+            return
+        if self._schedule_failing:
+            self._schedule_failing = False
+            log.warning("retry.schedule_resumed")
 
     def _tick(self) -> None:
         assert self._engine is not None

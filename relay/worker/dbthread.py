@@ -82,6 +82,29 @@ class _Conflict(Exception):
     pass
 
 
+class DatabaseHealth:
+    """Whether PostgreSQL answers, shared by a relay's database threads so that an outage is
+    logged once (``relay.database_down``) and its end once (``relay.database_back``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.down = False
+
+    def went_down(self, error: BaseException) -> None:
+        with self._lock:
+            if self.down:
+                return
+            self.down = True
+        log.warning("relay.database_down", error=_first_line(error))
+
+    def came_back(self) -> None:
+        with self._lock:
+            if not self.down:
+                return
+            self.down = False
+        log.warning("relay.database_back")
+
+
 class DbThread:
     def __init__(
         self,
@@ -89,8 +112,10 @@ class DbThread:
         post: Post,
         on_error: Callable[[str], None],
         name: str = "lienthong-relay-db",
+        health: DatabaseHealth | None = None,
     ) -> None:
         self._engine = engine
+        self._health = health or DatabaseHealth()
         self._post = post
         self._on_error = on_error
         self._queue: queue.Queue[tuple[Work, Done] | None] = queue.Queue()
@@ -181,9 +206,8 @@ class DbThread:
 
     def _wait_for_database(self, error: SQLAlchemyError) -> bool:
         """Back off until PostgreSQL answers; False if the relay stops meanwhile."""
-        if not self.waiting:
-            self.waiting = True
-            log.warning("relay.database_down", error=_first_line(error))
+        self.waiting = True
+        self._health.went_down(error)
         waiting = Retrying(
             retry=retry_if_exception_type(SQLAlchemyError),
             wait=wait_exponential(multiplier=WAIT_FIRST_SECONDS, max=WAIT_MAX_SECONDS),
@@ -200,7 +224,7 @@ class DbThread:
         except _Stopping:
             return False
         self.waiting = False
-        log.warning("relay.database_back")
+        self._health.came_back()
         return True
 
     def _sleep(self, seconds: float) -> None:

@@ -55,7 +55,7 @@ from relay.domain.safe_text import json_safe, raw_of_unsafe
 from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
-from relay.worker.dbthread import DbThread, Failure, classify
+from relay.worker.dbthread import DatabaseHealth, DbThread, Failure, classify
 from relay.worker.frames import Properties, publish_frames
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
@@ -228,8 +228,11 @@ class RelayLoop:
             on_close_callback=self._on_closed,
         )
         post = self._conn.ioloop.add_callback_threadsafe
-        self._db = DbThread(self.engine, post, self._fail)
-        self._db_queued = DbThread(self.engine, post, self._fail, name="lienthong-relay-db-queued")
+        health = DatabaseHealth()
+        self._db = DbThread(self.engine, post, self._fail, health=health)
+        self._db_queued = DbThread(
+            self.engine, post, self._fail, name="lienthong-relay-db-queued", health=health
+        )
         self._db.start()
         self._db_queued.start()
         try:

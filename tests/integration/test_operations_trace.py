@@ -146,7 +146,8 @@ def test_failures_json_has_deliveries_and_destinations(env: Settings) -> None:
     code, out = run_cli(env, "failures", "--json")
     assert code == 0, out
     data = json.loads(out)
-    assert set(data) == {"deliveries", "destinations_down"}
+    # "messages": bounced statuses and receipts (issue 12 item 5)
+    assert set(data) == {"deliveries", "destinations_down", "messages"}
     for d in data["deliveries"]:
         assert d["state"] in ("failed", "retrying")
         assert {"document_id", "recipient", "attempts", "last_error", "next_attempt_at"} <= set(d)
