@@ -93,3 +93,84 @@ def test_a_postgresql_outage_keeps_the_broker_connection_and_loses_nothing(
         management.delete_vhost(vhost)
         for user in (a.code, b.code):
             management.delete_user(user)
+
+
+def test_the_retry_worker_holds_returns_through_an_outage_without_reconnecting(
+    services: Services, management: ManagementClient, own_postgres: str
+) -> None:
+    import threading
+    import uuid
+
+    import pika
+    import structlog
+    from sqlalchemy import select
+
+    from relay.db.tables import bounces
+    from relay.retry.worker import RetryWorker
+    from schemas import topology as t
+    from tests.relay_support import connect
+
+    vhost = unique_name("lienthong-outage").replace("_", "-")
+    settings = Settings(
+        amqp_url=services.amqp_url_for(vhost),
+        database_url=own_postgres,
+        management_url=services.management_url,
+        retry_tick_seconds=0.1,
+    )
+    run_setup(settings)
+    engine = make_engine(own_postgres)
+    stop = threading.Event()
+    worker = RetryWorker(settings)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+            thread.start()
+            time.sleep(2)
+            _pg("pg_ctlcluster", VERSION, CLUSTER, "stop", "-m", "fast")
+            # a status an adapter rejected, as RabbitMQ dead-letters it
+            mid = str(uuid.uuid4())
+            conn = connect(settings.amqp_url)
+            try:
+                conn.channel().basic_publish(
+                    "",
+                    t.RETURNED_QUEUE,
+                    b'{"schema": "lienthong.status/1"}',
+                    properties=pika.BasicProperties(
+                        message_id=mid,
+                        type=t.TYPE_STATUS,
+                        delivery_mode=2,
+                        headers={
+                            "x-first-death-reason": "rejected",
+                            "x-first-death-queue": "agency.000.00.00.G22.inbox",
+                        },
+                    ),
+                )
+            finally:
+                conn.close()
+            time.sleep(8)
+            _pg("pg_ctlcluster", VERSION, CLUSTER, "start")
+
+            def recorded() -> bool:
+                try:
+                    with engine.connect() as db:
+                        return (
+                            db.execute(
+                                select(bounces.c.id).where(bounces.c.message_id == mid)
+                            ).first()
+                            is not None
+                        )
+                except Exception:
+                    return False
+
+            deadline = time.monotonic() + 40
+            while not recorded() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert recorded()
+        events = [e["event"] for e in logs]
+        assert "retry.worker_interrupted" not in events, events
+        assert events.count("retry.database_down") == 1, events
+        assert events.count("retry.database_back") == 1, events
+    finally:
+        stop.set()
+        engine.dispose()
+        management.delete_vhost(vhost)
