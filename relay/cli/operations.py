@@ -87,7 +87,8 @@ def trace(document_id: str, as_json: bool) -> None:
 @click.option("--limit", default=1000, show_default=True, help="At most this many deliveries.")
 @friendly_errors
 def failures(as_json: bool, limit: int) -> None:
-    """Deliveries that failed or are retrying, and destinations that are down."""
+    """Deliveries that failed or are retrying, statuses and receipts that came back and are
+    retrying or failed, and destinations that are down."""
     from relay.db.engine import make_engine
     from relay.queries.failures import load_failures
 
