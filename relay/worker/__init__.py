@@ -9,7 +9,10 @@ Modules:
   confirm-mode publishing channel, batching, streamed confirms, acks, the pending sweep.
 - :mod:`relay.worker.dbthread` — transactions beside the ioloop, several batches per commit
   when the database is the slower side. Two of them: one stores batches, the other records
-  confirmed publishes (``queued``) on a connection of its own, so PostgreSQL does both at once.
+  confirmed publishes (``queued``), polls the directory and sweeps, on a connection of its own,
+  so PostgreSQL does both at once and the ioloop never waits for it. They wait out a
+  PostgreSQL outage (backoff, logged once) and run the same work again, and retry a deadlocked
+  transaction, instead of dropping the broker connection.
 - :mod:`relay.worker.process` — one batch in one transaction: checks, routing, rows, and what
   to publish per outbox message.
 - :mod:`relay.worker.store` — multi-row SQL (``INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING
