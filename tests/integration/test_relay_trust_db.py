@@ -372,3 +372,33 @@ def test_the_delivery_failed_receipt_of_a_last_unroutable_retry_is_published(
         ).scalar_one()
     assert state == "failed"
     assert [json.loads(o.body)["kind"] for o in published] == ["delivery_failed"]
+
+
+# -- item 14: words, not a Python repr --------------------------------------------------
+
+
+def test_a_message_the_relay_cannot_process_is_rejected_in_words_not_a_repr(
+    db: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relay.worker import loop as loop_module
+
+    a, b = _agencies(db, 2)
+    sub, _ = _doc(a, [b])
+    real_run = loop_module.BatchProcessor.run
+    calls: list[int] = []
+
+    def broken_once(self: BatchProcessor, batch: list[Inbound]) -> list[Handled]:
+        calls.append(1)
+        if len(calls) <= 2:  # the batch, then the message on its own
+            raise ValueError("unexpected <Document object at 0x7f00>")
+        return real_run(self, batch)
+
+    monkeypatch.setattr(loop_module.BatchProcessor, "run", broken_once)
+    relay = loop_module.RelayLoop(settings, db)
+    with db.begin() as conn:
+        [h] = relay._process_in(conn, [sub])
+
+    assert h.outcome == "rejected"
+    receipt = json.loads(h.publishes[0].outgoing.body)
+    assert "ValueError" not in receipt["reason"] and "0x7f00" not in receipt["reason"]
+    assert "reference" in receipt["reason"], receipt["reason"]
