@@ -89,7 +89,7 @@ def submit_many(
             submission_id = str(uuid.uuid4())
             document_id = f"{sender},2026/11/24,{secrets.token_hex(4)}/TEST"
             payload = b'{"schema": "lienthong.document/1", "test": "%s"}' % document_id.encode()
-            mid = delivery_message_id(submission_id, recipient)
+            mid = delivery_message_id(submission_id, recipient, by=sender)
             pk = conn.execute(
                 insert(documents)
                 .values(

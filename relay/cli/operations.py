@@ -87,7 +87,8 @@ def trace(document_id: str, as_json: bool) -> None:
 @click.option("--limit", default=1000, show_default=True, help="At most this many deliveries.")
 @friendly_errors
 def failures(as_json: bool, limit: int) -> None:
-    """Deliveries that failed or are retrying, and destinations that are down."""
+    """Deliveries that failed or are retrying, statuses and receipts that came back and are
+    retrying or failed, and destinations that are down."""
     from relay.db.engine import make_engine
     from relay.queries.failures import load_failures
 
@@ -106,6 +107,13 @@ def failures(as_json: bool, limit: int) -> None:
         click.echo(
             f"DESTINATION DOWN {d.code} since {_when(d.down_since)}: {d.held} deliveries held, "
             f"last probe {_when(d.last_probe_at)}; last error: {d.last_error}"
+        )
+    for m in result.messages:
+        nxt = _when(m.next_attempt_at) if m.state == "retrying" else "-"
+        click.echo(
+            f"{m.state.upper()} {m.message_type} {m.message_id} to {m.route_to} "
+            f"(about submission {m.correlation_id or '-'}): {m.attempts} attempts, next {nxt}; "
+            f"last error: {m.last_error or '-'}"
         )
     if not result.deliveries:
         click.echo("no failed or retrying deliveries")

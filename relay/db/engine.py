@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine, create_engine
 
+#: How long opening a connection may take before it counts as PostgreSQL being unreachable
+#: (libpq waits for the OS otherwise: minutes on a dropped network).
+CONNECT_TIMEOUT_SECONDS = 10
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine for ``url`` (``postgresql+psycopg://…``; a bare ``postgresql://`` is upgraded)."""
+
+def make_engine(url: str, *, pool_size: int = 5, statement_timeout_ms: int | None = None) -> Engine:
+    """An engine for ``url`` (``postgresql+psycopg://…``; a bare ``postgresql://`` is upgraded).
+
+    ``statement_timeout_ms``: the daemons set one, so that a statement stuck behind a lock or
+    on a failing disk ends in an error they handle instead of hanging a thread for ever.
+    """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, pool_size=pool_size, pool_pre_ping=True, future=True)
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if statement_timeout_ms is not None:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    return create_engine(
+        url, pool_size=pool_size, pool_pre_ping=True, future=True, connect_args=connect_args
+    )

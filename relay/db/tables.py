@@ -55,12 +55,13 @@ agencies = Table(
     Index("ix_agencies_host", "host"),
 )
 
-#: One row per accepted document submission (``message_id`` chosen by the sender's adapter).
+#: One row per accepted document submission (``message_id`` chosen by the sender's adapter,
+#: unique per submitting agency: migration 0003).
 documents = Table(
     "documents",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("message_id", Text, nullable=False, unique=True),
+    Column("message_id", Text, nullable=False),
     Column("document_id", Text, nullable=False),
     Column("business_type", SmallInteger, nullable=False),
     Column("sender", Text, nullable=False),  # edXML From/OrganId (maybe a hosted unit)
@@ -69,6 +70,8 @@ documents = Table(
     Column("payload", LargeBinary, nullable=False),  # the body as received, for redelivery
     _ts("received_at"),
     Index("ix_documents_document_id", "document_id"),
+    Index("ix_documents_message_id", "message_id"),
+    UniqueConstraint("submitted_by", "message_id"),
 )
 
 #: One row per document x recipient: the delivery receipt.
@@ -113,8 +116,11 @@ events = Table(
     Column("detail", JSONB),
     Index("ix_events_document_pk", "document_pk"),
     Index("ix_events_delivery_id", "delivery_id"),
+    # A status is recorded once per sender (migration 0003): another agency reusing its id
+    # is a status of its own.
     Index(
-        "uq_events_message_id",
+        "uq_events_actor_message_id",
+        "actor",
         "message_id",
         unique=True,
         postgresql_where=text("message_id IS NOT NULL"),
@@ -169,4 +175,26 @@ destinations = Table(
     # The delivery sent as a probe while the destination is down (retry helper, issue 5).
     Column("probe_delivery_id", BigInteger),
     _ts("updated_at"),
+)
+
+#: Statuses and receipts that came back (dead-lettered from an inbox, or unroutable) with their
+#: retry schedule: retried like deliveries, reported by ``failures`` when they finally fail
+#: (migration 0003).
+bounces = Table(
+    "bounces",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("message_id", Text, nullable=False, unique=True),
+    Column("message_type", Text, nullable=False),
+    Column("route_to", Text, nullable=False),  # the connected agency whose inbox it is for
+    Column("correlation_id", Text),
+    Column("headers", JSONB),
+    Column("body", LargeBinary, nullable=False),
+    Column("state", Text, nullable=False, server_default=text("'retrying'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("ix_bounces_due", "next_attempt_at", postgresql_where=text("state = 'retrying'")),
 )

@@ -2,45 +2,76 @@
 
 A retry, a resend and a republish after a crash all produce the same message id for the same
 submission and recipient, so the receiving adapter recognises a copy it already stored.
+
+Every id the hub creates (document copies, forwarded statuses, receipts) is derived in the
+hub's own namespace from the *kind* of message, the *agency that submitted* the message it is
+about, and that submission's id (issue 12 item 4). An agency chooses its own message ids, but
+a copy of A's submission and a status forwarded for C can never share an id, even when C reuses
+A's submission id; and an id that an agency reuses is its own submission (dedup is per sender).
+Ids already stored in ``deliveries.message_id`` (derived before, by
+:func:`legacy_delivery_message_id`) keep their meaning: copies are published again with the
+stored id, never a recomputed one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 
 from schemas import topology as t
 
-#: Namespace of every id the relay derives (uuid5); never change it.
+#: Namespace of the ids the relay derived before issue 12 (uuid5); never change it.
 LIENTHONG_NAMESPACE = uuid.UUID("6f0c1f7e-3b1a-5d8e-9a52-4c1e2b7d9f10")
+#: Namespace of every id the relay derives now: names are JSON lists ``[kind, agency, ...]``,
+#: so no part can run into the next; never change it.
+HUB_NAMESPACE = uuid.UUID("3d4f5b2e-9c1a-5e7f-8b6d-2a0c4e6f8a1b")
+
+#: Kinds of hub ids (the first element of the name).
+KIND_DELIVERY = "delivery"
+KIND_STATUS = "status"
+KIND_RECEIPT = "receipt"
 
 
-_NAMESPACE_BYTES = LIENTHONG_NAMESPACE.bytes
-
-
-def _uuid5_str(name: str) -> str:
-    """``str(uuid.uuid5(LIENTHONG_NAMESPACE, name))`` without the UUID objects (hot path)."""
-    h = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+def _uuid5_str(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))`` without the UUID objects (hot path)."""
+    h = bytearray(hashlib.sha1(namespace.bytes + name.encode("utf-8")).digest()[:16])
     h[6] = (h[6] & 0x0F) | 0x50  # version 5
     h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = h.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
-def delivery_message_id(submission_id: str, recipient: str) -> str:
-    """The message id of the copy of submission ``submission_id`` for ``recipient``."""
-    return _uuid5_str(f"delivery/{submission_id}/{recipient}")
+def hub_id(kind: str, agency: str, *parts: str) -> str:
+    """The id of a message the hub creates: ``kind``, the submitting ``agency``, then the rest."""
+    return _uuid5_str(HUB_NAMESPACE, json.dumps([kind, agency, *parts], ensure_ascii=False))
 
 
-def receipt_message_id(submission_id: str, kind: str, recipient: str = "") -> str:
-    """The message id of a receipt about ``submission_id`` (one per kind and recipient)."""
-    return _uuid5_str(f"receipt/{submission_id}/{kind}/{recipient}")
+def delivery_message_id(submission_id: str, recipient: str, *, by: str) -> str:
+    """The message id of the copy of ``by``'s submission ``submission_id`` for ``recipient``."""
+    return hub_id(KIND_DELIVERY, by, submission_id, recipient)
 
 
-def receipt_uuid(submission_id: str, kind: str, recipient: str = "") -> uuid.UUID:
+def status_message_id(submission_id: str, addressee: str, *, by: str) -> str:
+    """The message id of ``by``'s status ``submission_id`` forwarded to ``addressee``."""
+    return hub_id(KIND_STATUS, by, submission_id, addressee)
+
+
+def legacy_delivery_message_id(submission_id: str, recipient: str) -> str:
+    """How copies were named before issue 12 (kept for reading old rows and old tests)."""
+    return _uuid5_str(LIENTHONG_NAMESPACE, f"delivery/{submission_id}/{recipient}")
+
+
+def receipt_message_id(submission_id: str, kind: str, recipient: str = "", *, by: str) -> str:
+    """The message id of a receipt about ``by``'s ``submission_id`` (one per kind and
+    recipient)."""
+    return hub_id(KIND_RECEIPT, by, submission_id, kind, recipient)
+
+
+def receipt_uuid(submission_id: str, kind: str, recipient: str = "", *, by: str) -> uuid.UUID:
     """``receipt_message_id`` as a UUID (the receipt's ``receipt_id``)."""
-    return uuid.uuid5(LIENTHONG_NAMESPACE, f"receipt/{submission_id}/{kind}/{recipient}")
+    return uuid.UUID(receipt_message_id(submission_id, kind, recipient, by=by))
 
 
 @dataclass(slots=True)
@@ -71,12 +102,16 @@ def delivery(
 ) -> Outgoing:
     """The copy of a document or status submission for one recipient.
 
-    ``message_id``, when given, must be ``delivery_message_id(submission_id, recipient)``
-    computed earlier (it saves computing it twice on the hot path).
+    ``message_id``, when given, is the copy's id computed earlier or stored (a delivery made
+    before issue 12 keeps its old id); otherwise it is derived from the kind, the submitting
+    agency (``sender``), the submission and the recipient.
     """
+    if message_id is None:
+        kind = KIND_STATUS if message_type == t.TYPE_STATUS else KIND_DELIVERY
+        message_id = hub_id(kind, sender, submission_id, recipient)
     return Outgoing(
         route_to=route_to,
-        message_id=message_id or delivery_message_id(submission_id, recipient),
+        message_id=message_id,
         message_type=message_type,
         body=body,
         headers={

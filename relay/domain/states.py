@@ -3,12 +3,17 @@
 A delivery is one document x recipient. Its state moves along the progress chain
 ``pending → queued → delivered (01) → accepted (03) → assigned (04) → processing (05) →
 completed (06)``; ``refused`` (02) ends it; the sender's take-back request (13) puts it in
-``recall_requested``, which the recipient answers with 15 (``recalled``) or 16 (back to the
-state it had before the request). ``retrying`` and ``failed`` belong to the retry worker and rank
-with ``queued``: any status from the recipient proves it got the document after all.
+``recall_requested``, which the recipient answers with 15 (``recalled``) or 16. A 16 returns
+the delivery to the state it had before the *first* 13 of the take-back, raised by any progress
+the recipient reported while the request was pending (05 then 13, 13, 06, 16 ends
+``completed``): a repeated 13 never replaces what was remembered, and nothing moves backwards.
+``retrying`` and ``failed`` belong to the retry worker and rank with ``queued``: any status
+from the recipient proves it got the document after all.
 
 A late or out-of-order status never moves a delivery backwards; it is recorded in the timeline
-only. The functions here are pure: the worker loads the current state, asks, and stores.
+only. The functions here are pure: the worker loads the current state, asks, and stores. The
+state lists the SQL needs (``REACHED_STATES``, ``RETURNABLE_STATES``, ``OPEN_STATES``) are
+built here too, so that no query spells a state of its own.
 """
 
 from __future__ import annotations
@@ -61,6 +66,20 @@ FINAL_STATES: Final = frozenset({COMPLETED, REFUSED, RECALLED})
 
 ALL_STATES: Final = frozenset(PROGRESS_RANK) | {REFUSED, RECALL_REQUESTED, RECALLED}
 
+#: States in which the recipient's adapter has the document (status 01 or later).
+REACHED_STATES: Final = frozenset(
+    {st for st, rank in PROGRESS_RANK.items() if rank >= PROGRESS_RANK[DELIVERED]}
+    | {REFUSED, RECALL_REQUESTED, RECALLED}
+)
+
+#: States from which a copy that comes back from the inbox is a failed attempt to count.
+#: ``pending`` too: the copy was published, its confirm just had not been recorded yet.
+RETURNABLE_STATES: Final = frozenset({PENDING, QUEUED})
+
+#: States in which the hub still owes the recipient the document (``failures`` shows the last
+#: two).
+OPEN_STATES: Final = frozenset({PENDING, QUEUED, RETRYING})
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -79,9 +98,20 @@ def _stay(current: str) -> Transition:
 def after_status(current: str, code: str, *, before_recall: str | None = None) -> Transition:
     """The delivery's state after status ``code`` arrives while it is in ``current``.
 
-    ``before_recall`` is the state remembered when the pending take-back request (13) arrived;
-    it is where a 16 returns the delivery to (``delivered`` if unknown).
+    ``before_recall`` is what a pending take-back request (13) remembers: the state before its
+    first 13, raised by progress reported since. It is where a 16 returns the delivery to
+    (``delivered`` if unknown). While a take-back is pending, every transition carries the
+    remembered state forward in ``before_recall`` (raised by a progress status), so the caller
+    only ever needs the latest one.
     """
+    if current == RECALL_REQUESTED and code not in (RECALL_AGREED, RECALL_REFUSED):
+        # Recorded, not moved: but progress raises where a refusal (16) will return to.
+        kept = before_recall if before_recall in PROGRESS_RANK else DELIVERED
+        assert kept is not None
+        target = PROGRESS_STATUS.get(code)
+        if target is not None and PROGRESS_RANK[target] > PROGRESS_RANK[kept]:
+            kept = target
+        return Transition(state=current, moved=False, before_recall=kept)
     if code in PROGRESS_STATUS:
         target = PROGRESS_STATUS[code]
         if current in PROGRESS_RANK and PROGRESS_RANK[target] > PROGRESS_RANK[current]:

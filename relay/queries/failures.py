@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from relay.db.tables import deliveries, destinations, documents
+from relay.db.tables import bounces, deliveries, destinations, documents
+from relay.domain import states
 
 
 @dataclass
@@ -36,9 +37,25 @@ class DownDestination:
 
 
 @dataclass
+class FailingMessage:
+    """A forwarded status or a receipt that came back: retrying, or failed for good."""
+
+    message_id: str
+    message_type: str  # status | receipt
+    route_to: str
+    correlation_id: str | None  # the submission it is about
+    state: str  # failed | retrying
+    attempts: int
+    last_error: str | None
+    next_attempt_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+@dataclass
 class Failures:
     deliveries: list[FailingDelivery]
     destinations_down: list[DownDestination]
+    messages: list[FailingMessage] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,9 +80,9 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
             deliveries.c.updated_at,
         )
         .join(documents, documents.c.id == deliveries.c.document_pk)
-        .where(deliveries.c.state.in_(["failed", "retrying"]))
+        .where(deliveries.c.state.in_([states.FAILED, states.RETRYING]))
         .order_by(
-            (deliveries.c.state != "failed"),
+            (deliveries.c.state != states.FAILED),
             deliveries.c.next_attempt_at.nulls_last(),
             deliveries.c.id,
         )
@@ -78,7 +95,7 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
             recipient=r.recipient,
             route_to=r.route_to,
             state=r.state,
-            held=r.state == "retrying" and r.route_to in down_codes,
+            held=r.state == states.RETRYING and r.route_to in down_codes,
             attempts=r.attempts,
             last_error=r.last_error,
             next_attempt_at=r.next_attempt_at,
@@ -94,7 +111,7 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
                 select(deliveries.c.route_to, func.count())
                 .where(
                     deliveries.c.route_to.in_(sorted(down_codes)),
-                    deliveries.c.state == "retrying",
+                    deliveries.c.state == states.RETRYING,
                 )
                 .group_by(deliveries.c.route_to)
             ).all()
@@ -110,4 +127,26 @@ def load_failures(conn: Connection, *, limit: int = 1000) -> Failures:
         )
         for r in down_rows
     ]
-    return Failures(deliveries=found, destinations_down=down)
+    bounced = conn.execute(
+        select(bounces)
+        .where(bounces.c.state.in_([states.FAILED, states.RETRYING]))
+        .order_by(
+            (bounces.c.state != states.FAILED), bounces.c.next_attempt_at.nulls_last(), bounces.c.id
+        )
+        .limit(limit)
+    ).all()
+    messages = [
+        FailingMessage(
+            message_id=r.message_id,
+            message_type=r.message_type,
+            route_to=r.route_to,
+            correlation_id=r.correlation_id,
+            state=r.state,
+            attempts=r.attempts,
+            last_error=r.last_error,
+            next_attempt_at=r.next_attempt_at,
+            updated_at=r.updated_at,
+        )
+        for r in bounced
+    ]
+    return Failures(deliveries=found, destinations_down=down, messages=messages)

@@ -7,14 +7,17 @@ How it behaves (the choices DESIGN leaves open, written down here):
   ``delivery-limit``, is dead-lettered too. All of them arrive on ``lienthong.returned`` with
   their original properties; ``message_id`` names the delivery. The reason shown to operators
   comes from ``x-death`` / ``x-first-death-reason`` (``rejected``, ``expired``,
-  ``delivery_limit``). Returned statuses and receipts, and ids that match no delivery, are
-  stored in ``rejections`` with the reason and acked; they are not retried.
+  ``delivery_limit``). Returned statuses and receipts are kept in ``bounces`` and retried with
+  the same policy (:mod:`relay.retry.bounces`); ids that match no delivery are stored in
+  ``rejections`` with the reason and acked.
 - **Attempts.** ``deliveries.attempts`` counts copies that came back. After a return the next
   attempt waits a delay drawn with full jitter from ``[0, min(cap, base·2^(attempts-1))]``
   (``LIENTHONG_RETRY_BASE_SECONDS`` = 30, ``LIENTHONG_RETRY_MAX_SECONDS`` = 3600). When
   ``attempts`` reaches ``LIENTHONG_RETRY_MAX_ATTEMPTS`` (8) the delivery is ``failed`` and the
   submitting agency gets a ``delivery_failed`` receipt naming the recipient and the last reason.
-  A copy that no inbox takes (unroutable) counts as an attempt too.
+  A copy that no inbox takes (unroutable) counts as an attempt too, whether the relay or the
+  schedule published it (the relay hands such a delivery to the schedule at once), and the
+  ``delivery_failed`` receipt of a last unroutable attempt is published like any other.
 - **The schedule** is ``deliveries.next_attempt_at`` in PostgreSQL. Every relay runs a retry
   worker that looks for due rows every ``LIENTHONG_RETRY_TICK_SECONDS`` (0.5) and claims them
   with ``FOR UPDATE SKIP LOCKED``, so several relays share one schedule and a stopped relay
@@ -32,6 +35,10 @@ How it behaves (the choices DESIGN leaves open, written down here):
 - **Resend** (``lienthong resend``) publishes failed deliveries again with their message ids,
   resets their attempts, and records ``resent`` with the operator's name; a second run finds
   nothing failed and changes nothing.
+- **No lock across a confirm.** The schedule, the probes and resend claim rows in one short
+  transaction (``SKIP LOCKED``, then a lease of ``CLAIM_LEASE_SECONDS`` on ``next_attempt_at``),
+  publish outside any transaction, and record each outcome in another; a crash in between
+  leaves the row due when the lease ends (at least once, same message id).
 
 Timeline events written here: ``returned``, ``retry_scheduled``, ``retry_held``, ``failed``,
 ``retry_published``, ``probe_published``, ``return_ignored``, ``destination_down``,

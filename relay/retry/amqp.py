@@ -7,6 +7,7 @@ import time
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from relay.domain.outgoing import Outgoing
 from relay.errors import PermanentError, ServiceUnavailable, TransientError
@@ -28,8 +29,9 @@ def connect(amqp_url: str, *, name: str) -> pika.BlockingConnection:
     params.client_properties = {"connection_name": name}
     try:
         return pika.BlockingConnection(params)
-    # A stalled handshake raises AMQPConnectorException, which is not an AMQPError.
-    except (pika.exceptions.AMQPError, pika.exceptions.AMQPConnectorException) as e:
+    # A stalled handshake raises AMQPConnectorException, which is not an AMQPError; pika
+    # defines it in its connection workflow module, not in pika.exceptions.
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         raise ServiceUnavailable(f"RabbitMQ is unreachable ({type(e).__name__}: {e})") from e
 
 

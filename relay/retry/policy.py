@@ -15,23 +15,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-#: Delivery states from which a returned copy is a failed attempt to count. ``pending`` too:
-#: the copy was published, the relay just had not recorded the confirm yet when it came back.
-RETURNABLE_STATES = frozenset({"pending", "queued"})
+from relay.domain import states
 
-#: States in which the recipient's adapter has the document (status 01 or later).
-REACHED_STATES = frozenset(
-    {
-        "delivered",
-        "accepted",
-        "assigned",
-        "processing",
-        "completed",
-        "refused",
-        "recall_requested",
-        "recalled",
-    }
-)
+#: Delivery states from which a returned copy is a failed attempt to count, and states in
+#: which the recipient has the document: both defined with the state rules.
+RETURNABLE_STATES = states.RETURNABLE_STATES
+REACHED_STATES = states.REACHED_STATES
 
 #: Dead-letter reasons RabbitMQ writes in ``x-first-death-reason`` / ``x-death[].reason``,
 #: told in words an operator can act on.

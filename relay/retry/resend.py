@@ -1,8 +1,11 @@
 """``lienthong resend``: an operator re-drives failed deliveries, same message id, on the record.
 
-The failed rows are locked, published with confirms, then marked ``queued`` with a ``resent``
-event naming the operator, all in one transaction: run twice, the second run finds nothing
-failed and changes nothing. A broker that refuses rolls everything back.
+No row lock is held while the broker confirms (issue 12 item 12): the failed rows are claimed
+in one short transaction (``retrying``, attempts reset, a ``resent`` event naming the operator,
+next attempt one lease ahead), then published with confirms, then each confirmed copy is marked
+``queued`` in a transaction of its own. Run twice, the second run finds nothing failed and
+changes nothing. A copy the broker refuses stays ``retrying``: the retry schedule sends it when
+the lease ends, so a resend is never lost half way.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from relay.db.tables import deliveries, documents
 from relay.errors import NotFound
 from relay.retry import store
 from relay.retry.returns import PublishFn
-from relay.retry.schedule import RETRY_PUBLISHED, outgoing
+from relay.retry.schedule import CLAIM_LEASE_SECONDS, RETRY_PUBLISHED, outgoing
 from schemas import topology as t
 
 log = structlog.get_logger()
@@ -66,11 +69,12 @@ def resend(
                 f"--recipient: {recipient!r} is not a recipient of {document_id!r} "
                 f"(recipients: {known})"
             )
-        for due in store.lock_failed(conn, document_id, recipient):
+        claimed = store.lock_failed(conn, document_id, recipient)
+        for due in claimed:
             d = due.delivery
-            publish(outgoing(due))
-            store.mark_queued(conn, d.id)
-            store.reset_attempts(conn, [d.id])
+            store.schedule_retry(
+                conn, d.id, attempts=0, error="resent by an operator", delay=CLAIM_LEASE_SECONDS
+            )
             store.add_event(
                 conn,
                 kind=RESENT,
@@ -80,6 +84,11 @@ def resend(
                 description=f"resent by {by} after {d.attempts} failed attempts",
                 detail={"by": by, "previous_attempts": d.attempts},
             )
+    for due in claimed:
+        d = due.delivery
+        publish(outgoing(due))  # a lost broker raises: the rest are due when the lease ends
+        with engine.begin() as conn:
+            store.mark_queued(conn, d.id)
             store.add_event(
                 conn,
                 kind=RETRY_PUBLISHED,
@@ -89,21 +98,21 @@ def resend(
                 description=f"attempt 1 (resend) published to {t.inbox_queue(d.route_to)}",
                 detail={"attempt": 1, "resend": True},
             )
-            log.info(
-                "delivery.resent",
-                message_id=d.message_id,
+        log.info(
+            "delivery.resent",
+            message_id=d.message_id,
+            document_id=d.document_id,
+            agency=d.route_to,
+            by=by,
+        )
+        done.append(
+            Resent(
                 document_id=d.document_id,
-                agency=d.route_to,
-                by=by,
+                submission_id=d.submission_id,
+                recipient=d.recipient,
+                route_to=d.route_to,
+                message_id=d.message_id,
+                previous_attempts=d.attempts,
             )
-            done.append(
-                Resent(
-                    document_id=d.document_id,
-                    submission_id=d.submission_id,
-                    recipient=d.recipient,
-                    route_to=d.route_to,
-                    message_id=d.message_id,
-                    previous_attempts=d.attempts,
-                )
-            )
+        )
     return done

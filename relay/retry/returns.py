@@ -21,8 +21,9 @@ from sqlalchemy import Connection, Engine, insert
 
 from relay.config import Settings
 from relay.db.tables import rejections
+from relay.domain import states
 from relay.domain.outgoing import Outgoing, receipt_message_id
-from relay.retry import store
+from relay.retry import bounces, store
 from relay.retry.policy import Decision, on_return, return_reason, should_mark_down
 from schemas import Receipt, ReceiptKind
 from schemas import topology as t
@@ -48,6 +49,7 @@ class Returned:
     message_type: str | None
     headers: Mapping[str, Any]
     body: bytes
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,22 @@ def handle_returned(
             else None
         )
         if found is None:
+            route_to = bounces.route_of_return(msg.headers)
+            if (
+                msg.message_id
+                and msg.message_type in (t.TYPE_STATUS, t.TYPE_RECEIPT)
+                and route_to is not None
+            ):
+                # A forwarded status or a receipt: retried like a delivery (issue 12 item 5).
+                out = bounces.from_returned(
+                    msg.message_id,
+                    msg.message_type,
+                    msg.headers,
+                    msg.body,
+                    route_to,
+                    msg.correlation_id,
+                )
+                return Handled(bounces.record(conn, settings, out, reason, rng=rng), [])
             _record_stray(conn, msg, reason)
             return Handled(None, [])
         decision, outs = apply_return(conn, settings, found, reason, rng=rng)
@@ -118,7 +136,9 @@ def apply_return(
             detail={"state": d.state, "reason": reason},
         )
         bound.info("delivery.return_ignored", state=d.state)
-        return outcome.decision, (_failed_receipt_again(conn, d) if d.state == "failed" else [])
+        return outcome.decision, (
+            _failed_receipt_again(conn, d) if d.state == states.FAILED else []
+        )
 
     event(
         RETURNED,
@@ -197,7 +217,9 @@ def _failed_receipt(conn: Connection, d: store.Delivery, reason: str) -> Outgoin
     earlier = store.count_events(conn, d.id, FAILED) - 1
     key = d.recipient if earlier <= 0 else f"{d.recipient}#{earlier + 1}"
     receipt = Receipt(
-        receipt_id=uuid.UUID(receipt_message_id(d.submission_id, ReceiptKind.DELIVERY_FAILED, key)),
+        receipt_id=uuid.UUID(
+            receipt_message_id(d.submission_id, ReceiptKind.DELIVERY_FAILED, key, by=d.submitted_by)
+        ),
         kind=ReceiptKind.DELIVERY_FAILED,
         in_reply_to=d.submission_id,
         message_type="document",

@@ -1,9 +1,13 @@
 """The persisted retry schedule: publish due retries, probe destinations that are down.
 
-Each pass is one transaction: rows are claimed with ``FOR UPDATE SKIP LOCKED``, published with
-confirms, marked ``queued`` and committed. A crash after the publish and before the commit
-leaves the row due, so it is published again with the same message id, which the recipient's
-adapter recognises: at least once, never lost.
+No row lock is held while the broker confirms (issue 12 item 12): due rows are *claimed* in a
+short transaction (``FOR UPDATE SKIP LOCKED``, then their ``next_attempt_at`` is pushed
+``CLAIM_LEASE_SECONDS`` ahead, so no other relay takes them meanwhile), published with
+confirms outside any transaction, and the outcome is recorded in another short transaction. A
+crash after the publish and before the record leaves the row due again when the lease ends, so
+it is published again with the same message id, which the recipient's adapter recognises: at
+least once, never lost. Recording is forward only: a delivery the recipient reported on while
+its copy was out keeps what it reached.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from relay.config import Settings
+from relay.domain import states
 from relay.domain.outgoing import Outgoing, delivery
-from relay.retry import store
-from relay.retry.amqp import Unroutable
+from relay.retry import bounces, store
+from relay.retry.amqp import NotConfirmed, Unroutable
 from relay.retry.policy import REACHED_STATES
 from relay.retry.returns import DESTINATION_UP, PublishFn, apply_return
 from schemas import topology as t
@@ -40,52 +45,116 @@ def outgoing(due: store.Due) -> Outgoing:
         route_to=d.route_to,
         message_type=t.TYPE_DOCUMENT,
         body=due.payload,
+        message_id=d.message_id,  # as stored: a delivery made before issue 12 keeps its id
     )
 
 
-def _send(
-    conn: Connection, settings: Settings, due: store.Due, publish: PublishFn, *, kind: str
+#: How long a claimed row is left alone by the other relays while it is being published.
+CLAIM_LEASE_SECONDS = 60.0
+
+
+def _record(
+    engine: Engine,
+    settings: Settings,
+    due: store.Due,
+    outcome: Exception | None,
+    publish: PublishFn,
+    *,
+    kind: str,
 ) -> bool:
-    """Publish one claimed delivery and record it; an unroutable copy counts as a failed try."""
+    """Record one publish of a claimed delivery in a transaction of its own; True if it went
+    out. An unroutable copy counts as a failed attempt (as if published and returned at once)."""
     d = due.delivery
-    try:
-        publish(outgoing(due))
-    except Unroutable as e:
-        # As if the copy had been published and returned at once: one attempt spent.
-        apply_return(conn, settings, dataclasses.replace(d, state="queued"), str(e))
+    receipts: list[Outgoing] = []
+    with engine.begin() as conn:
+        current = store.lock_delivery(conn, d.message_id)
+        if current is None or current.state not in (states.RETRYING, states.FAILED):
+            return outcome is None  # a status overtook the copy: it is not moved back
+        if isinstance(outcome, Unroutable):
+            _, receipts = apply_return(
+                conn, settings, dataclasses.replace(current, state=states.QUEUED), str(outcome)
+            )
+    if isinstance(outcome, Unroutable):
+        # The delivery_failed receipt of a last attempt goes out once its failure is committed.
+        send_all(engine, settings, receipts, publish)
         return False
-    store.mark_queued(conn, d.id)
-    attempt = d.attempts + 1
-    store.add_event(
-        conn,
-        kind=kind,
-        document_pk=d.document_pk,
-        delivery_id=d.id,
-        actor=d.route_to,
-        description=f"attempt {attempt} published to {t.inbox_queue(d.route_to)}",
-        detail={"attempt": attempt},
-    )
+    with engine.begin() as conn:
+        if outcome is not None:
+            return False  # not confirmed: the lease ends and the schedule tries again
+        store.mark_queued(conn, d.id)
+        attempt = d.attempts + 1
+        store.add_event(
+            conn,
+            kind=kind,
+            document_pk=d.document_pk,
+            delivery_id=d.id,
+            actor=d.route_to,
+            description=f"attempt {attempt} published to {t.inbox_queue(d.route_to)}",
+            detail={"attempt": attempt},
+        )
     log.info(
         "delivery.retry_published" if kind == RETRY_PUBLISHED else "destination.probe_published",
         message_id=d.message_id,
         document_id=d.document_id,
         agency=d.route_to,
-        attempt=attempt,
+        attempt=d.attempts + 1,
     )
     return True
 
 
+def _publish_one(publish: PublishFn, due: store.Due) -> Exception | None:
+    """Publish outside any transaction; what went wrong, if it was the message's fault."""
+    try:
+        publish(outgoing(due))
+    except (Unroutable, NotConfirmed) as e:
+        return e
+    return None
+
+
 def publish_due(engine: Engine, settings: Settings, publish: PublishFn) -> int:
-    """Publish the retries whose time has come; returns how many were claimed."""
+    """Publish the retries whose time has come (deliveries, then bounced statuses and
+    receipts); returns how many were claimed."""
     with engine.begin() as conn:
         claimed = store.claim_due(conn, settings.retry_batch_size)
-        for due in claimed:
-            _send(conn, settings, due, publish, kind=RETRY_PUBLISHED)
-    return len(claimed)
+        store.lease(conn, [c.delivery.id for c in claimed], CLAIM_LEASE_SECONDS)
+        due_bounces = bounces.claim_due(conn, settings.retry_batch_size, CLAIM_LEASE_SECONDS)
+    for due in claimed:
+        # A lost broker connection raises from here: the rest stay leased and come back.
+        _record(engine, settings, due, _publish_one(publish, due), publish, kind=RETRY_PUBLISHED)
+    for b in due_bounces:
+        _send_bounce(engine, settings, b.outgoing, publish, bounce_id=b.id)
+    return len(claimed) + len(due_bounces)
+
+
+def send_all(engine: Engine, settings: Settings, outs: list[Outgoing], publish: PublishFn) -> None:
+    """Publish statuses or receipts; one that no inbox takes is kept and retried (bounces)."""
+    for out in outs:
+        _send_bounce(engine, settings, out, publish, bounce_id=None)
+
+
+def _send_bounce(
+    engine: Engine,
+    settings: Settings,
+    out: Outgoing,
+    publish: PublishFn,
+    *,
+    bounce_id: int | None,
+) -> None:
+    try:
+        publish(out)
+    except (Unroutable, NotConfirmed) as e:
+        with engine.begin() as conn:
+            bounces.record(conn, settings, out, str(e))
+        return
+    if bounce_id is not None:
+        with engine.begin() as conn:
+            bounces.mark_sent(conn, bounce_id)
+        log.info("bounce.published", message_id=out.message_id, agency=out.route_to)
 
 
 def probe_destinations(engine: Engine, settings: Settings, publish: PublishFn) -> None:
     """For each destination that is down: bring it back up, or send one probe per interval."""
+    probes: list[store.Due] = []
     with engine.begin() as conn:
         for dest in store.lock_down_destinations(conn, PROBE_BATCH):
             why = _back_up(conn, settings, dest)
@@ -106,14 +175,19 @@ def probe_destinations(engine: Engine, settings: Settings, publish: PublishFn) -
             ):
                 continue
             if dest.probe_delivery_id is not None and (
-                store.delivery_state(conn, dest.probe_delivery_id) == "queued"
+                store.delivery_state(conn, dest.probe_delivery_id) == states.QUEUED
             ):
                 continue  # the probe is out and not back yet; _back_up decides when it is over
             probe = store.claim_probe(conn, dest.code)
             if probe is None:
                 continue
-            if _send(conn, settings, probe, publish, kind=PROBE_PUBLISHED):
-                store.set_probe(conn, dest.code, probe.delivery.id)
+            # Claimed for one probe interval: set_probe's time keeps the next pass off it.
+            store.set_probe(conn, dest.code, probe.delivery.id)
+            probes.append(probe)
+    for probe in probes:
+        _record(
+            engine, settings, probe, _publish_one(publish, probe), publish, kind=PROBE_PUBLISHED
+        )
 
 
 def _back_up(conn: Connection, settings: Settings, dest: store.Destination) -> str | None:
@@ -126,7 +200,7 @@ def _back_up(conn: Connection, settings: Settings, dest: store.Destination) -> s
             return "the probe reached it"
         quiet = settings.destination_probe_seconds
         if (
-            state == "queued"
+            state == states.QUEUED
             and dest.last_probe_at is not None
             and store.seconds_since(conn, dest.last_probe_at) >= quiet
         ):

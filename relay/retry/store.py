@@ -15,6 +15,7 @@ from sqlalchemy import Connection, and_, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from relay.db.tables import deliveries, destinations, documents, events, receipts
+from relay.domain import states
 from relay.retry.policy import REACHED_STATES
 
 
@@ -108,7 +109,7 @@ def schedule_retry(
         update(deliveries)
         .where(deliveries.c.id == delivery_id)
         .values(
-            state="retrying",
+            state=states.RETRYING,
             attempts=attempts,
             last_error=error,
             next_attempt_at=func.now() + dt.timedelta(seconds=delay),
@@ -124,7 +125,9 @@ def hold(conn: Connection, delivery_id: int, *, error: str) -> None:
     conn.execute(
         update(deliveries)
         .where(deliveries.c.id == delivery_id)
-        .values(state="retrying", last_error=error, next_attempt_at=None, updated_at=func.now())
+        .values(
+            state=states.RETRYING, last_error=error, next_attempt_at=None, updated_at=func.now()
+        )
     )
 
 
@@ -133,7 +136,7 @@ def mark_failed(conn: Connection, delivery_id: int, *, attempts: int, error: str
         update(deliveries)
         .where(deliveries.c.id == delivery_id)
         .values(
-            state="failed",
+            state=states.FAILED,
             attempts=attempts,
             last_error=error,
             next_attempt_at=None,
@@ -143,10 +146,15 @@ def mark_failed(conn: Connection, delivery_id: int, *, attempts: int, error: str
 
 
 def mark_queued(conn: Connection, delivery_id: int) -> None:
+    """A retried or resent copy is in the inbox: ``queued``, unless the recipient already
+    reported on it (forward only)."""
     conn.execute(
         update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .values(state="queued", next_attempt_at=None, updated_at=func.now())
+        .where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.state.in_([states.RETRYING, states.FAILED, states.PENDING]),
+        )
+        .values(state=states.QUEUED, next_attempt_at=None, updated_at=func.now())
     )
 
 
@@ -254,7 +262,7 @@ def failing_deliveries(conn: Connection, route_to: str, *, window_seconds: float
             events.c.kind == "returned",
             events.c.actor == route_to,
             events.c.at > func.now() - dt.timedelta(seconds=window_seconds),
-            deliveries.c.state.in_(["pending", "queued", "retrying"]),
+            deliveries.c.state.in_(sorted(states.OPEN_STATES)),
         )
     ).scalar_one()
     return n
@@ -275,7 +283,7 @@ def held_deliveries(conn: Connection, route_to: str) -> int:
     n: int = conn.execute(
         select(func.count())
         .select_from(deliveries)
-        .where(deliveries.c.route_to == route_to, deliveries.c.state == "retrying")
+        .where(deliveries.c.route_to == route_to, deliveries.c.state == states.RETRYING)
     ).scalar_one()
     return n
 
@@ -295,7 +303,7 @@ def mark_down(conn: Connection, code: str) -> int:
     )
     held = conn.execute(
         update(deliveries)
-        .where(deliveries.c.route_to == code, deliveries.c.state == "retrying")
+        .where(deliveries.c.route_to == code, deliveries.c.state == states.RETRYING)
         .values(next_attempt_at=None, updated_at=func.now())
     )
     return held.rowcount or 0
@@ -316,7 +324,7 @@ def mark_up(conn: Connection, code: str) -> int:
     )
     released = conn.execute(
         update(deliveries)
-        .where(deliveries.c.route_to == code, deliveries.c.state == "retrying")
+        .where(deliveries.c.route_to == code, deliveries.c.state == states.RETRYING)
         .values(next_attempt_at=func.now(), updated_at=func.now())
     )
     return released.rowcount or 0
@@ -395,7 +403,7 @@ def claim_due(conn: Connection, limit: int) -> list[Due]:
         select(*_delivery_columns(), documents.c.payload)
         .join(documents, documents.c.id == deliveries.c.document_pk)
         .where(
-            deliveries.c.state == "retrying",
+            deliveries.c.state == states.RETRYING,
             deliveries.c.next_attempt_at <= func.now(),
             deliveries.c.route_to.not_in(_down_codes()),
         )
@@ -411,7 +419,7 @@ def claim_probe(conn: Connection, code: str) -> Due | None:
     row = conn.execute(
         select(*_delivery_columns(), documents.c.payload)
         .join(documents, documents.c.id == deliveries.c.document_pk)
-        .where(deliveries.c.route_to == code, deliveries.c.state == "retrying")
+        .where(deliveries.c.route_to == code, deliveries.c.state == states.RETRYING)
         .order_by(deliveries.c.id)
         .limit(1)
         .with_for_update(of=deliveries, skip_locked=True)
@@ -421,7 +429,7 @@ def claim_probe(conn: Connection, code: str) -> Due | None:
 
 def lock_failed(conn: Connection, document_id: str, recipient: str | None = None) -> list[Due]:
     """Failed deliveries of every submission of ``document_id`` (optionally one recipient)."""
-    conds = [documents.c.document_id == document_id, deliveries.c.state == "failed"]
+    conds = [documents.c.document_id == document_id, deliveries.c.state == states.FAILED]
     if recipient is not None:
         conds.append(deliveries.c.recipient == recipient)
     rows = conn.execute(
@@ -432,6 +440,18 @@ def lock_failed(conn: Connection, document_id: str, recipient: str | None = None
         .with_for_update(of=deliveries)
     ).all()
     return [Due(_to_delivery(r), bytes(r.payload)) for r in rows]
+
+
+def lease(conn: Connection, delivery_ids: Sequence[int], seconds: float) -> None:
+    """Keep claimed ``retrying`` rows off every relay's schedule for ``seconds`` (while they
+    are being published outside the claiming transaction)."""
+    if not delivery_ids:
+        return
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(delivery_ids)))
+        .values(next_attempt_at=func.now() + dt.timedelta(seconds=seconds), updated_at=func.now())
+    )
 
 
 def reset_attempts(conn: Connection, delivery_ids: Sequence[int]) -> None:

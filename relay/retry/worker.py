@@ -19,7 +19,7 @@ import pika.exceptions
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from relay.config import Settings
@@ -27,7 +27,8 @@ from relay.db.engine import make_engine
 from relay.domain.outgoing import Outgoing
 from relay.errors import LienthongError
 from relay.retry import amqp, schedule
-from relay.retry.returns import Returned, handle_returned
+from relay.retry.returns import Handled, Returned, handle_returned
+from relay.worker.dbthread import Failure, classify
 from schemas import topology as t
 
 log = structlog.get_logger()
@@ -36,6 +37,10 @@ log = structlog.get_logger()
 PREFETCH = 50
 #: Reconnect delays after a broker or database outage (seconds): doubling, capped.
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 15.0
+#: Statements of the retry worker end in an error after this long (milliseconds).
+STATEMENT_TIMEOUT_MS = 120_000
+#: While PostgreSQL is down, held returns are tried again after this pause, doubling (s).
+DB_WAIT_FIRST, DB_WAIT_MAX = 0.5, 10.0
 #: Pause of the schedule after a database error in one pass (seconds).
 TICK_BACKOFF_SECONDS = 2.0
 
@@ -50,10 +55,19 @@ class RetryWorker:
         self._publish_channel: BlockingChannel | None = None
         self._next_tick = 0.0
         self._started = False
+        self._consume_channel: BlockingChannel | None = None
+        self._consumer_tag: str | None = None
+        #: returns received while PostgreSQL is down, kept unacked until it is back
+        self._held: list[tuple[int, Returned]] = []
+        self._db_down_until: float | None = None
+        self._db_wait = DB_WAIT_FIRST
+        self._schedule_failing = False
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; survives broker and database outages."""
-        self._engine = make_engine(self.settings.database_url, pool_size=2)
+        self._engine = make_engine(
+            self.settings.database_url, pool_size=2, statement_timeout_ms=STATEMENT_TIMEOUT_MS
+        )
         delay = RECONNECT_FIRST
         try:
             while not stop.is_set():
@@ -78,13 +92,20 @@ class RetryWorker:
             self._publish_channel = amqp.open_confirm_channel(conn)
             consume = conn.channel()
             consume.basic_qos(prefetch_count=PREFETCH)
-            consume.basic_consume(t.RETURNED_QUEUE, self._on_returned)
+            self._consume_channel = consume
+            self._held = []
+            self._db_down_until = None
+            self._consumer_tag = consume.basic_consume(t.RETURNED_QUEUE, self._on_returned)
             log.info("retry.worker_started", queue=t.RETURNED_QUEUE)
             self._started = True
             while not stop.is_set():
                 conn.process_data_events(time_limit=min(self.settings.retry_tick_seconds, 0.2))
-                self._tick_if_due()
+                if self._db_down_until is not None:
+                    self._retry_held()
+                else:
+                    self._tick_if_due()
         finally:
+            self._consume_channel = None
             self._publish_channel = None
             if conn.is_open:
                 with contextlib.suppress(pika.exceptions.AMQPError):
@@ -99,9 +120,16 @@ class RetryWorker:
             self._tick()
         except SQLAlchemyError as e:
             # A deadlock with another relay or a database restart: the pass was rolled back
-            # and nothing is lost; try again a little later without dropping the broker.
+            # and nothing is lost; try again a little later without dropping the broker. Said
+            # once per outage, not once per pass.
             self._next_tick = now + TICK_BACKOFF_SECONDS
-            log.warning("retry.schedule_failed", error=str(e).splitlines()[0])
+            if not self._schedule_failing:
+                self._schedule_failing = True
+                log.warning("retry.schedule_failed", error=str(e).splitlines()[0])
+            return
+        if self._schedule_failing:
+            self._schedule_failing = False
+            log.warning("retry.schedule_resumed")
 
     def _tick(self) -> None:
         assert self._engine is not None
@@ -123,14 +151,79 @@ class RetryWorker:
         assert self._engine is not None
         headers: dict[str, Any] = dict(props.headers or {})
         msg = Returned(
-            message_id=props.message_id, message_type=props.type, headers=headers, body=body
+            message_id=props.message_id,
+            message_type=props.type,
+            headers=headers,
+            body=body,
+            correlation_id=props.correlation_id,
         )
-        # Errors propagate: the connection is closed, the message is not acked and comes back.
-        handled = handle_returned(self._engine, self.settings, msg, rng=self._rng)
-        for out in handled.to_publish:
-            self._publish(out)
+        if self._db_down_until is not None:  # delivered before the cancel took effect
+            self._held.append((method.delivery_tag, msg))
+            return
+        try:
+            handled = handle_returned(self._engine, self.settings, msg, rng=self._rng)
+        except SQLAlchemyError as e:
+            if classify(e) is not Failure.UNREACHABLE:
+                raise  # the connection is closed, the message is not acked and comes back
+            # PostgreSQL is down: keep the message unacked on this connection (a requeue would
+            # be a redelivery the quorum queue counts), stop taking more, wait for it.
+            self._held.append((method.delivery_tag, msg))
+            self._db_down(e)
+            return
+        self._finish(channel, method.delivery_tag, handled)
+
+    def _finish(self, channel: BlockingChannel, tag: int, handled: Handled) -> None:
+        # A receipt no inbox takes is kept and retried, not raised (that would bring the
+        # return back for ever).
+        schedule.send_all(self._engine_or_fail(), self.settings, handled.to_publish, self._publish)
         # Ack only once the decision is committed and the receipts are confirmed.
-        channel.basic_ack(method.delivery_tag)
+        channel.basic_ack(tag)
         # A burst of returns is handled in one process_data_events call; the schedule must
         # not wait for the end of the burst.
         self._tick_if_due()
+
+    # -- PostgreSQL down: hold the returns, wait, resume ------------------------------------
+
+    def _db_down(self, error: SQLAlchemyError) -> None:
+        if self._db_down_until is None:
+            log.warning("retry.database_down", error=str(error).splitlines()[0])
+            self._db_wait = DB_WAIT_FIRST
+            ch = self._consume_channel
+            if ch is not None and self._consumer_tag is not None:
+                ch.basic_cancel(self._consumer_tag)
+                self._consumer_tag = None
+        self._db_down_until = time.monotonic() + self._db_wait
+
+    def _retry_held(self) -> None:
+        """While PostgreSQL is down: try the held returns again, with a doubling pause."""
+        assert self._db_down_until is not None
+        if time.monotonic() < self._db_down_until:
+            return
+        ch = self._consume_channel
+        assert ch is not None
+        while self._held:
+            tag, msg = self._held[0]
+            try:
+                handled = handle_returned(self._engine_or_fail(), self.settings, msg, rng=self._rng)
+            except SQLAlchemyError as e:
+                if classify(e) is not Failure.UNREACHABLE:
+                    raise
+                self._db_wait = min(self._db_wait * 2, DB_WAIT_MAX)
+                self._db_down_until = time.monotonic() + self._db_wait
+                return
+            self._held.pop(0)
+            self._finish(ch, tag, handled)
+        try:
+            with self._engine_or_fail().connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            self._db_wait = min(self._db_wait * 2, DB_WAIT_MAX)
+            self._db_down_until = time.monotonic() + self._db_wait
+            return
+        self._db_down_until = None
+        log.warning("retry.database_back")
+        self._consumer_tag = ch.basic_consume(t.RETURNED_QUEUE, self._on_returned)
+
+    def _engine_or_fail(self) -> Engine:
+        assert self._engine is not None
+        return self._engine

@@ -6,16 +6,24 @@ each batch is handled by :class:`relay.worker.process.BatchProcessor` in ONE dat
 transaction, then everything it produced is published at once: many publishes await their
 confirms together (``multiple=True`` acks settle many at a time). When the last confirm of a batch
 arrives, its deliveries become ``queued`` (one UPDATE) and only then are its outbox messages
-acked. A returned (unroutable) or nacked copy leaves its delivery ``pending`` for the sweep; a
-nacked status forward or receipt hands the outbox message back (nack with requeue) so that the
-duplicate path publishes it again.
+acked. A nacked copy leaves its delivery ``pending`` for the sweep; a returned (unroutable) one
+goes to the retry schedule (``retrying``: backoff, then ``failed`` and the sender told); a
+returned or nacked status forward or receipt is kept in ``bounces`` and retried by the schedule,
+so an outbox message is never handed back for it (issue 12 items 6 and 9).
 
 Database work runs in :class:`relay.worker.dbthread.DbThread`, beside the ioloop. A partial
 batch (cut by ``batch_wait_ms``) waits while the database is still on the previous batch and goes
 as soon as that one is answered, so a steady trickle makes fewer, bigger transactions instead of
 a commit per few documents; a full batch (``batch_size`` or ``BATCH_MAX_BYTES``) goes at once.
-Any database or channel failure closes the connection; the broker then hands every unacked
-outbox message back, and :func:`relay.worker.main.run_relay` reconnects.
+PostgreSQL being unreachable does not close anything: the database thread waits for it with
+backoff and the same work runs again (:mod:`relay.worker.dbthread`), so the broker connection
+and the unacked outbox messages are kept; the directory poll and the sweep run on the database
+thread too, never on the ioloop. A channel failure or a bug closes the connection; the broker
+then hands every unacked outbox message back, and :func:`relay.worker.main.run_relay`
+reconnects. An outbox that cannot be declared (declared elsewhere with other arguments: 406) is
+skipped and tried again at the next directory poll, on a channel of its own, so the other
+outboxes go on; a consumer the broker cancels (queue deleted) is forgotten and picked up again
+when the queue is back.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import datetime as dt
 import functools
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,14 +45,17 @@ import pika.exceptions
 import pika.spec
 import structlog
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from relay.broker.topology import QUORUM
 from relay.config import Settings
-from relay.domain.intake import Envelope
+from relay.domain.intake import envelope
+from relay.domain.outgoing import Outgoing
+from relay.domain.safe_text import json_safe, raw_of_unsafe
+from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
-from relay.worker.dbthread import DbThread
+from relay.worker.dbthread import DatabaseHealth, DbThread, Failure, classify
 from relay.worker.frames import Properties, publish_frames
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
@@ -59,11 +71,6 @@ SWEEP_LIMIT = 1000
 STOP_GRACE_SECONDS = 15.0
 
 
-#: Errors about the database connection itself: give everything back and reconnect. Any other
-#: database error is about the data of a batch and is confined to it.
-_CONNECTION_ERRORS = (OperationalError, InterfaceError)
-
-
 @dataclass
 class InFlight:
     """A handled batch whose publishes await their confirms."""
@@ -74,12 +81,18 @@ class InFlight:
     published_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     confirmed: list[int] = field(default_factory=list)  # delivery ids
     failures: dict[int, str] = field(default_factory=dict)  # delivery id -> why not queued
+    #: deliveries the broker returned (no inbox): handed to the retry schedule
+    unroutable: set[int] = field(default_factory=set)
+    #: statuses and receipts the broker returned, with why: kept and retried (bounces)
+    bounced: list[tuple[Outgoing, str]] = field(default_factory=list)
     nacked: set[int] = field(default_factory=set)  # indexes into handled
 
 
 def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
-    """The message's properties as JSON, for a stored rejection."""
+    """The message's properties as JSON, for a stored rejection: text made safe for ``jsonb``,
+    and under ``raw`` the exact bytes (base64) of every value that had to be changed."""
     out: dict[str, Any] = {}
+    raw: dict[str, str] = {}
     for name in (
         "message_id",
         "user_id",
@@ -93,9 +106,13 @@ def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
     ):
         value = getattr(props, name, None)
         if value is not None:
-            out[name] = value if isinstance(value, str | int) else str(value)
+            out[name] = json_safe(value)
+            raw.update(raw_of_unsafe({name: value}))
     if props.headers:
-        out["headers"] = {str(k): str(v) for k, v in props.headers.items()}
+        out["headers"] = json_safe(props.headers)
+        raw.update(raw_of_unsafe({f"headers.{k!s}": v for k, v in props.headers.items()}))
+    if raw:
+        out["raw"] = raw
     return out
 
 
@@ -164,6 +181,11 @@ class RelayLoop:
         self._consume: pika.channel.Channel | None = None
         self._publish: pika.channel.Channel | None = None
         self._consumers: dict[str, str] = {}  # agency code -> consumer tag
+        #: the channel outboxes are declared on, and the declarations waiting for it
+        self._declare: pika.channel.Channel | None = None
+        self._to_declare: deque[tuple[str, str, Callable[[Any], None]]] = deque()
+        self._declaring: tuple[str, str] | None = None
+        self._skipped: set[str] = set()  # outboxes the broker refused to declare
         #: consumer tag -> (queue, agency), until the broker confirms its cancel
         self._handlers: dict[str, tuple[str, str]] = {}
         self._owned: set[str] = set()  # active agencies whose outbox this worker consumes
@@ -206,8 +228,11 @@ class RelayLoop:
             on_close_callback=self._on_closed,
         )
         post = self._conn.ioloop.add_callback_threadsafe
-        self._db = DbThread(self.engine, post, self._fail)
-        self._db_queued = DbThread(self.engine, post, self._fail, name="lienthong-relay-db-queued")
+        health = DatabaseHealth()
+        self._db = DbThread(self.engine, post, self._fail, health=health)
+        self._db_queued = DbThread(
+            self.engine, post, self._fail, name="lienthong-relay-db-queued", health=health
+        )
         self._db.start()
         self._db_queued.start()
         try:
@@ -254,6 +279,7 @@ class RelayLoop:
         self._consume = ch
         ch._on_deliver = self._dispatch_delivery  # pika internal, see _dispatch_delivery
         ch.add_on_close_callback(self._on_channel_closed)
+        ch.add_on_cancel_callback(self._on_broker_cancel)
         ch.basic_qos(prefetch_count=self.settings.prefetch, callback=self._on_qos)
 
     def _on_qos(self, _frame: Any) -> None:
@@ -264,7 +290,22 @@ class RelayLoop:
         self._publish = ch
         ch.add_on_close_callback(self._on_channel_closed)
         ch.add_on_return_callback(self._on_return)
-        ch.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_ready)
+        ch.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_publish_ready)
+
+    def _on_publish_ready(self, _frame: Any) -> None:
+        assert self._conn is not None
+        self._conn.channel(on_open_callback=self._on_declare_channel)
+
+    def _on_declare_channel(self, ch: pika.channel.Channel) -> None:
+        """Outboxes are declared on a channel of their own: a declaration the broker refuses
+        (406: the queue exists with other arguments) closes only this channel."""
+        first = self._declare is None
+        self._declare = ch
+        ch.add_on_close_callback(self._on_declare_closed)
+        if first:
+            self._on_ready(None)
+        else:
+            self._declare_next()
 
     def _on_ready(self, _frame: Any) -> None:
         self.connected = True
@@ -322,17 +363,19 @@ class RelayLoop:
     # -- directory: which outboxes to consume -------------------------------------------
 
     def _poll_directory(self) -> None:
+        """Ask the database thread for the directory: the ioloop never waits for PostgreSQL
+        (heartbeats and confirms go on while it is slow or down)."""
         if self._stopping or self._closing:
             return
-        try:
-            with self.engine.connect() as conn:
-                active = {
-                    code
-                    for code in store.active_connected_agencies(conn)
-                    if self.partition.owns(code)
-                }
-        except SQLAlchemyError as e:
-            self._fail(f"database: {e}")
+        assert self._db_queued is not None
+        owns = self.partition.owns
+        self._db_queued.submit(
+            lambda conn: {c for c in store.active_connected_agencies(conn) if owns(c)},
+            self._on_directory,
+        )
+
+    def _on_directory(self, active: set[str]) -> None:
+        if self._stopping or self._closing:
             return
         ch = self._consume
         assert ch is not None
@@ -387,16 +430,77 @@ class RelayLoop:
         if resuming:
             consume(None)
             return
-        # Declaring is idempotent and repairs an outbox the broker lost (same arguments as
-        # provisioning, so RabbitMQ sees an equivalent declaration).
+        self._to_declare.append((code, tag, consume))
+        self._declare_next()
+
+    def _declare_next(self) -> None:
+        """Declare the next outbox waiting (one at a time, so a refusal names its queue).
+
+        Declaring is idempotent and repairs an outbox the broker lost (same arguments as
+        provisioning, so RabbitMQ sees an equivalent declaration)."""
+        ch = self._declare
+        if self._declaring is not None or ch is None or not ch.is_open or self._closing:
+            return
+        while self._to_declare:
+            code, tag, consume = self._to_declare.popleft()
+            if self._consumers.get(code) == tag:
+                break
+        else:
+            return
+        self._declaring = (code, tag)
+        queue = t.outbox_queue(code)
+
+        def declared(_frame: Any) -> None:
+            self._declaring = None
+            if code in self._skipped:
+                self._skipped.discard(code)
+                log.info("relay.outbox_recovered", agency=code, queue=queue)
+            consume(None)
+            self._declare_next()
+
         ch.queue_declare(
             queue,
             durable=True,
             arguments=dict(QUORUM),
             callback=lambda _f: ch.queue_bind(
-                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=consume
+                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=declared
             ),
         )
+
+    def _on_declare_closed(self, ch: pika.channel.Channel, reason: BaseException) -> None:
+        """The broker refused a declaration: skip that outbox until the next directory poll,
+        and go on with the others on a new channel."""
+        if self._closing or self._conn is None or not self._conn.is_open:
+            return
+        failed, self._declaring = self._declaring, None
+        if failed is not None:
+            code, tag = failed
+            if self._consumers.get(code) == tag:
+                del self._consumers[code]  # not consumed: the next poll tries it again
+            if code not in self._skipped:
+                self._skipped.add(code)
+                log.error(
+                    "relay.outbox_skipped",
+                    agency=code,
+                    queue=t.outbox_queue(code),
+                    reason=str(reason),
+                    retry_in=self.settings.agency_poll_seconds,
+                )
+            else:
+                log.debug("relay.outbox_skipped", agency=code, reason=str(reason))
+        self._conn.channel(on_open_callback=self._on_declare_channel)
+
+    def _on_broker_cancel(self, frame: Any) -> None:
+        """``basic.cancel`` from the broker: the outbox was deleted. Forget the consumer; the
+        next directory poll declares the outbox again and consumes it."""
+        tag = frame.method.consumer_tag
+        where = self._handlers.pop(tag, None)
+        if where is None:
+            return
+        queue, code = where
+        if self._consumers.get(code) == tag:
+            del self._consumers[code]
+        log.warning("relay.outbox_cancelled", agency=code, queue=queue)
 
     def _cancel_consumer(self, ch: pika.channel.Channel, tag: str) -> None:
         """Cancel one consumer; what the broker sent it before the cancel took effect is
@@ -438,13 +542,7 @@ class RelayLoop:
             Inbound(
                 tag=method.delivery_tag,
                 queue=queue,
-                envelope=Envelope(
-                    owner=owner,
-                    message_id=props.message_id,
-                    user_id=props.user_id,
-                    message_type=props.type,
-                    body=body,
-                ),
+                envelope=envelope(owner, props.message_id, props.user_id, props.type, body),
                 properties=functools.partial(_properties_dict, props),
             )
         )
@@ -506,8 +604,11 @@ class RelayLoop:
         try:
             with conn.begin_nested():
                 handled = BatchProcessor(conn, max_bytes, self._publishing).run(batch)
-        except _CONNECTION_ERRORS:
-            raise
+        except SQLAlchemyError as e:
+            if classify(e) is not Failure.FATAL:
+                raise  # the database is gone or the transaction conflicted: all of it again
+            log.exception("relay.batch_failed", size=len(batch))
+            handled = [self._process_one(conn, m) for m in batch]
         except Exception:
             log.exception("relay.batch_failed", size=len(batch))
             handled = [self._process_one(conn, m) for m in batch]
@@ -524,16 +625,43 @@ class RelayLoop:
         try:
             with conn.begin_nested():
                 return BatchProcessor(conn, max_bytes, self._publishing).run([m])[0]
-        except _CONNECTION_ERRORS:
-            raise
-        except Exception as e:
-            log.exception("relay.message_failed", message_id=m.envelope.message_id)
-            with conn.begin_nested():
-                h = Handled(inbound=m)
-                proc = BatchProcessor(conn, max_bytes)
-                proc._reject(h, f"the relay could not process this message: {e!r}")
-                proc._flush_rows()
-            return h
+        except SQLAlchemyError as e:
+            if classify(e) is not Failure.FATAL:
+                raise
+            return self._reject_failed(conn, m)
+        except Exception:
+            return self._reject_failed(conn, m)
+
+    def _reject_failed(self, conn: Connection, m: Inbound) -> Handled:
+        """A message the relay could not process: rejected with words, kept, never retried
+        (retrying would stall the agency's outbox behind it). The sender gets words, not a
+        Python repr; the operator gets the traceback, found by the reference both see."""
+        ref = uuid.uuid4().hex[:12]
+        log.exception("relay.message_failed", message_id=m.envelope.message_id, ref=ref)
+        reason = (
+            "the relay could not process this message because of an error on the hub "
+            f"(reference {ref}); the hub's operators can look it up in the relay's log. "
+            "Send it again with a new message_id, or ask them"
+        )
+        try:
+            return self._store_rejection(conn, m, reason, bare=False)
+        except SQLAlchemyError as e:
+            if classify(e) is not Failure.FATAL:
+                raise
+        except Exception:
+            pass
+        # Even the rejection cannot be stored as it is: keep the raw body and the reason with
+        # every property left out, rather than stall the agency's outbox.
+        log.exception("relay.rejection_failed", message_id=m.envelope.message_id, ref=ref)
+        return self._store_rejection(conn, m, reason, bare=True)
+
+    def _store_rejection(self, conn: Connection, m: Inbound, reason: str, *, bare: bool) -> Handled:
+        with conn.begin_nested():
+            h = Handled(inbound=m)
+            proc = BatchProcessor(conn, self.settings.max_message_bytes)
+            proc._reject(h, reason, bare=bare)
+            proc._flush_rows()
+        return h
 
     # -- publishing and confirms --------------------------------------------------------
 
@@ -605,22 +733,29 @@ class RelayLoop:
             self._seq_order.popleft()
 
     def _settle(self, entry: tuple[InFlight, int, Publish], ok: bool) -> None:
-        flight, idx, pub = entry
+        flight, _idx, pub = entry
         returned = self._returned.pop(pub.outgoing.message_id, None)
         if ok and returned is None:
             if pub.delivery_id is not None:
                 flight.confirmed.append(pub.delivery_id)
         elif returned is not None:
-            # Unroutable (the inbox is missing): the delivery stays pending for the sweep; the
-            # outbox message is done, the database holds everything needed to publish again.
+            # Unroutable (the inbox is missing): a failed attempt. The delivery goes to the
+            # retry schedule (backoff, then ``failed`` and the sender told); a status or
+            # receipt is kept and retried the same way (issue 12 item 6). The outbox message
+            # is done: the database holds everything needed to publish again.
             if pub.delivery_id is not None:
                 flight.failures[pub.delivery_id] = returned
+                flight.unroutable.add(pub.delivery_id)
+            else:
+                flight.bounced.append((pub.outgoing, returned))
         else:
             log.warning("delivery.nacked", message_id=pub.outgoing.message_id)
             if pub.delivery_id is not None:
                 flight.failures[pub.delivery_id] = "nacked by the broker"
             else:
-                flight.nacked.add(idx)
+                # Kept and retried by the schedule rather than handing the outbox message back
+                # (a requeue is a redelivery a quorum queue counts towards its limit).
+                flight.bounced.append((pub.outgoing, "nacked by the broker"))
         flight.outstanding -= 1
         if flight.outstanding == 0:
             self._inflight.discard(id(flight))
@@ -633,6 +768,9 @@ class RelayLoop:
         def record(conn: Connection) -> None:
             store.mark_queued(conn, flight.confirmed, flight.published_at)
             store.note_publish_failure(conn, flight.failures)
+            store.hand_to_retry(conn, flight.unroutable)
+            for out, why in flight.bounced:
+                bounces.record(conn, self.settings, out, why)
 
         self._db_queued.submit(record, lambda _r: self._acknowledge(flight))
 
@@ -681,13 +819,14 @@ class RelayLoop:
     def _sweep(self) -> None:
         if self._stopping or self._closing or not self.partition.leader:
             return
-        try:
-            with self.engine.begin() as conn:
-                stale = store.claim_stale_pending(
-                    conn, self.settings.pending_sweep_seconds, SWEEP_LIMIT
-                )
-        except SQLAlchemyError as e:
-            self._fail(f"database: {e}")
+        assert self._db_queued is not None
+        older_than = self.settings.pending_sweep_seconds
+        self._db_queued.submit(
+            lambda conn: store.claim_stale_pending(conn, older_than, SWEEP_LIMIT), self._on_swept
+        )
+
+    def _on_swept(self, stale: list[store.PendingDelivery]) -> None:
+        if self._stopping or self._closing:
             return
         stale = [p for p in stale if p.delivery_id not in self._publishing]
         if stale:

@@ -25,6 +25,9 @@ log = structlog.get_logger()
 #: Reconnect backoff: doubles from the first delay up to the cap, reset after a good session.
 RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 15.0
+#: The relay's statements end in an error after this long (a batch of big documents is well
+#: under it); the database thread then treats it like any other database error.
+STATEMENT_TIMEOUT_MS = 120_000
 
 
 def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.Thread:
@@ -63,7 +66,7 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
             loop.request_stop()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     retry_thread = _start_retry_worker(settings, stop) if partition.leader else None
     delay = RECONNECT_FIRST_SECONDS
     try:

@@ -84,10 +84,11 @@ class Handled:
 def _receipt_outgoing(
     owner: str, submission_id: str, receipt_body: bytes, kind: str, message_id: str | None = None
 ) -> Outgoing:
-    """``message_id``, when given, is ``receipt_message_id(submission_id, kind)`` already."""
+    """``message_id``: the receipt's id (stored or computed); derived from ``owner``'s
+    submission and ``kind`` when not given."""
     return Outgoing(
         route_to=owner,
-        message_id=message_id or receipt_message_id(submission_id, kind),
+        message_id=message_id or receipt_message_id(submission_id, kind, by=owner),
         message_type=t.TYPE_RECEIPT,
         body=receipt_body,
         correlation_id=submission_id or None,
@@ -120,6 +121,7 @@ def _deliver(p: store.PendingDelivery) -> Publish:
             route_to=p.route_to,
             message_type=t.TYPE_DOCUMENT,
             body=p.payload,
+            message_id=p.message_id,  # as stored: an older delivery keeps its older id
         ),
         delivery_id=p.delivery_id,
     )
@@ -150,10 +152,14 @@ class BatchProcessor:
     def run(self, batch: Sequence[Inbound]) -> list[Handled]:
         handled = [Handled(inbound=m) for m in batch]
         decoded: list[tuple[int, Document | Status]] = []
+        foreign: list[tuple[int, Refusal]] = []
         for i, m in enumerate(batch):
             result = read_submission(m.envelope, self.max_bytes)
             if isinstance(result, Refusal):
-                self._reject(handled[i], result.reason)
+                if result.publisher is not None:
+                    foreign.append((i, result))
+                else:
+                    self._reject(handled[i], result.reason)
             else:
                 decoded.append((i, result))
 
@@ -164,7 +170,15 @@ class BatchProcessor:
             codes.add(msg.sender.organ_id)
             if isinstance(msg, Document):
                 codes.update(msg.recipient_codes())
+        codes.update(r.publisher for _, r in foreign if r.publisher is not None)
         directory = store.load_directory(self.conn, codes)
+        for i, foreign_refusal in foreign:
+            # Never a receipt to the outbox's owner about a message it did not send (it may
+            # even carry the id of the owner's own submission); the real publisher is told
+            # if it is a connected agency, and the message is kept either way.
+            entry = directory.get(foreign_refusal.publisher or "")
+            tell = entry.code if entry is not None and entry.connected else None
+            self._reject(handled[i], foreign_refusal.reason, answer_to=tell)
 
         docs: list[tuple[int, Document]] = []
         stats: list[tuple[int, Status]] = []
@@ -184,17 +198,32 @@ class BatchProcessor:
 
     # -- rejections ---------------------------------------------------------------------
 
-    def _reject(self, h: Handled, reason: str, *, document_id: str | None = None) -> None:
+    def _reject(
+        self,
+        h: Handled,
+        reason: str,
+        *,
+        document_id: str | None = None,
+        bare: bool = False,
+        answer_to: str | bool | None = True,
+    ) -> None:
+        """Refuse ``h``'s message: a ``rejected`` receipt, and the message kept with the reason.
+
+        ``answer_to``: whose inbox gets the receipt: the outbox's owner (``True``), another
+        agency (a code: the real publisher of a message found in someone else's outbox), or
+        nobody (``None``). ``bare``: the last resort when storing it failed once: its
+        properties are left out (the raw body is still kept)."""
         assert h.inbound is not None
         env = h.inbound.envelope
+        to = env.owner if answer_to is True else (answer_to or None)
         mid = env.message_id or ""
         kind = env.message_type if env.message_type in (t.TYPE_DOCUMENT, t.TYPE_STATUS) else None
+        # The receipt is about the publisher's message: its id is in the publisher's space.
+        by = to or env.user_id or env.owner
         receipt = Receipt(
             at=self.now,
             receipt_id=(
-                uuid.UUID(receipt_message_id(mid, ReceiptKind.REJECTED.value))
-                if mid
-                else uuid.uuid4()
+                receipt_uuid(mid, ReceiptKind.REJECTED.value, by=by) if mid else uuid.uuid4()
             ),
             kind=ReceiptKind.REJECTED,
             in_reply_to=mid,
@@ -204,7 +233,8 @@ class BatchProcessor:
             reason=reason,
         )
         body = _receipt_json(receipt)
-        self.receipt_rows.append(_receipt_row(env.owner, receipt, body))
+        if to is not None:
+            self.receipt_rows.append(_receipt_row(to, receipt, body))
         self.rejection_rows.append(
             {
                 "message_id": env.message_id,
@@ -212,21 +242,19 @@ class BatchProcessor:
                 "user_id": env.user_id,
                 "message_type": env.message_type,
                 "reason": reason,
-                "properties": h.inbound.properties(),
+                "properties": None if bare else h.inbound.properties(),
                 "body": env.body,
-                "receipt": json.loads(body),
-                "_receipt_id": str(receipt.receipt_id),
+                "receipt": json.loads(body) if to is not None else None,
+                # stored once per receipt (a redelivered rejection is not kept twice); a
+                # message nobody is told about is kept each time it is seen
+                "_receipt_id": str(receipt.receipt_id) if to is not None else None,
             }
         )
-        out = _receipt_outgoing(env.owner, mid, body.encode("utf-8"), "rejected")
-        if not mid:
-            out = Outgoing(
-                route_to=out.route_to,
-                message_id=str(receipt.receipt_id),
-                message_type=out.message_type,
-                body=out.body,
+        if to is not None:
+            out = _receipt_outgoing(
+                to, mid, body.encode("utf-8"), "rejected", str(receipt.receipt_id)
             )
-        h.publishes.append(Publish(outgoing=out))
+            h.publishes.append(Publish(outgoing=out))
         h.outcome = "rejected"
         log.warning(
             "submission.rejected",
@@ -248,17 +276,24 @@ class BatchProcessor:
         if not docs:
             return
         by_index = dict(docs)
-        first: dict[str, int] = {}  # message_id -> index of its first copy in this batch
+        # A submission is (submitting agency, message_id): the same id from two agencies is two
+        # submissions (issue 12 item 4).
+        first: dict[tuple[str, str], int] = {}  # submission -> index of its first copy here
         rows: list[dict[str, Any]] = []
-        plans: dict[str, tuple[list[RecipientResult], Receipt, str, str]] = {}
+        plans: dict[tuple[str, str], tuple[list[RecipientResult], Receipt, str, str]] = {}
         for i, doc in docs:
             env = batch[i].envelope
-            mid = env.message_id or ""
-            if mid in first:
+            key = (env.owner, env.message_id or "")
+            if key in first:
                 continue
-            first[mid] = i
+            refusal = self._change_refusal(doc)
+            if refusal is not None:
+                self._reject(handled[i], refusal, document_id=doc.document_id)
+                continue
+            first[key] = i
+            owner, mid = key
             results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
-            rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value)
+            rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value, by=owner)
             receipt = Receipt(
                 at=self.now,
                 receipt_id=rid,  # pydantic reads the UUID text
@@ -270,14 +305,14 @@ class BatchProcessor:
                 recipients=results,
             )
             body = _receipt_json(receipt)
-            plans[mid] = (results, receipt, body, rid)
+            plans[key] = (results, receipt, body, rid)
             rows.append(
                 {
                     "message_id": mid,
                     "document_id": doc.document_id,
                     "business_type": int(doc.business_type),
                     "sender": doc.sender.organ_id,
-                    "submitted_by": env.owner,
+                    "submitted_by": owner,
                     "subject": doc.subject,
                     "payload": env.body,
                 }
@@ -287,14 +322,15 @@ class BatchProcessor:
         delivery_rows: list[dict[str, Any]] = []
         delivery_mids: dict[tuple[int, str], str] = {}
         event_rows: list[dict[str, Any]] = []
-        change_refs: list[tuple[str, str, int, str]] = []
-        for mid, pk in inserted.items():
-            i = first[mid]
+        change_refs: list[tuple[str, str, int, str, str]] = []
+        for key, pk in inserted.items():
+            i = first[key]
+            owner, mid = key
             doc = by_index[i]
-            results, receipt, body, rid_s = plans[mid]
+            results, receipt, body, rid_s = plans[key]
             for r in results:
                 if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
-                    dmid = delivery_message_id(mid, r.code)
+                    dmid = delivery_message_id(mid, r.code, by=owner)
                     delivery_mids[(pk, r.code)] = dmid
                     delivery_rows.append(
                         {
@@ -305,20 +341,21 @@ class BatchProcessor:
                             "state": states.PENDING,
                         }
                     )
-            self.receipt_rows.append(_receipt_row(batch[i].envelope.owner, receipt, body, rid_s))
+            self.receipt_rows.append(_receipt_row(owner, receipt, body, rid_s))
             kind = CHANGE_EVENT.get(doc.business_type)
             if kind is not None:
                 for ref in _referenced_documents(doc):
                     for r in results:
-                        change_refs.append((ref, r.code, pk, kind))
+                        change_refs.append((ref, r.code, pk, kind, doc.sender.organ_id))
 
         delivery_ids = store.insert_deliveries(self.conn, delivery_rows)
         if change_refs:
+            # Only the original sender's own deliveries (issue 12 item 8).
             found = store.earlier_deliveries(
-                self.conn, [(ref, rcpt, pk) for ref, rcpt, pk, _ in change_refs]
+                self.conn, [(ref, rcpt, pk, sender) for ref, rcpt, pk, _, sender in change_refs]
             )
             for n, did, old_pk in found:
-                ref, rcpt, new_pk, kind = change_refs[n]
+                ref, rcpt, new_pk, kind, _ = change_refs[n]
                 event_rows.append(
                     {
                         "document_pk": old_pk,
@@ -330,10 +367,11 @@ class BatchProcessor:
                 )
         store.insert_events(self.conn, event_rows)
 
-        for mid, pk in inserted.items():
-            i = first[mid]
+        for key, pk in inserted.items():
+            i = first[key]
+            owner, mid = key
             env = batch[i].envelope
-            results, receipt, body, rid_s = plans[mid]
+            results, receipt, body, rid_s = plans[key]
             h = handled[i]
             for r in results:
                 if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
@@ -342,7 +380,7 @@ class BatchProcessor:
                         Publish(
                             outgoing=delivery(
                                 submission_id=mid,
-                                sender=env.owner,
+                                sender=owner,
                                 recipient=r.code,
                                 route_to=r.route_to,
                                 message_type=t.TYPE_DOCUMENT,
@@ -353,9 +391,7 @@ class BatchProcessor:
                         )
                     )
             h.publishes.append(
-                Publish(
-                    outgoing=_receipt_outgoing(env.owner, mid, body.encode(), "accepted", rid_s)
-                )
+                Publish(outgoing=_receipt_outgoing(owner, mid, body.encode(), "accepted", rid_s))
             )
             h.outcome = "accepted"
             log.debug(
@@ -367,73 +403,90 @@ class BatchProcessor:
             )
 
         # Submissions already stored: a redelivery after a crash, or the adapter sent it twice.
+        def key_of(i: int) -> tuple[str, str]:
+            return (batch[i].envelope.owner, batch[i].envelope.message_id or "")
+
         dup_indexes = [
             (i, d)
             for i, d in docs
-            if first.get(batch[i].envelope.message_id or "") != i
-            or (batch[i].envelope.message_id or "") not in inserted
+            if handled[i].outcome != "rejected"
+            and (first.get(key_of(i)) != i or key_of(i) not in inserted)
         ]
         if not dup_indexes:
             return
-        dup_ids = sorted(
-            {batch[i].envelope.message_id or "" for i, _ in dup_indexes} - inserted.keys()
+        dup_keys = sorted({key_of(i) for i, _ in dup_indexes} - inserted.keys())
+        existing = store.existing_documents(self.conn, dup_keys)
+        # The receipt each stored submission got, sent again as it was (found by what it
+        # answers, so a receipt stored under an older id scheme is found too).
+        stored_receipts = store.stored_receipts(
+            self.conn, list(existing), ReceiptKind.ACCEPTED.value
         )
-        existing = store.existing_documents(self.conn, dup_ids)
-        # The receipt each stored submission got, sent again as it was.
-        receipt_ids = {mid: receipt_message_id(mid, ReceiptKind.ACCEPTED.value) for mid in existing}
-        stored_receipts = store.receipt_bodies(self.conn, list(receipt_ids.values()))
         pending = store.pending_deliveries_of(self.conn, [s.pk for s in existing.values()])
         by_pk: dict[int, list[store.PendingDelivery]] = {}
         for p in pending:
             by_pk.setdefault(p.document_pk, []).append(p)
         republished: set[int] = set()
         for i, doc in dup_indexes:
-            env = batch[i].envelope
-            mid = env.message_id or ""
-            stored = existing.get(mid)
-            if mid in inserted:
+            key = key_of(i)
+            owner, mid = key
+            h = handled[i]
+            if key in inserted:
                 # A second copy of a submission this very batch stored.
-                h = handled[i]
                 h.publishes.append(
                     Publish(
                         outgoing=_receipt_outgoing(
-                            env.owner, mid, plans[mid][2].encode(), "accepted", plans[mid][3]
+                            owner, mid, plans[key][2].encode(), "accepted", plans[key][3]
                         )
                     )
                 )
                 h.outcome = "duplicate"
                 continue
+            stored = existing.get(key)
             if stored is None:
-                raise RuntimeError(f"document {mid!r} conflicted on insert but is not stored")
-            if stored.submitted_by != env.owner:
-                self._reject(
-                    handled[i],
-                    f"message_id: {mid!r} was already used by another agency's submission; "
-                    "use a new UUID",
-                    document_id=doc.document_id,
-                )
-                continue
-            h = handled[i]
+                raise RuntimeError(f"document {mid!r} of {owner} conflicted but is not stored")
             if stored.pk not in republished:
                 republished.add(stored.pk)
                 again = [
                     p for p in by_pk.get(stored.pk, []) if p.delivery_id not in self.publishing
                 ]
                 h.publishes.extend(republish_pending(again))
-            stored_receipt = stored_receipts.get(receipt_ids[mid])
-            if stored_receipt is not None:
+            receipt_found = stored_receipts.get(key)
+            if receipt_found is not None:
+                stored_id, stored_body = receipt_found
                 h.publishes.append(
                     Publish(
                         outgoing=_receipt_outgoing(
-                            env.owner,
+                            owner,
                             mid,
-                            json.dumps(stored_receipt, ensure_ascii=False).encode(),
+                            json.dumps(stored_body, ensure_ascii=False).encode(),
                             "accepted",
+                            stored_id,
                         )
                     )
                 )
             h.outcome = "duplicate"
             log.info("document.duplicate", message_id=mid, document_id=doc.document_id)
+
+    def _change_refusal(self, doc: Document) -> str | None:
+        """Why a revoke/update/replace may not name the documents it names, or None.
+
+        Only a document's own sender may revoke, update or replace it (issue 12 item 8): a
+        DocumentId that is known only from other senders is refused; one never seen is let
+        through (it changes nothing the hub holds)."""
+        if doc.business_type not in CHANGE_EVENT:
+            return None
+        refs = _referenced_documents(doc)
+        senders = store.document_senders(self.conn, refs)
+        sender = doc.sender.organ_id
+        for ref in refs:
+            others = senders.get(ref, set())
+            if others and sender not in others:
+                action = CHANGE_EVENT[doc.business_type].removesuffix("d")
+                return (
+                    f"business: document {ref!r} was sent by {', '.join(sorted(others))}, not "
+                    f"by {sender}; only its sender may {action} it"
+                )
+        return None
 
     # -- statuses -----------------------------------------------------------------------
 
@@ -443,12 +496,15 @@ class BatchProcessor:
         if not stats:
             return
         candidates, known = store.status_candidates(self.conn, [s.document_id for _, s in stats])
+        # A status is (its sender, message_id): the same id from another agency is another
+        # status (issue 12 item 4).
         mids = [batch[i].envelope.message_id or "" for i, _ in stats]
-        seen_before = set(
-            self.conn.execute(select(events.c.message_id).where(events.c.message_id.in_(mids)))
-            .scalars()
-            .all()
-        )
+        seen_before = {
+            (actor, mid)
+            for actor, mid in self.conn.execute(
+                select(events.c.actor, events.c.message_id).where(events.c.message_id.in_(mids))
+            ).all()
+        }
         current: dict[int, str] = {}
         before_recall: dict[int, str | None] = {}
         for refs in candidates.values():
@@ -456,11 +512,12 @@ class BatchProcessor:
                 current[ref.delivery_id] = ref.state
         new_states: dict[int, str] = {}
         event_rows: list[dict[str, Any]] = []
-        resend_receipts: list[tuple[int, str]] = []
-        done_in_batch: set[str] = set()
+        resend_receipts: list[int] = []
+        done_in_batch: set[tuple[str, str]] = set()
         for i, st in stats:
             env = batch[i].envelope
             mid = env.message_id or ""
+            key = (st.sender.organ_id, mid)
             route = route_status(
                 document_id=st.document_id,
                 code=st.status_code,
@@ -487,7 +544,7 @@ class BatchProcessor:
             )
             receipt = Receipt(
                 at=self.now,
-                receipt_id=receipt_uuid(mid, ReceiptKind.ACCEPTED.value),
+                receipt_id=receipt_uuid(mid, ReceiptKind.ACCEPTED.value, by=env.owner),
                 kind=ReceiptKind.ACCEPTED,
                 in_reply_to=mid,
                 message_type="status",
@@ -501,20 +558,16 @@ class BatchProcessor:
                     )
                 ],
             )
-            if mid in seen_before or mid in done_in_batch:
+            if key in seen_before or key in done_in_batch:
                 # Already recorded: forward it again (same message id) and resend the receipt.
-                resend_receipts.append((i, str(receipt.receipt_id)))
+                resend_receipts.append(i)
                 h.outcome = "duplicate"
                 continue
-            done_in_batch.add(mid)
+            done_in_batch.add(key)
             did = route.delivery.delivery_id
             was = current.get(did, route.delivery.state)
             remembered = before_recall.get(did)
-            if (
-                st.status_code == states.RECALL_REFUSED
-                and was == states.RECALL_REQUESTED
-                and did not in before_recall
-            ):
+            if was == states.RECALL_REQUESTED and did not in before_recall:
                 remembered = store.before_recall_of(self.conn, did)
             move = states.after_status(was, st.status_code, before_recall=remembered)
             if move.moved:
@@ -546,7 +599,11 @@ class BatchProcessor:
             body = _receipt_json(receipt)
             self.receipt_rows.append(_receipt_row(env.owner, receipt, body))
             h.publishes.append(
-                Publish(outgoing=_receipt_outgoing(env.owner, mid, body.encode(), "accepted"))
+                Publish(
+                    outgoing=_receipt_outgoing(
+                        env.owner, mid, body.encode(), "accepted", str(receipt.receipt_id)
+                    )
+                )
             )
             h.outcome = "accepted"
             log.debug(
@@ -559,27 +616,31 @@ class BatchProcessor:
                 state=move.state,
             )
         new = store.insert_status_events(self.conn, event_rows)
-        lost = {r["message_id"] for r in event_rows} - new
+        lost = {(r["actor"], r["message_id"]) for r in event_rows} - new
         if lost:
             # Another relay recorded the same status between our check and our insert: its
             # state change stands; ours is dropped with the event.
             for r in event_rows:
-                if r["message_id"] in lost and r["detail"]["moved"]:
+                if (r["actor"], r["message_id"]) in lost and r["detail"]["moved"]:
                     new_states.pop(r["delivery_id"], None)
         store.set_states(self.conn, new_states)
         if resend_receipts:
-            bodies = store.receipt_bodies(self.conn, [rid for _, rid in resend_receipts])
-            for i, rid in resend_receipts:
-                env = batch[i].envelope
-                stored_body = bodies.get(rid)
-                if stored_body is not None:
+            wanted = [
+                (batch[i].envelope.owner, batch[i].envelope.message_id or "")
+                for i in resend_receipts
+            ]
+            bodies = store.stored_receipts(self.conn, wanted, ReceiptKind.ACCEPTED.value)
+            for i, key in zip(resend_receipts, wanted, strict=True):
+                found = bodies.get(key)
+                if found is not None:
                     handled[i].publishes.append(
                         Publish(
                             outgoing=_receipt_outgoing(
-                                env.owner,
-                                env.message_id or "",
-                                json.dumps(stored_body, ensure_ascii=False).encode(),
+                                key[0],
+                                key[1],
+                                json.dumps(found[1], ensure_ascii=False).encode(),
                                 "accepted",
+                                found[0],
                             )
                         )
                     )
@@ -591,7 +652,7 @@ class BatchProcessor:
         rejections = []
         for row in self.rejection_rows:
             rid = row.pop("_receipt_id")
-            if rid in new_receipts:  # a rejection seen again is not stored twice
+            if rid is None or rid in new_receipts:  # a rejection seen again is not stored twice
                 rejections.append(row)
         store.insert_rejections(self.conn, rejections)
 

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from relay.db.tables import agencies, deliveries, documents, events, receipts, rejections
 from relay.domain.routing import MAX_HOST_DEPTH, Entry
-from relay.domain.states import PENDING, QUEUED
+from relay.domain.states import PENDING, QUEUED, RETRYING
 from relay.domain.statuses import DeliveryRef
 
 _PG_TYPES = {
@@ -107,16 +107,18 @@ def active_connected_agencies(conn: Connection) -> set[str]:
     return set(rows.scalars())
 
 
-def insert_documents(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Insert new documents; message_id -> id for those that were not already there."""
+def insert_documents(
+    conn: Connection, rows: Sequence[dict[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert new documents; (submitted_by, message_id) -> id for those not already there."""
     found = bulk_insert(
         conn,
         documents,
         rows,
-        on_conflict="ON CONFLICT (message_id) DO NOTHING",
-        returning=("message_id", "id"),
+        on_conflict="ON CONFLICT (submitted_by, message_id) DO NOTHING",
+        returning=("submitted_by", "message_id", "id"),
     )
-    return {mid: pk for mid, pk in found}
+    return {(by, mid): pk for by, mid, pk in found}
 
 
 @dataclass(frozen=True)
@@ -126,17 +128,57 @@ class StoredDocument:
     submitted_by: str
 
 
-def existing_documents(conn: Connection, message_ids: Sequence[str]) -> dict[str, StoredDocument]:
-    if not message_ids:
+def existing_documents(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], StoredDocument]:
+    """Stored submissions by (submitted_by, message_id)."""
+    if not keys:
         return {}
     rows = conn.execute(
         select(
             documents.c.message_id,
             documents.c.id,
             documents.c.submitted_by,
-        ).where(documents.c.message_id.in_(list(message_ids)))
+        ).where(tuple_(documents.c.submitted_by, documents.c.message_id).in_(list(keys)))
     )
-    return {mid: StoredDocument(pk=pk, message_id=mid, submitted_by=by) for mid, pk, by in rows}
+    return {
+        (by, mid): StoredDocument(pk=pk, message_id=mid, submitted_by=by) for mid, pk, by in rows
+    }
+
+
+def stored_receipts(
+    conn: Connection, keys: Sequence[tuple[str, str]], kind: str
+) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """The newest receipt of ``kind`` sent to each (agency, in_reply_to): (receipt_id, body).
+
+    Found by what it answers rather than by a recomputed id, so that a receipt stored under
+    an earlier id scheme is sent again as it was."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(receipts.c.agency, receipts.c.in_reply_to, receipts.c.receipt_id, receipts.c.body)
+        .where(
+            tuple_(receipts.c.agency, receipts.c.in_reply_to).in_(list(set(keys))),
+            receipts.c.kind == kind,
+        )
+        .order_by(receipts.c.id)
+    )
+    return {(agency, mid): (rid, body) for agency, mid, rid, body in rows}
+
+
+def document_senders(conn: Connection, document_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Who sent the stored documents with these DocumentIds (edXML ``From``)."""
+    if not document_ids:
+        return {}
+    out: dict[str, set[str]] = {}
+    rows = conn.execute(
+        select(documents.c.document_id, documents.c.sender)
+        .where(documents.c.document_id.in_(list(document_ids)))
+        .distinct()
+    )
+    for did, sender in rows:
+        out.setdefault(did, set()).add(sender)
+    return out
 
 
 def insert_deliveries(
@@ -160,6 +202,7 @@ class PendingDelivery:
     delivery_id: int
     document_pk: int
     document_id: str
+    message_id: str  # the copy's id, as stored
     submission_id: str
     submitted_by: str
     recipient: str
@@ -172,6 +215,7 @@ def _pending_select() -> Any:
         deliveries.c.id,
         deliveries.c.document_pk,
         documents.c.document_id,
+        deliveries.c.message_id,
         documents.c.message_id,
         documents.c.submitted_by,
         deliveries.c.recipient,
@@ -186,11 +230,12 @@ def _as_pending(rows: Iterable[Any]) -> list[PendingDelivery]:
             delivery_id=r[0],
             document_pk=r[1],
             document_id=r[2],
-            submission_id=r[3],
-            submitted_by=r[4],
-            recipient=r[5],
-            route_to=r[6],
-            payload=bytes(r[7]),
+            message_id=r[3],
+            submission_id=r[4],
+            submitted_by=r[5],
+            recipient=r[6],
+            route_to=r[7],
+            payload=bytes(r[8]),
         )
         for r in rows
     ]
@@ -270,6 +315,19 @@ def note_publish_failure(conn: Connection, failures: dict[int, str]) -> None:
     )
 
 
+def hand_to_retry(conn: Connection, delivery_ids: Iterable[int]) -> None:
+    """Deliveries the broker returned as unroutable (no inbox): the retry schedule takes them
+    now (``retrying``, due at once); its attempt counts, backs off and finally fails them."""
+    ids = sorted(delivery_ids)
+    if not ids:
+        return
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids), deliveries.c.state == PENDING)
+        .values(state=RETRYING, next_attempt_at=func.now(), updated_at=func.now())
+    )
+
+
 def status_candidates(
     conn: Connection, document_ids: Sequence[str]
 ) -> tuple[dict[str, list[DeliveryRef]], set[str]]:
@@ -320,13 +378,15 @@ def status_candidates(
 
 
 def before_recall_of(conn: Connection, delivery_id: int) -> str | None:
-    """The state remembered by the latest take-back request (13) on a delivery."""
+    """What the pending take-back of a delivery remembers (:func:`states.after_status`): the
+    newest status event that carries a ``before_recall`` (the first 13 sets it, every status
+    recorded while the take-back is pending carries it forward)."""
     row = conn.execute(
         select(events.c.detail)
         .where(
             events.c.delivery_id == delivery_id,
             events.c.kind == "status",
-            events.c.status_code == "13",
+            events.c.detail["before_recall"].astext.is_not(None),
         )
         .order_by(events.c.id.desc())
         .limit(1)
@@ -337,18 +397,19 @@ def before_recall_of(conn: Connection, delivery_id: int) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def insert_status_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert status events; the message ids that were new (a duplicate status returns none)."""
+def insert_status_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Insert status events; the (actor, message_id) pairs that were new (a duplicate status
+    returns none)."""
     if not rows:
         return set()
     found = bulk_insert(
         conn,
         events,
         _same_keys(rows),
-        on_conflict="ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING",
-        returning=("message_id",),
+        on_conflict="ON CONFLICT (actor, message_id) WHERE message_id IS NOT NULL DO NOTHING",
+        returning=("actor", "message_id"),
     )
-    return {mid for (mid,) in found}
+    return {(actor, mid) for actor, mid in found}
 
 
 def _same_keys(rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
@@ -406,21 +467,23 @@ def insert_rejections(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def earlier_deliveries(
-    conn: Connection, refs: Sequence[tuple[str, str, int]]
+    conn: Connection, refs: Sequence[tuple[str, str, int, str]]
 ) -> list[tuple[int, int, int]]:
     """Deliveries of earlier documents referenced by revoke/update/replace submissions.
 
-    ``refs`` are (referenced document_id, recipient, new document pk); the answer holds
-    (index into ``refs``, delivery id, document pk) for each matching earlier delivery.
+    ``refs`` are (referenced document_id, recipient, new document pk, its sender); the answer
+    holds (index into ``refs``, delivery id, document pk) for each matching earlier delivery
+    of the same sender: nobody changes another sender's documents.
     """
     out: list[tuple[int, int, int]] = []
-    for n, (ref_id, recipient, new_pk) in enumerate(refs):
+    for n, (ref_id, recipient, new_pk, sender) in enumerate(refs):
         rows = conn.execute(
             select(deliveries.c.id, deliveries.c.document_pk)
             .join(documents, documents.c.id == deliveries.c.document_pk)
             .where(
                 and_(
                     documents.c.document_id == ref_id,
+                    documents.c.sender == sender,
                     documents.c.id < new_pk,
                     deliveries.c.recipient == recipient,
                 )

@@ -69,7 +69,7 @@ def handle(engine: Engine, ch: Any, queue: str, props: Any, body: bytes) -> None
                     RecipientResult(code=code, outcome=RecipientOutcome.QUEUED, route_to=route)
                 )
         receipt = Receipt(
-            receipt_id=receipt_message_id(submission, ReceiptKind.ACCEPTED.value),
+            receipt_id=receipt_message_id(submission, ReceiptKind.ACCEPTED.value, by=owner),
             kind=ReceiptKind.ACCEPTED,
             in_reply_to=submission,
             message_type="document",

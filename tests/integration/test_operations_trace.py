@@ -42,7 +42,7 @@ def _submission(
                 document_pk=pk,
                 recipient=recipient,
                 route_to=recipient,
-                message_id=delivery_message_id(submission_id, recipient),
+                message_id=delivery_message_id(submission_id, recipient, by=sender),
                 state="accepted" if business_type == 0 else "queued",
             )
             .returning(deliveries.c.id)
@@ -122,7 +122,7 @@ def test_trace_opens_each_submission_with_its_submitted_event_from_the_stored_re
         }
         conn.execute(
             insert(receipts).values(
-                receipt_id=receipt_message_id(submission_id, "accepted"),
+                receipt_id=receipt_message_id(submission_id, "accepted", by=sender),
                 agency=sender,
                 in_reply_to=submission_id,
                 kind="accepted",
@@ -146,7 +146,8 @@ def test_failures_json_has_deliveries_and_destinations(env: Settings) -> None:
     code, out = run_cli(env, "failures", "--json")
     assert code == 0, out
     data = json.loads(out)
-    assert set(data) == {"deliveries", "destinations_down"}
+    # "messages": bounced statuses and receipts (issue 12 item 5)
+    assert set(data) == {"deliveries", "destinations_down", "messages"}
     for d in data["deliveries"]:
         assert d["state"] in ("failed", "retrying")
         assert {"document_id", "recipient", "attempts", "last_error", "next_attempt_at"} <= set(d)

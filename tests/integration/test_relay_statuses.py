@@ -185,3 +185,26 @@ def test_a_revoke_is_routed_and_marks_the_earlier_deliveries_in_the_timeline(
             .where(documents.c.message_id == original)
         ).all()
     assert "revoked" in {k for (k,) in kinds}
+
+
+def test_a_second_13_then_16_returns_to_processing_not_delivered(
+    relay_env: Settings, db: Engine, relay: RelayProcess
+) -> None:
+    # Issue 12 item 3: 05, 13, 13 from the sender, then 16 left the delivery `delivered`.
+    a, c = _pair(relay_env, db, relay)
+    doc = make_document(a.code, [c.code])
+    mid = publish(a, doc)
+    drain(c, expect=1)
+    drain(a, expect=1)
+    publish(c, make_status(c.code, a.code, doc.document_id, "05"))
+    publish(a, make_status(a.code, c.code, doc.document_id, "13"))
+    publish(a, make_status(a.code, c.code, doc.document_id, "13"))
+    drain(c, expect=3)  # the 05's receipt and the two 13s
+    drain(a, expect=3)
+    assert _state(db, mid, c.code) == "recall_requested"
+
+    publish(c, make_status(c.code, a.code, doc.document_id, "06"))
+    publish(c, make_status(c.code, a.code, doc.document_id, "16"))
+
+    assert _codes(drain(a, expect=2)) == ["06", "16"]
+    assert _state(db, mid, c.code) == "completed"

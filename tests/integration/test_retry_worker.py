@@ -277,7 +277,7 @@ def test_a_retry_that_no_inbox_takes_spends_an_attempt_and_ends_failed(
     sender = add_agency(fast_env, db, management)
     gone = random_code()  # no queue is bound for it: publishes are returned as unroutable
     submission_id = str(uuid.uuid4())
-    mid = delivery_message_id(submission_id, gone)
+    mid = delivery_message_id(submission_id, gone, by=sender.code)
     with db.begin() as conn:
         pk = conn.execute(
             insert(documents)

@@ -79,9 +79,10 @@ def test_15_or_16_without_a_pending_recall_moves_nothing() -> None:
 
 
 def test_progress_during_a_pending_recall_is_only_recorded() -> None:
-    assert after_status(s.RECALL_REQUESTED, "05") == s.Transition(
-        state=s.RECALL_REQUESTED, moved=False
-    )
+    move = after_status(s.RECALL_REQUESTED, "05")
+    assert move.state == s.RECALL_REQUESTED and not move.moved
+    # ... and remembered: a refused take-back (16) returns at least there (issue 12 item 3)
+    assert move.before_recall == s.PROCESSING
 
 
 def test_a_completed_or_recalled_delivery_cannot_be_recalled() -> None:
