@@ -18,9 +18,10 @@ from adapters.broker import BrokerLoop
 from adapters.config import AdapterConfig
 from adapters.files import remove_stale_temp_files
 from adapters.formats.registry import get_format
-from adapters.inbox import InboxWriter
 from adapters.outbox import OutboxScanner
 from adapters.spool import Spool, SpoolError
+from adapters.vxp.inbox import inbox_writer
+from adapters.vxp.server import SdkServer, SdkServerFailed
 
 log = structlog.get_logger()
 
@@ -61,8 +62,10 @@ class Adapter:
         self.config = config
         self.format = get_format(config.format)  # fail at start if the format is unavailable
         self.stop = threading.Event()
+        # The SDK connector's inbox writer keeps the relay's directory snapshots and, when
+        # [vxp] is configured, takes received items for the SDK (adapters/vxp/inbox.py).
         self.broker = BrokerLoop(
-            config, lambda spool: InboxWriter(config, spool, self.format), self.stop
+            config, lambda spool: inbox_writer(config, spool, self.format), self.stop
         )
 
     def run(self) -> None:
@@ -87,7 +90,13 @@ class Adapter:
             spool = Spool(config.spool_path)  # created (tables, WAL) before the thread opens it
             thread = threading.Thread(target=self.broker.run, name="broker", daemon=True)
             thread.start()
+            sdk = SdkServer(config, get_format("edxml")) if config.vxp is not None else None
             try:
+                if sdk is not None:
+                    try:
+                        sdk.start()
+                    except SdkServerFailed as e:
+                        raise AdapterFailed(str(e)) from e
                 with spool:
                     scanner = OutboxScanner(config, spool)
                     while not self.stop.is_set():
@@ -97,9 +106,13 @@ class Adapter:
                             raise AdapterFailed(
                                 "the broker side of the adapter stopped unexpectedly; see the log"
                             )
+                        if sdk is not None and not sdk.alive():
+                            raise AdapterFailed("the SDK API server stopped unexpectedly")
                         self.stop.wait(config.poll_seconds)
             finally:
                 self.stop.set()
+                if sdk is not None:
+                    sdk.stop()
                 thread.join(timeout=30)
             log.info("adapter.stopped", agency=config.agency)
 
