@@ -24,15 +24,30 @@ import httpx
 import pytest
 
 from adapters.config import AdapterConfig, load_config
-from adapters.edxml import parse_document, parse_status, render_document
+from adapters.edxml import parse_document, parse_status, render_status
 from adapters.formats.registry import get_format
-from adapters.inbox import Action, Delivery, reply_status_id
+from adapters.inbox import Action, Delivery, arrival_status, reply_status_id
 from adapters.spool import Spool
 from adapters.vxp.inbox import SdkInbox
-from schemas import Attachment, Document, Organization, encode_message
+from schemas import (
+    Attachment,
+    Document,
+    Organization,
+    Receipt,
+    RecipientResult,
+    Status,
+    decode_message,
+    encode_message,
+)
 from schemas import topology as t
 from schemas.directory import TYPE_DIRECTORY, DirectoryEntry, DirectorySnapshot, encode_snapshot
-from tests.adapter_support import adapter_thread, wait_for, write_config
+from tests.adapter_support import (
+    AdapterProcess,
+    adapter_thread,
+    make_status,
+    wait_for,
+    write_config,
+)
 from tests.services import random_code
 from tests.vxp_client import SdkClient, sdk_hex
 
@@ -262,8 +277,6 @@ def test_received_documents_are_listed_fetched_and_acked_with_one_status_01(site
     assert row == (reply_status_id(delivery.id), "status", document.document_id)
 
     # The DMS then sends its own 01 for the same document: answered, not forwarded again.
-    own = render_document(document)  # the status package is built from the document below
-    assert own
     status_xml = _status_01(site.code, document)
     answer = client.send_edoc(status_xml, messagetype="status")
     assert answer["status"] == "OK" and answer["DocId"] == reply_status_id(delivery.id)
@@ -271,9 +284,7 @@ def test_received_documents_are_listed_fetched_and_acked_with_one_status_01(site
 
 
 def _status_01(code: str, document: Document) -> bytes:
-    from adapters.edxml import render_status
-    from adapters.inbox import arrival_status
-
+    """The status 01 package a DMS would send for ``document`` itself."""
     return render_status(arrival_status(document, code))
 
 
@@ -290,8 +301,6 @@ def test_a_status_the_dms_sends_first_replaces_the_automatic_01(site: Site) -> N
 
 
 def test_received_statuses_are_listed_by_messagetype_and_paged(site: Site) -> None:
-    from tests.adapter_support import make_status
-
     ids = []
     for n in range(3):
         status = make_status(random_code(), site.code, f"{site.code},2026/11/30,{n}/VP")
@@ -357,3 +366,83 @@ def test_the_openapi_description_lists_every_endpoint(site: Site) -> None:
         "XroadVnpt-hash-header",
     }
     assert "multipart/form-data" in send["requestBody"]["content"]
+
+
+def test_an_adapter_killed_between_listing_and_ack_lists_the_item_again_and_acks_it_once(
+    site: Site, tmp_path: Path
+) -> None:
+    site.daemons.close()  # this test runs the adapter as a real process, to SIGKILL it
+    delivery = document_delivery(random_code(), site.code)
+    assert site.deliver(delivery) == [Action.ACK]
+    process = AdapterProcess(site.config_path, tmp_path / "adapter.log")
+    client = site.client()
+
+    def serving() -> bool:
+        try:
+            return bool(client.count()["status"] == "OK")
+        except httpx.HTTPError:
+            return False
+
+    process.start()
+    try:
+        wait_for(serving, 60, "the adapter process's SDK API")
+        [before] = client.received("edoc")["data"]
+        process.kill()  # SIGKILL: between getReceivedEdocList and updateStatus
+        process.start()
+        wait_for(serving, 60, "the restarted adapter's SDK API")
+        [after] = client.received("edoc")["data"]
+        assert after["docId"] == before["docId"] and after["status"] == "initial"
+        assert client.update_status(after["docId"], "done")["status"] == "OK"
+        assert client.update_status(after["docId"], "done")["status"] == "OK"
+        assert client.received("edoc")["data"] == []
+    finally:
+        process.stop()
+    assert site.spool_rows() == [
+        (reply_status_id(delivery.id), "status", decode_id(delivery))
+    ]  # one 01, though acked twice
+
+
+def decode_id(delivery: Delivery) -> str:
+    message = decode_message(delivery.body)
+    assert isinstance(message, Document)
+    return message.document_id
+
+
+def test_sent_list_tells_per_recipient_how_it_was_routed_and_the_last_status(
+    site: Site,
+) -> None:
+    client = site.client()
+    package = package_from(site.code, random_code(), "88")
+    sent = client.send_edoc(package)
+    assert sent["status"] == "OK"
+    document = parse_document(package)
+    recipients = [r.organ_id for r in document.recipients]
+    receipt = Receipt(
+        kind="accepted",
+        in_reply_to=sent["DocId"],
+        document_id=document.document_id,
+        sender=site.code,
+        recipients=[
+            RecipientResult(code=recipients[0], outcome="queued", route_to=recipients[0]),
+            RecipientResult(code=recipients[1], outcome="unknown_recipient", reason="not known"),
+        ],
+    )
+    status = Status(
+        sender=Organization(organ_id=recipients[0]),
+        response_for={"organ_id": site.code, "document_id": document.document_id},
+        status_code="03",
+        timestamp=dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC),
+    )
+    assert site.deliver(
+        Delivery(str(uuid.uuid4()), t.TYPE_RECEIPT, encode_message(receipt), {}),
+        Delivery(str(uuid.uuid4()), t.TYPE_STATUS, encode_message(status), {}),
+    ) == [Action.ACK, Action.ACK]
+    rows = {r["toCode"]: r for r in client.sent_list(sent["DocId"])["data"]}
+    assert rows[recipients[0]]["sendStatus"] == "done"
+    assert rows[recipients[0]]["receiveStatus"] == "03"
+    assert rows[recipients[0]]["receiveStatusDesc"] == "Đã tiếp nhận"
+    assert rows[recipients[1]]["sendStatus"] == "fail"
+    assert rows[recipients[1]]["sendStatusDesc"] == "not known"
+    assert rows[recipients[0]]["title"] == document.subject
+    # Receipts are not listed to the DMS; the status is.
+    assert client.count()["count"] == 0 and client.count("Status")["count"] == 1
