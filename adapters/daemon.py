@@ -1,4 +1,10 @@
-"""The adapter daemon: one folder scanner (main thread) and one broker loop (its own thread).
+"""The adapter daemon: the outbox scanner (main thread), the broker loop (its own thread) and
+the folder connector's hand-over of received items (its own thread).
+
+The broker loop records every inbox message in the received-item store
+(:mod:`adapters.received`) and acks it; the hand-over thread, woken by :attr:`Adapter.received`,
+writes the pending items into ``inbox/`` (:mod:`adapters.handover`). Each thread opens its own
+spool connection.
 
 Only one daemon may serve a root at a time (an exclusive ``flock`` on ``root/.adapter.lock``);
 ``lienthong adapter send`` uses the same lock to know whether a daemon will send what it spools.
@@ -16,10 +22,11 @@ import structlog
 
 from adapters.broker import BrokerLoop
 from adapters.config import AdapterConfig
-from adapters.files import remove_stale_temp_files
 from adapters.formats.registry import get_format
-from adapters.inbox import InboxWriter
+from adapters.handover import FolderHandOver
+from adapters.inbox import InboxRecorder
 from adapters.outbox import OutboxScanner
+from adapters.received import ReceivedStore
 from adapters.spool import Spool, SpoolError
 
 log = structlog.get_logger()
@@ -61,9 +68,15 @@ class Adapter:
         self.config = config
         self.format = get_format(config.format)  # fail at start if the format is unavailable
         self.stop = threading.Event()
-        self.broker = BrokerLoop(
-            config, lambda spool: InboxWriter(config, spool, self.format), self.stop
-        )
+        #: Set when the broker side recorded new items; wakes the folder hand-over at once.
+        self.received = threading.Event()
+        self.broker = BrokerLoop(config, self._recorder, self.stop)
+
+    def _recorder(self, spool: Spool) -> InboxRecorder:
+        # The folder connector must be able to write what is acked: check it before the ack,
+        # so that a document its format cannot express goes back to the relay (and its sender).
+        check = FolderHandOver(self.config, ReceivedStore(spool), self.format).check
+        return InboxRecorder(self.config, spool, check=check, on_recorded=self.received.set)
 
     def run(self) -> None:
         """Serve until :attr:`stop` is set (SIGTERM/SIGINT in the CLI)."""
@@ -75,8 +88,6 @@ class Adapter:
                     f"(lock {str(config.lock_path)!r})"
                 )
             config.ensure_folders()
-            for d in (config.inbox_documents, config.inbox_statuses, config.inbox_receipts):
-                remove_stale_temp_files(d)
             log.info(
                 "adapter.started",
                 agency=config.agency,
@@ -84,24 +95,60 @@ class Adapter:
                 url=config.safe_url(),
                 format=config.format,
             )
-            spool = Spool(config.spool_path)  # created (tables, WAL) before the thread opens it
-            thread = threading.Thread(target=self.broker.run, name="broker", daemon=True)
-            thread.start()
+            spool = Spool(config.spool_path)  # created (tables, WAL) before the threads open it
+            threads = [
+                threading.Thread(target=self.broker.run, name="broker", daemon=True),
+                threading.Thread(target=self._hand_over, name="hand-over", daemon=True),
+            ]
+            for thread in threads:
+                thread.start()
             try:
                 with spool:
                     scanner = OutboxScanner(config, spool)
                     while not self.stop.is_set():
                         self._scan(scanner)
-                        if not thread.is_alive():
-                            log.error("adapter.broker_thread_died", agency=config.agency)
-                            raise AdapterFailed(
-                                "the broker side of the adapter stopped unexpectedly; see the log"
-                            )
+                        for thread in threads:
+                            if not thread.is_alive():
+                                log.error(
+                                    "adapter.thread_died", agency=config.agency, thread=thread.name
+                                )
+                                raise AdapterFailed(
+                                    f"the {thread.name} side of the adapter stopped unexpectedly; "
+                                    "see the log"
+                                )
                         self.stop.wait(config.poll_seconds)
             finally:
                 self.stop.set()
-                thread.join(timeout=30)
+                self.received.set()
+                for thread in threads:
+                    thread.join(timeout=30)
             log.info("adapter.stopped", agency=config.agency)
+
+    def _hand_over(self) -> None:
+        """The folder connector's inbox side: finish what a crash interrupted, then hand each
+        recorded item over as soon as the broker side records it (or every ``poll_seconds``)."""
+        agency = self.config.agency
+        try:
+            with Spool(self.config.spool_path) as spool:
+                folder = FolderHandOver(self.config, ReceivedStore(spool), self.format)
+                recovered = False
+                while not self.stop.is_set():
+                    self.received.clear()
+                    try:
+                        if not recovered:
+                            folder.recover()
+                            recovered = True
+                        folder.hand_over_pending()
+                    except SpoolError as e:
+                        log.error("inbox.spool_failed", agency=agency, reason=str(e))
+                    except OSError as e:
+                        log.error("inbox.hand_over_failed", agency=agency, reason=str(e))
+                    except Exception:  # loop boundary: log and try again
+                        log.exception("inbox.hand_over_failed", agency=agency)
+                    self.received.wait(self.config.poll_seconds)
+        except Exception:
+            log.exception("inbox.hand_over_crashed", agency=agency)
+            raise
 
     def _scan(self, scanner: OutboxScanner) -> None:
         try:
