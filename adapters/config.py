@@ -55,6 +55,12 @@ class AdapterConfig(BaseModel):
     max_file_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="larger outbox files are rejected"
     )
+    temp_file_warn_seconds: float = Field(
+        600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="warn (once per file) about an outbox file left this long under a dot-name",
+    )
 
     # Filled from password_file (or the URL) by load_config; never logged.
     password: SecretStr | None = Field(None, exclude=True, repr=False)
