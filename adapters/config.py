@@ -101,6 +101,12 @@ class AdapterConfig(BaseModel):
     max_file_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="larger outbox files are rejected"
     )
+    temp_file_warn_seconds: float = Field(
+        600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="warn (once per file) about an outbox file left this long under a dot-name",
+    )
 
     #: The SDK connector (``[vxp]``); None = off.
     vxp: VxpConfig | None = None

@@ -1,4 +1,12 @@
-"""The adapter daemon: one folder scanner (main thread) and one broker loop (its own thread).
+"""The adapter daemon: the outbox scanner (main thread), the broker loop (its own thread) and
+the folder connector's hand-over of received items (its own thread).
+
+The broker loop records every inbox message in the received-item store
+(:mod:`adapters.received`) and acks it; the hand-over thread, woken by :attr:`Adapter.received`,
+writes the pending items into ``inbox/`` (:mod:`adapters.handover`). Each thread opens its own
+spool connection. With ``[vxp]`` configured, the SDK connector's HTTP server (its own thread,
+:mod:`adapters.vxp`) hands received items to the DMS instead, and the hand-over thread does not
+run; ``outbox/`` is scanned either way.
 
 Only one daemon may serve a root at a time (an exclusive ``flock`` on ``root/.adapter.lock``);
 ``lienthong adapter send`` uses the same lock to know whether a daemon will send what it spools.
@@ -16,11 +24,13 @@ import structlog
 
 from adapters.broker import BrokerLoop
 from adapters.config import AdapterConfig
-from adapters.files import remove_stale_temp_files
 from adapters.formats.registry import get_format
+from adapters.handover import FolderHandOver
+from adapters.inbox import InboxRecorder
 from adapters.outbox import OutboxScanner
+from adapters.received import ReceivedStore
 from adapters.spool import Spool, SpoolError
-from adapters.vxp.inbox import inbox_writer
+from adapters.vxp.inbox import DirectoryAwareRecorder, edxml_check
 from adapters.vxp.server import SdkServer, SdkServerFailed
 
 log = structlog.get_logger()
@@ -62,10 +72,22 @@ class Adapter:
         self.config = config
         self.format = get_format(config.format)  # fail at start if the format is unavailable
         self.stop = threading.Event()
-        # The SDK connector's inbox writer keeps the relay's directory snapshots and, when
-        # [vxp] is configured, takes received items for the SDK (adapters/vxp/inbox.py).
-        self.broker = BrokerLoop(
-            config, lambda spool: inbox_writer(config, spool, self.format), self.stop
+        #: Set when the broker side recorded new items; wakes the folder hand-over at once.
+        self.received = threading.Event()
+        self.broker = BrokerLoop(config, self._recorder, self.stop)
+
+    def _recorder(self, spool: Spool) -> InboxRecorder:
+        # The connector that hands received items over must be able to write what is acked:
+        # check it before the ack, so that a document it cannot express goes back to the relay
+        # (and its sender). With [vxp] the SDK connector hands them over, as edXML; otherwise
+        # the folder connector, in its format. Directory snapshots are kept either way.
+        if self.config.vxp is not None:
+            edxml = get_format("edxml")
+            check = edxml_check(edxml.write_delivered_document, edxml.write_status)
+        else:
+            check = FolderHandOver(self.config, ReceivedStore(spool), self.format).check
+        return DirectoryAwareRecorder(
+            self.config, spool, check=check, on_recorded=self.received.set
         )
 
     def run(self) -> None:
@@ -78,8 +100,6 @@ class Adapter:
                     f"(lock {str(config.lock_path)!r})"
                 )
             config.ensure_folders()
-            for d in (config.inbox_documents, config.inbox_statuses, config.inbox_receipts):
-                remove_stale_temp_files(d)
             log.info(
                 "adapter.started",
                 agency=config.agency,
@@ -87,34 +107,72 @@ class Adapter:
                 url=config.safe_url(),
                 format=config.format,
             )
-            spool = Spool(config.spool_path)  # created (tables, WAL) before the thread opens it
-            thread = threading.Thread(target=self.broker.run, name="broker", daemon=True)
-            thread.start()
-            sdk = SdkServer(config, get_format("edxml")) if config.vxp is not None else None
+            spool = Spool(config.spool_path)  # created (tables, WAL) before the threads open it
+            threads = [threading.Thread(target=self.broker.run, name="broker", daemon=True)]
+            sdk = None
+            if config.vxp is None:
+                threads.append(
+                    threading.Thread(target=self._hand_over, name="hand-over", daemon=True)
+                )
+            else:  # the SDK connector hands received items to the DMS (adapters/vxp/)
+                sdk = SdkServer(config, get_format("edxml"))
+            for thread in threads:
+                thread.start()
             try:
                 if sdk is not None:
                     try:
                         sdk.start()
                     except SdkServerFailed as e:
                         raise AdapterFailed(str(e)) from e
+                    threads.append(sdk.thread)
                 with spool:
                     scanner = OutboxScanner(config, spool)
                     while not self.stop.is_set():
                         self._scan(scanner)
-                        if not thread.is_alive():
-                            log.error("adapter.broker_thread_died", agency=config.agency)
-                            raise AdapterFailed(
-                                "the broker side of the adapter stopped unexpectedly; see the log"
-                            )
-                        if sdk is not None and not sdk.alive():
-                            raise AdapterFailed("the SDK API server stopped unexpectedly")
+                        for thread in threads:
+                            if not thread.is_alive():
+                                log.error(
+                                    "adapter.thread_died", agency=config.agency, thread=thread.name
+                                )
+                                raise AdapterFailed(
+                                    f"the {thread.name} side of the adapter stopped unexpectedly; "
+                                    "see the log"
+                                )
                         self.stop.wait(config.poll_seconds)
             finally:
                 self.stop.set()
+                self.received.set()
                 if sdk is not None:
                     sdk.stop()
-                thread.join(timeout=30)
+                for thread in threads:
+                    thread.join(timeout=30)
             log.info("adapter.stopped", agency=config.agency)
+
+    def _hand_over(self) -> None:
+        """The folder connector's inbox side: finish what a crash interrupted, then hand each
+        recorded item over as soon as the broker side records it (or every ``poll_seconds``)."""
+        agency = self.config.agency
+        try:
+            with Spool(self.config.spool_path) as spool:
+                folder = FolderHandOver(self.config, ReceivedStore(spool), self.format)
+                recovered = False
+                while not self.stop.is_set():
+                    self.received.clear()
+                    try:
+                        if not recovered:
+                            folder.recover()
+                            recovered = True
+                        folder.hand_over_pending()
+                    except SpoolError as e:
+                        log.error("inbox.spool_failed", agency=agency, reason=str(e))
+                    except OSError as e:
+                        log.error("inbox.hand_over_failed", agency=agency, reason=str(e))
+                    except Exception:  # loop boundary: log and try again
+                        log.exception("inbox.hand_over_failed", agency=agency)
+                    self.received.wait(self.config.poll_seconds)
+        except Exception:
+            log.exception("inbox.hand_over_crashed", agency=agency)
+            raise
 
     def _scan(self, scanner: OutboxScanner) -> None:
         try:

@@ -191,12 +191,10 @@ def create_app(config: AdapterConfig, fmt: FileFormat) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         spool = Spool(config.spool_path)
-        store = SdkStore(config.spool_path)
-        app.state.service = SdkService(config, spool, store, fmt)
         try:
+            app.state.service = SdkService(config, spool, SdkStore(spool), fmt)
             yield
         finally:
-            store.close()
             spool.close()
 
     app = FastAPI(

@@ -16,14 +16,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import uuid
 from typing import Any
 
 import structlog
 
+from adapters.arrival import reply_status_id
 from adapters.config import AdapterConfig, VxpConfig
 from adapters.formats.base import FileFormat, FormatError
-from adapters.inbox import arrival_status, reply_status_id
+from adapters.received import ReceivedItem, UnknownItem
 from adapters.spool import NewMessage, Spool
 from adapters.vxp.answers import (
     BadHash,
@@ -45,16 +47,18 @@ from adapters.vxp.protocol import (
     show_time,
 )
 from adapters.vxp.store import (
+    AUTOMATIC,
     DONE,
     FAIL,
+    FROM_DMS,
     INITIAL,
     PROCESSING,
-    Item,
+    Arrival,
     SdkStore,
     SentPackage,
     now,
 )
-from schemas import Document, Receipt, Status, decode_message, describe_status, encode_message
+from schemas import Document, Receipt, Status, describe_status, encode_message
 from schemas import topology as t
 from schemas.envelope import message_type as type_of
 
@@ -71,6 +75,8 @@ STATE_DESCRIPTIONS = {
 }
 #: Longest page of ``getReceivedEdocList``.
 MAX_PAGE = 1000
+#: The connector name the received-item store records for items the SDK's DMS took.
+CONNECTOR = "sdk"
 
 
 def _notation(document: Document) -> str | None:
@@ -147,12 +153,10 @@ class SdkService:
                 "sdk.to_differs", to=to, package_to=recipients, note="routed by the package's To"
             )
         if isinstance(message, Status) and message.status_code == "01":
-            answered = self.store.arrival(
-                message.response_for.document_id or "", message.sender.organ_id
-            )
+            answered = self.store.arrival(message.document_id, message.sender.organ_id)
             if answered is not None:
-                self.log.info("sdk.status01_already_sent", doc_id=answered)
-                return ok(DocId=answered)
+                self.log.info("sdk.status01_already_sent", doc_id=answered.message_id)
+                return ok(DocId=answered.message_id)
         entry, _ = self.spool.add(
             NewMessage(
                 message_id=str(uuid.uuid4()),
@@ -166,7 +170,6 @@ class SdkService:
             SentPackage(
                 doc_id=entry.message_id,
                 system_id=self.vxp.systemid,
-                package_sha256=sha,
                 message_type=kind,
                 document_id=message.document_id,
                 sender=message.sender.organ_id,
@@ -178,10 +181,7 @@ class SdkService:
         )
         if isinstance(message, Status) and message.status_code == "01":
             self.store.record_arrival(
-                message.response_for.document_id or "",
-                message.sender.organ_id,
-                entry.message_id,
-                "dms",
+                message.document_id, message.sender.organ_id, Arrival(entry.message_id, FROM_DMS)
             )
         self.log.info(
             "sdk.spooled",
@@ -222,31 +222,42 @@ class SdkService:
         index = parse_int("pageIndex", call.get("pageIndex"), 1, low=0, high=10_000_000)
         offset = max(index - 1, 0) * size
         if state == DONE:
-            items: list[Item] = []  # an item acked done is never listed again
-        else:
-            items = self.store.open_items(
-                kind, since=since, until=until, state=state, offset=offset, limit=size
+            return ok(data=[])  # an item acked done is never listed again
+        received = self.store.received
+        if state is None:
+            items = received.pending(
+                kind, received_from=since, received_to=until, offset=offset, limit=size
             )
-        return ok(data=[self._listed(item) for item in items])
+            states = self._states(items)
+        else:  # the DMS's own states are kept beside the store: filter, then page
+            every = received.pending(kind, received_from=since, received_to=until, limit=10_000_000)
+            all_states = self._states(every)
+            chosen = [i for i in every if all_states[i.seq] == state][offset : offset + size]
+            items, states = chosen, {i.seq: state for i in chosen}
+        return ok(data=[self._listed(item, states[item.seq]) for item in items])
 
-    @staticmethod
-    def _listed(item: Item) -> dict[str, str]:
+    def _states(self, items: list[ReceivedItem]) -> dict[int, str]:
+        marked = self.store.states([i.seq for i in items])
+        return {i.seq: marked.get(i.seq) or (FAIL if i.failures else INITIAL) for i in items}
+
+    def _listed(self, item: ReceivedItem, state: str) -> dict[str, str]:
+        updated = self.store.updated_at(item.seq) or item.received_at
         return {
-            "docId": item.doc_id,
+            "docId": str(item.seq),
             "serviceType": "eDoc",
             "messageType": SDK_MESSAGE_TYPES.get(item.kind, item.kind),
-            "from": item.sender or "",
+            "from": _sender_of(item.body),
             "to": item.addressee,
-            "status": item.state,
-            "status_desc": STATE_DESCRIPTIONS.get(item.state, item.state),
-            "created_time": show_time(item.created_at),
-            "updated_time": show_time(item.updated_at),
+            "status": state,
+            "status_desc": STATE_DESCRIPTIONS.get(state, state),
+            "created_time": show_time(item.received_at),
+            "updated_time": show_time(updated),
         }
 
-    def _received(self, call: SignedCall) -> Item:
+    def _received(self, call: SignedCall) -> ReceivedItem:
         doc_id = call.require("docId")
-        item = self.store.item(doc_id)
-        if item is None or item.kind not in SDK_MESSAGE_TYPES:
+        item = self.store.received.get_by_seq(int(doc_id)) if doc_id.isdigit() else None
+        if item is None or item.kind not in SDK_MESSAGE_TYPES or not item.body:
             raise UnknownDocId(
                 f"docId {doc_id!r} is not a document or status received for system "
                 f"{self.vxp.systemid!r}; take docIds from getReceivedEdocList"
@@ -256,7 +267,7 @@ class SdkService:
     def package(self, call: SignedCall) -> bytes:
         """The edXML package of a received item (``downloadEdoc``)."""
         item = self._received(call)
-        message = decode_message(item.body, expect=item.kind)
+        message = item.message()
         if isinstance(message, Document):
             return self.format.write_delivered_document(message, item.headers)
         assert isinstance(message, Status)
@@ -270,42 +281,39 @@ class SdkService:
         state = call.require("status").lower()
         if state not in (DONE, FAIL, PROCESSING):
             raise BadRequest(f"XroadVnpt-status: expected done, fail or processing, got {state!r}")
-        bound = self.log.bind(doc_id=item.doc_id, message_id=item.message_id, state=state)
-        if item.state == DONE:
+        bound = self.log.bind(doc_id=str(item.seq), message_id=item.message_id, state=state)
+        received = self.store.received
+        if item.state != "pending":
             bound.info("sdk.already_acked")
             return ok()
         if state == FAIL:
-            self.store.set_state(item.doc_id, FAIL)
+            received.mark_failed(item.kind, item.message_id, CONNECTOR, "the DMS answered fail")
+            self.store.set_state(item, FAIL)
             bound.warning("sdk.dms_failed", note="kept listed until acked done")
             return ok()
         if state == PROCESSING:
-            self.store.set_state(item.doc_id, PROCESSING)
+            self.store.set_state(item, PROCESSING)
             bound.info("sdk.processing")
             return ok()
-        arrival = None
-        if (
-            item.kind == t.TYPE_DOCUMENT
-            and item.document_id is not None
-            and self.store.arrival(item.document_id, item.addressee) is None
-        ):
-            document = decode_message(item.body, expect=t.TYPE_DOCUMENT)
-            assert isinstance(document, Document)
-            reply = NewMessage(
-                message_id=reply_status_id(item.message_id),
-                message_type=t.TYPE_STATUS,
-                body=encode_message(arrival_status(document, item.addressee)),
-                document_id=document.document_id,
+        answer_01 = False
+        if item.kind == t.TYPE_DOCUMENT and item.document_id is not None:
+            # One 01 per (document, recipient): the automatic one is recorded before the item
+            # is taken (which spools it), unless the DMS sent its own first.
+            kept = self.store.record_arrival(
+                item.document_id,
+                item.addressee,
+                Arrival(reply_status_id(item.message_id), AUTOMATIC),
             )
-            # Spooled first (idempotent on its id): a crash before the ack below leaves
-            # the item listed, and acking it again spools nothing new.
-            self.spool.add(reply)
-            arrival = (item.document_id, item.addressee, reply.message_id)
-        self.store.acknowledge(item.doc_id, arrival)
-        bound.info("sdk.acked", status01=arrival is not None)
+            answer_01 = kept.origin == AUTOMATIC
+        try:
+            received.mark_taken(item.kind, item.message_id, CONNECTOR, answer_01=answer_01)
+        except UnknownItem as e:  # cannot happen: it was just read
+            raise UnknownDocId(str(e)) from e
+        bound.info("sdk.acked", status01=answer_01)
         return ok()
 
     def count(self, kind: str) -> dict[str, Any]:
-        return ok(count=self.store.count_open(kind))
+        return ok(count=self.store.received.count_pending(kind))
 
     # -- sent --------------------------------------------------------------------------------
     def sent_list(self, call: SignedCall) -> dict[str, Any]:
@@ -317,9 +325,11 @@ class SdkService:
                 "this adapter; use the DocId that sendEdoc answered"
             )
         outcomes: dict[str, tuple[str, str]] = {}
-        for receipt_item in self.store.replies_to(doc_id):
-            receipt = decode_message(receipt_item.body, expect=t.TYPE_RECEIPT)
-            assert isinstance(receipt, Receipt)
+        receipts = self.store.about(t.TYPE_RECEIPT, sent.document_id or "")
+        for receipt_item in receipts:
+            receipt = receipt_item.message()
+            if not isinstance(receipt, Receipt) or receipt.in_reply_to != doc_id:
+                continue
             if receipt.kind == "rejected":
                 for code in sent.recipients:
                     outcomes[code] = ("fail", f"Bị từ chối: {receipt.reason or ''}".strip())
@@ -333,9 +343,10 @@ class SdkService:
                 )
         latest: dict[str, tuple[str, dt.datetime]] = {}
         if sent.document_id is not None and sent.message_type == t.TYPE_DOCUMENT:
-            for status_item in self.store.statuses_about(sent.document_id):
-                status = decode_message(status_item.body, expect=t.TYPE_STATUS)
-                assert isinstance(status, Status)
+            for status_item in self.store.about(t.TYPE_STATUS, sent.document_id):
+                status = status_item.message()
+                if not isinstance(status, Status):
+                    continue
                 latest[status.sender.organ_id] = (status.status_code, status.timestamp)
         rows = []
         for code in sent.recipients:
@@ -383,3 +394,15 @@ class SdkService:
             f"{call_name}: the directory is kept by the hub's operators, not by each DMS; ask "
             "them to add or remove the agency (lienthong agency add / suspend)"
         )
+
+
+def _sender_of(body: bytes) -> str:
+    """The sender's code of a recorded wire message, read without validating it all again."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    sender = data.get("sender") if isinstance(data, dict) else None
+    if isinstance(sender, dict):
+        return str(sender.get("organ_id") or "")
+    return str(sender or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -142,12 +143,11 @@ def test_a_delivered_document_is_stored_once_and_answered_with_status_01(
     assert status.response_for.document_id == document.document_id
 
 
-def test_a_delivery_that_cannot_be_stored_is_rejected_back_to_the_relay(
+def test_a_delivery_that_cannot_be_read_is_rejected_back_to_the_relay(
     adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
 ) -> None:
     b, config = _agency(adapter_env, management, tmp_path)
     root = config.parent / "root"
-    document = make_document(random_code(), [b])
     returned: list[str] = []
 
     def dead_lettered() -> bool:
@@ -156,14 +156,34 @@ def test_a_delivery_that_cannot_be_stored_is_rejected_back_to_the_relay(
 
     with adapter_thread(config) as adapter:
         wait_for(adapter.broker.connected.is_set, 30, "the connection")
-        with unwritable(root / "inbox" / "documents"):
-            mid = broker.deliver(b, document)
-            wait_for(dead_lettered, 10, "the dead letter")
-            assert broker.count(t.inbox_queue(b)) == 0
+        mid = broker.deliver(b, b'{"schema": "lienthong.document/1"}')
+        wait_for(dead_lettered, 10, "the dead letter")
+        assert broker.count(t.inbox_queue(b)) == 0
     dead_lettered()
     assert returned.count(mid) == 1  # rejected once, back to the relay, not acked
     assert visible_files(root / "inbox" / "documents") == []
     assert broker.count(t.outbox_queue(b)) == 0  # no status 01 for what was not stored
+
+
+def test_a_document_waits_in_the_store_while_the_inbox_folder_cannot_be_written(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    b, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    document = make_document(random_code(), [b])
+    with adapter_thread(config) as adapter:
+        wait_for(adapter.broker.connected.is_set, 30, "the connection")
+        with unwritable(root / "inbox" / "documents"):
+            mid = broker.deliver(b, document)
+            wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the delivery acked")
+            time.sleep(1)
+            assert broker.count(t.outbox_queue(b)) == 0  # no 01: the DMS does not have it
+        wait_for(lambda: visible_files(root / "inbox" / "documents") != [], 10, "the file")
+        wait_for(lambda: broker.count(t.outbox_queue(b)) == 1, 10, "status 01")
+    bounced = [p.message_id for p, _ in broker.take(t.RETURNED_QUEUE)]  # type: ignore[attr-defined]
+    assert mid not in bounced  # kept by the adapter, not sent back to the relay
+    [stored] = visible_files(root / "inbox" / "documents")
+    assert stored.name == f"{b}_{mid}.json"
 
 
 def test_statuses_and_receipts_land_in_their_folders(

@@ -28,7 +28,7 @@ from adapters.edxml import parse_document, parse_status, render_status
 from adapters.formats.registry import get_format
 from adapters.inbox import Action, Delivery, arrival_status, reply_status_id
 from adapters.spool import Spool
-from adapters.vxp.inbox import SdkInbox
+from adapters.vxp.inbox import DirectoryAwareRecorder, edxml_check
 from schemas import (
     Attachment,
     Document,
@@ -105,12 +105,11 @@ class Site:
 
     def deliver(self, *deliveries: Delivery) -> list[Action]:
         """Hand deliveries to the adapter's inbox writer, as its broker loop does."""
+        edxml = get_format("edxml")
+        check = edxml_check(edxml.write_delivered_document, edxml.write_status)
         with Spool(self.config.spool_path) as spool:
-            writer = SdkInbox(self.config, spool, get_format("json"), hand_over=True)
-            try:
-                return writer.handle_batch(list(deliveries))
-            finally:
-                writer.store.close()
+            recorder = DirectoryAwareRecorder(self.config, spool, check=check)
+            return recorder.handle_batch(list(deliveries))
 
 
 @pytest.fixture
