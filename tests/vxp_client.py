@@ -174,6 +174,10 @@ class SdkClient:
         assert isinstance(data, bytes), data
         return data
 
+    def download_answer(self, doc_id: str) -> Any:
+        """``downloadEdoc`` expecting a JSON answer (a refusal)."""
+        return self.call("/downloadEdoc", method="GET", **{self.doc_id_name: doc_id})
+
     def update_status(self, doc_id: str, status: str) -> Any:
         return self.call("/updateStatus", status=status, **{self.doc_id_name: doc_id})
 

@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from adapters.config import AdapterConfig
 from adapters.formats.base import FileFormat
 from adapters.spool import Spool, SpoolError
-from adapters.vxp.answers import BadRequest, TooLarge, Unavailable, VxpError
+from adapters.vxp.answers import FAIL, BadRequest, TooLarge, Unavailable, VxpError
 from adapters.vxp.package import package_from_text
 from adapters.vxp.protocol import SignedCall, verify
 from adapters.vxp.service import SdkService
@@ -227,6 +227,15 @@ def create_app(config: AdapterConfig, fmt: FileFormat) -> FastAPI:
                     "the adapter cannot write its local store now; nothing was taken, try again"
                 )
                 return JSONResponse(refused.answer(), status_code=503)
+            except Exception:  # edge of the HTTP connector: logged, answered in the SDK's form
+                bound.exception("sdk.failed")
+                failed = {
+                    "status": FAIL,
+                    "ErrorCode": "500",
+                    "ErrorDesc": "the adapter failed on this call (its log says why: event "
+                    "sdk.failed); try again (a repeated sendEdoc is never sent twice)",
+                }
+                return JSONResponse(failed, status_code=500)
             if isinstance(result, Response):
                 return result
             return JSONResponse(result)

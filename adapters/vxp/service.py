@@ -256,7 +256,10 @@ class SdkService:
 
     def _received(self, call: SignedCall) -> ReceivedItem:
         doc_id = call.require("docId")
-        item = self.store.received.get_by_seq(int(doc_id)) if doc_id.isdigit() else None
+        # docIds are the store's sequence numbers; anything else (or beyond SQLite's 64-bit
+        # integers) names no item.
+        seq = int(doc_id) if doc_id.isascii() and doc_id.isdigit() else None
+        item = self.store.received.get_by_seq(seq) if seq is not None and seq < 2**63 else None
         if item is None or item.kind not in SDK_MESSAGE_TYPES or not item.body:
             raise UnknownDocId(
                 f"docId {doc_id!r} is not a document or status received for system "

@@ -445,3 +445,9 @@ def test_sent_list_tells_per_recipient_how_it_was_routed_and_the_last_status(
     assert rows[recipients[0]]["title"] == document.subject
     # Receipts are not listed to the DMS; the status is.
     assert client.count()["count"] == 0 and client.count("Status")["count"] == 1
+
+
+def test_a_doc_id_too_large_for_the_store_is_an_unknown_doc_id(site: Site) -> None:
+    for call in (site.client().get_edoc, site.client().download_answer):
+        answer = call("99999999999999999999999")
+        assert answer["status"] == "FAIL" and answer["ErrorCode"] == "404", answer
