@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 import uuid
 from typing import Any
 
@@ -54,6 +53,7 @@ from adapters.vxp.store import (
     INITIAL,
     PROCESSING,
     Arrival,
+    Listed,
     SdkStore,
     SentPackage,
     now,
@@ -75,6 +75,8 @@ STATE_DESCRIPTIONS = {
 }
 #: Longest page of ``getReceivedEdocList``.
 MAX_PAGE = 1000
+#: Page size when the DMS gives none.
+DEFAULT_PAGE = 100
 #: The connector name the received-item store records for items the SDK's DMS took.
 CONNECTOR = "sdk"
 
@@ -217,41 +219,30 @@ class SdkService:
                 raise BadRequest(
                     f"XroadVnpt-status: expected initial, processing, done or fail, got {state!r}"
                 )
-        size = parse_int("pageSize", call.get("pageSize"), MAX_PAGE, low=1, high=100_000)
+        size = parse_int("pageSize", call.get("pageSize"), DEFAULT_PAGE, low=1, high=100_000)
         size = min(size, MAX_PAGE)
         index = parse_int("pageIndex", call.get("pageIndex"), 1, low=0, high=10_000_000)
         offset = max(index - 1, 0) * size
         if state == DONE:
             return ok(data=[])  # an item acked done is never listed again
-        received = self.store.received
-        if state is None:
-            items = received.pending(
-                kind, received_from=since, received_to=until, offset=offset, limit=size
-            )
-            states = self._states(items)
-        else:  # the DMS's own states are kept beside the store: filter, then page
-            every = received.pending(kind, received_from=since, received_to=until, limit=10_000_000)
-            all_states = self._states(every)
-            chosen = [i for i in every if all_states[i.seq] == state][offset : offset + size]
-            items, states = chosen, {i.seq: state for i in chosen}
-        return ok(data=[self._listed(item, states[item.seq]) for item in items])
+        items = self.store.listing(
+            kind, since=since, until=until, state=state, offset=offset, limit=size
+        )
+        return ok(data=[self._listed(item) for item in items])
 
-    def _states(self, items: list[ReceivedItem]) -> dict[int, str]:
-        marked = self.store.states([i.seq for i in items])
-        return {i.seq: marked.get(i.seq) or (FAIL if i.failures else INITIAL) for i in items}
-
-    def _listed(self, item: ReceivedItem, state: str) -> dict[str, str]:
-        updated = self.store.updated_at(item.seq) or item.received_at
+    @staticmethod
+    def _listed(item: Listed) -> dict[str, str]:
+        state = item.state or (FAIL if item.failures else INITIAL)
         return {
             "docId": str(item.seq),
             "serviceType": "eDoc",
             "messageType": SDK_MESSAGE_TYPES.get(item.kind, item.kind),
-            "from": _sender_of(item.body),
+            "from": item.sender,
             "to": item.addressee,
             "status": state,
             "status_desc": STATE_DESCRIPTIONS.get(state, state),
             "created_time": show_time(item.received_at),
-            "updated_time": show_time(updated),
+            "updated_time": show_time(item.updated_at or item.received_at),
         }
 
     def _received(self, call: SignedCall) -> ReceivedItem:
@@ -397,15 +388,3 @@ class SdkService:
             f"{call_name}: the directory is kept by the hub's operators, not by each DMS; ask "
             "them to add or remove the agency (lienthong agency add / suspend)"
         )
-
-
-def _sender_of(body: bytes) -> str:
-    """The sender's code of a recorded wire message, read without validating it all again."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return ""
-    sender = data.get("sender") if isinstance(data, dict) else None
-    if isinstance(sender, dict):
-        return str(sender.get("organ_id") or "")
-    return str(sender or "")

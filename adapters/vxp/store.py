@@ -89,6 +89,20 @@ def _time(text: str) -> dt.datetime:
 
 
 @dataclass(frozen=True)
+class Listed:
+    """A pending received item as ``getReceivedEdocList`` shows it (read without its body)."""
+
+    seq: int
+    kind: str
+    addressee: str
+    sender: str
+    received_at: dt.datetime
+    failures: int
+    state: str | None  # the DMS's own processing / fail, if any
+    updated_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
 class SentPackage:
     """A package a system handed over through ``sendEdoc``."""
 
@@ -122,16 +136,6 @@ class SdkStore:
                 db.execute(statement)
 
     # -- received items as the SDK shows them ------------------------------------------------
-    def states(self, seqs: list[int]) -> dict[int, str]:
-        """The DMS's own state of pending items (``processing`` / ``fail``), by seq."""
-        if not seqs:
-            return {}
-        marks = ",".join("?" * len(seqs))
-        rows = self.spool.read(
-            f"SELECT seq, state FROM sdk_item_state WHERE seq IN ({marks})", list(seqs)
-        )
-        return {int(str(s)): str(state) for s, state in rows}
-
     def set_state(self, item: ReceivedItem, state: str) -> None:
         with self.spool.transaction() as db:
             db.execute(
@@ -141,9 +145,54 @@ class SdkStore:
                 (item.seq, state, _stamp(now())),
             )
 
-    def updated_at(self, seq: int) -> dt.datetime | None:
-        rows = self.spool.read("SELECT updated_at FROM sdk_item_state WHERE seq = ?", (seq,))
-        return _time(str(rows[0][0])) if rows else None
+    def listing(
+        self,
+        kind: str,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        state: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[Listed]:
+        """Pending items of ``kind``, oldest first, without loading their bodies (a page of
+        documents may carry hundreds of megabytes of attachments). ``state`` = ``initial``,
+        ``processing`` or ``fail`` narrows to the DMS's own state."""
+        where = ["r.state = 'pending'", "r.kind = ?"]
+        params: list[object] = [kind]
+        if since is not None:
+            where.append("r.received_at >= ?")
+            params.append(_stamp(since))
+        if until is not None:
+            where.append("r.received_at <= ?")
+            params.append(_stamp(until))
+        if state == INITIAL:
+            where.append("s.state IS NULL AND r.failures = 0")
+        elif state == FAIL:
+            where.append("(s.state = 'fail' OR (s.state IS NULL AND r.failures > 0))")
+        elif state is not None:
+            where.append("s.state = ?")
+            params.append(state)
+        rows = self.spool.read(
+            "SELECT r.seq, r.kind, r.addressee, r.received_at, r.failures, "
+            "json_extract(CAST(r.body AS TEXT), '$.sender.organ_id'), s.state, s.updated_at "
+            "FROM received_items r LEFT JOIN sdk_item_state s ON s.seq = r.seq "
+            f"WHERE {' AND '.join(where)} ORDER BY r.seq LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [
+            Listed(
+                seq=int(str(seq)),
+                kind=str(k),
+                addressee=str(addressee),
+                sender=str(sender or ""),
+                received_at=_time(str(received_at)),
+                failures=int(str(failures)),
+                state=str(st) if st is not None else None,
+                updated_at=_time(str(updated)) if updated is not None else None,
+            )
+            for seq, k, addressee, received_at, failures, sender, st, updated in rows
+        ]
 
     def about(self, kind: str, document_id: str) -> list[ReceivedItem]:
         """Received items of ``kind`` about ``document_id`` (taken or not), oldest first."""
