@@ -213,6 +213,11 @@ class SdkService:
         since = parse_date("fromDate", call.get("fromDate"))
         until = parse_date("toDate", call.get("toDate"))
         state = call.get("status")
+        if state is not None and call.get("docId") is not None:
+            # The SDK never clears its parameter map: a status sent with a docId is the one the
+            # last updateStatus carried, not a filter. Ignoring it lists more, never hides an
+            # item (a status=fail left over would otherwise hide every new document).
+            state = None
         if state is not None:
             state = state.lower()
             if state not in STATE_DESCRIPTIONS:

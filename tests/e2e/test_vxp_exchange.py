@@ -70,6 +70,7 @@ class World:
     unit: str
     env: dict[str, str]
     engine: Engine
+    settings: Any
 
     def sample(self, name: str, number: str = "1234") -> bytes:
         text = (SAMPLES / name).read_text(encoding="utf-8")
@@ -147,6 +148,7 @@ def world(make_env: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
             unit=unit,
             env=settings_env(settings),
             engine=engine,
+            settings=settings,
         )
     finally:
         for side in sides:
@@ -289,6 +291,18 @@ def test_a_unit_a_hosts_sends_once_the_relay_published_the_directory(world: Worl
     answer = a.send_edoc(text.encode("utf-8"), sender=world.unit)
     assert answer["status"] == "OK", answer
     [item] = _eventually("B never got the unit's document", lambda: _listed(b, "edoc", world.unit))
+    assert b.update_status(item["docId"], "done")["status"] == "OK"
+
+    # A unit added to the directory later is published again and may send at once.
+    later = random_code()
+    add_agency(world.settings, world.engine, later, name="Sở mới", host=world.a.code)
+    text = text.replace(world.unit, later).replace("1505", "1507")
+
+    def sent_by_later_unit() -> bool:
+        return bool(a.send_edoc(text.encode("utf-8"), sender=later)["status"] == "OK")
+
+    _eventually("the new unit was never allowed to send", sent_by_later_unit)
+    [item] = _eventually("B never got the new unit's document", lambda: _listed(b, "edoc", later))
     assert b.update_status(item["docId"], "done")["status"] == "OK"
     a.close()
     b.close()
