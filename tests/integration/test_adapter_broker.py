@@ -265,3 +265,24 @@ def test_adapter_send_spools_and_sends_one_file_and_knows_it_was_sent(
     later = runner.invoke(adapter_cli, [*send, str(spooled_only), "--no-publish", "--json"])
     assert later.exit_code == 0 and json.loads(later.stdout.splitlines()[-1])["state"] == "spooled"
     assert broker.count(t.outbox_queue(a)) == 0
+
+
+def test_a_status_sent_with_a_documents_message_id_does_not_make_the_document_a_duplicate(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    # Issue 12, item 4: an agency that has seen a submission's id sends a status with the id
+    # of the copy addressed to B; B's adapter must still hand the document over.
+    from tests.adapter_support import make_status
+
+    b, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    document = make_document(random_code(), [b])
+    status = make_status(random_code(), b, document.document_id, "05")
+    with adapter_thread(config):
+        mid = broker.deliver(b, status, message_type=t.TYPE_STATUS)
+        wait_for(lambda: len(visible_files(root / "inbox" / "statuses")) == 1, 10, "the status")
+        broker.deliver(b, document, message_id=mid)
+        wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the document acked")
+        wait_for(lambda: visible_files(root / "inbox" / "documents") != [], 10, "the document")
+    [stored] = visible_files(root / "inbox" / "documents")
+    assert decode_message(stored.read_bytes()) == document
