@@ -26,7 +26,7 @@ from adapters.broker import BrokerLoop
 from adapters.config import AdapterConfig
 from adapters.formats.registry import get_format
 from adapters.handover import FolderHandOver
-from adapters.inbox import InboxRecorder
+from adapters.inbox import InboxRecorder, RenderCheck
 from adapters.outbox import OutboxScanner
 from adapters.received import ReceivedStore
 from adapters.spool import Spool, SpoolError
@@ -66,11 +66,19 @@ def root_lock(config: AdapterConfig, *, wait: bool = False) -> Iterator[bool]:
 
 
 class Adapter:
-    """Wires the connector, the spool and the broker loop for one agency."""
+    """Wires the connectors, the spool and the broker loop for one agency.
 
-    def __init__(self, config: AdapterConfig) -> None:
+    ``folder_inbox``: the folder connector hands received items to the DMS (files in
+    ``inbox/``). Pass False when another connector does (the SDK connector of issue 15): the
+    items then wait in the received-item store until that connector marks them taken, and no
+    folder-format check is made before the ack.
+    """
+
+    def __init__(self, config: AdapterConfig, *, folder_inbox: bool = True) -> None:
         self.config = config
         self.format = get_format(config.format)  # fail at start if the format is unavailable
+        # With [vxp] configured the SDK connector hands received items over, not the folder.
+        self.folder_inbox = folder_inbox and config.vxp is None
         self.stop = threading.Event()
         #: Set when the broker side recorded new items; wakes the folder hand-over at once.
         self.received = threading.Event()
@@ -79,13 +87,14 @@ class Adapter:
     def _recorder(self, spool: Spool) -> InboxRecorder:
         # The connector that hands received items over must be able to write what is acked:
         # check it before the ack, so that a document it cannot express goes back to the relay
-        # (and its sender). With [vxp] the SDK connector hands them over, as edXML; otherwise
-        # the folder connector, in its format. Directory snapshots are kept either way.
-        if self.config.vxp is not None:
+        # (and its sender): the folder connector in its format, the SDK connector as edXML.
+        # Directory snapshots from the relay are kept either way.
+        check: RenderCheck | None = None
+        if self.folder_inbox:
+            check = FolderHandOver(self.config, ReceivedStore(spool), self.format).check
+        elif self.config.vxp is not None:
             edxml = get_format("edxml")
             check = edxml_check(edxml.write_delivered_document, edxml.write_status)
-        else:
-            check = FolderHandOver(self.config, ReceivedStore(spool), self.format).check
         return DirectoryAwareRecorder(
             self.config, spool, check=check, on_recorded=self.received.set
         )
@@ -109,13 +118,12 @@ class Adapter:
             )
             spool = Spool(config.spool_path)  # created (tables, WAL) before the threads open it
             threads = [threading.Thread(target=self.broker.run, name="broker", daemon=True)]
-            sdk = None
-            if config.vxp is None:
+            if self.folder_inbox:
                 threads.append(
                     threading.Thread(target=self._hand_over, name="hand-over", daemon=True)
                 )
-            else:  # the SDK connector hands received items to the DMS (adapters/vxp/)
-                sdk = SdkServer(config, get_format("edxml"))
+            # With [vxp], the SDK connector (adapters/vxp/) hands received items to the DMS.
+            sdk = SdkServer(config, get_format("edxml")) if config.vxp is not None else None
             for thread in threads:
                 thread.start()
             try:

@@ -38,8 +38,10 @@ log = structlog.get_logger()
 
 #: The name the store records as the connector that handed an item over.
 CONNECTOR = "folder"
-#: Items handed over per batch (one intent transaction, one taken transaction).
+#: Items handed over per batch (one intent transaction, one taken transaction), and the most
+#: body bytes a batch holds in memory (a single larger item still goes, alone).
 BATCH = 50
+BATCH_BYTES = 64 * 1024 * 1024
 
 _SAFE_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
 
@@ -134,7 +136,7 @@ class FolderHandOver:
         try:
             total += self.finish_begun()
             while True:
-                items = self.store.pending(after_seq=after, limit=BATCH)
+                items = self.store.pending(after_seq=after, limit=BATCH, max_bytes=BATCH_BYTES)
                 if not items:
                     break
                 after = items[-1].seq

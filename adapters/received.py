@@ -10,8 +10,8 @@ Interface (stable; the SDK connector of issue 15 builds on it)::
     store.is_recorded(kind, message_id) -> bool
     store.get(kind, message_id) -> ReceivedItem | None
     store.get_by_seq(seq) -> ReceivedItem | None
-    store.pending(kind=None, *, received_from=None, received_to=None,
-                  after_seq=0, offset=0, limit=100) -> [ReceivedItem]   # oldest first
+    store.pending(kind=None, *, received_from=None, received_to=None, after_seq=0,
+                  offset=0, limit=100, with_body=True, max_bytes=None) -> [ReceivedItem]
     store.count_pending(kind=None, *, received_from=None, received_to=None) -> int
     store.mark_taken(kind, message_id, connector, *, answer_01=True) -> bool
     store.mark_failed(kind, message_id, connector, reason) -> bool
@@ -253,12 +253,37 @@ class ReceivedStore:
         after_seq: int = 0,
         offset: int = 0,
         limit: int = 100,
+        with_body: bool = True,
+        max_bytes: int | None = None,
     ) -> list[ReceivedItem]:
         """Items not yet taken, oldest first: ``limit`` of them after ``offset`` (paging), only
-        those with ``seq > after_seq``."""
+        those with ``seq > after_seq``.
+
+        ``with_body=False`` leaves ``body`` empty (a listing needs no bodies; :meth:`get` has
+        it). ``max_bytes`` stops before the item whose body would take the total over it (the
+        first item is always returned), so that a batch of large documents stays small.
+        """
         where, params = self._filter(kind, received_from, received_to)
+        columns = _COLUMNS if with_body else _COLUMNS.replace(" body,", " X'',")
+        if max_bytes is not None:
+            # length() of a BLOB comes from the record header, without reading the body.
+            sizes = self.spool.read(
+                f"SELECT seq, length(body) FROM received_items WHERE {where} AND seq > ? "
+                "ORDER BY seq LIMIT ? OFFSET ?",
+                [*params, after_seq, limit, offset],
+            )
+            total, last = 0, None
+            for seq, size in sizes:
+                assert isinstance(seq, int) and isinstance(size, int)
+                if last is not None and total + size > max_bytes:
+                    break
+                total, last = total + size, seq
+            if last is None:
+                return []
+            where += " AND seq <= ?"
+            params.append(last)
         rows = self.spool.read(
-            f"SELECT {_COLUMNS} FROM received_items WHERE {where} AND seq > ? "
+            f"SELECT {columns} FROM received_items WHERE {where} AND seq > ? "
             "ORDER BY seq LIMIT ? OFFSET ?",
             [*params, after_seq, limit, offset],
         )

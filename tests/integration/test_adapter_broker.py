@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 from structlog.testing import capture_logs
 
+from adapters.config import load_config
+from adapters.daemon import Adapter
+from adapters.received import ReceivedStore
+from adapters.spool import Spool
 from relay.broker.management import ManagementClient
 from relay.config import Settings
 from schemas import Status, decode_message
@@ -265,3 +270,54 @@ def test_adapter_send_spools_and_sends_one_file_and_knows_it_was_sent(
     later = runner.invoke(adapter_cli, [*send, str(spooled_only), "--no-publish", "--json"])
     assert later.exit_code == 0 and json.loads(later.stdout.splitlines()[-1])["state"] == "spooled"
     assert broker.count(t.outbox_queue(a)) == 0
+
+
+def test_a_status_sent_with_a_documents_message_id_does_not_make_the_document_a_duplicate(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    # Issue 12, item 4: an agency that has seen a submission's id sends a status with the id
+    # of the copy addressed to B; B's adapter must still hand the document over.
+    from tests.adapter_support import make_status
+
+    b, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    document = make_document(random_code(), [b])
+    status = make_status(random_code(), b, document.document_id, "05")
+    with adapter_thread(config):
+        mid = broker.deliver(b, status, message_type=t.TYPE_STATUS)
+        wait_for(lambda: len(visible_files(root / "inbox" / "statuses")) == 1, 10, "the status")
+        broker.deliver(b, document, message_id=mid)
+        wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the document acked")
+        wait_for(lambda: visible_files(root / "inbox" / "documents") != [], 10, "the document")
+    [stored] = visible_files(root / "inbox" / "documents")
+    assert decode_message(stored.read_bytes()) == document
+
+
+def test_with_another_connector_items_wait_in_the_store_and_01_leaves_when_it_takes_them(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    b, config_path = _agency(adapter_env, management, tmp_path)
+    config = load_config(config_path)
+    document = make_document(random_code(), [b])
+    adapter = Adapter(config, folder_inbox=False)  # as with the SDK connector (issue 15)
+    thread = threading.Thread(target=adapter.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(adapter.broker.connected.is_set, 30, "the connection")
+        mid = broker.deliver(b, document)
+        wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the delivery acked")
+        with Spool(config.spool_path) as spool:
+            store = ReceivedStore(spool)
+            [item] = store.pending(t.TYPE_DOCUMENT)
+            assert (item.message_id, item.message()) == (mid, document)
+            time.sleep(1)
+            assert broker.count(t.outbox_queue(b)) == 0  # the DMS does not have it yet
+            assert store.mark_taken(t.TYPE_DOCUMENT, mid, "sdk")
+        wait_for(lambda: broker.count(t.outbox_queue(b)) == 1, 10, "status 01")
+    finally:
+        adapter.stop.set()
+        thread.join(timeout=30)
+    assert visible_files(config.inbox_documents) == []
+    [(_, body)] = broker.take(t.outbox_queue(b))
+    status = decode_message(body)
+    assert isinstance(status, Status) and status.status_code == "01"

@@ -160,3 +160,15 @@ def test_a_spool_of_the_previous_version_keeps_its_delivery_ids(tmp_path: Path) 
         assert store.pending() == []
         old = store.get(t.TYPE_DOCUMENT, "d-1")
         assert old is not None and old.received_at.year == 2026
+
+
+def test_a_listing_can_leave_out_bodies_and_bound_them(store: ReceivedStore) -> None:
+    for n in range(4):
+        store.record([NewItem(t.TYPE_RECEIPT, f"r-{n}", B, b"x" * 1000)])
+    listed = store.pending(with_body=False)
+    assert [i.body for i in listed] == [b""] * 4
+    got = store.get(t.TYPE_RECEIPT, "r-0")
+    assert got is not None and got.body == b"x" * 1000  # kept
+    assert [i.message_id for i in store.pending(max_bytes=2500)] == ["r-0", "r-1"]
+    assert [i.message_id for i in store.pending(max_bytes=10)] == ["r-0"]  # one at least
+    assert [i.message_id for i in store.pending(offset=1, max_bytes=2000)] == ["r-1", "r-2"]
