@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import re
 import socket
 import sqlite3
 import uuid
@@ -458,3 +459,37 @@ def test_a_doc_id_too_large_for_the_store_is_an_unknown_doc_id(site: Site) -> No
     for call in (site.client().get_edoc, site.client().download_answer):
         answer = call("99999999999999999999999")
         assert answer["status"] == "FAIL" and answer["ErrorCode"] == "404", answer
+
+
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples" / "real"
+
+
+def test_real_packages_of_dms_vendors_are_taken_or_refused_with_a_reason(site: Site) -> None:
+    """Third-party edXML files sent through sendEdoc: spooled, or refused saying why (never a
+    server error); their senders are made units of this adapter first."""
+    if not REAL.is_dir():
+        pytest.skip(f"the real edXML samples are not at {REAL}")
+    samples = sorted(REAL.glob("*.edxml"))
+    senders = {}
+    for path in samples:
+        found = re.search(rb"<(?:\w+:)?From>\s*<(?:\w+:)?OrganId>([^<]*)<", path.read_bytes())
+        if found:
+            senders[path.name] = found.group(1).decode("utf-8", "replace").strip()
+    snapshot = DirectorySnapshot(
+        version="real",
+        published_at=dt.datetime.now(dt.UTC),
+        agencies=[DirectoryEntry(code=c, name=c, host=site.code) for c in set(senders.values())],
+    )
+    assert site.deliver(Delivery("real", TYPE_DIRECTORY, encode_snapshot(snapshot), {})) == [
+        Action.ACK
+    ]
+    client = site.client()
+    outcomes = {}
+    for path in samples:
+        answer = client.send_edoc(path.read_bytes())
+        assert answer["status"] in ("OK", "FAIL"), answer
+        if answer["status"] == "FAIL":
+            assert answer["ErrorCode"] in ("400", "403") and len(answer["ErrorDesc"]) > 20
+        outcomes[path.name] = answer["ErrorDesc"] or "OK"
+    print("\n".join(f"{name}: {outcome}" for name, outcome in outcomes.items()))
+    assert outcomes["qnam2019-edoc-jmeter-malformed.edxml"] != "OK"
