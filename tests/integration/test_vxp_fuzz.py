@@ -25,7 +25,7 @@ from adapters.config import load_config
 from adapters.formats.registry import get_format
 from adapters.spool import Spool
 from adapters.vxp.app import ENDPOINTS
-from adapters.vxp.server import SdkServer
+from adapters.vxp.server import SdkServer, SdkServerFailed
 from tests.adapter_support import write_config
 from tests.services import random_code
 
@@ -130,3 +130,22 @@ def test_any_request_gets_a_json_answer_and_nothing_unsigned_is_taken(
 def _spooled(spool_path: Path) -> int:
     with sqlite3.connect(spool_path) as db:
         return int(db.execute("SELECT count(*) FROM outgoing").fetchone()[0])
+
+
+def test_a_listen_address_in_use_stops_the_adapter_saying_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        path = write_config(tmp_path, random_code(), "amqp://127.0.0.1:1/x", "pw")
+        (tmp_path / "secret").write_text(SECRET)
+        with path.open("a") as f:
+            f.write(
+                f'\n[vxp]\nlisten = "127.0.0.1:{port}"\nsystemid = "{SYSTEM}"\n'
+                'secret_file = "secret"\n'
+            )
+        config = load_config(path)
+        config.root.mkdir(parents=True, exist_ok=True)
+        sdk = SdkServer(config, get_format("edxml"))
+        with pytest.raises(SdkServerFailed, match=f"vxp.listen: cannot serve .*127.0.0.1:{port}"):
+            sdk.start()
