@@ -78,7 +78,7 @@ MAX_PAGE = 1000
 #: Page size when the DMS gives none.
 DEFAULT_PAGE = 100
 #: The connector name the received-item store records for items the SDK's DMS took.
-CONNECTOR = "sdk"
+CONNECTOR = "vxp"
 
 
 def _notation(document: Document) -> str | None:
