@@ -126,11 +126,19 @@ class Spool:
                 raise SpoolError(f"spool {str(path)!r} cannot be opened: {e}") from e
 
     def _migrate(self) -> None:
-        old = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'received'"
-        ).fetchone()
-        if old is not None:
-            self._db.executescript("BEGIN IMMEDIATE;" + _MIGRATE_RECEIVED + "COMMIT;")
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'received'"
+        if self._db.execute(exists).fetchone() is None:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._db.execute(exists).fetchone() is not None:  # not migrated meanwhile
+                for statement in _MIGRATE_RECEIVED.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
