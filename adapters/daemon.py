@@ -62,29 +62,20 @@ def root_lock(config: AdapterConfig, *, wait: bool = False) -> Iterator[bool]:
 
 
 class Adapter:
-    """Wires the connectors, the spool and the broker loop for one agency.
+    """Wires the connector, the spool and the broker loop for one agency."""
 
-    ``folder_inbox``: the folder connector hands received items to the DMS (files in
-    ``inbox/``). Pass False when another connector does (the SDK connector of issue 15): the
-    items then wait in the received-item store until that connector marks them taken, and no
-    folder-format check is made before the ack.
-    """
-
-    def __init__(self, config: AdapterConfig, *, folder_inbox: bool = True) -> None:
+    def __init__(self, config: AdapterConfig) -> None:
         self.config = config
         self.format = get_format(config.format)  # fail at start if the format is unavailable
-        self.folder_inbox = folder_inbox
         self.stop = threading.Event()
         #: Set when the broker side recorded new items; wakes the folder hand-over at once.
         self.received = threading.Event()
         self.broker = BrokerLoop(config, self._recorder, self.stop)
 
     def _recorder(self, spool: Spool) -> InboxRecorder:
-        check = None
-        if self.folder_inbox:
-            # The folder connector must be able to write what is acked: check it before the
-            # ack, so a document its format cannot express goes back to the relay (and sender).
-            check = FolderHandOver(self.config, ReceivedStore(spool), self.format).check
+        # The folder connector must be able to write what is acked: check it before the ack,
+        # so that a document its format cannot express goes back to the relay (and its sender).
+        check = FolderHandOver(self.config, ReceivedStore(spool), self.format).check
         return InboxRecorder(self.config, spool, check=check, on_recorded=self.received.set)
 
     def run(self) -> None:
@@ -105,11 +96,10 @@ class Adapter:
                 format=config.format,
             )
             spool = Spool(config.spool_path)  # created (tables, WAL) before the threads open it
-            threads = [threading.Thread(target=self.broker.run, name="broker", daemon=True)]
-            if self.folder_inbox:
-                threads.append(
-                    threading.Thread(target=self._hand_over, name="hand-over", daemon=True)
-                )
+            threads = [
+                threading.Thread(target=self.broker.run, name="broker", daemon=True),
+                threading.Thread(target=self._hand_over, name="hand-over", daemon=True),
+            ]
             for thread in threads:
                 thread.start()
             try:
