@@ -57,7 +57,8 @@ CREATE INDEX IF NOT EXISTS received_items_pending
 _MIGRATE_RECEIVED = """
 INSERT INTO received_items (kind, message_id, addressee, headers, body, received_at, state,
                             taken_at, taken_by)
-    SELECT message_type, message_id, '', '{}', X'', received_at, 'taken', received_at, 'folder'
+    SELECT message_type, message_id, '', '{}', X'', strftime('%Y-%m-%dT%H:%M:%f', received_at)
+           || '000Z', 'taken', strftime('%Y-%m-%dT%H:%M:%f', received_at) || '000Z', 'folder'
     FROM received WHERE true
     ON CONFLICT (kind, message_id) DO NOTHING;
 DROP TABLE received;
