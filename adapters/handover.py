@@ -31,6 +31,7 @@ from adapters.config import AdapterConfig
 from adapters.files import TEMP_PREFIX, fsync_dir, remove_stale_temp_files
 from adapters.formats.base import FileFormat
 from adapters.received import ReceivedItem, ReceivedStore
+from adapters.spool import SpoolError
 from schemas import Document, Receipt, Status
 from schemas import topology as t
 
@@ -129,8 +130,9 @@ class FolderHandOver:
 
     def hand_over_pending(self) -> int:
         """Hand every pending item over, in batches; returns how many. A folder that cannot be
-        written is logged once (``inbox.hand_over_failed``) and tried again on the next call;
-        an item that cannot be rendered is logged once and skipped. SpoolError propagates."""
+        written (or a spool that cannot be) is logged once (``inbox.hand_over_failed``) and
+        tried again on the next call; an item that cannot be rendered is logged once and
+        skipped."""
         total = 0
         after = 0
         try:
@@ -141,16 +143,21 @@ class FolderHandOver:
                     break
                 after = items[-1].seq
                 total += self.hand_over(items)
-        except OSError as e:
-            reason = _os_reason(e)
+        except (OSError, SpoolError) as e:
+            reason = _os_reason(e) if isinstance(e, OSError) else str(e)
             if self._failing != reason:
+                try:
+                    pending: int | None = self.store.count_pending()
+                except SpoolError:
+                    pending = None
                 log.error(
                     "inbox.hand_over_failed",
                     agency=self.config.agency,
                     reason=reason,
-                    pending=self.store.count_pending(),
-                    action="make the inbox folders writable (and free disk space); the items "
-                    "stay in the adapter's store and are written once that works",
+                    pending=pending,
+                    action="make the inbox folders and the spool writable (and free disk "
+                    "space); the items stay in the adapter's store and are written once that "
+                    "works",
                 )
                 self._failing = reason
             return total
