@@ -21,6 +21,7 @@ items are still pending and are written again from the start.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,8 +53,17 @@ def temp_name(seq: int) -> str:
     return f"{TEMP_PREFIX}item-{seq}.tmp"
 
 
-def _safe(name: str) -> bool:
-    return 0 < len(name) <= 64 and set(name) <= _SAFE_CHARS
+def _safe(name: str, longest: int = 64) -> bool:
+    """Usable in a file name as it is: no path separator, not hidden, not too long."""
+    return 0 < len(name) <= longest and set(name) <= _SAFE_CHARS and not name.startswith(".")
+
+
+def _id_for_name(message_id: str) -> str:
+    """The message id as it is when it is safe in a file name (the relay's ids are UUIDs), else
+    a digest of it: an id can never point outside the folder or hide the file from the DMS."""
+    if _safe(message_id, 128):
+        return message_id
+    return "id-" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 def _os_reason(e: OSError) -> str:
@@ -82,7 +92,7 @@ class FolderHandOver:
         relay addressed (a DMS serving several units needs to know); receipts are JSON."""
         addressee = item.addressee if _safe(item.addressee) else self.config.agency
         suffix = ".json" if item.kind == t.TYPE_RECEIPT else self.format.suffix
-        return f"{addressee}_{item.message_id}{suffix}"
+        return f"{addressee}_{_id_for_name(item.message_id)}{suffix}"
 
     def render(self, message: Document | Status | Receipt, headers: Mapping[str, object]) -> bytes:
         """The file content of a message; ValueError (FormatError) if the format cannot

@@ -214,3 +214,19 @@ def test_a_spool_that_cannot_be_written_is_reported_once_and_nothing_shows_twice
     flaky.full = False
     assert folder.hand_over_pending() == 1
     assert [p.name for p in config.inbox_documents.iterdir()] == [f"{B}_d-1.json"]
+
+
+def test_a_message_id_unfit_for_a_file_name_never_leaves_the_folder_or_hides_the_file(
+    folder: FolderHandOver, store: ReceivedStore, config: AdapterConfig
+) -> None:
+    receipt = b'{"schema": "lienthong.receipt/1", "kind": "accepted", "in_reply_to": "m"}'
+    store.record(
+        [
+            NewItem(t.TYPE_RECEIPT, "../../outbox/x", B, receipt),
+            NewItem(t.TYPE_RECEIPT, ".hidden", ".00.00.H41", receipt),
+        ]
+    )
+    assert folder.hand_over_pending() == 2
+    names = sorted(p.name for p in config.inbox_receipts.iterdir())
+    assert len(names) == 2 and all(n.startswith(f"{B}_id-") for n in names), names
+    assert visible_files(config.outbox) == []
