@@ -66,19 +66,14 @@ def root_lock(config: AdapterConfig, *, wait: bool = False) -> Iterator[bool]:
 
 
 class Adapter:
-    """Wires the connectors, the spool and the broker loop for one agency.
+    """Wires the connector, the spool and the broker loop for one agency."""
 
-    ``folder_inbox``: the folder connector hands received items to the DMS (files in
-    ``inbox/``). Pass False when another connector does (the SDK connector of issue 15): the
-    items then wait in the received-item store until that connector marks them taken, and no
-    folder-format check is made before the ack.
-    """
-
-    def __init__(self, config: AdapterConfig, *, folder_inbox: bool = True) -> None:
+    def __init__(self, config: AdapterConfig) -> None:
         self.config = config
         self.format = get_format(config.format)  # fail at start if the format is unavailable
-        # With [vxp] configured the SDK connector hands received items over, not the folder.
-        self.folder_inbox = folder_inbox and config.vxp is None
+        #: Whether the folder connector hands received items over; with [vxp] configured the
+        #: SDK connector does (the items wait in the store until the DMS acks them).
+        self.folder_inbox = config.vxp is None
         self.stop = threading.Event()
         #: Set when the broker side recorded new items; wakes the folder hand-over at once.
         self.received = threading.Event()

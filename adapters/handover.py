@@ -21,6 +21,7 @@ items are still pending and are written again from the start.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,7 @@ from adapters.config import AdapterConfig
 from adapters.files import TEMP_PREFIX, fsync_dir, remove_stale_temp_files
 from adapters.formats.base import FileFormat
 from adapters.received import ReceivedItem, ReceivedStore
+from adapters.spool import SpoolError
 from schemas import Document, Receipt, Status
 from schemas import topology as t
 
@@ -51,8 +53,17 @@ def temp_name(seq: int) -> str:
     return f"{TEMP_PREFIX}item-{seq}.tmp"
 
 
-def _safe(name: str) -> bool:
-    return 0 < len(name) <= 64 and set(name) <= _SAFE_CHARS
+def _safe(name: str, longest: int = 64) -> bool:
+    """Usable in a file name as it is: no path separator, not hidden, not too long."""
+    return 0 < len(name) <= longest and set(name) <= _SAFE_CHARS and not name.startswith(".")
+
+
+def _id_for_name(message_id: str) -> str:
+    """The message id as it is when it is safe in a file name (the relay's ids are UUIDs), else
+    a digest of it: an id can never point outside the folder or hide the file from the DMS."""
+    if _safe(message_id, 128):
+        return message_id
+    return "id-" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 def _os_reason(e: OSError) -> str:
@@ -81,7 +92,7 @@ class FolderHandOver:
         relay addressed (a DMS serving several units needs to know); receipts are JSON."""
         addressee = item.addressee if _safe(item.addressee) else self.config.agency
         suffix = ".json" if item.kind == t.TYPE_RECEIPT else self.format.suffix
-        return f"{addressee}_{item.message_id}{suffix}"
+        return f"{addressee}_{_id_for_name(item.message_id)}{suffix}"
 
     def render(self, message: Document | Status | Receipt, headers: Mapping[str, object]) -> bytes:
         """The file content of a message; ValueError (FormatError) if the format cannot
@@ -129,8 +140,9 @@ class FolderHandOver:
 
     def hand_over_pending(self) -> int:
         """Hand every pending item over, in batches; returns how many. A folder that cannot be
-        written is logged once (``inbox.hand_over_failed``) and tried again on the next call;
-        an item that cannot be rendered is logged once and skipped. SpoolError propagates."""
+        written (or a spool that cannot be) is logged once (``inbox.hand_over_failed``) and
+        tried again on the next call; an item that cannot be rendered is logged once and
+        skipped."""
         total = 0
         after = 0
         try:
@@ -141,16 +153,21 @@ class FolderHandOver:
                     break
                 after = items[-1].seq
                 total += self.hand_over(items)
-        except OSError as e:
-            reason = _os_reason(e)
+        except (OSError, SpoolError) as e:
+            reason = _os_reason(e) if isinstance(e, OSError) else str(e)
             if self._failing != reason:
+                try:
+                    pending: int | None = self.store.count_pending()
+                except SpoolError:
+                    pending = None
                 log.error(
                     "inbox.hand_over_failed",
                     agency=self.config.agency,
                     reason=reason,
-                    pending=self.store.count_pending(),
-                    action="make the inbox folders writable (and free disk space); the items "
-                    "stay in the adapter's store and are written once that works",
+                    pending=pending,
+                    action="make the inbox folders and the spool writable (and free disk "
+                    "space); the items stay in the adapter's store and are written once that "
+                    "works",
                 )
                 self._failing = reason
             return total

@@ -57,7 +57,8 @@ CREATE INDEX IF NOT EXISTS received_items_pending
 _MIGRATE_RECEIVED = """
 INSERT INTO received_items (kind, message_id, addressee, headers, body, received_at, state,
                             taken_at, taken_by)
-    SELECT message_type, message_id, '', '{}', X'', received_at, 'taken', received_at, 'folder'
+    SELECT message_type, message_id, '', '{}', X'', strftime('%Y-%m-%dT%H:%M:%f', received_at)
+           || '000Z', 'taken', strftime('%Y-%m-%dT%H:%M:%f', received_at) || '000Z', 'folder'
     FROM received WHERE true
     ON CONFLICT (kind, message_id) DO NOTHING;
 DROP TABLE received;
@@ -126,11 +127,19 @@ class Spool:
                 raise SpoolError(f"spool {str(path)!r} cannot be opened: {e}") from e
 
     def _migrate(self) -> None:
-        old = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'received'"
-        ).fetchone()
-        if old is not None:
-            self._db.executescript("BEGIN IMMEDIATE;" + _MIGRATE_RECEIVED + "COMMIT;")
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'received'"
+        if self._db.execute(exists).fetchone() is None:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._db.execute(exists).fetchone() is not None:  # not migrated meanwhile
+                for statement in _MIGRATE_RECEIVED.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()

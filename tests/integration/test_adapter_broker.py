@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 from structlog.testing import capture_logs
 
+from adapters.broker import BrokerLoop
 from adapters.config import load_config
-from adapters.daemon import Adapter
+from adapters.inbox import InboxRecorder
 from adapters.received import ReceivedStore
 from adapters.spool import Spool
 from relay.broker.management import ManagementClient
@@ -180,6 +181,9 @@ def test_a_document_waits_in_the_store_while_the_inbox_folder_cannot_be_written(
         wait_for(adapter.broker.connected.is_set, 30, "the connection")
         with unwritable(root / "inbox" / "documents"):
             mid = broker.deliver(b, document)
+            with Spool(root / "spool.sqlite3") as spool:
+                store = ReceivedStore(spool)
+                wait_for(lambda: store.count_pending() == 1, 10, "the delivery recorded")
             wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the delivery acked")
             time.sleep(1)
             assert broker.count(t.outbox_queue(b)) == 0  # no 01: the DMS does not have it
@@ -293,21 +297,25 @@ def test_a_status_sent_with_a_documents_message_id_does_not_make_the_document_a_
     assert decode_message(stored.read_bytes()) == document
 
 
-def test_with_another_connector_items_wait_in_the_store_and_01_leaves_when_it_takes_them(
+def test_items_wait_in_the_store_until_a_connector_takes_them_and_then_01_leaves(
     adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
 ) -> None:
+    # The broker side alone, as with a connector other than the folder's (issue 15's SDK).
     b, config_path = _agency(adapter_env, management, tmp_path)
     config = load_config(config_path)
+    config.ensure_folders()
+    Spool(config.spool_path).close()  # created before the thread opens it, as the daemon does
     document = make_document(random_code(), [b])
-    adapter = Adapter(config, folder_inbox=False)  # as with the SDK connector (issue 15)
-    thread = threading.Thread(target=adapter.run, daemon=True)
+    stop = threading.Event()
+    loop = BrokerLoop(config, lambda spool: InboxRecorder(config, spool), stop)
+    thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:
-        wait_for(adapter.broker.connected.is_set, 30, "the connection")
+        wait_for(loop.connected.is_set, 30, "the connection")
         mid = broker.deliver(b, document)
-        wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the delivery acked")
         with Spool(config.spool_path) as spool:
             store = ReceivedStore(spool)
+            wait_for(lambda: store.count_pending() == 1, 10, "the delivery recorded")
             [item] = store.pending(t.TYPE_DOCUMENT)
             assert (item.message_id, item.message()) == (mid, document)
             time.sleep(1)
@@ -315,7 +323,7 @@ def test_with_another_connector_items_wait_in_the_store_and_01_leaves_when_it_ta
             assert store.mark_taken(t.TYPE_DOCUMENT, mid, "sdk")
         wait_for(lambda: broker.count(t.outbox_queue(b)) == 1, 10, "status 01")
     finally:
-        adapter.stop.set()
+        stop.set()
         thread.join(timeout=30)
     assert visible_files(config.inbox_documents) == []
     [(_, body)] = broker.take(t.outbox_queue(b))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from adapters.formats.edxml import EdxmlFormat
 from adapters.formats.json import JsonFormat
 from adapters.handover import FolderHandOver, temp_name
 from adapters.received import NewItem, ReceivedStore
-from adapters.spool import Spool
+from adapters.spool import Spool, SpoolError
 from schemas import Status, decode_message
 from schemas import topology as t
 from schemas.envelope import encode_message
@@ -181,3 +184,49 @@ def test_an_item_that_cannot_be_rendered_is_logged_once_and_does_not_block_the_r
     assert [e["event"] for e in logs].count("inbox.render_failed") == 60
     assert len(visible_files(config.inbox_documents)) == 1
     assert store.count_pending(t.TYPE_STATUS) == 60
+
+
+class FlakySpool(Spool):
+    """A spool whose writes fail while ``full`` is set, as on a full disk."""
+
+    full = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.full:
+            raise SpoolError(f"spool {str(self.path)!r} cannot be written: disk is full")
+        with super().transaction() as db:
+            yield db
+
+
+def test_a_spool_that_cannot_be_written_is_reported_once_and_nothing_shows_twice(
+    config: AdapterConfig, spool: Spool
+) -> None:
+    ReceivedStore(spool).record([_document("d-1")])
+    flaky = FlakySpool(config.spool_path)
+    folder = FolderHandOver(config, ReceivedStore(flaky), JsonFormat())
+    flaky.full = True
+    with capture_logs() as logs:
+        assert folder.hand_over_pending() == 0
+        assert folder.hand_over_pending() == 0
+    assert [e["event"] for e in logs].count("inbox.hand_over_failed") == 1
+    assert visible_files(config.inbox_documents) == []  # not visible before its intent
+    flaky.full = False
+    assert folder.hand_over_pending() == 1
+    assert [p.name for p in config.inbox_documents.iterdir()] == [f"{B}_d-1.json"]
+
+
+def test_a_message_id_unfit_for_a_file_name_never_leaves_the_folder_or_hides_the_file(
+    folder: FolderHandOver, store: ReceivedStore, config: AdapterConfig
+) -> None:
+    receipt = b'{"schema": "lienthong.receipt/1", "kind": "accepted", "in_reply_to": "m"}'
+    store.record(
+        [
+            NewItem(t.TYPE_RECEIPT, "../../outbox/x", B, receipt),
+            NewItem(t.TYPE_RECEIPT, ".hidden", ".00.00.H41", receipt),
+        ]
+    )
+    assert folder.hand_over_pending() == 2
+    names = sorted(p.name for p in config.inbox_receipts.iterdir())
+    assert len(names) == 2 and all(n.startswith(f"{B}_id-") for n in names), names
+    assert visible_files(config.outbox) == []

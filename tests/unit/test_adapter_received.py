@@ -151,7 +151,7 @@ def test_a_spool_of_the_previous_version_keeps_its_delivery_ids(tmp_path: Path) 
     db.executescript(
         "CREATE TABLE received (message_id TEXT PRIMARY KEY, message_type TEXT NOT NULL, "
         "path TEXT NOT NULL, received_at TEXT NOT NULL);"
-        "INSERT INTO received VALUES ('d-1', 'document', '/x', '2026-11-29T10:00:00+00:00');"
+        "INSERT INTO received VALUES ('d-1', 'document', '/x', '2026-11-29T17:00:00+07:00');"
     )
     db.close()
     with Spool(path) as spool:
@@ -159,7 +159,10 @@ def test_a_spool_of_the_previous_version_keeps_its_delivery_ids(tmp_path: Path) 
         assert store.record([_document("d-1")]) == [False]  # handed over before the upgrade
         assert store.pending() == []
         old = store.get(t.TYPE_DOCUMENT, "d-1")
-        assert old is not None and old.received_at.year == 2026
+        assert old is not None
+        assert old.received_at == dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
+        [(stamp,)] = spool.read("SELECT received_at FROM received_items")
+        assert stamp == "2026-11-29T10:00:00.000000Z"  # the store's own fixed-width form
 
 
 def test_a_listing_can_leave_out_bodies_and_bound_them(store: ReceivedStore) -> None:
