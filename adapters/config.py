@@ -92,6 +92,12 @@ class AdapterConfig(BaseModel):
     settle_seconds: float = Field(
         0.0, ge=0, le=600, description="ignore outbox files modified less than this long ago"
     )
+    temp_file_warn_seconds: float = Field(
+        600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="warn (once per file) about an outbox file left this long under a dot-name",
+    )
     prefetch: int = Field(50, ge=1, le=10_000, description="unacked inbox deliveries")
     publish_batch: int = Field(100, ge=1, le=10_000, description="spool rows sent per round")
     reconnect_initial_seconds: float = Field(0.5, gt=0, le=60)
@@ -100,12 +106,6 @@ class AdapterConfig(BaseModel):
     connect_timeout_seconds: float = Field(5.0, gt=0, le=120)
     max_file_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="larger outbox files are rejected"
-    )
-    temp_file_warn_seconds: float = Field(
-        600.0,
-        gt=0,
-        le=7 * 24 * 3600,
-        description="warn (once per file) about an outbox file left this long under a dot-name",
     )
 
     #: The SDK connector (``[vxp]``); None = off.

@@ -48,7 +48,7 @@ def too_big(size: int, max_bytes: int) -> str | None:
     """The rejection reason of a file of ``size`` bytes, or None if it is within the limit."""
     if size <= max_bytes:
         return None
-    return f"file size: {size} bytes is over the limit of {max_bytes} bytes (max_file_bytes)"
+    return f"file size: {size} bytes is over the limit of {max_bytes} bytes"
 
 
 def read_bounded(path: Path, max_bytes: int) -> bytes:
@@ -76,9 +76,8 @@ def submit(spool: Spool, name: str, data: bytes, *, max_bytes: int) -> tuple[Out
     earlier = spool.find_source(key)
     if earlier is not None:
         return earlier, False
-    reason = too_big(len(data), max_bytes)
-    if reason is not None:
-        raise FormatError(reason)
+    if len(data) > max_bytes:
+        raise FormatError(f"file size: {len(data)} bytes is over the limit of {max_bytes} bytes")
     message = format_for_file(name).read(data)
     return spool.add(
         NewMessage(
