@@ -16,7 +16,7 @@ from adapters.broker import BrokerUnavailable, send_pending
 from adapters.config import AdapterConfig, ConfigError, load_config
 from adapters.daemon import Adapter, AdapterFailed, AlreadyRunning, root_lock
 from adapters.formats.base import FormatError
-from adapters.outbox import submit
+from adapters.outbox import read_bounded, submit
 from adapters.spool import Spool, SpoolError
 
 log = structlog.get_logger()
@@ -90,7 +90,9 @@ def send(file: Path, config_path: Path, no_publish: bool, as_json: bool) -> None
     quiet_pika()
     config.root.mkdir(parents=True, exist_ok=True)
     try:
-        data = file.read_bytes()
+        data = read_bounded(file, config.max_file_bytes)  # a huge file is refused unread
+    except FormatError as e:
+        raise click.ClickException(f"{file.name} was not sent: {e}") from e
     except OSError as e:
         raise click.ClickException(f"cannot read {str(file)!r}: {e.strerror}") from e
     try:

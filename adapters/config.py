@@ -28,6 +28,52 @@ class ConfigError(ValueError):
     """The configuration cannot be used; ``str()`` names the key and the value."""
 
 
+class VxpConfig(BaseModel):
+    """``[vxp]``: the national SDK's API at the adapter (issue 15); absent = off.
+
+    ```toml
+    [vxp]
+    listen      = "127.0.0.1:8280"        # host:port the DMS calls
+    path_prefix = "/XrdAdapter/adapter"   # optional; "" by default
+    systemid    = "dms-h41"               # the system id the DMS's SDK is configured with
+    secret_file = "/etc/lienthong/H41.vxp-secret"   # first line: the shared secret
+    ```
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = Field(description="host:port the DMS calls")
+    path_prefix: str = Field("", description="prefix of every path, e.g. /XrdAdapter/adapter")
+    systemid: str = Field(min_length=1, description="the system id the DMS's SDK uses")
+    secret_file: Path = Field(description="file whose first line is the shared secret")
+    # Filled from secret_file by parse_config; never logged.
+    secret: SecretStr | None = Field(None, exclude=True, repr=False)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, e.g. 127.0.0.1:8280")
+        return v
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix_is_a_path(cls, v: str) -> str:
+        v = v.rstrip("/")
+        if v and (not v.startswith("/") or " " in v):
+            raise ValueError('expected "" or a path starting with "/", e.g. /XrdAdapter/adapter')
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class AdapterConfig(BaseModel):
     """Everything the adapter daemon needs; unknown keys are an error (a typo is not ignored)."""
 
@@ -46,6 +92,12 @@ class AdapterConfig(BaseModel):
     settle_seconds: float = Field(
         0.0, ge=0, le=600, description="ignore outbox files modified less than this long ago"
     )
+    temp_file_warn_seconds: float = Field(
+        600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="warn (once per file) about an outbox file left this long under a dot-name",
+    )
     prefetch: int = Field(50, ge=1, le=10_000, description="unacked inbox deliveries")
     publish_batch: int = Field(100, ge=1, le=10_000, description="spool rows sent per round")
     reconnect_initial_seconds: float = Field(0.5, gt=0, le=60)
@@ -55,6 +107,9 @@ class AdapterConfig(BaseModel):
     max_file_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="larger outbox files are rejected"
     )
+
+    #: The SDK connector (``[vxp]``); None = off.
+    vxp: VxpConfig | None = None
 
     # Filled from password_file (or the URL) by load_config; never logged.
     password: SecretStr | None = Field(None, exclude=True, repr=False)
@@ -150,6 +205,8 @@ def _describe(e: ValidationError, data: dict[str, object]) -> str:
             lines.append(f"{key}: unknown key (got {err.get('input')!r})")
         else:
             value = data.get(str(err["loc"][0])) if err["loc"] else None
+            if len(err["loc"]) > 1:  # a key of a table such as [vxp]: its own value
+                value = err.get("input")
             lines.append(f"{key}: {msg} (got {value!r})")
     return "; ".join(lines)
 
@@ -177,6 +234,8 @@ def parse_config(data: dict[str, object], *, base: Path | None = None) -> Adapte
         if not secret:
             raise ConfigError(f"password_file: {str(password_file)!r} is empty")
         updates["password"] = SecretStr(secret)
+    if config.vxp is not None:
+        updates["vxp"] = _load_vxp_secret(config.vxp, base)
     if updates:
         config = config.model_copy(update=updates)
     user = urlsplit(config.amqp_url).username
@@ -191,6 +250,25 @@ def parse_config(data: dict[str, object], *, base: Path | None = None) -> Adapte
             "set; give one of them (the RabbitMQ user is the agency code)"
         )
     return config
+
+
+def _load_vxp_secret(vxp: VxpConfig, base: Path | None) -> VxpConfig:
+    """``[vxp]`` with its secret read from ``secret_file`` (first line, blanks stripped)."""
+    secret_file = vxp.secret_file
+    if base is not None and not secret_file.is_absolute():
+        secret_file = base / secret_file
+    try:
+        lines = secret_file.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(
+            f"vxp.secret_file: cannot read {str(secret_file)!r} ({e.strerror})"
+        ) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"vxp.secret_file: {str(secret_file)!r} is not UTF-8 text") from e
+    secret = lines[0].strip() if lines else ""
+    if not secret:
+        raise ConfigError(f"vxp.secret_file: the first line of {str(secret_file)!r} is empty")
+    return vxp.model_copy(update={"secret_file": secret_file, "secret": SecretStr(secret)})
 
 
 def load_config(path: Path) -> AdapterConfig:

@@ -1,4 +1,12 @@
-"""The adapter daemon: one folder scanner (main thread) and one broker loop (its own thread).
+"""The adapter daemon: the outbox scanner (main thread), the broker loop (its own thread) and
+the folder connector's hand-over of received items (its own thread).
+
+The broker loop records every inbox message in the received-item store
+(:mod:`adapters.received`) and acks it; the hand-over thread, woken by :attr:`Adapter.received`,
+writes the pending items into ``inbox/`` (:mod:`adapters.handover`). Each thread opens its own
+spool connection. With ``[vxp]`` configured, the SDK connector's HTTP server (its own thread,
+:mod:`adapters.vxp`) hands received items to the DMS instead, and the hand-over thread does not
+run; ``outbox/`` is scanned either way.
 
 Only one daemon may serve a root at a time (an exclusive ``flock`` on ``root/.adapter.lock``);
 ``lienthong adapter send`` uses the same lock to know whether a daemon will send what it spools.
@@ -16,11 +24,14 @@ import structlog
 
 from adapters.broker import BrokerLoop
 from adapters.config import AdapterConfig
-from adapters.files import remove_stale_temp_files
 from adapters.formats.registry import get_format
-from adapters.inbox import InboxWriter
+from adapters.handover import FolderHandOver
+from adapters.inbox import InboxRecorder, RenderCheck
 from adapters.outbox import OutboxScanner
+from adapters.received import ReceivedStore
 from adapters.spool import Spool, SpoolError
+from adapters.vxp.inbox import DirectoryAwareRecorder, edxml_check
+from adapters.vxp.server import SdkServer, SdkServerFailed
 
 log = structlog.get_logger()
 
@@ -60,9 +71,27 @@ class Adapter:
     def __init__(self, config: AdapterConfig) -> None:
         self.config = config
         self.format = get_format(config.format)  # fail at start if the format is unavailable
+        #: Whether the folder connector hands received items over; with [vxp] configured the
+        #: SDK connector does (the items wait in the store until the DMS acks them).
+        self.folder_inbox = config.vxp is None
         self.stop = threading.Event()
-        self.broker = BrokerLoop(
-            config, lambda spool: InboxWriter(config, spool, self.format), self.stop
+        #: Set when the broker side recorded new items; wakes the folder hand-over at once.
+        self.received = threading.Event()
+        self.broker = BrokerLoop(config, self._recorder, self.stop)
+
+    def _recorder(self, spool: Spool) -> InboxRecorder:
+        # The connector that hands received items over must be able to write what is acked:
+        # check it before the ack, so that a document it cannot express goes back to the relay
+        # (and its sender): the folder connector in its format, the SDK connector as edXML.
+        # Directory snapshots from the relay are kept either way.
+        check: RenderCheck | None = None
+        if self.folder_inbox:
+            check = FolderHandOver(self.config, ReceivedStore(spool), self.format).check
+        elif self.config.vxp is not None:
+            edxml = get_format("edxml")
+            check = edxml_check(edxml.write_delivered_document, edxml.write_status)
+        return DirectoryAwareRecorder(
+            self.config, spool, check=check, on_recorded=self.received.set
         )
 
     def run(self) -> None:
@@ -75,8 +104,6 @@ class Adapter:
                     f"(lock {str(config.lock_path)!r})"
                 )
             config.ensure_folders()
-            for d in (config.inbox_documents, config.inbox_statuses, config.inbox_receipts):
-                remove_stale_temp_files(d)
             log.info(
                 "adapter.started",
                 agency=config.agency,
@@ -84,24 +111,71 @@ class Adapter:
                 url=config.safe_url(),
                 format=config.format,
             )
-            spool = Spool(config.spool_path)  # created (tables, WAL) before the thread opens it
-            thread = threading.Thread(target=self.broker.run, name="broker", daemon=True)
-            thread.start()
+            spool = Spool(config.spool_path)  # created (tables, WAL) before the threads open it
+            threads = [threading.Thread(target=self.broker.run, name="broker", daemon=True)]
+            if self.folder_inbox:
+                threads.append(
+                    threading.Thread(target=self._hand_over, name="hand-over", daemon=True)
+                )
+            # With [vxp], the SDK connector (adapters/vxp/) hands received items to the DMS.
+            sdk = SdkServer(config, get_format("edxml")) if config.vxp is not None else None
+            for thread in threads:
+                thread.start()
             try:
+                if sdk is not None:
+                    try:
+                        sdk.start()
+                    except SdkServerFailed as e:
+                        raise AdapterFailed(str(e)) from e
+                    threads.append(sdk.thread)
                 with spool:
                     scanner = OutboxScanner(config, spool)
                     while not self.stop.is_set():
                         self._scan(scanner)
-                        if not thread.is_alive():
-                            log.error("adapter.broker_thread_died", agency=config.agency)
-                            raise AdapterFailed(
-                                "the broker side of the adapter stopped unexpectedly; see the log"
-                            )
+                        for thread in threads:
+                            if not thread.is_alive():
+                                log.error(
+                                    "adapter.thread_died", agency=config.agency, thread=thread.name
+                                )
+                                raise AdapterFailed(
+                                    f"the {thread.name} side of the adapter stopped unexpectedly; "
+                                    "see the log"
+                                )
                         self.stop.wait(config.poll_seconds)
             finally:
                 self.stop.set()
-                thread.join(timeout=30)
+                self.received.set()
+                if sdk is not None:
+                    sdk.stop()
+                for thread in threads:
+                    thread.join(timeout=30)
             log.info("adapter.stopped", agency=config.agency)
+
+    def _hand_over(self) -> None:
+        """The folder connector's inbox side: finish what a crash interrupted, then hand each
+        recorded item over as soon as the broker side records it (or every ``poll_seconds``)."""
+        agency = self.config.agency
+        try:
+            with Spool(self.config.spool_path) as spool:
+                folder = FolderHandOver(self.config, ReceivedStore(spool), self.format)
+                recovered = False
+                while not self.stop.is_set():
+                    self.received.clear()
+                    try:
+                        if not recovered:
+                            folder.recover()
+                            recovered = True
+                        folder.hand_over_pending()
+                    except SpoolError as e:
+                        log.error("inbox.spool_failed", agency=agency, reason=str(e))
+                    except OSError as e:
+                        log.error("inbox.hand_over_failed", agency=agency, reason=str(e))
+                    except Exception:  # loop boundary: log and try again
+                        log.exception("inbox.hand_over_failed", agency=agency)
+                    self.received.wait(self.config.poll_seconds)
+        except Exception:
+            log.exception("inbox.hand_over_crashed", agency=agency)
+            raise
 
     def _scan(self, scanner: OutboxScanner) -> None:
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,6 +42,29 @@ class Taken:
 def source_key(name: str, data: bytes) -> str:
     """The spool key of a file: its name and the SHA-256 of its content."""
     return f"{name}:{hashlib.sha256(data).hexdigest()}"
+
+
+def too_big(size: int, max_bytes: int) -> str | None:
+    """The rejection reason of a file of ``size`` bytes, or None if it is within the limit."""
+    if size <= max_bytes:
+        return None
+    return f"file size: {size} bytes is over the limit of {max_bytes} bytes"
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The content of ``path``; FormatError, without reading it, if it is over ``max_bytes``.
+
+    The size is taken from ``stat`` first, and at most ``max_bytes + 1`` bytes are read, so a
+    file that grows in between is refused too. OSError (FileNotFoundError…) propagates.
+    """
+    with open(path, "rb") as f:
+        reason = too_big(os.fstat(f.fileno()).st_size, max_bytes)
+        if reason is None:
+            data = f.read(max_bytes + 1)
+            reason = too_big(len(data), max_bytes)
+    if reason is not None:
+        raise FormatError(reason)
+    return data
 
 
 def submit(spool: Spool, name: str, data: bytes, *, max_bytes: int) -> tuple[Outgoing, bool]:
@@ -80,11 +105,39 @@ def error_text(name: str, reason: str) -> str:
 
 
 class OutboxScanner:
-    """Polls ``outbox/`` for ``*.json`` / ``*.edxml``; dot-files and anything else are left."""
+    """Polls ``outbox/`` for ``*.json`` / ``*.edxml``; dot-files and anything else are left.
+
+    A dot-file (a DMS writes under a temporary name, then renames) older than
+    ``temp_file_warn_seconds`` is warned about once: the DMS probably never renamed it.
+    """
 
     def __init__(self, config: AdapterConfig, spool: Spool) -> None:
         self.config = config
         self.spool = spool
+        self._warned: set[tuple[str, int]] = set()  # (name, inode) of stale dot-files warned
+
+    def _check_temp_file(self, path: Path, now: float, seen: set[tuple[str, int]]) -> None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            return
+        key = (path.name, st.st_ino)
+        seen.add(key)
+        age = now - st.st_mtime
+        if age < self.config.temp_file_warn_seconds or key in self._warned:
+            return
+        self._warned.add(key)
+        log.warning(
+            "outbox.temp_file_stale",
+            agency=self.config.agency,
+            file=path.name,
+            age_seconds=round(age),
+            action="the DMS wrote this file under a temporary name (leading '.') and never "
+            "renamed it, so it is not sent: rename it without the leading '.' to send it, or "
+            "delete it",
+        )
 
     def candidates(self) -> list[Path]:
         """Files ready to take, oldest first (then by name)."""
@@ -94,7 +147,11 @@ class OutboxScanner:
             entries = list(self.config.outbox.iterdir())
         except FileNotFoundError:
             return []
+        temp_files: set[tuple[str, int]] = set()
         for path in entries:
+            if path.name.startswith("."):
+                self._check_temp_file(path, now, temp_files)
+                continue
             if not is_candidate(path.name):
                 continue
             try:
@@ -106,6 +163,7 @@ class OutboxScanner:
             if self.config.settle_seconds and now - st.st_mtime < self.config.settle_seconds:
                 continue
             found.append((st.st_mtime_ns, path.name, path))
+        self._warned &= temp_files  # forget files that are gone (renamed or deleted)
         found.sort()
         return [p for _, _, p in found]
 
@@ -120,9 +178,11 @@ class OutboxScanner:
 
     def take(self, path: Path) -> Taken | None:
         try:
-            data = path.read_bytes()
+            data = read_bounded(path, self.config.max_file_bytes)
         except FileNotFoundError:
             return None
+        except FormatError as e:
+            return self._reject(path, str(e))
         try:
             entry, created = submit(
                 self.spool, path.name, data, max_bytes=self.config.max_file_bytes

@@ -1,9 +1,10 @@
 """The store-and-forward spool: SQLite in the folder root (WAL, ``synchronous=FULL``).
 
 ``outgoing`` holds every submission the DMS handed over, in the order it was taken, until the
-broker confirmed it; ``received`` remembers the message id of every inbox delivery that was
-stored, so a redelivered copy is recognised. A reply status 01 is spooled in the same
-transaction that records the delivery it answers.
+broker confirmed it; ``received_items`` is the received-item store (:mod:`adapters.received`):
+every inbox message, kept until a connector has handed it to the DMS. Both live in one file so
+that the status 01 answering a document is spooled in the same transaction that marks the
+document taken.
 
 Each thread opens its own :class:`Spool` (an SQLite connection is not shared between threads).
 """
@@ -30,12 +31,37 @@ CREATE TABLE IF NOT EXISTS outgoing (
     sent_at      TEXT                    -- set once the broker confirmed the publish
 );
 CREATE INDEX IF NOT EXISTS outgoing_unsent ON outgoing (seq) WHERE sent_at IS NULL;
-CREATE TABLE IF NOT EXISTS received (
-    message_id   TEXT PRIMARY KEY,
-    message_type TEXT NOT NULL,
-    path         TEXT NOT NULL,
-    received_at  TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS received_items (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind         TEXT NOT NULL,          -- 'document' | 'status' | 'receipt'
+    message_id   TEXT NOT NULL,          -- the delivery's message id; unique per kind
+    addressee    TEXT NOT NULL,          -- the agency or hosted unit it is for
+    document_id  TEXT,
+    headers      TEXT NOT NULL,          -- the delivery's AMQP headers (JSON object)
+    body         BLOB NOT NULL,          -- the message as delivered (wire JSON)
+    received_at  TEXT NOT NULL,
+    state        TEXT NOT NULL,          -- 'pending' | 'taken'
+    handing      TEXT,                   -- folder connector: the temporary file of a hand-over
+    taken_at     TEXT,
+    taken_by     TEXT,                   -- the connector that handed it over
+    failures     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    UNIQUE (kind, message_id)
 );
+CREATE INDEX IF NOT EXISTS received_items_pending
+    ON received_items (kind, seq) WHERE state = 'pending';
+"""
+
+# Spools written before the received-item store kept only the ids of deliveries already
+# written as files: they become items taken by the folder connector (still deduplicated).
+_MIGRATE_RECEIVED = """
+INSERT INTO received_items (kind, message_id, addressee, headers, body, received_at, state,
+                            taken_at, taken_by)
+    SELECT message_type, message_id, '', '{}', X'', strftime('%Y-%m-%dT%H:%M:%f', received_at)
+           || '000Z', 'taken', strftime('%Y-%m-%dT%H:%M:%f', received_at) || '000Z', 'folder'
+    FROM received WHERE true
+    ON CONFLICT (kind, message_id) DO NOTHING;
+DROP TABLE received;
 """
 
 
@@ -89,6 +115,7 @@ class Spool:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
+                self._migrate()
                 break
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or time.monotonic() > deadline:
@@ -99,6 +126,21 @@ class Spool:
                 self._db.close()
                 raise SpoolError(f"spool {str(path)!r} cannot be opened: {e}") from e
 
+    def _migrate(self) -> None:
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'received'"
+        if self._db.execute(exists).fetchone() is None:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._db.execute(exists).fetchone() is not None:  # not migrated meanwhile
+                for statement in _MIGRATE_RECEIVED.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
 
@@ -107,6 +149,13 @@ class Spool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``), durable when the block ends; rolled back
+        if the block raises. sqlite3 errors become SpoolError."""
+        with self._write() as db:
+            yield db
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -120,6 +169,10 @@ class Spool:
             self._db.execute("COMMIT")
         except sqlite3.Error as e:
             raise SpoolError(f"spool {str(self.path)!r} cannot be written: {e}") from e
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """Rows of one query outside a write transaction; SpoolError if it cannot be read."""
+        return self._read(sql, params)
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
         try:
@@ -156,13 +209,14 @@ class Spool:
                 ).fetchone()
                 if row is not None:
                     return self._row(row), False
-            self._insert(db, message)
+            self.insert(db, message)
         entry = self.get(message.message_id)
         assert entry is not None
         return entry, True
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, message: NewMessage) -> None:
+    def insert(db: sqlite3.Connection, message: NewMessage) -> None:
+        """Spool ``message`` inside a :meth:`transaction` (a known message id is kept)."""
         db.execute(
             "INSERT INTO outgoing (message_id, source_key, message_type, document_id, body, "
             "spooled_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
@@ -213,28 +267,3 @@ class Spool:
         n = rows[0][0]
         assert isinstance(n, int)
         return n
-
-    # received
-    def is_received(self, message_id: str) -> bool:
-        return bool(self._read("SELECT 1 FROM received WHERE message_id = ?", (message_id,)))
-
-    def record_received(
-        self, message_id: str, message_type: str, path: str, reply: NewMessage | None = None
-    ) -> None:
-        """Remember a stored delivery and, in the same transaction, spool its reply."""
-        self.record_received_many([(message_id, message_type, path, reply)])
-
-    def record_received_many(
-        self, items: Sequence[tuple[str, str, str, NewMessage | None]]
-    ) -> None:
-        """Remember stored deliveries and spool their replies, all in one transaction."""
-        now = _now()
-        with self._write() as db:
-            for message_id, message_type, path, reply in items:
-                db.execute(
-                    "INSERT INTO received (message_id, message_type, path, received_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-                    (message_id, message_type, path, now),
-                )
-                if reply is not None:
-                    self._insert(db, reply)

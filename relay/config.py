@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     agency_poll_seconds: float = Field(5.0, gt=0, description="how often new outboxes are found")
     pending_sweep_seconds: float = Field(10.0, gt=0)
+    directory_publish_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="how often the directory is checked and, when changed, published to the "
+        "adapters' inboxes (relay/directory/publish.py); 0 = not published",
+    )
 
     # Retries of returned deliveries (DESIGN §2 step 6)
     retry_base_seconds: float = Field(30.0, gt=0)

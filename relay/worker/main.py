@@ -16,6 +16,7 @@ import structlog
 
 from relay.config import Settings
 from relay.db.engine import make_engine
+from relay.directory.publish import start_directory_publisher
 from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
 from relay.worker.partition import Partition
@@ -68,6 +69,7 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     engine = make_engine(settings.database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     retry_thread = _start_retry_worker(settings, stop) if partition.leader else None
+    start_directory_publisher(settings, stop, leader=partition.leader)
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -10,6 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 from structlog.testing import capture_logs
 
+from adapters.broker import BrokerLoop
+from adapters.config import load_config
+from adapters.inbox import InboxRecorder
+from adapters.received import ReceivedStore
+from adapters.spool import Spool
 from relay.broker.management import ManagementClient
 from relay.config import Settings
 from schemas import Status, decode_message
@@ -142,12 +149,11 @@ def test_a_delivered_document_is_stored_once_and_answered_with_status_01(
     assert status.response_for.document_id == document.document_id
 
 
-def test_a_delivery_that_cannot_be_stored_is_rejected_back_to_the_relay(
+def test_a_delivery_that_cannot_be_read_is_rejected_back_to_the_relay(
     adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
 ) -> None:
     b, config = _agency(adapter_env, management, tmp_path)
     root = config.parent / "root"
-    document = make_document(random_code(), [b])
     returned: list[str] = []
 
     def dead_lettered() -> bool:
@@ -156,14 +162,37 @@ def test_a_delivery_that_cannot_be_stored_is_rejected_back_to_the_relay(
 
     with adapter_thread(config) as adapter:
         wait_for(adapter.broker.connected.is_set, 30, "the connection")
-        with unwritable(root / "inbox" / "documents"):
-            mid = broker.deliver(b, document)
-            wait_for(dead_lettered, 10, "the dead letter")
-            assert broker.count(t.inbox_queue(b)) == 0
+        mid = broker.deliver(b, b'{"schema": "lienthong.document/1"}')
+        wait_for(dead_lettered, 10, "the dead letter")
+        assert broker.count(t.inbox_queue(b)) == 0
     dead_lettered()
     assert returned.count(mid) == 1  # rejected once, back to the relay, not acked
     assert visible_files(root / "inbox" / "documents") == []
     assert broker.count(t.outbox_queue(b)) == 0  # no status 01 for what was not stored
+
+
+def test_a_document_waits_in_the_store_while_the_inbox_folder_cannot_be_written(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    b, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    document = make_document(random_code(), [b])
+    with adapter_thread(config) as adapter:
+        wait_for(adapter.broker.connected.is_set, 30, "the connection")
+        with unwritable(root / "inbox" / "documents"):
+            mid = broker.deliver(b, document)
+            with Spool(root / "spool.sqlite3") as spool:
+                store = ReceivedStore(spool)
+                wait_for(lambda: store.count_pending() == 1, 10, "the delivery recorded")
+            wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the delivery acked")
+            time.sleep(1)
+            assert broker.count(t.outbox_queue(b)) == 0  # no 01: the DMS does not have it
+        wait_for(lambda: visible_files(root / "inbox" / "documents") != [], 10, "the file")
+        wait_for(lambda: broker.count(t.outbox_queue(b)) == 1, 10, "status 01")
+    bounced = [p.message_id for p, _ in broker.take(t.RETURNED_QUEUE)]  # type: ignore[attr-defined]
+    assert mid not in bounced  # kept by the adapter, not sent back to the relay
+    [stored] = visible_files(root / "inbox" / "documents")
+    assert stored.name == f"{b}_{mid}.json"
 
 
 def test_statuses_and_receipts_land_in_their_folders(
@@ -245,3 +274,58 @@ def test_adapter_send_spools_and_sends_one_file_and_knows_it_was_sent(
     later = runner.invoke(adapter_cli, [*send, str(spooled_only), "--no-publish", "--json"])
     assert later.exit_code == 0 and json.loads(later.stdout.splitlines()[-1])["state"] == "spooled"
     assert broker.count(t.outbox_queue(a)) == 0
+
+
+def test_a_status_sent_with_a_documents_message_id_does_not_make_the_document_a_duplicate(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    # Issue 12, item 4: an agency that has seen a submission's id sends a status with the id
+    # of the copy addressed to B; B's adapter must still hand the document over.
+    from tests.adapter_support import make_status
+
+    b, config = _agency(adapter_env, management, tmp_path)
+    root = config.parent / "root"
+    document = make_document(random_code(), [b])
+    status = make_status(random_code(), b, document.document_id, "05")
+    with adapter_thread(config):
+        mid = broker.deliver(b, status, message_type=t.TYPE_STATUS)
+        wait_for(lambda: len(visible_files(root / "inbox" / "statuses")) == 1, 10, "the status")
+        broker.deliver(b, document, message_id=mid)
+        wait_for(lambda: broker.count(t.inbox_queue(b)) == 0, 10, "the document acked")
+        wait_for(lambda: visible_files(root / "inbox" / "documents") != [], 10, "the document")
+    [stored] = visible_files(root / "inbox" / "documents")
+    assert decode_message(stored.read_bytes()) == document
+
+
+def test_items_wait_in_the_store_until_a_connector_takes_them_and_then_01_leaves(
+    adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
+) -> None:
+    # The broker side alone, as with a connector other than the folder's (issue 15's SDK).
+    b, config_path = _agency(adapter_env, management, tmp_path)
+    config = load_config(config_path)
+    config.ensure_folders()
+    Spool(config.spool_path).close()  # created before the thread opens it, as the daemon does
+    document = make_document(random_code(), [b])
+    stop = threading.Event()
+    loop = BrokerLoop(config, lambda spool: InboxRecorder(config, spool), stop)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(loop.connected.is_set, 30, "the connection")
+        mid = broker.deliver(b, document)
+        with Spool(config.spool_path) as spool:
+            store = ReceivedStore(spool)
+            wait_for(lambda: store.count_pending() == 1, 10, "the delivery recorded")
+            [item] = store.pending(t.TYPE_DOCUMENT)
+            assert (item.message_id, item.message()) == (mid, document)
+            time.sleep(1)
+            assert broker.count(t.outbox_queue(b)) == 0  # the DMS does not have it yet
+            assert store.mark_taken(t.TYPE_DOCUMENT, mid, "sdk")
+        wait_for(lambda: broker.count(t.outbox_queue(b)) == 1, 10, "status 01")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert visible_files(config.inbox_documents) == []
+    [(_, body)] = broker.take(t.outbox_queue(b))
+    status = decode_message(body)
+    assert isinstance(status, Status) and status.status_code == "01"

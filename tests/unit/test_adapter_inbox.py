@@ -1,24 +1,36 @@
-"""Storing inbox deliveries for the DMS: once, atomically, answered by status 01."""
+"""Recording inbox deliveries in the received-item store: once per kind, or rejected."""
 
 from __future__ import annotations
 
 import ast
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from adapters.config import AdapterConfig, parse_config
-from adapters.formats.json import JsonFormat
-from adapters.inbox import Action, Delivery, InboxWriter, reply_status_id
-from adapters.spool import Spool
-from schemas import Status, decode_message
+from adapters.formats.base import FormatError
+from adapters.inbox import Action, Delivery, InboxRecorder
+from adapters.received import ReceivedStore
+from adapters.spool import Spool, SpoolError
 from schemas import topology as t
 from schemas.envelope import encode_message
-from tests.adapter_support import make_document, make_status, unwritable, visible_files
+from tests.adapter_support import make_document, make_status, visible_files
 
 A = "000.00.00.G22"
 B = "000.00.00.H41"
 HOSTED = "000.01.00.H41"
+
+
+class BrokenSpool(Spool):
+    """A spool whose writes fail, as on a full disk."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        raise SpoolError(f"spool {str(self.path)!r} cannot be written: database or disk is full")
+        yield self._db  # pragma: no cover
 
 
 @pytest.fixture
@@ -36,8 +48,13 @@ def spool(config: AdapterConfig) -> Spool:
 
 
 @pytest.fixture
-def writer(config: AdapterConfig, spool: Spool) -> InboxWriter:
-    return InboxWriter(config, spool, JsonFormat())
+def store(spool: Spool) -> ReceivedStore:
+    return ReceivedStore(spool)
+
+
+@pytest.fixture
+def recorder(config: AdapterConfig, spool: Spool) -> InboxRecorder:
+    return InboxRecorder(config, spool)
 
 
 def _doc_delivery(recipient: str = B, message_id: str = "d-1") -> Delivery:
@@ -45,60 +62,73 @@ def _doc_delivery(recipient: str = B, message_id: str = "d-1") -> Delivery:
     return Delivery(message_id, t.TYPE_DOCUMENT, body, {t.HEADER_RECIPIENT: recipient})
 
 
-def test_a_redelivered_document_is_handed_to_the_dms_once(
-    writer: InboxWriter, config: AdapterConfig, spool: Spool
+def test_a_redelivered_document_is_recorded_once(
+    recorder: InboxRecorder, store: ReceivedStore, spool: Spool, config: AdapterConfig
 ) -> None:
-    assert writer.handle(_doc_delivery()) is Action.ACK
-    assert writer.handle(_doc_delivery()) is Action.ACK
-    assert [p.name for p in visible_files(config.inbox_documents)] == [f"{B}_d-1.json"]
-    assert len(spool.unsent(10)) == 1  # one status 01, not two
+    assert recorder.handle(_doc_delivery()) is Action.ACK
+    assert recorder.handle(_doc_delivery()) is Action.ACK
+    [item] = store.pending()
+    assert (item.kind, item.message_id, item.addressee) == (t.TYPE_DOCUMENT, "d-1", B)
+    assert spool.unsent(10) == []  # the 01 waits until the DMS has the document
+    assert visible_files(config.inbox_documents) == []  # a connector hands it over
 
 
-def test_a_document_is_answered_with_status_01_from_the_addressed_hosted_unit(
-    writer: InboxWriter, config: AdapterConfig, spool: Spool
+def test_a_status_with_a_documents_id_does_not_make_the_document_a_duplicate(
+    recorder: InboxRecorder, store: ReceivedStore
 ) -> None:
-    writer.handle(_doc_delivery(recipient=HOSTED))
-    # The file name tells the DMS which unit the document is for.
-    assert [p.name for p in visible_files(config.inbox_documents)] == [f"{HOSTED}_d-1.json"]
-    [reply] = spool.unsent(10)
-    assert reply.message_id == reply_status_id("d-1")
-    assert reply.message_type == t.TYPE_STATUS
-    status = decode_message(reply.body)
-    assert isinstance(status, Status)
-    assert status.status_code == "01"
-    assert status.description == "Đã đến"
-    assert status.sender.organ_id == HOSTED
-    assert status.response_for.organ_id == A
-    assert status.response_for.document_id == "A,2026/11/24,7/VPCP"
-
-
-def test_a_delivery_that_cannot_be_written_is_rejected_and_not_remembered(
-    writer: InboxWriter, config: AdapterConfig, spool: Spool
-) -> None:
-    with unwritable(config.inbox_documents):
-        assert writer.handle(_doc_delivery()) is Action.REJECT
-    assert not spool.is_received("d-1")
-    assert spool.unsent(10) == []
-    assert writer.handle(_doc_delivery()) is Action.ACK  # the relay's retry succeeds
-    assert len(visible_files(config.inbox_documents)) == 1
-
-
-def test_an_unreadable_delivery_is_rejected(writer: InboxWriter) -> None:
-    assert writer.handle(Delivery("x", t.TYPE_DOCUMENT, b"{nope")) is Action.REJECT
+    # Issue 12, item 4: an agency can choose a status id equal to a delivery id it has seen.
     status = encode_message(make_status(A, B, "D"))
-    assert writer.handle(Delivery("y", t.TYPE_DOCUMENT, status)) is Action.REJECT
+    assert recorder.handle(Delivery("d-1", t.TYPE_STATUS, status)) is Action.ACK
+    assert recorder.handle(_doc_delivery(message_id="d-1")) is Action.ACK
+    assert sorted(i.kind for i in store.pending()) == [t.TYPE_DOCUMENT, t.TYPE_STATUS]
 
 
-def test_statuses_and_receipts_go_to_their_own_folders_without_a_reply(
-    writer: InboxWriter, config: AdapterConfig, spool: Spool
+def test_the_addressed_hosted_unit_is_recorded(
+    recorder: InboxRecorder, store: ReceivedStore
+) -> None:
+    recorder.handle(_doc_delivery(recipient=HOSTED))
+    [item] = store.pending()
+    assert item.addressee == HOSTED
+    assert item.document_id == "A,2026/11/24,7/VPCP"
+
+
+def test_a_delivery_that_cannot_be_recorded_is_rejected_and_not_remembered(
+    config: AdapterConfig, spool: Spool, store: ReceivedStore
+) -> None:
+    broken = InboxRecorder(config, BrokenSpool(config.spool_path))
+    assert broken.handle(_doc_delivery()) is Action.REJECT
+    assert not store.is_recorded(t.TYPE_DOCUMENT, "d-1")
+    assert InboxRecorder(config, spool).handle(_doc_delivery()) is Action.ACK  # the retry
+
+
+def test_an_unreadable_delivery_is_rejected(recorder: InboxRecorder) -> None:
+    assert recorder.handle(Delivery("x", t.TYPE_DOCUMENT, b"{nope")) is Action.REJECT
+    status = encode_message(make_status(A, B, "D"))
+    assert recorder.handle(Delivery("y", t.TYPE_DOCUMENT, status)) is Action.REJECT
+
+
+def test_a_delivery_the_connector_cannot_write_is_rejected(
+    config: AdapterConfig, spool: Spool, store: ReceivedStore
+) -> None:
+    def check(_message: object, _headers: object) -> None:
+        raise FormatError("edXML cannot express this")
+
+    recorder = InboxRecorder(config, spool, check=check)
+    assert recorder.handle(_doc_delivery()) is Action.REJECT
+    assert store.pending() == []
+
+
+def test_statuses_and_receipts_are_recorded_under_their_kind(
+    recorder: InboxRecorder, store: ReceivedStore
 ) -> None:
     status = encode_message(make_status(A, B, "D"))
-    assert writer.handle(Delivery("s-1", t.TYPE_STATUS, status)) is Action.ACK
+    assert recorder.handle(Delivery("s-1", t.TYPE_STATUS, status)) is Action.ACK
     receipt = b'{"schema": "lienthong.receipt/1", "kind": "accepted", "in_reply_to": "m"}'
-    assert writer.handle(Delivery("r-1", t.TYPE_RECEIPT, receipt)) is Action.ACK
-    assert [p.name for p in visible_files(config.inbox_statuses)] == [f"{B}_s-1.json"]
-    assert [p.name for p in visible_files(config.inbox_receipts)] == [f"{B}_r-1.json"]
-    assert spool.unsent(10) == []
+    assert recorder.handle(Delivery("r-1", t.TYPE_RECEIPT, receipt)) is Action.ACK
+    assert [(i.kind, i.message_id) for i in store.pending()] == [
+        (t.TYPE_STATUS, "s-1"),
+        (t.TYPE_RECEIPT, "r-1"),
+    ]
 
 
 def test_the_adapter_package_imports_nothing_from_the_relay() -> None:
@@ -115,28 +145,31 @@ def test_the_adapter_package_imports_nothing_from_the_relay() -> None:
     assert offenders == []
 
 
-def test_a_batch_stores_what_it_can_and_rejects_the_rest(
-    writer: InboxWriter, config: AdapterConfig, spool: Spool
+def test_a_batch_records_what_it_can_and_rejects_the_rest(
+    recorder: InboxRecorder, store: ReceivedStore
 ) -> None:
     status = encode_message(make_status(A, B, "D"))
+    woken: list[bool] = []
+    recorder.on_recorded = lambda: woken.append(True)
     batch = [
         _doc_delivery(message_id="d-1"),
         Delivery("bad", t.TYPE_DOCUMENT, b"{nope"),
         _doc_delivery(message_id="d-1"),  # the same delivery twice in one batch
         Delivery("s-1", t.TYPE_STATUS, status),
     ]
-    with unwritable(config.inbox_statuses):
-        actions = writer.handle_batch(batch)
-    assert actions == [Action.ACK, Action.REJECT, Action.ACK, Action.REJECT]
-    assert [p.name for p in visible_files(config.inbox_documents)] == [f"{B}_d-1.json"]
-    assert spool.is_received("d-1") and not spool.is_received("s-1")
-    assert len(spool.unsent(10)) == 1
+    actions = recorder.handle_batch(batch)
+    assert actions == [Action.ACK, Action.REJECT, Action.ACK, Action.ACK]
+    assert [(i.kind, i.message_id) for i in store.pending()] == [
+        (t.TYPE_DOCUMENT, "d-1"),
+        (t.TYPE_STATUS, "s-1"),
+    ]
+    assert woken == [True]  # the connector is woken once per batch
 
 
-def test_a_second_copy_in_the_same_batch_is_not_acked_when_the_first_was_not_stored(
-    writer: InboxWriter, config: AdapterConfig, spool: Spool
+def test_a_second_copy_in_the_same_batch_is_not_acked_when_the_first_was_not_recorded(
+    config: AdapterConfig, store: ReceivedStore
 ) -> None:
-    with unwritable(config.inbox_documents):
-        actions = writer.handle_batch([_doc_delivery(), _doc_delivery()])
+    broken = InboxRecorder(config, BrokenSpool(config.spool_path))
+    actions = broken.handle_batch([_doc_delivery(), _doc_delivery()])
     assert actions == [Action.REJECT, Action.REJECT]
-    assert not spool.is_received("d-1")
+    assert not store.is_recorded(t.TYPE_DOCUMENT, "d-1")

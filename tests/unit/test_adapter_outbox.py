@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from structlog.testing import capture_logs
 
+from adapters.cli import adapter
 from adapters.config import AdapterConfig, parse_config
 from adapters.files import move_no_clobber
 from adapters.outbox import OutboxScanner, source_key
@@ -123,3 +128,70 @@ def test_move_no_clobber_never_overwrites(tmp_path: Path) -> None:
     moved = move_no_clobber(tmp_path / "a.json", tmp_path / "d")
     assert moved.name == "a.1.json"
     assert (tmp_path / "d" / "a.json").read_text() == "first"
+
+
+def test_a_file_left_under_a_temporary_name_is_warned_about_once(
+    config: AdapterConfig, spool: Spool
+) -> None:
+    body = encode_message(make_document(A, [B]))
+    stale = config.outbox / ".cv-cu.json.part"
+    stale.write_bytes(body)
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    (config.outbox / ".cv-moi.json.part").write_bytes(body)  # still being written: no word
+    scanner = OutboxScanner(config, spool)
+    with capture_logs() as logs:
+        scanner.scan_once()
+        scanner.scan_once()
+    warnings = [e for e in logs if e["event"] == "outbox.temp_file_stale"]
+    assert [w["file"] for w in warnings] == [".cv-cu.json.part"]
+    assert warnings[0]["log_level"] == "warning"
+    assert "rename" in warnings[0]["action"]  # says what to do
+    assert stale.exists()  # left alone: it is not the adapter's to take
+
+
+def test_a_file_over_the_size_limit_is_refused_without_being_read(
+    config: AdapterConfig, spool: Spool
+) -> None:
+    big = config.outbox / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(70 * 1024 * 1024)  # sparse: 70 MB that take no disk
+    scanner = OutboxScanner(config, spool)
+    tracemalloc.start()
+    try:
+        [taken] = scanner.scan_once()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"{peak} bytes allocated to refuse it"
+    assert taken.entry is None and taken.error is not None
+    assert spool.unsent(10) == []
+    assert sorted(p.name for p in visible_files(config.rejected_dir)) == [
+        "big.json",
+        "big.json.error.txt",
+    ]
+    error = (config.rejected_dir / "big.json.error.txt").read_text()
+    assert "73400320 bytes" in error and str(config.max_file_bytes) in error
+
+
+def test_adapter_send_refuses_a_file_over_the_size_limit_without_reading_it(
+    config: AdapterConfig, tmp_path: Path
+) -> None:
+    toml = tmp_path / "adapter.toml"
+    toml.write_text(
+        f'agency = "{A}"\namqp_url = "amqp://{A}:pw@127.0.0.1:1/x"\nroot = "{config.root}"\n'
+    )
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(70 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        result = CliRunner().invoke(
+            adapter, ["send", str(big), "--config", str(toml), "--no-publish"]
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 1
+    assert "big.json was not sent: file size: 73400320 bytes is over the limit" in result.output
+    assert peak < 8 * 1024 * 1024, f"{peak} bytes allocated to refuse it"

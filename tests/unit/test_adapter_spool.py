@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from adapters.spool import NewMessage, Spool
 
 
@@ -34,10 +36,13 @@ def test_the_same_source_is_spooled_once_and_survives_a_reopen(tmp_path: Path) -
         assert spool.count_unsent() == 1
 
 
-def test_a_remembered_delivery_and_its_reply_are_stored_together_once(tmp_path: Path) -> None:
+def test_a_transaction_that_fails_spools_nothing(tmp_path: Path) -> None:
     with Spool(tmp_path / "s.sqlite3") as spool:
-        assert not spool.is_received("d-1")
-        spool.record_received("d-1", "document", "/x", _msg(9))
-        spool.record_received("d-1", "document", "/x", _msg(9))
-        assert spool.is_received("d-1")
-        assert [r.message_id for r in spool.unsent(10)] == ["m-9"]
+        with pytest.raises(RuntimeError), spool.transaction() as db:
+            Spool.insert(db, _msg(1))
+            raise RuntimeError("the rest of the transaction failed")
+        assert spool.unsent(10) == []
+        with spool.transaction() as db:
+            Spool.insert(db, _msg(1))
+            Spool.insert(db, _msg(1))  # a known message id is kept, not doubled
+        assert [r.message_id for r in spool.unsent(10)] == ["m-1"]
