@@ -103,8 +103,18 @@ class Business(WireModel):
     staff_info: StaffInfo | None = None
 
 
+#: How an attachment's bytes travel: inside the message (``data``, base64), or as chunks
+#: stored at the hub under their SHA-256 (``data`` empty; :mod:`schemas.chunks`, issue 17).
+TRANSFER_INLINE: Final = "inline"
+TRANSFER_CHUNKS: Final = "chunks"
+
+
 class Attachment(WireModel):
-    """One attached file. ``data`` is the file's bytes, base64; size and SHA-256 must match."""
+    """One attached file. ``data`` is the file's bytes, base64; size and SHA-256 must match.
+
+    With ``transfer = "chunks"`` the bytes travel apart, in chunks keyed by ``sha256``
+    (issue 17): ``data`` is empty and ``size`` / ``sha256`` describe the file.
+    """
 
     content_id: str | None = None
     name: str = Field(min_length=1)
@@ -113,9 +123,17 @@ class Attachment(WireModel):
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     data: str
+    transfer: Literal["inline", "chunks"] = TRANSFER_INLINE
 
     @model_validator(mode="after")
     def _data_matches_size_and_digest(self) -> Attachment:
+        if self.transfer == TRANSFER_CHUNKS:
+            if self.data:
+                raise ValueError(
+                    f"attachment {self.name!r}: transfer is 'chunks', so data must be empty "
+                    "(its bytes travel as chunks)"
+                )
+            return self
         raw = self.content()
         if len(raw) != self.size:
             raise ValueError(
@@ -205,3 +223,7 @@ class Document(WireModel):
 
     def recipient_codes(self) -> list[str]:
         return [r.organ_id for r in self.recipients]
+
+    def chunked_attachments(self) -> list[Attachment]:
+        """The attachments whose bytes travel as chunks (issue 17)."""
+        return [a for a in self.attachments if a.transfer == TRANSFER_CHUNKS]

@@ -198,3 +198,20 @@ bounces = Table(
     _ts("updated_at"),
     Index("ix_bounces_due", "next_attempt_at", postgresql_where=text("state = 'retrying'")),
 )
+
+#: The hub's content-addressed store of attachment bytes that travel in chunks (issue 17,
+#: migration 0007): one row per chunk, keyed by the submitting agency, the SHA-256 of the whole
+#: attachment and the chunk's offset. A document sent to 95 recipients stores its bytes once; a
+#: retry or ``resend`` weeks later still finds them; ``stored_at`` lets retention drop them.
+#: Keyed per submitting agency so that no agency can write bytes into another's document.
+blob_chunks = Table(
+    "blob_chunks",
+    metadata,
+    Column("submitted_by", Text, primary_key=True),
+    Column("sha256", Text, primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("size", BigInteger, nullable=False),  # bytes of the whole attachment
+    Column("length", Integer, nullable=False),  # bytes of this chunk
+    Column("data", LargeBinary, nullable=False),
+    _ts("stored_at"),
+)

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, select
 
+from relay.blobs import service as blobs
 from relay.db.tables import events
 from relay.domain import states
 from relay.domain.intake import Envelope, Refusal, read_submission
@@ -153,7 +154,10 @@ class BatchProcessor:
         handled = [Handled(inbound=m) for m in batch]
         decoded: list[tuple[int, Document | Status]] = []
         foreign: list[tuple[int, Refusal]] = []
+        self._chunks(batch, handled)  # issue 17: chunks and chunk requests (relay/blobs)
         for i, m in enumerate(batch):
+            if handled[i].outcome:
+                continue
             result = read_submission(m.envelope, self.max_bytes)
             if isinstance(result, Refusal):
                 if result.publisher is not None:
@@ -184,6 +188,8 @@ class BatchProcessor:
         stats: list[tuple[int, Status]] = []
         for i, msg in decoded:
             refusal = sender_refusal(batch[i].envelope.owner, msg.sender.organ_id, directory)
+            if refusal is None and isinstance(msg, Document):
+                refusal = blobs.missing(self.conn, batch[i].envelope.owner, msg)
             if refusal is not None:
                 self._reject(handled[i], refusal, document_id=msg.document_id)
             elif isinstance(msg, Document):
@@ -195,6 +201,16 @@ class BatchProcessor:
         self._statuses(batch, handled, stats)
         self._flush_rows()
         return handled
+
+    def _chunks(self, batch: Sequence[Inbound], handled: list[Handled]) -> None:
+        at = [i for i, m in enumerate(batch) if blobs.handles(m.envelope)]
+        answers = blobs.answer(self.conn, [batch[i].envelope for i in at]) if at else []
+        for i, a in zip(at, answers, strict=True):
+            if a.refusal is not None:
+                self._reject(handled[i], a.refusal, answer_to=True if a.tell_owner else None)
+            else:
+                handled[i].publishes = [Publish(outgoing=o) for o in a.publishes]
+                handled[i].outcome = batch[i].envelope.message_type or "chunk"
 
     # -- rejections ---------------------------------------------------------------------
 

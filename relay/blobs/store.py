@@ -1,0 +1,95 @@
+"""Chunk rows in PostgreSQL: the hub's content-addressed store of attachment bytes.
+
+Why chunk rows and not large objects (DESIGN §8): a chunk is written with one idempotent
+``INSERT … ON CONFLICT DO NOTHING`` in the same transaction as the rest of its batch, so a
+chunk redelivered after a crash is stored once and nothing is half-written; a large object
+would need its own transaction discipline (``lo_put`` at an offset is not idempotent with
+respect to "is this chunk stored?") and a separate clean-up of orphans. Rows are also what
+retention can delete with one ``DELETE … WHERE stored_at < …``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from relay.db.tables import blob_chunks
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    submitted_by: str
+    sha256: str
+    size: int
+    offset: int
+    data: bytes
+
+
+def store(conn: Connection, chunks: Sequence[StoredChunk]) -> int:
+    """Store chunks (a chunk already stored is left as it is); returns how many were new."""
+    if not chunks:
+        return 0
+    stmt = (
+        insert(blob_chunks)
+        .values(
+            [
+                {
+                    "submitted_by": c.submitted_by,
+                    "sha256": c.sha256,
+                    "offset": c.offset,
+                    "size": c.size,
+                    "length": len(c.data),
+                    "data": c.data,
+                }
+                for c in chunks
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+    return conn.execute(stmt).rowcount or 0
+
+
+def stored_bytes(conn: Connection, submitted_by: str, sha256: str) -> int:
+    """How many bytes of the attachment ``sha256`` from ``submitted_by`` the hub holds."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(blob_chunks.c.length), 0)).where(
+            blob_chunks.c.submitted_by == submitted_by, blob_chunks.c.sha256 == sha256
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def read(
+    conn: Connection, submitted_by: str, sha256: str, offsets: Sequence[int]
+) -> list[StoredChunk]:
+    """The stored chunks of ``sha256`` at ``offsets`` (those not stored are left out)."""
+    rows = conn.execute(
+        select(blob_chunks.c.offset, blob_chunks.c.size, blob_chunks.c.data)
+        .where(
+            blob_chunks.c.submitted_by == submitted_by,
+            blob_chunks.c.sha256 == sha256,
+            blob_chunks.c.offset.in_(list(offsets)),
+        )
+        .order_by(blob_chunks.c.offset)
+    ).all()
+    return [
+        StoredChunk(submitted_by, sha256, int(r.size), int(r.offset), bytes(r.data)) for r in rows
+    ]
+
+
+_MAY_READ = text(
+    "SELECT 1 FROM deliveries d JOIN documents doc ON doc.id = d.document_pk"
+    " WHERE d.route_to = :requester AND doc.submitted_by = :sender"
+    " AND position(:needle IN doc.payload) > 0 LIMIT 1"
+).bindparams(bindparam("needle", type_=blob_chunks.c.data.type))
+
+
+def may_read(conn: Connection, requester: str, sender: str, sha256: str) -> bool:
+    """Whether ``requester`` was delivered a document from ``sender`` naming ``sha256``."""
+    row = conn.execute(
+        _MAY_READ, {"requester": requester, "sender": sender, "needle": sha256.encode("ascii")}
+    ).first()
+    return row is not None
