@@ -19,6 +19,7 @@ import structlog
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
+from adapters import chunks
 from adapters.config import AdapterConfig
 from adapters.inbox import Action, Delivery, InboxWriter
 from adapters.spool import Outgoing, Spool
@@ -147,7 +148,7 @@ class Publisher:
             self._impl.basic_publish(
                 exchange=t.SUBMIT_EXCHANGE,
                 routing_key=t.submit_routing_key(config.agency),
-                body=row.body,
+                body=chunks.wire_body(config, row),  # issue 17: a chunk's bytes, from disk
                 properties=publish_properties(config, row.message_id, row.message_type),
                 mandatory=True,
             )
@@ -182,7 +183,7 @@ def drain(
     """
     total = 0
     while not should_stop():
-        rows = spool.unsent(config.publish_batch)
+        rows = chunks.bounded(config, spool.unsent(config.publish_batch))
         if not rows:
             break
         try:
@@ -368,6 +369,7 @@ class BrokerLoop:
             while not self.stop.is_set():
                 connection.process_data_events(time_limit=self.ROUND_SECONDS)
                 consumer.flush()
+                consumer.writer.tick()  # issue 17: ask for chunks, finish assembled documents
                 publisher.check_open()
                 if time.monotonic() < retry_publish_at:
                     continue

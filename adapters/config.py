@@ -107,6 +107,23 @@ class AdapterConfig(BaseModel):
     max_file_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="larger outbox files are rejected"
     )
+    # Large documents (issue 17, adapters/chunks.py, adapters/assembly.py)
+    chunk_threshold_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="edXML outbox files larger than this are read from disk and their "
+        "attachments sent in chunks",
+    )
+    chunk_bytes: int = Field(
+        1024 * 1024, ge=1024 * 1024, le=4 * 1024 * 1024, description="bytes of one chunk"
+    )
+    max_package_bytes: int = Field(
+        3 * 1024**3, ge=1024, description="larger edXML outbox files are rejected"
+    )
+    chunk_window: int = Field(8, ge=1, le=64, description="chunks asked for at a time")
+    chunk_retry_seconds: float = Field(
+        15.0, gt=0, le=3600, description="chunks asked for again after this long without one"
+    )
 
     #: The SDK connector (``[vxp]``); None = off.
     vxp: VxpConfig | None = None
@@ -151,6 +168,11 @@ class AdapterConfig(BaseModel):
     @property
     def inbox_receipts(self) -> Path:
         return self.root / "inbox" / "receipts"
+
+    @property
+    def blobs_dir(self) -> Path:
+        """Attachment bytes sent or received in chunks (issue 17)."""
+        return self.root / ".lienthong-blobs"
 
     @property
     def spool_path(self) -> Path:

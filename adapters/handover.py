@@ -28,6 +28,7 @@ from pathlib import Path
 
 import structlog
 
+from adapters import assembly
 from adapters.config import AdapterConfig
 from adapters.files import TEMP_PREFIX, fsync_dir, remove_stale_temp_files
 from adapters.formats.base import FileFormat
@@ -183,6 +184,10 @@ class FolderHandOver:
         written: list[tuple[ReceivedItem, Path, str]] = []
         try:
             for item in items:
+                if assembly.is_chunked(item):  # issue 17: attachments streamed from disk
+                    if self._write_chunked(item):
+                        written.append((item, self.folder(item.kind), self.file_name(item)))
+                    continue
                 data = self._render(item)
                 if data is None:
                     continue
@@ -233,6 +238,17 @@ class FolderHandOver:
                 )
                 self.store.mark_failed(item.kind, item.message_id, CONNECTOR, reason)
             return None
+
+    def _write_chunked(self, item: ReceivedItem) -> bool:
+        path = self.folder(item.kind) / temp_name(item.seq)
+        try:
+            assembly.write_document(self.render, item, path, self.config)
+        except ValueError as e:
+            path.unlink(missing_ok=True)
+            log.error("inbox.render_failed", agency=self.config.agency, reason=str(e))
+            self.store.mark_failed(item.kind, item.message_id, CONNECTOR, str(e))
+            return False
+        return True
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:

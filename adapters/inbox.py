@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from adapters.arrival import ADAPTER_NAMESPACE, ICT, arrival_status, reply_status_id
+from adapters.assembly import Assembler
 from adapters.config import AdapterConfig
 from adapters.received import KINDS, NewItem, ReceivedStore
 from adapters.spool import Spool, SpoolError
@@ -91,6 +92,17 @@ class InboxRecorder:
         self.store = ReceivedStore(spool)
         self.check = check
         self.on_recorded = on_recorded
+        self.assembler = Assembler(config, spool, self.store)  # issue 17: chunked documents
+
+    def tick(self) -> None:
+        """Move chunked transfers on (:mod:`adapters.assembly`); called every broker round."""
+        try:
+            completed = self.assembler.pump()
+        except SpoolError as e:
+            log.error("inbox.store_failed", agency=self.config.agency, reason=str(e))
+            return
+        if completed and self.on_recorded is not None:
+            self.on_recorded()
 
     def handle(self, delivery: Delivery) -> Action:
         """Record one delivery; see :meth:`handle_batch`."""
@@ -112,6 +124,16 @@ class InboxRecorder:
                 message_type=delivery.message_type,
                 agency=self.config.agency,
             )
+            if self.assembler.takes(delivery.message_type, delivery.body):  # issue 17
+                try:
+                    taken = self.assembler.take(
+                        delivery.id, delivery.message_type, delivery.body, delivery.headers
+                    )
+                except (SpoolError, OSError) as e:
+                    bound.error("inbox.store_failed", reason=str(e))
+                    taken = False
+                actions[i] = Action.ACK if taken else Action.REJECT
+                continue
             try:
                 if delivery.message_type in KINDS and self.store.is_recorded(
                     delivery.message_type, delivery.id

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from adapters import chunks
 from adapters.config import AdapterConfig
 from adapters.files import move_no_clobber, write_atomic
 from adapters.formats.base import FormatError
@@ -178,15 +179,15 @@ class OutboxScanner:
 
     def take(self, path: Path) -> Taken | None:
         try:
-            data = read_bounded(path, self.config.max_file_bytes)
+            if chunks.streams(self.config, path):  # issue 17: large edXML, sent in chunks
+                entry, created = chunks.submit_streamed(self.config, self.spool, path)
+            else:
+                data = read_bounded(path, self.config.max_file_bytes)
+                entry, created = submit(
+                    self.spool, path.name, data, max_bytes=self.config.max_file_bytes
+                )
         except FileNotFoundError:
             return None
-        except FormatError as e:
-            return self._reject(path, str(e))
-        try:
-            entry, created = submit(
-                self.spool, path.name, data, max_bytes=self.config.max_file_bytes
-            )
         except FormatError as e:
             return self._reject(path, str(e))
         moved = move_no_clobber(path, self.config.sent_dir)

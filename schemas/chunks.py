@@ -27,7 +27,7 @@ TYPE_CHUNK_REQUEST: Final = "chunk_request"
 #: Chunk sizes an adapter may be configured with (RabbitMQ 4.x refuses messages over 16 MiB).
 MIN_CHUNK_BYTES: Final = 1024 * 1024
 MAX_CHUNK_BYTES: Final = 4 * 1024 * 1024
-#: Offsets one request may ask for.
+#: Chunks one request may ask for.
 MAX_REQUESTED: Final = 64
 
 SHA256_PATTERN: Final = r"^[0-9a-f]{64}$"
@@ -50,12 +50,15 @@ class ChunkHeader(WireModel):
 
 
 class ChunkRequest(WireModel):
-    """A recipient asks for chunks of attachment ``sha256`` of a document ``sender`` sent it."""
+    """A recipient asks for ``count`` chunks of attachment ``sha256`` of a document ``sender``
+    sent it, from the one holding byte ``from_offset`` on (the recipient need not know the
+    sender's chunk size)."""
 
     schema_: Literal["lienthong.chunk_request/1"] = Field(CHUNK_REQUEST_SCHEMA, alias="schema")
     sender: str = Field(min_length=1, max_length=100, description="the submitting agency")
     sha256: str = Field(pattern=SHA256_PATTERN)
-    offsets: list[int] = Field(min_length=1, max_length=MAX_REQUESTED)
+    from_offset: int = Field(ge=0)
+    count: int = Field(ge=1, le=MAX_REQUESTED)
 
 
 def encode_chunk(header: ChunkHeader, data: bytes | memoryview) -> bytes:

@@ -42,7 +42,7 @@ log = structlog.get_logger()
 #: Kind of the hub id of a chunk published to a recipient.
 KIND_CHUNK: Final = "chunk"
 #: Chunk bytes one batch publishes at most (the rest is asked for again).
-SERVE_BUDGET_BYTES: Final = 32 * 1024 * 1024
+SERVE_BUDGET_BYTES: Final = 48 * 1024 * 1024
 
 
 @dataclass
@@ -104,7 +104,9 @@ def answer(
         if budget <= 0:
             log.info("chunks.deferred", requester=requester, sha256=request.sha256)
             continue
-        for chunk in store.read(conn, request.sender, request.sha256, request.offsets):
+        for chunk in store.read(
+            conn, request.sender, request.sha256, request.from_offset, request.count
+        ):
             if budget <= 0:
                 break
             budget -= len(chunk.data)

@@ -63,17 +63,18 @@ def stored_bytes(conn: Connection, submitted_by: str, sha256: str) -> int:
 
 
 def read(
-    conn: Connection, submitted_by: str, sha256: str, offsets: Sequence[int]
+    conn: Connection, submitted_by: str, sha256: str, from_offset: int, count: int
 ) -> list[StoredChunk]:
-    """The stored chunks of ``sha256`` at ``offsets`` (those not stored are left out)."""
+    """Up to ``count`` stored chunks of ``sha256``, from the one holding ``from_offset`` on."""
     rows = conn.execute(
         select(blob_chunks.c.offset, blob_chunks.c.size, blob_chunks.c.data)
         .where(
             blob_chunks.c.submitted_by == submitted_by,
             blob_chunks.c.sha256 == sha256,
-            blob_chunks.c.offset.in_(list(offsets)),
+            blob_chunks.c.offset + blob_chunks.c.length > from_offset,
         )
         .order_by(blob_chunks.c.offset)
+        .limit(count)
     ).all()
     return [
         StoredChunk(submitted_by, sha256, int(r.size), int(r.offset), bytes(r.data)) for r in rows
