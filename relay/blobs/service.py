@@ -79,9 +79,7 @@ def answer(
             if env.message_type == TYPE_CHUNK:
                 header, data = decode_chunk(env.body)
                 uploads.append(
-                    store.StoredChunk(
-                        env.owner, header.sha256, header.size, header.offset, bytes(data)
-                    )
+                    store.StoredChunk(env.owner, header.sha256, header.size, header.offset, data)
                 )
             else:
                 requests.append((i, ChunkRequest.model_validate_json(env.body, by_alias=True)))

@@ -25,31 +25,31 @@ class StoredChunk:
     sha256: str
     size: int
     offset: int
-    data: bytes
+    data: bytes | memoryview
 
 
 def store(conn: Connection, chunks: Sequence[StoredChunk]) -> int:
-    """Store chunks (a chunk already stored is left as it is); returns how many were new."""
-    if not chunks:
-        return 0
-    stmt = (
-        insert(blob_chunks)
-        .values(
-            [
-                {
-                    "submitted_by": c.submitted_by,
-                    "sha256": c.sha256,
-                    "offset": c.offset,
-                    "size": c.size,
-                    "length": len(c.data),
-                    "data": c.data,
-                }
-                for c in chunks
-            ]
+    """Store chunks (a chunk already stored is left as it is); returns how many were new.
+
+    One statement per chunk: a multi-row statement would copy every chunk of the batch into
+    one query buffer at once (a batch of outbox messages can hold 100 MiB of chunks).
+    """
+    stmt = insert(blob_chunks).on_conflict_do_nothing()
+    new = 0
+    for c in chunks:
+        result = conn.execute(
+            stmt,
+            {
+                "submitted_by": c.submitted_by,
+                "sha256": c.sha256,
+                "offset": c.offset,
+                "size": c.size,
+                "length": len(c.data),
+                "data": c.data,
+            },
         )
-        .on_conflict_do_nothing()
-    )
-    return conn.execute(stmt).rowcount or 0
+        new += result.rowcount or 0
+    return new
 
 
 def stored_bytes(conn: Connection, submitted_by: str, sha256: str) -> int:
