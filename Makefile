@@ -13,7 +13,7 @@ export LIENTHONG_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:54
 export LIENTHONG_TEST_MANAGEMENT_URL ?= http://guest:guest@127.0.0.1:15672
 endif
 
-.PHONY: install test lint demo bench up down schemas clean
+.PHONY: install test lint demo bench bench-bigdocs up down schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+# Large documents end to end (issue 17): e.g. BIGDOCS_ARGS="--size-mb 1000" or "--kill relay".
+bench-bigdocs: $(STAMP)
+	$(BIN)/python -m tests.bench.bigdocs $(BIGDOCS_ARGS)
 
 up:
 	docker compose -f deploy/docker-compose.yml up -d --build
