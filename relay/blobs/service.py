@@ -42,7 +42,7 @@ log = structlog.get_logger()
 #: Kind of the hub id of a chunk published to a recipient.
 KIND_CHUNK: Final = "chunk"
 #: Chunk bytes one batch publishes at most (the rest is asked for again).
-SERVE_BUDGET_BYTES: Final = 48 * 1024 * 1024
+SERVE_BUDGET_BYTES: Final = 16 * 1024 * 1024
 
 
 @dataclass

@@ -10,7 +10,7 @@ retention can delete with one ``DELETE … WHERE stored_at < …``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, func, select, text
@@ -64,21 +64,26 @@ def stored_bytes(conn: Connection, submitted_by: str, sha256: str) -> int:
 
 def read(
     conn: Connection, submitted_by: str, sha256: str, from_offset: int, count: int
-) -> list[StoredChunk]:
-    """Up to ``count`` stored chunks of ``sha256``, from the one holding ``from_offset`` on."""
-    rows = conn.execute(
-        select(blob_chunks.c.offset, blob_chunks.c.size, blob_chunks.c.data)
-        .where(
-            blob_chunks.c.submitted_by == submitted_by,
-            blob_chunks.c.sha256 == sha256,
-            blob_chunks.c.offset + blob_chunks.c.length > from_offset,
-        )
+) -> Iterator[StoredChunk]:
+    """Up to ``count`` stored chunks of ``sha256``, from the one holding ``from_offset`` on.
+
+    One query per chunk: libpq holds a whole result set in memory, so a chunk is fetched only
+    when the caller wants it (and the caller stops when its budget is spent).
+    """
+    key = (blob_chunks.c.submitted_by == submitted_by, blob_chunks.c.sha256 == sha256)
+    offsets = conn.execute(
+        select(blob_chunks.c.offset)
+        .where(*key, blob_chunks.c.offset + blob_chunks.c.length > from_offset)
         .order_by(blob_chunks.c.offset)
         .limit(count)
-    ).all()
-    return [
-        StoredChunk(submitted_by, sha256, int(r.size), int(r.offset), bytes(r.data)) for r in rows
-    ]
+    ).scalars()
+    for offset in list(offsets):
+        row = conn.execute(
+            select(blob_chunks.c.size, blob_chunks.c.data).where(
+                *key, blob_chunks.c.offset == offset
+            )
+        ).one()
+        yield StoredChunk(submitted_by, sha256, int(row.size), int(offset), row.data)
 
 
 _MAY_READ = text(
