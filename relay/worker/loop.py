@@ -505,7 +505,17 @@ class RelayLoop:
     def _cancel_consumer(self, ch: pika.channel.Channel, tag: str) -> None:
         """Cancel one consumer; what the broker sent it before the cancel took effect is
         still handled (see ``_dispatch_delivery``)."""
-        ch.basic_cancel(tag, callback=lambda _frame: self._handlers.pop(tag, None))
+        # pika fires a basic_cancel callback on the channel's *first* CancelOk, whichever
+        # consumer it is for: with several consumers cancelled at once (an intake pause), the
+        # others' handlers went before their last deliveries came. Only this consumer's
+        # CancelOk (matched on its tag) ends its handler.
+        ch.callbacks.add(
+            ch.channel_number,
+            pika.spec.Basic.CancelOk,
+            lambda _frame: self._handlers.pop(tag, None),
+            arguments={"consumer_tag": tag},
+        )
+        ch.basic_cancel(tag, callback=lambda _frame: None)
 
     def _dispatch_delivery(
         self, method_frame: pika.frame.Method, header_frame: pika.frame.Header, body: bytes
