@@ -14,6 +14,7 @@ from types import FrameType
 
 import structlog
 
+from relay.blobs.malloc import fix_mmap_threshold
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.directory.publish import start_directory_publisher
@@ -53,6 +54,7 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
     processes run (:mod:`relay.worker.supervisor`); only the first one runs the retry worker.
     """
     partition = partition or Partition()
+    fix_mmap_threshold()  # issue 17: 1 MiB chunks must not fragment the heap (relay/blobs)
     stop = threading.Event()
     current: list[RelayLoop] = []
 
