@@ -7,18 +7,7 @@ from pathlib import Path
 import click
 
 from relay.cli.common import echo_json, friendly_errors, settings_from_env
-from relay.errors import InvalidInput
-
-DEFAULT_LISTEN = "127.0.0.1:8080"
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8080`` for IPv6) into its parts, or a clear error."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidInput(f"--listen: {value!r} is not HOST:PORT (for example 127.0.0.1:8080)")
-    return host, int(port)
+from relay.console.listen import DEFAULT_LISTEN, parse_listen
 
 
 @click.group()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from relay.console.cli import parse_listen
 from relay.console.deadlines import overdue
 from relay.console.headers import Headers, parse
 from relay.console.i18n import MESSAGES, STATES, Translator
+from relay.console.listen import parse_listen
 from relay.console.ratelimit import LoginLimiter
 from relay.console.roles import AUDITOR, CLERK, OPERATOR, User
 from relay.console.sessions import SessionSigner, csrf_ok
