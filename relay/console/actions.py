@@ -12,6 +12,7 @@ from typing import Any
 
 import pika
 import pika.exceptions
+import structlog
 from sqlalchemy import Engine
 
 from relay.config import Settings
@@ -22,6 +23,8 @@ from relay.domain.outgoing import Outgoing
 from relay.errors import LienthongError, PermanentError
 from relay.retry import amqp
 from relay.retry.resend import resend
+
+log = structlog.get_logger()
 
 
 class NotAllowed(PermanentError):
@@ -93,6 +96,11 @@ def resend_document(
         outcome = Outcome(ok=True, changed=len(done))
     except LienthongError as e:
         outcome = Outcome(ok=False, changed=0, error=str(e))
+    except Exception as e:
+        # A request is a boundary: whatever broke, the attempt is on the record and the
+        # operator is told, instead of a bare 500 with no audit entry.
+        log.exception("console.resend_failed", document_id=document_id, by=user.name)
+        outcome = Outcome(ok=False, changed=0, error=f"{type(e).__name__}: {e}")
     finally:
         for c in connection:
             with contextlib.suppress(pika.exceptions.AMQPError):
@@ -125,5 +133,8 @@ def set_agency_state(
         outcome = Outcome(ok=True, changed=int(change.changed))
     except LienthongError as e:
         outcome = Outcome(ok=False, changed=0, error=str(e))
+    except Exception as e:  # a request is a boundary: the attempt stays on the record
+        log.exception("console.agency_state_failed", agency=code, by=user.name)
+        outcome = Outcome(ok=False, changed=0, error=f"{type(e).__name__}: {e}")
     _record(engine, user, audit.SUSPEND if suspend else audit.RESUME, code, outcome, client, {})
     return outcome
