@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+import structlog
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from relay.db.tables import console_document_headers, documents
 
-#: Documents read per call of :func:`catch_up` (a page view pays at most this).
+log = structlog.get_logger()
+
+#: Documents read per call of :func:`catch_up`.
 BATCH = 200
+#: How far below the highest document already read :func:`catch_up` looks for gaps: ids are
+#: taken in order but committed out of order by concurrent relay workers, so a document may
+#: appear below the highest one read. Bounding the look-back keeps each call an index range
+#: scan instead of an anti-join over the whole table.
+LOOK_BACK = 10_000
 
 
 @dataclass(frozen=True)
@@ -76,14 +86,31 @@ def parse(payload: bytes) -> Headers:
     )
 
 
+def keep_up(engine: Engine, stop: threading.Event, *, idle_seconds: float = 5.0) -> None:
+    """Read new documents' headers until ``stop`` is set (the console runs it in a thread, so a
+    hub with a long history is read once in the background, not page view by page view)."""
+    while not stop.is_set():
+        try:
+            with engine.begin() as conn:
+                n = catch_up(conn, batch=BATCH)
+        except SQLAlchemyError as e:
+            log.warning("console.headers_failed", error=str(e))
+            n = 0
+        if n < BATCH:
+            stop.wait(idle_seconds)
+
+
 def catch_up(conn: Connection, *, batch: int = BATCH) -> int:
     """Extract the headers of up to ``batch`` documents that have none yet; how many."""
+    highest = conn.execute(select(func.max(console_document_headers.c.document_pk))).scalar()
+    floor = max(0, (highest or 0) - LOOK_BACK)
     missing = (
         select(documents.c.id, documents.c.payload)
         .where(
+            documents.c.id > floor,
             ~select(console_document_headers.c.document_pk)
             .where(console_document_headers.c.document_pk == documents.c.id)
-            .exists()
+            .exists(),
         )
         .order_by(documents.c.id)
         .limit(batch)

@@ -172,6 +172,9 @@ destinations = Table(
     _ts("updated_at"),
 )
 
+#: The web console lists documents newest first and counts them per day (issue 19).
+Index("ix_documents_received_at", documents.c.received_at)
+
 #: People who use the web console (issue 19). ``role`` is operator, clerk or auditor
 #: (relay/console/roles.py); a clerk's ``agency`` bounds what it sees.
 console_users = Table(

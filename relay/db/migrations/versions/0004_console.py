@@ -1,4 +1,5 @@
-"""The web console: its users, the audit log of operator actions, and document headers.
+"""The web console: its users, the audit log of operator actions, document headers, and an
+index on ``documents.received_at`` for its lists.
 
 Revision ID: 0004
 Revises: 0002
@@ -21,6 +22,7 @@ def _ts(name: str) -> sa.Column[object]:
 
 
 def upgrade() -> None:
+    op.create_index("ix_documents_received_at", "documents", ["received_at"])
     op.create_table(
         "console_users",
         sa.Column("name", sa.Text(), nullable=False),
@@ -72,3 +74,4 @@ def downgrade() -> None:
     op.drop_table("console_document_headers")
     op.drop_table("console_audit")
     op.drop_table("console_users")
+    op.drop_index("ix_documents_received_at", table_name="documents")
