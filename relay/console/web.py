@@ -109,7 +109,8 @@ def render(
         {
             "t": Translator(lang),
             "lang": lang,
-            "switch_language": f"{request.url.path}?{urlencode(query)}",
+            # The path is decoded by now; a DocumentId may hold '?', '#' or '%'.
+            "switch_language": f"{quote(request.scope['path'])}?{urlencode(query)}",
             "user": user,
             "csrf_field": CSRF_FIELD,
             "csrf": session.csrf if session else "",
