@@ -84,6 +84,9 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "target": ("Đối tượng", "Target"),
     "outcome": ("Kết quả", "Outcome"),
     "client": ("Địa chỉ", "Client"),
+    "outcome_done": ("Đã thực hiện", "Done"),
+    "outcome_nothing": ("Không có gì để thay đổi", "Nothing to change"),
+    "outcome_failed": ("Không thành công", "Failed"),
     "no_audit": ("Chưa có thao tác nào.", "No actions yet."),
     "not_found": ("Không tìm thấy", "Not found"),
     "not_found_text": (

@@ -42,14 +42,19 @@ class Console:
     templates: Jinja2Templates = field(init=False)
 
     def __post_init__(self) -> None:
-        env = jinja2.Environment(
-            loader=jinja2.PackageLoader("relay.console", "templates"),
-            autoescape=jinja2.select_autoescape(["html"]),
-            undefined=jinja2.StrictUndefined,
-        )
-        env.filters["when"] = when
-        env.filters["url_id"] = lambda value: quote(str(value), safe="")
-        self.templates = Jinja2Templates(env=env)
+        self.templates = Jinja2Templates(env=template_environment())
+
+
+def template_environment() -> jinja2.Environment:
+    """The pages' templates; a name a template uses but is not given is an error, not blank."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("relay.console", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["when"] = when
+    env.filters["url_id"] = lambda value: quote(str(value), safe="")
+    return env
 
 
 def make_signer(settings: Settings) -> SessionSigner:

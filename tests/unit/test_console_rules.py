@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from relay.console.audit import Entry
 from relay.console.deadlines import overdue
+from relay.console.documents import DocumentView, RecipientView, Step, SubmissionView
 from relay.console.headers import Headers, parse
 from relay.console.i18n import MESSAGES, STATES, Translator
 from relay.console.listen import parse_listen
 from relay.console.ratelimit import LoginLimiter
 from relay.console.roles import AUDITOR, CLERK, OPERATOR, User
 from relay.console.sessions import SessionSigner, csrf_ok
+from relay.console.web import template_environment
 from relay.domain import states
 from relay.errors import InvalidInput
 
@@ -155,3 +158,67 @@ def test_every_delivery_state_has_a_vietnamese_name() -> None:
     assert Translator("vi").state("completed") == "Hoàn thành"
     assert Translator("en").state("completed") == "Completed"
     assert Translator("fr").lang == "vi"
+
+
+def _render(name: str, **context: object) -> str:
+    base = {
+        "t": Translator("vi"),
+        "lang": "vi",
+        "switch_language": "/?lang=en",
+        "user": User("vanhanh", OPERATOR, None),
+        "csrf_field": "csrf_token",
+        "csrf": "token",
+        "path": "/",
+        "notice": None,
+    }
+    return template_environment().get_template(name).render(**{**base, **context})
+
+
+def test_the_audit_page_shows_entries_with_and_without_an_error() -> None:
+    at = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
+    entries = [
+        Entry(at, "vanhanh", "resend", "DOC-1", "done", {"recipient": "000.00.00.H29"}, None),
+        Entry(at, "vanhanh", "suspend", "000.00.00.G12", "nothing", {}, "10.0.0.1"),
+        Entry(at, "vanhanh", "resend", "DOC-2", "failed", {"error": "RabbitMQ is down"}, None),
+        Entry(at, "vanhanh", "resume", "000.00.00.G12", "done", None, None),
+    ]
+    html = _render("audit.html", entries=entries)
+    assert "DOC-1 → 000.00.00.H29" in html and "Không thành công: RabbitMQ is down" in html
+    assert "30/11/2026 15:00:00" in html  # shown in Vietnam's time
+
+
+def test_a_document_page_marks_overdue_rows_and_offers_resend_only_for_failed_ones() -> None:
+    at = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
+
+    def row(code: str, state: str, overdue_: bool) -> RecipientView:
+        return RecipientView(
+            recipient=code,
+            recipient_name=None,
+            route_to=code,
+            state=state,
+            attempts=1,
+            last_error=None,
+            latest_code=None,
+            latest_name=None,
+            latest_at=None,
+            steps=[Step("queued", "Đã chuyển", at), Step("01", "Đã đến", None)],
+            events=[],
+            overdue=overdue_,
+        )
+
+    submission = SubmissionView(
+        message_id="m",
+        business="Văn bản mới",
+        business_type=0,
+        sender="000.00.00.G22",
+        sender_name=None,
+        submitted_by="000.00.00.G22",
+        subject=None,
+        received_at=at,
+        headers=Headers(priority=2),
+        events=[],
+        recipients=[row("A", "failed", True), row("B", "completed", False)],
+    )
+    html = _render("_submissions.html", doc=DocumentView("DOC", [submission]))
+    assert html.count('class="overdue"') == 1 and html.count('action="/resend"') == 1
+    assert "Thượng khẩn" in html
