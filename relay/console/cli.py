@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
+import structlog
 
 from relay.cli.common import echo_json, friendly_errors, settings_from_env
 from relay.console.listen import DEFAULT_LISTEN, parse_listen
+
+log = structlog.get_logger()
 
 
 @click.group()
@@ -39,6 +44,10 @@ def run(listen: str) -> None:
         check_schema(engine)
         app = create_app(settings, engine)
         click.echo(f"lienthong console on http://{listen}/ (Ctrl-C stops it)", err=True)
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+        # previous handler; this one makes that a clean exit (status 0), as for the relay.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stopped)
         uvicorn.run(
             app,
             host=host,
@@ -50,6 +59,10 @@ def run(listen: str) -> None:
         )
     finally:
         engine.dispose()
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    log.info("console.stopped", signal=signal.Signals(signum).name)
 
 
 @console.group()
