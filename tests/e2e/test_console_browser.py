@@ -3,8 +3,9 @@ relay, broker and database (issue 19): a clerk follows a document's recipients a
 arrive without reloading; an operator resends a failed delivery and sees it delivered.
 
 Screenshots go to ``tests/artifacts/`` (ignored by git); their paths are printed. Without
-``/usr/bin/chromium`` (``apt-get install chromium``) or the playwright package the tests are
-skipped, and fail under ``CI=true``.
+``/usr/bin/chromium`` (``apt-get install chromium``; another path in
+``LIENTHONG_TEST_CHROMIUM``) or the playwright package the tests are skipped, and fail under
+``CI=true``.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _agencies(hub: Hub, n: int) -> list[Agency]:
 
 
 def test_a_clerk_follows_five_recipients_and_a_status_appears_without_reload(
-    hub: Hub, browser: Any
+    browser: Any, hub: Hub
 ) -> None:
     from playwright.sync_api import expect
 
@@ -202,7 +203,7 @@ def test_a_clerk_follows_five_recipients_and_a_status_appears_without_reload(
 
 
 def test_an_operator_resends_a_failed_delivery_and_sees_it_delivered(
-    hub: Hub, browser: Any
+    browser: Any, hub: Hub
 ) -> None:
     from playwright.sync_api import expect
 
