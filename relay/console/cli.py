@@ -55,7 +55,10 @@ def run(listen: str) -> None:
             log_config=None,
             access_log=False,
             server_header=False,
-            proxy_headers=False,
+            # X-Forwarded-For/-Proto are believed from a reverse proxy on loopback only
+            # (uvicorn's FORWARDED_ALLOW_IPS), so the login limit counts real clients and the
+            # cookie is Secure behind an HTTPS proxy.
+            proxy_headers=True,
         )
     finally:
         engine.dispose()

@@ -148,8 +148,18 @@ async def current(request: Request) -> tuple[User, Session] | None:
 
 
 def safe_next(value: object) -> str:
-    """A local path to go back to (never another site)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith("//"):
+    """A local path to go back to after a login or an action, never another site.
+
+    ``//host`` and ``/\\host`` are other sites to a browser (it reads a backslash as a slash).
+    """
+    if (
+        isinstance(value, str)
+        and value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and "\\" not in value
+        and value.isprintable()
+        and " " not in value
+    ):
         return value
     return "/documents"
 

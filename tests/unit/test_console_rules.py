@@ -18,7 +18,7 @@ from relay.console.listen import parse_listen
 from relay.console.ratelimit import LoginLimiter
 from relay.console.roles import AUDITOR, CLERK, OPERATOR, User
 from relay.console.sessions import SessionSigner, csrf_ok
-from relay.console.web import template_environment
+from relay.console.web import safe_next, template_environment
 from relay.domain import states
 from relay.errors import InvalidInput
 
@@ -222,3 +222,24 @@ def test_a_document_page_marks_overdue_rows_and_offers_resend_only_for_failed_on
     html = _render("_submissions.html", doc=DocumentView("DOC", [submission]))
     assert html.count('class="overdue"') == 1 and html.count('action="/resend"') == 1
     assert "Thượng khẩn" in html
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "//evil.example",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "https://evil.example",
+        "",
+        None,
+        "/ok\\..",
+        "/x\n/y",
+    ],
+)
+def test_after_login_a_visitor_is_never_sent_to_another_site(value: object) -> None:
+    assert safe_next(value) == "/documents"
+
+
+def test_after_login_a_visitor_goes_back_to_the_page_asked_for() -> None:
+    assert safe_next("/documents/a%2Fb?lang=en") == "/documents/a%2Fb?lang=en"
