@@ -116,7 +116,7 @@ async def _document(request: Request, user: User, session: Session) -> Response:
     def load() -> tuple[DocumentView, str]:
         view = _load(request, user, document_id)
         with console.engine.connect() as conn:
-            return view, version(conn, document_id)
+            return view, version(conn, scope_of(conn, user), document_id)
 
     try:
         view, current_version = await run_in_threadpool(load)
@@ -143,9 +143,10 @@ async def _live(request: Request, user: User, session: Session) -> Response:
 
     def check() -> str | None:
         with console.engine.connect() as conn:
-            if not in_view(conn, scope_of(conn, user), document_id):
+            scope = scope_of(conn, user)
+            if not in_view(conn, scope, document_id):
                 return None
-            return version(conn, document_id)
+            return version(conn, scope, document_id)
 
     now = await run_in_threadpool(check)
     if now is None:

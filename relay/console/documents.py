@@ -335,9 +335,10 @@ def in_view(conn: Connection, scope: Scope, document_id: str) -> bool:
     )
 
 
-def version(conn: Connection, document_id: str) -> str:
-    """Changes whenever an event is added to, or a delivery of, ``document_id`` changes."""
-    pks = select(documents.c.id).where(documents.c.document_id == document_id)
+def version(conn: Connection, scope: Scope, document_id: str) -> str:
+    """Changes whenever an event is added to, or a delivery changes in, a submission of
+    ``document_id`` in ``scope`` (others' submissions with the same id do not show through)."""
+    pks = select(documents.c.id).where(documents.c.document_id == document_id, scope.visible())
     last_event, n_events = conn.execute(
         select(func.max(events.c.id), func.count()).where(events.c.document_pk.in_(pks))
     ).one()

@@ -114,6 +114,7 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "previous": ("Trang trước", "Previous"),
     "next": ("Trang sau", "Next"),
     "language": ("English", "Tiếng Việt"),
+    "times_note": ("Thời gian theo giờ Việt Nam (UTC+7).", "Times are Vietnam time (UTC+7)."),
     "answer_times": (
         "Thời gian phản hồi (trung vị, 30 ngày, phút)",
         "Time to answer (median, 30 days, minutes)",
