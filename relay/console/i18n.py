@@ -114,6 +114,8 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "previous": ("Trang trước", "Previous"),
     "next": ("Trang sau", "Next"),
     "language": ("English", "Tiếng Việt"),
+    "agency_active": ("Hoạt động", "Active"),
+    "agency_suspended": ("Tạm ngừng", "Suspended"),
     "times_note": ("Thời gian theo giờ Việt Nam (UTC+7).", "Times are Vietnam time (UTC+7)."),
     "answer_times": (
         "Thời gian phản hồi (trung vị, 30 ngày, phút)",
@@ -183,6 +185,21 @@ class Translator:
             return "—"
         pair = PRIORITIES.get(priority)
         return pair[self._i] if pair else str(priority)
+
+    def duration(self, seconds: float | None) -> str:
+        """12 giây, 3,5 phút, 2,0 giờ (12 s, 3.5 min, 2.0 h in English)."""
+        if seconds is None:
+            return "—"
+        units = (("giây", "s"), ("phút", "min"), ("giờ", "h"))
+        if seconds < 90:
+            value, unit = f"{seconds:.0f}", units[0]
+        elif seconds < 5400:
+            value, unit = f"{seconds / 60:.1f}", units[1]
+        else:
+            value, unit = f"{seconds / 3600:.1f}", units[2]
+        if self.lang == VI:
+            value = value.replace(".", ",")
+        return f"{value} {unit[self._i]}"
 
     def event(self, kind: str) -> str:
         pair = EVENTS.get(kind)

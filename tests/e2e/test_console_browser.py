@@ -244,6 +244,9 @@ def test_an_operator_resends_a_failed_delivery_and_sees_it_delivered(
         entry = page.locator("tr.entry[data-action='resend']").filter(has_text=doc.document_id)
         expect(entry).to_contain_text(operator)
         _shot(page, "console-audit.png")
+        page.goto(hub.console.url + "/agencies")
+        expect(page.locator(f"tr[data-code='{target.code}']")).to_be_visible()
+        _shot(page, "console-agencies.png")
         page.context.close()
     with hub.engine.connect() as conn:
         audited = conn.execute(

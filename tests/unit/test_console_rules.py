@@ -243,3 +243,14 @@ def test_after_login_a_visitor_is_never_sent_to_another_site(value: object) -> N
 
 def test_after_login_a_visitor_goes_back_to_the_page_asked_for() -> None:
     assert safe_next("/documents/a%2Fb?lang=en") == "/documents/a%2Fb?lang=en"
+
+
+def test_answer_times_read_as_a_person_says_them() -> None:
+    vi, en = Translator("vi"), Translator("en")
+    assert [vi.duration(s) for s in (None, 12, 210, 7200)] == [
+        "—",
+        "12 giây",
+        "3,5 phút",
+        "2,0 giờ",
+    ]
+    assert en.duration(210) == "3.5 min"
