@@ -209,7 +209,10 @@ console_audit = Table(
 console_document_headers = Table(
     "console_document_headers",
     metadata,
-    Column("document_pk", BigInteger, ForeignKey("documents.id"), primary_key=True),
+    # A copy of what the document says: it goes when the document goes.
+    Column(
+        "document_pk", BigInteger, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("code_number", Text),
     Column("code_notation", Text),
     Column("priority", SmallInteger),

@@ -62,6 +62,7 @@ def upgrade() -> None:
             ["document_pk"],
             ["documents.id"],
             name="fk_console_document_headers_document_pk_documents",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("document_pk", name="pk_console_document_headers"),
     )
