@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from relay.config import Settings
-from relay.db.tables import console_audit, console_users, deliveries, events
+from relay.db.tables import console_audit, console_users, deliveries, destinations, events
 from tests.console_support import (
     PASSWORD,
     ConsoleProcess,
@@ -414,3 +414,20 @@ def test_the_user_commands_add_list_and_disable(
     assert client.get("/documents").status_code == 303  # the open session ends at once
     again = httpx.post(world.console.url + "/login", data={"username": name, "password": PASSWORD})
     assert again.status_code == 401
+
+
+def test_the_failures_page_shows_destinations_that_are_down(world: World, db: Engine) -> None:
+    down = random_code()
+    with db.begin() as conn:
+        conn.execute(
+            insert(destinations).values(
+                code=down,
+                state="down",
+                consecutive_failures=7,
+                down_since=dt.datetime.now(dt.UTC),
+                last_error="inbox rejected 7 deliveries in a row",
+            )
+        )
+    page = login(world.console.url, world.auditor).get("/failures").text
+    assert "Nơi nhận ngừng hoạt động" in page
+    assert down in page and "inbox rejected 7 deliveries in a row" in page
