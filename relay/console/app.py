@@ -6,7 +6,9 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 
+import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -18,7 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relay.config import Settings
 from relay.console import auth_pages, document_pages, headers, hub_pages
 from relay.console.ratelimit import LoginLimiter
-from relay.console.web import Console, current, make_signer, not_found
+from relay.console.web import Console, current, make_signer, not_found, render
+from relay.errors import ServiceUnavailable
+
+log = structlog.get_logger()
 
 #: Pages only load what the console serves: no inline script, no framing by another site.
 SECURITY_HEADERS = {
@@ -66,6 +71,18 @@ async def missing(request: Request, exc: Exception) -> Response:
     return not_found(request, *found)
 
 
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """PostgreSQL down: a page that says so (503), not a bare 500."""
+    log.warning("console.database_unavailable", error=str(exc).splitlines()[0][:300])
+    return render(
+        request,
+        "error.html",
+        {"title": "unavailable", "text": "unavailable_text"},
+        status=503,
+        headers={"Retry-After": "30"},
+    )
+
+
 def create_app(
     settings: Settings, engine: Engine, *, limiter: LoginLimiter | None = None
 ) -> Starlette:
@@ -111,7 +128,11 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={404: missing},
+        exception_handlers={
+            404: missing,
+            OperationalError: unavailable,
+            ServiceUnavailable: unavailable,
+        },
     )
     app.state.console = console
     return app

@@ -32,32 +32,42 @@ from relay.errors import NotFound
 CHART_DAYS = 14
 
 
-def _date(value: str | None) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+#: Beyond this a page number is a typo (50 documents a page).
+MAX_PAGE = 10_000
 
 
-def _filters(request: Request, user: User) -> Filters:
+def _filters(request: Request) -> tuple[Filters, list[str]]:
+    """The search asked for, and the names of the fields that could not be read (shown to the
+    user, not silently dropped)."""
     q = request.query_params
+    invalid: list[str] = []
+
+    def date(name: str) -> dt.date | None:
+        value = q.get(name, "").strip()
+        try:
+            return dt.date.fromisoformat(value) if value else None
+        except ValueError:
+            invalid.append(name)
+            return None
+
     direction = q.get("direction", "all")
     state = q.get("state", "")
     try:
-        page = max(1, int(q.get("page", "1")))
+        page = min(MAX_PAGE, max(1, int(q.get("page", "1"))))
     except ValueError:
         page = 1
-    return Filters(
+    filters = Filters(
         direction=direction if direction in DIRECTIONS else "all",
         document_id=q.get("document_id", "").strip(),
         number=q.get("number", "").strip(),
         subject=q.get("subject", "").strip(),
         counterpart=q.get("counterpart", "").strip(),
-        date_from=_date(q.get("date_from")),
-        date_to=_date(q.get("date_to")),
+        date_from=date("date_from"),
+        date_to=date("date_to"),
         state=state if state in STATES else "",
         page=page,
     )
+    return filters, invalid
 
 
 def _today() -> dt.date:
@@ -66,7 +76,7 @@ def _today() -> dt.date:
 
 async def _documents(request: Request, user: User, session: Session) -> Response:
     console = console_of(request)
-    filters = _filters(request, user)
+    filters, invalid = _filters(request)
 
     def load() -> tuple[Any, Any]:
         with console.engine.begin() as conn:
@@ -91,6 +101,7 @@ async def _documents(request: Request, user: User, session: Session) -> Response
             "states": list(STATES),
             "query": query,
             "page_size_reached": len(rows) >= 50,
+            "invalid": invalid,
             "notice": None,
         },
         user=user,

@@ -114,6 +114,19 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "previous": ("Trang trước", "Previous"),
     "next": ("Trang sau", "Next"),
     "language": ("English", "Tiếng Việt"),
+    "invalid_date": (
+        "{field}: ngày không hợp lệ, hãy nhập theo dạng năm-tháng-ngày (2026-11-30); "
+        "điều kiện này đã được bỏ qua.",
+        "{field}: not a date; give it as year-month-day (2026-11-30). It was left out of the "
+        "search.",
+    ),
+    "unavailable": ("Tạm thời không truy cập được", "Temporarily unavailable"),
+    "unavailable_text": (
+        "Không kết nối được cơ sở dữ liệu của trục. Hãy thử lại sau ít phút; nếu vẫn lỗi, "
+        "báo cho người vận hành.",
+        "The hub's database cannot be reached. Try again in a few minutes; if it persists, "
+        "tell the operators.",
+    ),
     "agency_active": ("Hoạt động", "Active"),
     "agency_suspended": ("Tạm ngừng", "Suspended"),
     "times_note": ("Thời gian theo giờ Việt Nam (UTC+7).", "Times are Vietnam time (UTC+7)."),

@@ -4,7 +4,9 @@ audit log, sessions, languages, the live document part."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from relay.config import Settings
+from relay.console.app import create_app
+from relay.db.engine import make_engine
 from relay.db.tables import console_audit, console_users, deliveries, destinations, events
 from tests.console_support import (
     PASSWORD,
@@ -208,6 +212,8 @@ def test_documents_are_searched_by_number_subject_counterpart_state_and_date(
     assert found(date_from=(today - dt.timedelta(days=1)).isoformat())
     assert not found(date_to=(today - dt.timedelta(days=3)).isoformat())
     assert found(document_id=world.unit_to_b.document_id[-10:])
+    typo = op.get("/documents", params={"date_from": "30/11/2026", "subject": "đơn vị của a"})
+    assert typo.status_code == 200 and "Từ ngày: ngày không hợp lệ" in typo.text
 
 
 def test_only_operators_and_auditors_open_the_hubs_pages(world: World) -> None:
@@ -431,3 +437,31 @@ def test_the_failures_page_shows_destinations_that_are_down(world: World, db: En
     page = login(world.console.url, world.auditor).get("/failures").text
     assert "Nơi nhận ngừng hoạt động" in page
     assert down in page and "inbox rejected 7 deliveries in a row" in page
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_without_its_database_the_console_says_so(relay_env: Settings) -> None:
+    gone = relay_env.model_copy(
+        update={"database_url": f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/x"}
+    )
+    code, out = run_cli(gone, "console", "run", "--listen", "127.0.0.1:1")
+    assert code == 1 and "PostgreSQL at" in out and "is unreachable" in out
+    # While it runs, a page that needs the database answers 503 with a page saying why.
+    engine = make_engine(gone.database_url)
+
+    async def sign_in() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(gone, engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+            return await client.post("/login", data={"username": "x", "password": "y" * 10})
+
+    try:
+        resp = asyncio.run(sign_in())
+    finally:
+        engine.dispose()
+    assert resp.status_code == 503 and "Không kết nối được cơ sở dữ liệu" in resp.text
