@@ -80,7 +80,7 @@ class ConsoleProcess:
             stdout=self._log,
             stderr=self._log,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded two-core machine starts Python slowly
         while True:
             try:
                 if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:

@@ -150,7 +150,7 @@ def test_a_clerk_follows_five_recipients_and_a_status_appears_without_reload(
     recipients = [r1.code, unit.code, r2.code, r3.code, r4.code]
     doc = make_document(sender.code, recipients)
     publish(sender, doc)
-    wait_until(lambda: _state(hub.engine, doc.document_id, r4.code) == "queued", timeout=30)
+    wait_until(lambda: _state(hub.engine, doc.document_id, r4.code) == "queued", timeout=60)
     # Each recipient answers as its DMS would; the unit's statuses come through its host.
     histories = [
         (r1, r1.code, ["01", "03", "04", "05", "06"]),
@@ -170,7 +170,7 @@ def test_a_clerk_follows_five_recipients_and_a_status_appears_without_reload(
     }
     wait_until(
         lambda: all(_state(hub.engine, doc.document_id, c) == s for c, s in expected.items()),
-        timeout=30,
+        timeout=60,
     )
 
     clerk = add_user(hub.engine, "clerk", sender.code)
