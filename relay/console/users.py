@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -21,9 +22,13 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 MIN_PASSWORD_LENGTH = 10
 
 _hasher = PasswordHasher()
-# Verified when the user name is unknown, so an answer takes as long either way and does not
-# tell which names exist.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user name is unknown, so an answer takes as long either way and does
+    not tell which names exist (made on first use: hashing costs time, imports must not)."""
+    return _hasher.hash("not a password of anyone")
 
 
 def _user(row: Any) -> User:
@@ -95,7 +100,7 @@ def disable_user(conn: Connection, name: str) -> bool:
 def authenticate(conn: Connection, name: str, password: str) -> User | None:
     """The active user ``name`` if ``password`` is theirs, else None (never says which failed)."""
     row = conn.execute(select(console_users).where(console_users.c.name == name)).first()
-    stored = row.password_hash if row is not None else _DUMMY_HASH
+    stored = row.password_hash if row is not None else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
