@@ -36,8 +36,9 @@ def _register() -> None:
     from relay.cli.agency import agency
     from relay.cli.operations import failures, resend, trace
     from relay.cli.relay import relay
+    from relay.console.cli import console
 
-    for command in (relay, agency, adapter, edxml, trace, failures, resend, demo):
+    for command in (relay, agency, adapter, edxml, trace, failures, resend, demo, console):
         cli.add_command(command)
 
 

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     inbox_delivery_limit: int = Field(20, ge=1)
     outbox_max_length_bytes: int = Field(2 * 1024**3, ge=1024)
 
+    # Web console (relay/console)
+    console_secret: str = Field(
+        "", description="key signing the console's session cookies; random at start if empty"
+    )
+    console_session_hours: float = Field(8.0, gt=0, description="how long a console login lasts")
+
     log_level: str = "info"
     log_format: str = Field("json", pattern="^(json|console)$")
 

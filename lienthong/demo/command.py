@@ -165,6 +165,7 @@ def run_demo(options: Options) -> None:
     try:
         say("3/5  starting the relay and one adapter per connected agency…")
         supervisor.start("relay", ["relay", "run"])
+        console_listen = _start_console(supervisor, workdir)
         for a in connected:
             supervisor.start(
                 f"adapter-{a.code}", ["adapter", "run", "--config", str(homes[a.code].config)]
@@ -172,6 +173,10 @@ def run_demo(options: Options) -> None:
         _wait_ready(settings, supervisor, [a.code for a in connected], deadline=60.0)
         for child in supervisor.children:
             say(f"     {child.name:<24} pid {child.process.pid:<7}  log {child.log_path}")
+        say(
+            f"     web console: http://{console_listen}/  (user {DEMO_CONSOLE_USER}, password "
+            f"{DEMO_CONSOLE_PASSWORD}; it stops with the demo)"
+        )
 
         say("4/5  playing the scenario (seconds since the công văn was sent)")
         play = Play(
@@ -217,6 +222,27 @@ def run_demo(options: Options) -> None:
     )
     say(f"The demo's data stay in vhost {settings.vhost!r} and database {options.database!r}:")
     say(f"  LIENTHONG_DATABASE_URL={settings.database_url} lienthong trace '{sc.DOCUMENT_ID}'")
+    say(
+        f"  LIENTHONG_DATABASE_URL={settings.database_url} lienthong console run   # then "
+        f"http://127.0.0.1:8080/, user {DEMO_CONSOLE_USER}, password {DEMO_CONSOLE_PASSWORD}"
+    )
+
+
+DEMO_CONSOLE_USER = "demo"
+DEMO_CONSOLE_PASSWORD = "lienthong-demo"
+
+
+def _start_console(supervisor: Supervisor, workdir: Path) -> str:
+    """The web console (issue 19) on the demo's data, with an operator login; its address."""
+    from relay.console.listen import free_listen
+
+    password_file = workdir / "console.secret"
+    password_file.write_text(DEMO_CONSOLE_PASSWORD + "\n", encoding="utf-8")
+    add = ["console", "user", "add", DEMO_CONSOLE_USER, "--role", "operator"]
+    supervisor.run("provision", [[*add, "--password-file", str(password_file)]])
+    listen = free_listen()
+    supervisor.start("console", ["console", "run", "--listen", listen])
+    return listen
 
 
 def _fresh_workdir(workdir: Path) -> Path:

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -197,4 +198,54 @@ bounces = Table(
     _ts("created_at"),
     _ts("updated_at"),
     Index("ix_bounces_due", "next_attempt_at", postgresql_where=text("state = 'retrying'")),
+)
+
+
+#: The web console lists documents newest first and counts them per day (issue 19).
+Index("ix_documents_received_at", documents.c.received_at)
+
+#: People who use the web console (issue 19). ``role`` is operator, clerk or auditor
+#: (relay/console/roles.py); a clerk's ``agency`` bounds what it sees.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("agency", Text, ForeignKey("agencies.code")),
+    Column("password_hash", Text, nullable=False),  # argon2id, PHC string
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+#: What operators did in the console: who, what, when, and how it ended.
+console_audit = Table(
+    "console_audit",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _ts("at"),
+    Column("username", Text, nullable=False),
+    Column("action", Text, nullable=False),  # resend, suspend, resume
+    Column("target", Text, nullable=False),  # the document id or agency code acted on
+    Column("outcome", Text, nullable=False),  # done, nothing, refused
+    Column("detail", JSONB),
+    Column("client", Text),  # the client's address, as the console saw it
+    Index("ix_console_audit_at", "at"),
+)
+
+#: Header fields the console reads from each stored submission (number/notation, priority,
+#: dates), so they can be searched and shown without decoding ``documents.payload`` again.
+console_document_headers = Table(
+    "console_document_headers",
+    metadata,
+    # A copy of what the document says: it goes when the document goes.
+    Column(
+        "document_pk", BigInteger, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("code_number", Text),
+    Column("code_notation", Text),
+    Column("priority", SmallInteger),
+    Column("promulgation_date", Date),
+    Column("due_date", Date),
+    Index("ix_console_document_headers_code_number", "code_number"),
 )
