@@ -1,4 +1,5 @@
-"""The adapter's RabbitMQ side: drain the spool to ``lienthong.submit``, consume the inbox.
+"""The adapter's RabbitMQ side: drain the spool to the agency's own submit
+exchange (``lienthong.submit.<code>``), consume the inbox.
 
 One thread owns the connection (pika's BlockingConnection is not thread-safe). It reconnects
 forever with exponential backoff and jitter (tenacity) until asked to stop, and logs each
@@ -145,7 +146,7 @@ class Publisher:
         self._failed.clear()
         for row in rows:
             self._impl.basic_publish(
-                exchange=t.SUBMIT_EXCHANGE,
+                exchange=t.submit_exchange(config.agency),
                 routing_key=t.submit_routing_key(config.agency),
                 body=row.body,
                 properties=publish_properties(config, row.message_id, row.message_type),
@@ -197,7 +198,7 @@ def drain(
         if failure is not None:
             raise PublishRefused(
                 f"{failure}: is {t.outbox_queue(config.agency)!r} bound to "
-                f"{t.SUBMIT_EXCHANGE!r} and below its length limit?"
+                f"{t.submit_exchange(config.agency)!r} and below its length limit?"
             )
     return total
 

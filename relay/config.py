@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     inbox_delivery_limit: int = Field(20, ge=1)
     outbox_max_length_bytes: int = Field(2 * 1024**3, ge=1024)
 
+    # Per-agency broker limits, set on the agency's RabbitMQ user at provisioning (an adapter
+    # needs one connection and one channel; the rest is room for `adapter send` and restarts).
+    agency_max_connections: int = Field(
+        10, ge=1, description="connections one agency's user may hold open at once"
+    )
+    agency_max_channels: int = Field(
+        50, ge=1, description="channels one agency's user may hold open, over all connections"
+    )
+
     log_level: str = "info"
     log_format: str = Field("json", pattern="^(json|console)$")
 

@@ -73,37 +73,65 @@ def declare_core(mgmt: ManagementClient, settings: Settings) -> None:
 
 
 def agency_permissions(code: str, *, can_write: bool = True) -> dict[str, str]:
-    """Least privilege: write the submit exchange, read its own inbox, configure nothing.
+    """Least privilege: write its own submit exchange, read its own inbox, configure nothing.
 
     A suspended agency (``can_write=False``) keeps reading its inbox but can publish nothing.
+    The shared ``lienthong.submit`` is not writable by any agency (see :mod:`schemas.topology`).
     """
     return {
         "configure": "^$",
-        "write": "^" + re.escape(t.SUBMIT_EXCHANGE) + "$" if can_write else "^$",
+        "write": "^" + re.escape(t.submit_exchange(code)) + "$" if can_write else "^$",
         "read": "^" + re.escape(t.inbox_queue(code)) + "$",
     }
 
 
-def agency_topic_permissions(code: str) -> dict[str, str]:
-    """On the submit exchange an agency may publish only with its own code as routing key."""
-    return {
-        "exchange": t.SUBMIT_EXCHANGE,
-        "write": "^" + re.escape(t.submit_routing_key(code)) + "$",
-        "read": "^$",
-    }
-
-
 def declare_agency_queues(mgmt: ManagementClient, vhost: str, code: str) -> None:
-    """The agency's outbox and inbox quorum queues and their bindings."""
+    """The agency's submit exchange, outbox and inbox quorum queues, and their bindings.
+
+    The agency's fanout exchange has exactly one binding, to its own outbox: whatever routing
+    key or ``CC``/``BCC`` header a publish carries, it can reach no other queue. The outbox is
+    also bound to the relay's ``lienthong.submit`` (the relay re-declares that binding itself).
+    """
+    mgmt.put_exchange(vhost, t.submit_exchange(code), "fanout")
     mgmt.put_queue(vhost, t.outbox_queue(code), QUORUM)
+    mgmt.bind_queue(vhost, t.submit_exchange(code), t.outbox_queue(code), "")
     mgmt.bind_queue(vhost, t.SUBMIT_EXCHANGE, t.outbox_queue(code), t.submit_routing_key(code))
     mgmt.put_queue(vhost, t.inbox_queue(code), QUORUM)
     mgmt.bind_queue(vhost, t.DELIVER_EXCHANGE, t.inbox_queue(code), t.deliver_routing_key(code))
 
 
-def provision_agency(mgmt: ManagementClient, vhost: str, code: str, password: str) -> None:
-    """User (named after the code), permissions, topic permissions, queues and bindings."""
-    mgmt.put_user(code, password)
-    mgmt.set_permissions(vhost, code, **agency_permissions(code))
-    mgmt.set_topic_permissions(vhost, code, **agency_topic_permissions(code))
+def grant_agency(mgmt: ManagementClient, vhost: str, code: str, *, can_write: bool = True) -> None:
+    """The agency user's permissions in ``vhost``; topic permissions of earlier versions (on the
+    shared ``lienthong.submit``) are removed, as agencies no longer write to a topic exchange."""
+    mgmt.set_permissions(vhost, code, **agency_permissions(code, can_write=can_write))
+    mgmt.clear_topic_permissions(vhost, code)
+
+
+def provision_agency(
+    mgmt: ManagementClient,
+    vhost: str,
+    code: str,
+    password: str,
+    *,
+    limits: dict[str, int] | None = None,
+) -> None:
+    """User (named after the code, tagged as this hub's), permissions, limits, queues, exchange
+    and bindings."""
+    mgmt.put_user(code, password, t.hub_tag(vhost))
+    set_agency_limits(mgmt, code, limits or {})
+    grant_agency(mgmt, vhost, code)
     declare_agency_queues(mgmt, vhost, code)
+
+
+def agency_limits(settings: Settings) -> dict[str, int]:
+    """Per-user broker limits of every agency, so one agency's reconnect storm (or a leak of
+    channels) cannot exhaust the broker's connections or memory for the others."""
+    return {
+        "max-connections": settings.agency_max_connections,
+        "max-channels": settings.agency_max_channels,
+    }
+
+
+def set_agency_limits(mgmt: ManagementClient, code: str, limits: dict[str, int]) -> None:
+    for name, value in limits.items():
+        mgmt.set_user_limit(code, name, value)
