@@ -8,6 +8,7 @@ outage once (``adapter.broker_down`` … ``adapter.broker_back``), not once per 
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ class PublishRefused(BrokerUnavailable):
 
 def connection_parameters(config: AdapterConfig) -> pika.URLParameters:
     params = pika.URLParameters(config.amqp_url)
+    if config.uses_tls:
+        params.ssl_options = pika.SSLOptions(config.tls_context(), server_hostname=params.host)
     user, password = config.credentials()
     params.credentials = pika.PlainCredentials(user, password)
     params.heartbeat = config.heartbeat_seconds
@@ -59,6 +62,8 @@ def connect(config: AdapterConfig) -> pika.BlockingConnection:
     """One connection attempt; BrokerUnavailable (with a reason, no secrets) if it fails."""
     try:
         return pika.BlockingConnection(connection_parameters(config))
+    except ssl.SSLError as e:  # a certificate that does not load (or is refused)
+        raise BrokerUnavailable(f"{config.safe_url()}: TLS: {e}") from e
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         # A stalled handshake surfaces as AMQPConnectorStackTimeout, which is no AMQPError.
         raise BrokerUnavailable(f"{config.safe_url()}: {describe(e)}") from e
