@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     inbox_ttl_ms: int = Field(7 * 24 * 3600 * 1000, ge=1000)
     inbox_delivery_limit: int = Field(20, ge=1)
     outbox_max_length_bytes: int = Field(2 * 1024**3, ge=1024)
+    outbox_delivery_limit: int = Field(
+        1000,
+        ge=1,
+        description="deliveries of one submission to the relay before it is set aside "
+        "(lienthong.failed-submissions) and its sender told",
+    )
+    dead_letter_delivery_limit: int = Field(
+        1000,
+        ge=1,
+        description="deliveries of one message of lienthong.returned or "
+        "lienthong.failed-submissions before it is parked (lienthong.parked)",
+    )
 
     # Per-agency broker limits, set on the agency's RabbitMQ user at provisioning (an adapter
     # needs one connection and one channel; the rest is room for `adapter send` and restarts).

@@ -15,6 +15,17 @@ DELIVER_EXCHANGE = "lienthong.deliver"
 #: Dead-letter target of every inbox (exchange and queue of the same name).
 RETURNED_EXCHANGE = "lienthong.returned"
 RETURNED_QUEUE = "lienthong.returned"
+#: Dead-letter target of every outbox (exchange and queue of the same name): submissions the
+#: relay failed to handle too many times. The relay reads it and tells each sender (a
+#: ``rejected`` receipt); see :mod:`relay.retry.deadletters`.
+FAILED_SUBMISSIONS_EXCHANGE = "lienthong.failed-submissions"
+FAILED_SUBMISSIONS_QUEUE = "lienthong.failed-submissions"
+#: Dead-letter target of ``lienthong.returned`` and ``lienthong.failed-submissions``: kept for an
+#: operator. A classic queue: it counts no deliveries, so RabbitMQ never drops from it (a
+#: quorum queue past its delivery limit drops, and dead-lettering back into a queue a message
+#: came from is a cycle RabbitMQ drops too).
+PARKED_EXCHANGE = "lienthong.parked"
+PARKED_QUEUE = "lienthong.parked"
 
 #: RabbitMQ user tag marking the agency users a hub created, one per hub (its vhost): a hub
 #: never takes over a user without it (users are broker-wide, vhosts are not).
@@ -23,9 +34,11 @@ HUB_TAG_PREFIX = "lienthong-hub:"
 OUTBOX_POLICY = "lienthong-outbox"
 INBOX_POLICY = "lienthong-inbox"
 RETURNED_POLICY = "lienthong-returned"
+FAILED_SUBMISSIONS_POLICY = "lienthong-failed-submissions"
 OUTBOX_PATTERN = r"^agency\..+\.outbox$"
 INBOX_PATTERN = r"^agency\..+\.inbox$"
 RETURNED_PATTERN = r"^lienthong\.returned$"
+FAILED_SUBMISSIONS_PATTERN = r"^lienthong\.failed-submissions$"
 
 #: AMQP ``type`` property values.
 TYPE_DOCUMENT = "document"

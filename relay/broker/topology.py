@@ -16,6 +16,13 @@ from schemas import topology as t
 QUORUM = {"x-queue-type": "quorum"}
 
 
+#: Dead-lettering that keeps the message until the target queue confirms it (RabbitMQ 3.10+);
+#: it needs ``overflow: reject-publish`` on the source queue, or RabbitMQ falls back to
+#: at-most-once. Every quorum queue gets an explicit delivery limit with a dead-letter target:
+#: from RabbitMQ 4.0 a quorum queue without one *drops* a message after 20 deliveries.
+AT_LEAST_ONCE = {"dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}
+
+
 def policies(settings: Settings) -> dict[str, dict[str, Any]]:
     """Policy name -> body for the management API (also exported to deploy/ definitions)."""
     return {
@@ -30,6 +37,7 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
                 # Quorum queues count redeliveries; a delivery that keeps crashing its adapter
                 # is dead-lettered instead of looping forever.
                 "delivery-limit": settings.inbox_delivery_limit,
+                **AT_LEAST_ONCE,
             },
         },
         t.OUTBOX_POLICY: {
@@ -40,16 +48,42 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
                 # Refuse new publishes (the adapter gets a nack and keeps the file spooled)
                 # rather than dropping the oldest submissions.
                 "max-length-bytes": settings.outbox_max_length_bytes,
-                "overflow": "reject-publish",
+                # A submission the relay fails on this often is set aside, and its sender told.
+                "delivery-limit": settings.outbox_delivery_limit,
+                "dead-letter-exchange": t.FAILED_SUBMISSIONS_EXCHANGE,
+                **AT_LEAST_ONCE,
             },
         },
         t.RETURNED_POLICY: {
             "pattern": t.RETURNED_PATTERN,
             "apply-to": "queues",
             "priority": 10,
-            "definition": {"overflow": "reject-publish"},
+            "definition": {
+                "delivery-limit": settings.dead_letter_delivery_limit,
+                "dead-letter-exchange": t.PARKED_EXCHANGE,
+                **AT_LEAST_ONCE,
+            },
+        },
+        t.FAILED_SUBMISSIONS_POLICY: {
+            "pattern": t.FAILED_SUBMISSIONS_PATTERN,
+            "apply-to": "queues",
+            "priority": 10,
+            "definition": {
+                "delivery-limit": settings.dead_letter_delivery_limit,
+                "dead-letter-exchange": t.PARKED_EXCHANGE,
+                **AT_LEAST_ONCE,
+            },
         },
     }
+
+
+#: Queues of the hub itself: (exchange = queue name, queue arguments). Each exchange is a
+#: fanout bound to its queue.
+CORE_QUEUES: dict[str, dict[str, Any]] = {
+    t.RETURNED_QUEUE: QUORUM,
+    t.FAILED_SUBMISSIONS_QUEUE: QUORUM,
+    t.PARKED_QUEUE: {"x-queue-type": "classic"},
+}
 
 
 def declare_core(mgmt: ManagementClient, settings: Settings) -> None:
@@ -58,9 +92,10 @@ def declare_core(mgmt: ManagementClient, settings: Settings) -> None:
     mgmt.ensure_vhost(vhost)
     mgmt.put_exchange(vhost, t.SUBMIT_EXCHANGE, "topic")
     mgmt.put_exchange(vhost, t.DELIVER_EXCHANGE, "direct")
-    mgmt.put_exchange(vhost, t.RETURNED_EXCHANGE, "fanout")
-    mgmt.put_queue(vhost, t.RETURNED_QUEUE, QUORUM)
-    mgmt.bind_queue(vhost, t.RETURNED_EXCHANGE, t.RETURNED_QUEUE, "")
+    for name, arguments in CORE_QUEUES.items():
+        mgmt.put_exchange(vhost, name, "fanout")
+        mgmt.put_queue(vhost, name, arguments)
+        mgmt.bind_queue(vhost, name, name, "")
     for name, body in policies(settings).items():
         mgmt.put_policy(
             vhost,
