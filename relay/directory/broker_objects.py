@@ -41,14 +41,30 @@ def owned_by(user: dict[str, Any], vhost: str) -> bool:
     return t.hub_tag(vhost) in user_tags(user)
 
 
+def abandoned(mgmt: ManagementClient, user: dict[str, Any]) -> bool:
+    """A user only hubs ever tagged, whose hubs' vhosts are all gone and which has no
+    permissions left anywhere: it can reach nothing, so giving it a new password locks nobody
+    out (test runs and demos leave such users behind when they delete their vhost)."""
+    tags = user_tags(user)
+    hubs = [tag.removeprefix(t.HUB_TAG_PREFIX) for tag in tags if tag.startswith(t.HUB_TAG_PREFIX)]
+    if not hubs or len(hubs) != len(tags):
+        return False
+    if mgmt.user_permissions(str(user["name"])):
+        return False
+    return not any(mgmt.vhost_exists(hub) for hub in hubs)
+
+
 def check_not_foreign(mgmt: ManagementClient, vhost: str, code: str) -> bool:
-    """Whether the user exists (and is this hub's); UserNotOurs when it is another's."""
+    """Whether this hub's user for ``code`` exists; UserNotOurs when another's does. An
+    abandoned user (see :func:`abandoned`) counts as none: provisioning takes it over."""
     user = mgmt.get_user(code)
     if user is None:
         return False
-    if not owned_by(user, vhost):
-        raise UserNotOurs(code, vhost, user_tags(user))
-    return True
+    if owned_by(user, vhost):
+        return True
+    if abandoned(mgmt, user):
+        return False
+    raise UserNotOurs(code, vhost, user_tags(user))
 
 
 def provision(

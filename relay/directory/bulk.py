@@ -193,7 +193,11 @@ def _provision(
     ours = {name for name, u in users.items() if broker_objects.owned_by(u, vhost)}
     targets = provision_targets(rows, new_connected, ours)
     # Users are broker-wide: a user this hub did not create is never taken over.
-    foreign = [code for code in targets if code in users and code not in ours]
+    foreign = [
+        code
+        for code in targets
+        if code in users and code not in ours and not broker_objects.abandoned(mgmt, users[code])
+    ]
     if foreign:
         shown = ", ".join(foreign[:20]) + (
             f" (and {len(foreign) - 20} more)" if len(foreign) > 20 else ""

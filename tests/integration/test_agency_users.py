@@ -86,6 +86,17 @@ def test_adding_an_agency_whose_user_this_hub_did_not_create_is_refused_and_chan
     assert "no agency with code" in run_agency(env, "show", code, ok=False).output
 
 
+def test_a_user_left_by_a_hub_whose_vhost_is_gone_is_taken_over(
+    env: Settings, management: ManagementClient, tmp_path: Path
+) -> None:
+    code = new_code()
+    management.put_user(code, "old", t.hub_tag(f"gone-{uuid.uuid4().hex}"))
+    add_agency(env, code, "Bộ Văn hóa", password_file=secret_file(tmp_path, "new-pw"))
+    user = management.get_user(code)
+    assert user is not None and user["tags"] == [t.hub_tag(env.vhost)]
+    connect(env, code, "new-pw").close()
+
+
 def test_importing_agencies_whose_users_this_hub_did_not_create_is_refused(
     env: Settings, management: ManagementClient, tmp_path: Path
 ) -> None:
