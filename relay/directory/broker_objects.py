@@ -42,12 +42,13 @@ def owned_by(user: dict[str, Any], vhost: str) -> bool:
 
 
 def abandoned(mgmt: ManagementClient, user: dict[str, Any]) -> bool:
-    """A user only hubs ever tagged, whose hubs' vhosts are all gone and which has no
-    permissions left anywhere: it can reach nothing, so giving it a new password locks nobody
-    out (test runs and demos leave such users behind when they delete their vhost)."""
+    """A user that can reach nothing, so giving it a new password locks nobody out: it has no
+    permissions on any vhost, no tag but hubs' tags, and the vhosts of those hubs are gone.
+    Test runs, demos and hubs of earlier versions leave such users behind when their vhost is
+    deleted (RabbitMQ keeps users when it deletes a vhost)."""
     tags = user_tags(user)
     hubs = [tag.removeprefix(t.HUB_TAG_PREFIX) for tag in tags if tag.startswith(t.HUB_TAG_PREFIX)]
-    if not hubs or len(hubs) != len(tags):
+    if len(hubs) != len(tags):  # an administrator, a management user, another application's
         return False
     if mgmt.user_permissions(str(user["name"])):
         return False

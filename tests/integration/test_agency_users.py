@@ -16,10 +16,12 @@ from sqlalchemy import Engine, text
 
 from relay.broker.management import ManagementClient
 from relay.config import Settings
+from relay.directory.broker_objects import UserNotOurs
 from relay.directory.service import add_agency, resume_agency, suspend_agency
 from relay.errors import InvalidInput
 from relay.setup import run_setup
 from schemas import topology as t
+from tests.conftest import EnvFactory
 from tests.integration.test_agency_cli import new_code, remove_created_users, run_agency
 
 pytestmark = pytest.mark.integration
@@ -86,22 +88,35 @@ def test_adding_an_agency_whose_user_this_hub_did_not_create_is_refused_and_chan
     assert "no agency with code" in run_agency(env, "show", code, ok=False).output
 
 
-def test_a_user_left_by_a_hub_whose_vhost_is_gone_is_taken_over(
-    env: Settings, management: ManagementClient, tmp_path: Path
+@pytest.mark.parametrize("tags", ["", "lienthong-hub:gone-{}"])
+def test_a_user_left_behind_with_no_rights_and_whose_hub_is_gone_is_taken_over(
+    env: Settings, management: ManagementClient, tmp_path: Path, tags: str
 ) -> None:
     code = new_code()
-    management.put_user(code, "old", t.hub_tag(f"gone-{uuid.uuid4().hex}"))
+    management.put_user(code, "old", tags.format(uuid.uuid4().hex))
     add_agency(env, code, "Bộ Văn hóa", password_file=secret_file(tmp_path, "new-pw"))
     user = management.get_user(code)
     assert user is not None and user["tags"] == [t.hub_tag(env.vhost)]
     connect(env, code, "new-pw").close()
 
 
+def test_a_user_that_another_live_hub_tagged_is_refused(
+    env: Settings, management: ManagementClient, make_env: EnvFactory
+) -> None:
+    other = make_env()
+    code = new_code()
+    add_agency(other, code, "Bộ Ngoại giao")
+    with pytest.raises(UserNotOurs):
+        add_agency(env, code, "Bộ Ngoại giao")
+
+
 def test_importing_agencies_whose_users_this_hub_did_not_create_is_refused(
     env: Settings, management: ManagementClient, tmp_path: Path
 ) -> None:
     ours, theirs = new_code(), new_code()
+    # Another hub of an earlier version (untagged) whose adapter uses this user on its vhost.
     management.put_user(theirs, "another-hubs-password", "")
+    management.set_permissions(env.vhost, theirs, configure="^$", write="^$", read="^$")
     before = management.get_user(theirs)
     csv = tmp_path / "agencies.csv"
     csv.write_text(f"code,name\n{ours},Bộ Tư pháp\n{theirs},Bộ Công an\n", encoding="utf-8")
