@@ -195,3 +195,23 @@ def test_the_tls_listener_refuses_a_client_without_a_certificate(
     params.connection_attempts = 1
     with pytest.raises(pika.exceptions.AMQPConnectionError):
         pika.BlockingConnection(params)
+
+
+def test_sslmode_in_the_database_url_reaches_postgresql(services: Services) -> None:
+    """The database URL goes to libpq as it is: ``sslmode=require`` against a server without
+    TLS (the test's) is refused for that reason, ``sslmode=disable`` connects."""
+    from relay.errors import ServiceUnavailable
+    from relay.setup import ensure_database
+
+    engine = make_engine(services.database_url_for("postgres"))
+    try:
+        with engine.connect() as conn:
+            if conn.execute(text("SHOW ssl")).scalar_one() == "on":
+                pytest.skip("this PostgreSQL has TLS on; the refusal cannot be shown")
+    finally:
+        engine.dispose()
+    url = services.database_url_for("postgres")
+    with pytest.raises(ServiceUnavailable) as refused:
+        ensure_database(url + "?sslmode=require")
+    assert "SSL" in str(refused.value)
+    ensure_database(url + "?sslmode=disable")
