@@ -14,6 +14,10 @@ Choices where DESIGN.md is silent:
   the broker by this hub. Users are broker-wide, not per vhost: the users a hub creates carry
   the tag ``lienthong-hub:<vhost>``, and a user of the agency's name without it (another hub's,
   the demo's, an application's) is refused, never taken over (its password is not reset).
+  Only a user that can reach nothing is taken over: no permissions on any vhost, no tag but
+  hubs' tags, and those hubs' vhosts gone (RabbitMQ keeps users when a vhost is deleted, so
+  test runs, demos and removed hubs leave them). ``relay setup`` tags as its own the untagged
+  users of its directory whose only permissions are on its vhost (hubs of earlier versions).
 - ``agency import`` upserts: new rows are inserted, changed names/hosts updated, ``state`` is
   never changed by an import. A connected agency that hosts units in the directory cannot become
   a hosted unit unless the file re-hosts those units too. New connected agencies, and connected

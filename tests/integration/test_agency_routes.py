@@ -120,12 +120,15 @@ def test_no_exchange_key_or_header_lets_an_agency_reach_another_agencys_queues(
         "amq.fanout",
         "amq.headers",
         "amq.match",
+        "amq.rabbitmq.trace",
     ]
     routes: list[tuple[str, dict[str, object]]] = [
         (a, {}),
         (b, {}),
         (t.outbox_queue(b), {}),
         (t.inbox_queue(b), {}),
+        (t.inbox_queue(a), {}),
+        (t.outbox_queue(a), {}),
         (a, {"CC": [b]}),
         (a, {"BCC": [b]}),
         (a, {"CC": [t.outbox_queue(b)], "BCC": [t.inbox_queue(b)]}),
