@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from relay.broker.management import ManagementClient
 from relay.broker.topology import (
     agency_limits,
+    agency_permissions,
     declare_agency_queues,
     declare_core,
     grant_agency,
@@ -68,6 +69,10 @@ def migrate_agencies(mgmt: ManagementClient, settings: Settings, states: dict[st
         log.info("relay.users_adopted", vhost=vhost, count=len(adopted))
     users = {u["name"]: u for u in mgmt.list_users()}
     limits = agency_limits(settings)
+    # One read of each kind, so a hub of thousands of agencies is only written where it differs.
+    granted = mgmt.vhost_permissions(vhost)
+    with_topic = mgmt.vhost_topic_permissions(vhost)
+    current_limits = mgmt.all_user_limits()
     for code, state in states.items():
         declare_agency_queues(mgmt, vhost, code)
         user = users.get(code)
@@ -76,8 +81,12 @@ def migrate_agencies(mgmt: ManagementClient, settings: Settings, states: dict[st
         if not broker_objects.owned_by(user, vhost):
             log.warning("relay.user_not_ours", agency=code, vhost=vhost)
             continue
-        set_agency_limits(mgmt, code, limits)
-        grant_agency(mgmt, vhost, code, can_write=state == ACTIVE)
+        if current_limits.get(code) != limits:
+            set_agency_limits(mgmt, code, limits)
+        wanted = agency_permissions(code, can_write=state == ACTIVE)
+        have = {k: granted.get(code, {}).get(k) for k in wanted}
+        if have != wanted or code in with_topic:
+            grant_agency(mgmt, vhost, code, can_write=state == ACTIVE)
 
 
 def run_setup(settings: Settings) -> None:

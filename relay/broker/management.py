@@ -152,6 +152,22 @@ class ManagementClient:
         result: list[dict[str, Any]] = self._request("GET", f"/users/{_q(user)}/permissions") or []
         return result
 
+    def vhost_permissions(self, vhost: str) -> dict[str, dict[str, Any]]:
+        """Every user's permissions on ``vhost``, by user."""
+        found: list[dict[str, Any]] = self._request("GET", f"/vhosts/{_q(vhost)}/permissions") or []
+        return {p["user"]: p for p in found}
+
+    def vhost_topic_permissions(self, vhost: str) -> set[str]:
+        """The users that have topic permissions on ``vhost``."""
+        path = f"/vhosts/{_q(vhost)}/topic-permissions"
+        found: list[dict[str, Any]] = self._request("GET", path) or []
+        return {p["user"] for p in found}
+
+    def all_user_limits(self) -> dict[str, dict[str, int]]:
+        """The limits of every user that has some, by user."""
+        found: list[dict[str, Any]] = self._request("GET", "/user-limits") or []
+        return {x["user"]: dict(x["value"]) for x in found}
+
     def list_users(self) -> list[dict[str, Any]]:
         """Every user with its tags (a list of strings)."""
         result: list[dict[str, Any]] = self._request("GET", "/users?columns=name,tags") or []

@@ -87,7 +87,7 @@ CORE_QUEUES: dict[str, dict[str, Any]] = {
 
 
 def declare_core(mgmt: ManagementClient, settings: Settings) -> None:
-    """The vhost, the exchanges, the returned queue and the policies."""
+    """The vhost, the exchanges, the hub's own queues and the policies."""
     vhost = settings.vhost
     mgmt.ensure_vhost(vhost)
     mgmt.put_exchange(vhost, t.SUBMIT_EXCHANGE, "topic")

@@ -236,3 +236,18 @@ def test_relay_setup_migrates_a_hub_of_the_earlier_topology(
     finally:
         if conn.is_open:
             conn.close()
+
+
+def test_relay_setup_keeps_a_suspended_agency_unable_to_publish(
+    env: Settings, management: ManagementClient, tmp_path: Path
+) -> None:
+    code = new_code()
+    add_agency(env, code, "Bộ Nông nghiệp", password_file=secret_file(tmp_path, "pw"))
+    suspend_agency(env, code)
+    run_setup(env)
+    perms = management._request("GET", f"/permissions/{env.vhost}/{code}")
+    assert perms["write"] == "^$"
+    resume_agency(env, code)
+    run_setup(env)
+    perms = management._request("GET", f"/permissions/{env.vhost}/{code}")
+    assert perms["write"] == "^" + re.escape(own_exchange(code)) + "$"
