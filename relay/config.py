@@ -5,9 +5,9 @@ No other module reads ``os.environ``. Defaults work against RabbitMQ and Postgre
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,13 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/lienthong"
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/lienthong"
     management_url: str = "http://guest:guest@127.0.0.1:15672"
+
+    # TLS to RabbitMQ (with an amqps:// URL): added to the AMQP URL as pika's ``ssl_options``,
+    # so every connection the relay and the CLI open uses them. PostgreSQL's TLS is set in the
+    # database URL itself (``?sslmode=verify-full&sslrootcert=…``, passed through to libpq).
+    tls_ca_file: str = Field("", description="CA bundle verifying the broker's certificate")
+    tls_cert_file: str = Field("", description="the relay's client certificate (PEM), if asked")
+    tls_key_file: str = Field("", description="its private key (PEM)")
 
     # Relay pipeline
     workers: int = Field(
@@ -60,6 +67,27 @@ class Settings(BaseSettings):
     inbox_ttl_ms: int = Field(7 * 24 * 3600 * 1000, ge=1000)
     inbox_delivery_limit: int = Field(20, ge=1)
     outbox_max_length_bytes: int = Field(2 * 1024**3, ge=1024)
+    outbox_delivery_limit: int = Field(
+        1000,
+        ge=1,
+        description="deliveries of one submission to the relay before it is set aside "
+        "(lienthong.failed-submissions) and its sender told",
+    )
+    dead_letter_delivery_limit: int = Field(
+        1000,
+        ge=1,
+        description="deliveries of one message of lienthong.returned or "
+        "lienthong.failed-submissions before it is parked (lienthong.parked)",
+    )
+
+    # Per-agency broker limits, set on the agency's RabbitMQ user at provisioning (an adapter
+    # needs one connection and one channel; the rest is room for `adapter send` and restarts).
+    agency_max_connections: int = Field(
+        10, ge=1, description="connections one agency's user may hold open at once"
+    )
+    agency_max_channels: int = Field(
+        50, ge=1, description="channels one agency's user may hold open, over all connections"
+    )
 
     # Web console (relay/console)
     console_secret: str = Field(
@@ -69,6 +97,30 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
     log_format: str = Field("json", pattern="^(json|console)$")
+
+    @model_validator(mode="after")
+    def _tls_into_the_url(self) -> Settings:
+        tls = {
+            k: v
+            for k, v in (
+                ("ca_certs", self.tls_ca_file),
+                ("certfile", self.tls_cert_file),
+                ("keyfile", self.tls_key_file),
+            )
+            if v
+        }
+        if not tls:
+            return self
+        parts = urlsplit(self.amqp_url)
+        if parts.scheme != "amqps":
+            raise ValueError(
+                "LIENTHONG_TLS_* are set but LIENTHONG_AMQP_URL is not amqps://; use "
+                "amqps://host:5671/vhost to connect to RabbitMQ over TLS"
+            )
+        if "ssl_options=" not in parts.query:
+            query = "&".join(q for q in (parts.query, "ssl_options=" + quote(repr(tls))) if q)
+            self.amqp_url = urlunsplit(parts._replace(query=query))
+        return self
 
     @property
     def vhost(self) -> str:

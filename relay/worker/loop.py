@@ -458,12 +458,24 @@ class RelayLoop:
             consume(None)
             self._declare_next()
 
+        own = t.submit_exchange(code)
+
+        def bind_shared(_frame: Any) -> None:
+            ch.queue_bind(
+                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=declared
+            )
+
+        def bind_own(_frame: Any) -> None:
+            ch.queue_bind(queue, own, routing_key="", callback=bind_shared)
+
+        # The agency's own fanout exchange and its one binding come back with the queue, so an
+        # outbox the broker lost is writable again without waiting for `relay setup`.
         ch.queue_declare(
             queue,
             durable=True,
             arguments=dict(QUORUM),
-            callback=lambda _f: ch.queue_bind(
-                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=declared
+            callback=lambda _f: ch.exchange_declare(
+                own, exchange_type="fanout", durable=True, callback=bind_own
             ),
         )
 
