@@ -10,6 +10,8 @@ a document under, so it is counted, not the file name (a second hand-over can re
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import os
 import threading
 import time
@@ -166,6 +168,34 @@ class Scene:
             "adapter A": _alive(self.adapter_a),
             "adapter B": _alive(self.adapter_b),
         }
+
+    def connection_losses(self) -> dict[str, int]:
+        """How often each process logged losing its broker connection so far."""
+
+        def count(path: Path, event: str) -> int:
+            text = path.read_text(errors="replace") if path.exists() else ""
+            return text.count(f'"{event}"')
+
+        return {
+            "relay": sum(
+                count(r.log_path, event)
+                for r in self.relays
+                for event in ("relay.connection_lost", "relay.connection_abandoned")
+            ),
+            "adapter A": count(self.adapter_a.log_path, "adapter.broker_down"),
+            "adapter B": count(self.adapter_b.log_path, "adapter.broker_down"),
+        }
+
+    def relay_back_after(self, wall: float) -> float | None:
+        """Seconds from ``wall`` (``time.time()``) to the relay's next ``relay.started``."""
+        for line in self.relay.log_text().splitlines():
+            if '"relay.started"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                stamp = dt.datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
+                if stamp >= wall:
+                    return stamp - wall
+        return None
 
     # -- waiting and counting -------------------------------------------------------------
 

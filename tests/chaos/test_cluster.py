@@ -1,0 +1,85 @@
+"""A 3-node RabbitMQ cluster with quorum queues: one node killed under 1,000 documents.
+
+The relay (``LIENTHONG_AMQP_URL``) and the adapter (``amqp_url``) each take one broker URL today
+(``pika.URLParameters``; no list of nodes), so they reach the cluster the way a deployment
+would put a load balancer in front of it: a proxy that sends each new connection to the first
+node that answers. The node killed is the one every connection goes to, so the relay and both
+adapters lose their connections and must come back through a surviving node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relay.broker.management import ManagementClient
+from tests.chaos import ports
+from tests.chaos.conftest import environment, record
+from tests.chaos.scene import scene
+from tests.private_services import (
+    FailoverProxy,
+    RabbitNode,
+    rabbit_cluster,
+    rabbitmq_available,
+)
+from tests.services import Services
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.chaos_long]
+
+N = 1000
+
+
+@pytest.fixture()
+def cluster() -> Iterator[list[RabbitNode]]:
+    if not rabbitmq_available():
+        pytest.skip("RabbitMQ is not installed here; the fault suite starts its own nodes")
+    with rabbit_cluster(
+        ports.CLUSTER_NAMES, ports.CLUSTER_AMQP, ports.CLUSTER_MANAGEMENT, ports.CLUSTER_DIST
+    ) as nodes:
+        yield nodes
+
+
+def _members(node: RabbitNode, vhost: str, codes: list[str]) -> dict[str, int]:
+    """Quorum queue -> number of members, for the agencies' queues."""
+    with ManagementClient(node.management_url) as mgmt:
+        queues = mgmt.list_queues(vhost)
+    return {
+        q["name"]: len(q.get("members") or [])
+        for q in queues
+        if any(code in q["name"] for code in codes)
+    }
+
+
+def test_one_node_of_a_3_node_cluster_killed_under_1000_documents_loses_nothing(
+    services: Services, cluster: list[RabbitNode], tmp_path: Path
+) -> None:
+    victim, survivor = cluster[0], cluster[1]
+    proxy_url = f"amqp://guest:guest@127.0.0.1:{ports.CLUSTER_PROXY}/"
+    targets = [("127.0.0.1", node.amqp_port) for node in cluster]
+    with (
+        FailoverProxy(ports.CLUSTER_PROXY, targets),
+        environment(services, amqp_base=proxy_url, management_url=victim.management_url) as make,
+        scene(make(), tmp_path) as s,
+    ):
+        members = _members(survivor, s.settings.vhost, [s.a.code, s.b.code])
+        assert members and all(n == len(cluster) for n in members.values()), members
+        s.send(N)
+        assert s.wait_arrived(N // 4, timeout=300), s.logs()
+        at_kill = s.dms.arrived()
+        victim.kill()
+        s.settle(timeout=600)
+        alive = s.processes_alive()
+        losses = s.connection_losses()
+        row = record(
+            s.tally(
+                "3-node cluster, one node SIGKILLed",
+                f"{victim.node} (every client's node) killed at {at_kill}/{N} arrived; "
+                f"quorum queues of {len(cluster)} members; clients via a failover proxy; "
+                f"connections lost: {losses}",
+            )
+        )
+        assert all(alive.values()), alive
+        assert all(losses.values()), f"a client never lost its connection: {losses}"
+        assert row.clean, s.logs()
