@@ -41,15 +41,11 @@ def cluster() -> Iterator[list[RabbitNode]]:
         yield nodes
 
 
-def _members(node: RabbitNode, vhost: str, codes: list[str]) -> dict[str, int]:
-    """Quorum queue -> number of members, for the agencies' queues."""
+def _quorum(node: RabbitNode, vhost: str) -> dict[str, tuple[int, str]]:
+    """Queue -> (number of members, leader node), as ``node`` sees them."""
     with ManagementClient(node.management_url) as mgmt:
         queues = mgmt.list_queues(vhost)
-    return {
-        q["name"]: len(q.get("members") or [])
-        for q in queues
-        if any(code in q["name"] for code in codes)
-    }
+    return {q["name"]: (len(q.get("members") or []), str(q.get("leader"))) for q in queues}
 
 
 def test_one_node_of_a_3_node_cluster_killed_under_1000_documents_loses_nothing(
@@ -63,8 +59,9 @@ def test_one_node_of_a_3_node_cluster_killed_under_1000_documents_loses_nothing(
         environment(services, amqp_base=proxy_url, management_url=victim.management_url) as make,
         scene(make(), tmp_path) as s,
     ):
-        members = _members(survivor, s.settings.vhost, [s.a.code, s.b.code])
-        assert members and all(n == len(cluster) for n in members.values()), members
+        quorum = _quorum(survivor, s.settings.vhost)
+        assert quorum and all(n == len(cluster) for n, _ in quorum.values()), quorum
+        led = sum(leader == victim.node for _, leader in quorum.values())
         s.send(N)
         assert s.wait_arrived(N // 4, timeout=300), s.logs()
         at_kill = s.dms.arrived()
@@ -76,10 +73,12 @@ def test_one_node_of_a_3_node_cluster_killed_under_1000_documents_loses_nothing(
             s.tally(
                 "3-node cluster, one node SIGKILLed",
                 f"{victim.node} (every client's node) killed at {at_kill}/{N} arrived; "
-                f"quorum queues of {len(cluster)} members; clients via a failover proxy; "
+                f"{len(quorum)} quorum queues of {len(cluster)} members, {led} led by it; "
+                f"clients via a failover proxy; "
                 f"connections lost: {losses}",
             )
         )
+        assert at_kill < N, "everything arrived before the kill: nothing was tested"
         assert all(alive.values()), alive
         assert all(losses.values()), f"a client never lost its connection: {losses}"
         assert row.clean, s.logs()

@@ -53,9 +53,15 @@ def _lines(path: Path, *events: str) -> int:
     return sum(text.count(f'"{e}"') for e in events)
 
 
+@pytest.mark.parametrize(
+    "how",
+    ["stop", pytest.param("SIGKILL", marks=pytest.mark.chaos_long)],
+)
 def test_the_broker_restarted_mid_stream_loses_nothing_and_hands_nothing_twice(
-    services: Services, restarted_node: RabbitNode, tmp_path: Path
+    services: Services, restarted_node: RabbitNode, tmp_path: Path, how: str
 ) -> None:
+    """``stop``: a clean shutdown (``rabbitmqctl stop``); ``SIGKILL``: the node dies at once and
+    recovers its quorum queues from their logs when it starts again."""
     node = restarted_node
     with (
         environment(
@@ -66,7 +72,10 @@ def test_the_broker_restarted_mid_stream_loses_nothing_and_hands_nothing_twice(
         s.send(N)
         assert s.wait_arrived(N // 4, timeout=180), s.logs()
         at_stop = s.dms.arrived()
-        node.stop()
+        if how == "stop":
+            node.stop()
+        else:
+            node.kill()
         time.sleep(BROKER_DOWN_SECONDS)
         node.start()
         back = time.time()
@@ -77,13 +86,14 @@ def test_the_broker_restarted_mid_stream_loses_nothing_and_hands_nothing_twice(
         relay_back = s.relay_back_after(back)
         row = record(
             s.tally(
-                "RabbitMQ node restarted mid-stream",
+                f"RabbitMQ node restarted mid-stream ({how})",
                 f"stopped at {at_stop}/{N} arrived, down {BROKER_DOWN_SECONDS:.0f}s; "
                 f"{at_start}/{N} when it started again, "
                 f"relay consuming again {relay_back or -1:.1f}s after it was back; "
                 f"connections lost: {losses}",
             )
         )
+        assert at_start < N, "everything arrived before the broker was back: nothing was tested"
         assert all(alive.values()), alive
         assert all(losses.values()), f"a client never lost its connection: {losses}"
         assert row.clean, s.logs()
@@ -117,6 +127,7 @@ def test_postgresql_stopped_for_30_s_mid_stream_the_relay_stays_and_everything_a
         during = _lines(log, "relay.connection_abandoned", "relay.reconnecting") - before
         log_kb = (log.stat().st_size - size) / 1024
         arrived_during = s.dms.arrived() - at_stop
+        at_start = s.dms.arrived()
         own_postgres.start()
         s.settle(timeout=300)
         alive = s.processes_alive()
@@ -128,6 +139,7 @@ def test_postgresql_stopped_for_30_s_mid_stream_the_relay_stays_and_everything_a
                 f"{during} broker reconnect lines, {log_kb:.0f} KB of log in the outage",
             )
         )
+        assert at_start < N, "everything arrived before the database was back: nothing was tested"
         assert not exited_during_outage, s.logs()
         assert all(alive.values()), alive
         assert row.clean, s.logs()
