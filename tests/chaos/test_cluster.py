@@ -48,6 +48,7 @@ def _quorum(node: RabbitNode, vhost: str) -> dict[str, tuple[int, str]]:
     return {q["name"]: (len(q.get("members") or []), str(q.get("leader"))) for q in queues}
 
 
+@pytest.mark.timeout(900)
 def test_one_node_of_a_3_node_cluster_killed_under_1000_documents_loses_nothing(
     services: Services, cluster: list[RabbitNode], tmp_path: Path
 ) -> None:

@@ -23,6 +23,7 @@ ADAPTER_KILLS = 5
 AIM_MS = (0.0, 20.0)
 
 
+@pytest.mark.timeout(600)
 def test_relay_sigkilled_mid_stream_loses_nothing_and_hands_nothing_twice(
     broker_env: EnvMaker, tmp_path: Path
 ) -> None:
@@ -45,6 +46,7 @@ def test_relay_sigkilled_mid_stream_loses_nothing_and_hands_nothing_twice(
         assert row.clean, s.logs()
 
 
+@pytest.mark.timeout(600)
 def test_receiving_adapter_sigkilled_just_after_a_new_file_hands_each_document_once(
     broker_env: EnvMaker, tmp_path: Path
 ) -> None:

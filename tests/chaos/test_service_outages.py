@@ -53,6 +53,7 @@ def _lines(path: Path, *events: str) -> int:
     return sum(text.count(f'"{e}"') for e in events)
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize(
     "how",
     ["stop", pytest.param("SIGKILL", marks=pytest.mark.chaos_long)],
@@ -100,6 +101,7 @@ def test_the_broker_restarted_mid_stream_loses_nothing_and_hands_nothing_twice(
 
 
 @pytest.mark.chaos_long
+@pytest.mark.timeout(600)
 def test_postgresql_stopped_for_30_s_mid_stream_the_relay_stays_and_everything_arrives_once(
     services: Services, broker_node: RabbitNode, own_postgres: PostgresCluster, tmp_path: Path
 ) -> None:
