@@ -33,7 +33,6 @@ from tests.adapter_support import (
     agency_url,
     drop,
     make_document,
-    visible_files,
     write_config,
 )
 from tests.relay_support import Agency, RelayProcess, add_agency
@@ -137,6 +136,8 @@ class Scene:
     adapter_b: AdapterProcess
     dms: Dms
     relays: list[RelayProcess] = field(default_factory=list)
+    #: stops every relay on exit; a relay's log is removed unless the case failed
+    exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     sent: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -159,7 +160,8 @@ class Scene:
         self.relay.stop()
         self.relay = RelayProcess(self.settings)
         self.relays.append(self.relay)
-        self.relay.start(timeout=120)
+        self.exits.enter_context(self.relay.start(wait=False))
+        self.relay.wait_for_log('"relay.started"', timeout=120)
         return self.relay
 
     def processes_alive(self) -> dict[str, bool]:
@@ -288,25 +290,33 @@ def scene(settings: Settings, root: Path, *, adapter_port: int | None = None) ->
     broker's port, or ``adapter_port``) and B's DMS, all running; stopped on exit."""
     engine = make_engine(settings.database_url)
     started: list[AdapterProcess] = []
-    relays: list[RelayProcess] = []
     dms: Dms | None = None
-    try:
+    with contextlib.ExitStack() as exits:
+        exits.callback(engine.dispose)
         a = add_agency(settings, engine, random_code())
         b = add_agency(settings, engine, random_code())
         assert a.password and b.password
         url = agency_url(settings, adapter_port)
         relay = RelayProcess(settings)
-        relays.append(relay)
-        relay.start(timeout=120)
+        exits.enter_context(relay.start(wait=False))  # stopped on exit, its log kept on failure
+        relay.wait_for_log('"relay.started"', timeout=120)
         relay.wait_consuming([a.code, b.code], timeout=120)
-        adapters = []
+
+        def stop_adapters() -> None:
+            if dms is not None:
+                dms.halt()
+            for proc in started:
+                with contextlib.suppress(Exception):
+                    proc.stop()
+                if _alive(proc):
+                    proc.kill()
+
+        exits.callback(stop_adapters)
         for agency in (a, b):
             assert agency.password is not None
             config = write_config(root / agency.code, agency.code, url, agency.password)
-            proc = AdapterProcess(config, root / f"adapter-{agency.code}.log").start()
-            started.append(proc)
-            adapters.append(proc)
-        for proc in adapters:
+            started.append(AdapterProcess(config, root / f"adapter-{agency.code}.log").start())
+        for proc in started:
             wait_connected(proc)
         dms = Dms(root / b.code / "root" / "inbox" / "documents", root / "dms-taken")
         dms.start()
@@ -318,23 +328,9 @@ def scene(settings: Settings, root: Path, *, adapter_port: int | None = None) ->
             a=a,
             b=b,
             relay=relay,
-            adapter_a=adapters[0],
-            adapter_b=adapters[1],
+            adapter_a=started[0],
+            adapter_b=started[1],
             dms=dms,
-            relays=relays,
+            relays=[relay],
+            exits=exits,
         )
-    finally:
-        if dms is not None:
-            dms.halt()
-        for proc in started:
-            with contextlib.suppress(Exception):
-                proc.stop()
-            if _alive(proc):
-                proc.kill()
-        for relay in relays:
-            relay.stop()
-        engine.dispose()
-
-
-def files_left(directory: Path) -> int:
-    return len(visible_files(directory))
