@@ -16,7 +16,7 @@ import pytest
 
 from relay.broker.management import ManagementClient
 from tests.chaos import ports
-from tests.chaos.conftest import environment, record
+from tests.chaos.conftest import environment, need, record
 from tests.chaos.scene import scene
 from tests.private_services import (
     FailoverProxy,
@@ -33,8 +33,7 @@ N = 1000
 
 @pytest.fixture()
 def cluster() -> Iterator[list[RabbitNode]]:
-    if not rabbitmq_available():
-        pytest.skip("RabbitMQ is not installed here; the fault suite starts its own nodes")
+    need(rabbitmq_available(), "RabbitMQ")
     with rabbit_cluster(
         ports.CLUSTER_NAMES, ports.CLUSTER_AMQP, ports.CLUSTER_MANAGEMENT, ports.CLUSTER_DIST
     ) as nodes:

@@ -70,7 +70,8 @@ def test_receiving_adapter_sigkilled_just_after_a_new_file_hands_each_document_o
         alive = s.processes_alive()
         row = record(
             s.tally(
-                "adapter B SIGKILL x5, 0-20 ms after a new file",
+                f"adapter B SIGKILL x{ADAPTER_KILLS}, {AIM_MS[0]:.0f}-{AIM_MS[1]:.0f} ms after "
+                "a new file",
                 f"{len(kills)} kills (delay@arrived: {', '.join(kills)})",
             )
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos import ports
-from tests.chaos.conftest import environment, record
+from tests.chaos.conftest import environment, need, record
 from tests.chaos.scene import scene
 from tests.private_services import (
     PostgresCluster,
@@ -33,8 +33,7 @@ DATABASE_DOWN_SECONDS = 30.0
 
 @pytest.fixture()
 def restarted_node() -> Iterator[RabbitNode]:
-    if not rabbitmq_available():
-        pytest.skip("RabbitMQ is not installed here; the fault suite starts its own node")
+    need(rabbitmq_available(), "RabbitMQ")
     name, amqp, mgmt, dist = ports.RESTARTED_BROKER
     with rabbit_node(name, amqp, mgmt, dist) as node:
         yield node
@@ -42,8 +41,7 @@ def restarted_node() -> Iterator[RabbitNode]:
 
 @pytest.fixture()
 def own_postgres() -> Iterator[PostgresCluster]:
-    if not postgres_available():
-        pytest.skip("pg_createcluster is not installed here; the fault suite makes its own")
+    need(postgres_available(), "PostgreSQL's pg_createcluster")
     with postgres_cluster("lienthong_chaos", ports.POSTGRES) as cluster:
         yield cluster
 
