@@ -16,8 +16,9 @@ import pytest
 
 from relay.broker.management import ManagementClient
 from tests.chaos import ports
-from tests.chaos.conftest import environment, need, record
+from tests.chaos.environments import environment, need
 from tests.chaos.scene import scene
+from tests.chaos.table import record
 from tests.private_services import (
     FailoverProxy,
     RabbitNode,

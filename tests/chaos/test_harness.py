@@ -13,8 +13,8 @@ import pytest
 
 from schemas import encode_message
 from tests.adapter_support import make_document
-from tests.chaos.conftest import render
 from tests.chaos.scene import Dms, Tally
+from tests.chaos.table import render
 from tests.private_services import FailoverProxy
 
 pytestmark = pytest.mark.chaos

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.conftest import EnvMaker, record
+from tests.chaos.environments import EnvMaker
 from tests.chaos.scene import restart_adapter, scene
+from tests.chaos.table import record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 

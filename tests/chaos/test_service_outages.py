@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.chaos import ports
-from tests.chaos.conftest import environment, need, record
+from tests.chaos.environments import environment, need
 from tests.chaos.scene import scene
+from tests.chaos.table import record
 from tests.private_services import (
     PostgresCluster,
     RabbitNode,
