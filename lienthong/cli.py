@@ -34,10 +34,12 @@ def _register() -> None:
     from lienthong.demo import demo
     from relay.cli.agency import agency
     from relay.cli.operations import failures, resend, trace
+    from relay.cli.overdue import overdue
     from relay.cli.relay import relay
 
     for command in (relay, agency, adapter, trace, failures, resend, demo):
         cli.add_command(command)
+    cli.add_command(overdue)
 
 
 _register()

@@ -68,6 +68,10 @@ documents = Table(
     Column("subject", Text),
     Column("payload", LargeBinary, nullable=False),  # the body as received, for redelivery
     _ts("received_at"),
+    # edXML OtherInfo/Priority: 1-4 are urgent (Decree 30 due times, migration 0005).
+    Column("priority", SmallInteger),
+    # Set when retention emptied ``payload`` (relay/retention, migration 0005).
+    Column("payload_removed_at", DateTime(timezone=True)),
     Index("ix_documents_document_id", "document_id"),
 )
 
@@ -86,6 +90,11 @@ deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True)),
     _ts("created_at"),
     _ts("updated_at"),
+    # Decree 30 due times of the recipient's 01 and 03 (relay/deadlines, migration 0005).
+    Column("ack_due_at", DateTime(timezone=True)),
+    Column("register_due_at", DateTime(timezone=True)),
+    Column("urgent", Boolean),
+    Column("overdue_notified_at", DateTime(timezone=True)),
     UniqueConstraint("document_pk", "recipient"),
     Index(
         "ix_deliveries_open",
@@ -94,6 +103,12 @@ deliveries = Table(
         postgresql_where=text("state IN ('pending', 'retrying')"),
     ),
     Index("ix_deliveries_route_to", "route_to"),
+    Index("ix_deliveries_undated", "id", postgresql_where=text("ack_due_at IS NULL")),
+    Index(
+        "ix_deliveries_awaiting",
+        "ack_due_at",
+        postgresql_where=text("state IN ('pending', 'queued', 'retrying', 'failed', 'delivered')"),
+    ),
 )
 
 #: The timeline: everything that happened to a document or one of its deliveries.
@@ -168,5 +183,15 @@ destinations = Table(
     Column("last_error", Text),
     # The delivery sent as a probe while the destination is down (retry helper, issue 5).
     Column("probe_delivery_id", BigInteger),
+    _ts("updated_at"),
+)
+
+
+#: Where a restartable batch job (retention) got to (migration 0005).
+operation_checkpoints = Table(
+    "operation_checkpoints",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
     _ts("updated_at"),
 )

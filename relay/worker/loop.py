@@ -41,6 +41,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from relay.broker.topology import QUORUM
 from relay.config import Settings
 from relay.domain.intake import Envelope
+from relay.metrics.hot import intake_paused, observe_batch
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
 from relay.worker.dbthread import DbThread
@@ -350,6 +351,7 @@ class RelayLoop:
         """Too many bytes held: stop taking outbox messages (cancelled consumers keep what they
         were given; it is handled and acked as usual) until ``_resume_intake``."""
         self._paused = True
+        intake_paused(True)
         ch = self._consume
         if ch is not None and ch.is_open:
             for tag in self._consumers.values():
@@ -359,6 +361,7 @@ class RelayLoop:
 
     def _resume_intake(self) -> None:
         self._paused = False
+        intake_paused(False)
         ch = self._consume
         if ch is None or not ch.is_open or self._stopping or self._closing:
             return
@@ -503,6 +506,7 @@ class RelayLoop:
         neighbours forever."""
         max_bytes = self.settings.max_message_bytes
         handled: list[Handled] = []
+        started = time.perf_counter()
         try:
             with conn.begin_nested():
                 handled = BatchProcessor(conn, max_bytes, self._publishing).run(batch)
@@ -517,6 +521,7 @@ class RelayLoop:
                     if pub.delivery_id is not None:
                         did = pub.delivery_id
                         self._publishing[did] = self._publishing.get(did, 0) + 1
+        observe_batch(len(batch), time.perf_counter() - started)
         return handled
 
     def _process_one(self, conn: Connection, m: Inbound) -> Handled:

@@ -16,6 +16,7 @@ import structlog
 
 from relay.config import Settings
 from relay.db.engine import make_engine
+from relay.periodic import start_periodic_jobs
 from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
 from relay.worker.partition import Partition
@@ -65,6 +66,7 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     engine = make_engine(settings.database_url)
     retry_thread = _start_retry_worker(settings, stop) if partition.leader else None
+    jobs_thread = start_periodic_jobs(settings, stop) if partition.leader else None
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():
@@ -88,6 +90,8 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
         stop.set()
         if retry_thread is not None:
             retry_thread.join(timeout=30)
+        if jobs_thread is not None:
+            jobs_thread.join(timeout=30)
         engine.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

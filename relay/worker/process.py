@@ -279,6 +279,7 @@ class BatchProcessor:
                     "sender": doc.sender.organ_id,
                     "submitted_by": env.owner,
                     "subject": doc.subject,
+                    "priority": doc.other_info.priority if doc.other_info else None,  # Decree 30
                     "payload": env.body,
                 }
             )
