@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from lienthong.monitoring import parse_addr
 from schemas.agency_code import validate_agency_code
 
 
@@ -55,6 +56,9 @@ class AdapterConfig(BaseModel):
     max_file_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="larger outbox files are rejected"
     )
+    metrics_addr: str = Field(
+        "", description="host:port of /metrics, /healthz, /readyz (adapters/metrics.py); off"
+    )
 
     # Filled from password_file (or the URL) by load_config; never logged.
     password: SecretStr | None = Field(None, exclude=True, repr=False)
@@ -63,6 +67,12 @@ class AdapterConfig(BaseModel):
     @classmethod
     def _agency_is_a_code(cls, v: str) -> str:
         return validate_agency_code(v)
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _addr_is_host_port(cls, v: str) -> str:
+        parse_addr(v)  # AddressError is a ValueError: reported with the key's name
+        return v
 
     @field_validator("amqp_url")
     @classmethod

@@ -19,6 +19,7 @@ from adapters.config import AdapterConfig
 from adapters.files import remove_stale_temp_files
 from adapters.formats.registry import get_format
 from adapters.inbox import InboxWriter
+from adapters.metrics import serve_metrics
 from adapters.outbox import OutboxScanner
 from adapters.spool import Spool, SpoolError
 
@@ -85,6 +86,7 @@ class Adapter:
                 format=config.format,
             )
             spool = Spool(config.spool_path)  # created (tables, WAL) before the thread opens it
+            monitoring = serve_metrics(config, self.broker.connected)  # metrics_addr, if set
             thread = threading.Thread(target=self.broker.run, name="broker", daemon=True)
             thread.start()
             try:
@@ -101,6 +103,8 @@ class Adapter:
             finally:
                 self.stop.set()
                 thread.join(timeout=30)
+                if monitoring is not None:
+                    monitoring.stop()
             log.info("adapter.stopped", agency=config.agency)
 
     def _scan(self, scanner: OutboxScanner) -> None:
