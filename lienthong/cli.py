@@ -36,10 +36,12 @@ def _register() -> None:
     from relay.cli.operations import failures, resend, trace
     from relay.cli.overdue import overdue
     from relay.cli.relay import relay
+    from relay.cli.retention import retention
 
     for command in (relay, agency, adapter, trace, failures, resend, demo):
         cli.add_command(command)
     cli.add_command(overdue)
+    cli.add_command(retention)
 
 
 _register()

@@ -75,7 +75,7 @@ class PeriodicJobs:
             if now >= next_deadlines:
                 self._guarded("deadlines", self.deadlines.run_once)
                 next_deadlines = time.monotonic() + self.settings.deadline_tick_seconds
-            if self.settings.retention_days and now >= next_retention:
+            if now >= next_retention:  # LIENTHONG_RETENTION_DAYS=0: only taken-back copies
                 self._guarded("retention", self._retention)
                 next_retention = time.monotonic() + self.settings.retention_interval_seconds
             stop.wait(max(0.0, min(next_deadlines, next_retention) - time.monotonic()))
@@ -83,7 +83,8 @@ class PeriodicJobs:
     def _retention(self) -> None:
         from relay.retention.job import run_retention
 
-        run_retention(self.engine, self.settings, stop_after_seconds=None)
+        days = self.settings.retention_days or None  # 0: only the copies taken back
+        run_retention(self.engine, self.settings, days=days, stop_after_seconds=None)
 
     @staticmethod
     def _guarded(name: str, fn: object) -> None:

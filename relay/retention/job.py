@@ -58,22 +58,24 @@ def _save_checkpoint(conn: Connection, position: int) -> None:
     )
 
 
-def removable(cutoff: dt.datetime) -> object:
-    """Documents whose payload may go (a SQL condition on ``documents``)."""
+def removable(cutoff: dt.datetime | None) -> object:
+    """Documents whose payload may go (a SQL condition on ``documents``); without a cutoff,
+    only those taken back."""
     needed = exists().where(
         deliveries.c.document_pk == documents.c.id, deliveries.c.state.in_(NEEDS_PAYLOAD)
     )
     recalled = exists().where(
         deliveries.c.document_pk == documents.c.id, deliveries.c.state == states.RECALLED
     )
-    return and_(
-        documents.c.payload_removed_at.is_(None),
-        or_(documents.c.received_at < cutoff, recalled),
-        ~needed,
+    old_or_recalled = (
+        recalled if cutoff is None else or_(documents.c.received_at < cutoff, recalled)
     )
+    return and_(documents.c.payload_removed_at.is_(None), old_or_recalled, ~needed)
 
 
-def remove_batch(conn: Connection, low: int, high: int, cutoff: dt.datetime) -> tuple[int, int]:
+def remove_batch(
+    conn: Connection, low: int, high: int, cutoff: dt.datetime | None
+) -> tuple[int, int]:
     """Empty the removable payloads among ids ``(low, high]``: (how many, bytes as stored)."""
     target = (
         select(documents.c.id, func.pg_column_size(documents.c.payload).label("size"))
@@ -94,16 +96,20 @@ def run_retention(
     engine: Engine,
     settings: Settings,
     *,
-    days: int | None = None,
+    days: int | None,
     batch_size: int | None = None,
     stop_after_seconds: float | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     now: dt.datetime | None = None,
 ) -> RetentionResult:
-    """Run from the checkpoint to the end (or until ``should_stop``/``stop_after_seconds``)."""
-    days = settings.retention_days if days is None else days
+    """Run from the checkpoint to the end (or until ``should_stop``/``stop_after_seconds``).
+
+    ``days``: payloads older than this go; None: only those of documents taken back.
+    """
     batch = batch_size or settings.retention_batch_size
-    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
+    cutoff = None
+    if days is not None:
+        cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     result = RetentionResult()
     started = time.monotonic()
     with engine.connect() as conn:
@@ -135,6 +141,6 @@ def run_retention(
         batches=result.batches,
         seconds=round(result.seconds, 3),
         finished=result.finished,
-        cutoff=cutoff.isoformat(),
+        cutoff=cutoff.isoformat() if cutoff else None,
     )
     return result
