@@ -46,7 +46,8 @@ class RabbitNode:
     name: str
     amqp_port: int
     dist_port: int
-    management_port: int | None = None  # None: the management plugin is not enabled
+    management_port: int | None = None  # where its management listener is (when enabled)
+    management_enabled: bool = True  # False: a fresh install, the plugin never enabled
 
     @property
     def home(self) -> Path:
@@ -73,27 +74,30 @@ class RabbitNode:
             "RABBITMQ_LOG_BASE": str(h / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(h / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(h / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(h / "advanced.config"),
             "RABBITMQ_CONF_ENV_FILE": str(h / "rabbitmq-env.conf"),
             "RABBITMQ_PID_FILE": str(h / "pid"),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
 
     def start(self, timeout: float = 90.0) -> RabbitNode:
-        for port in (self.amqp_port, self.dist_port, self.management_port):
+        for port in (self.amqp_port, self.dist_port, self.management_port or None):
             if port is not None and port_open(port):
                 raise RuntimeError(f"port {port} is already in use; is {self.name} running?")
         h = self.home
         shutil.rmtree(h, ignore_errors=True)
         (h / "log").mkdir(parents=True)
-        plugins = ["rabbitmq_management"] if self.management_port else []
+        enabled = self.management_port and self.management_enabled
+        plugins = ["rabbitmq_management"] if enabled else []
         (h / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
-        conf = [f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}"]
-        if self.management_port:
-            conf += [
-                f"management.tcp.port = {self.management_port}",
-                "management.tcp.ip = 127.0.0.1",
-            ]
-        (h / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
+        (h / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\n")
+        # The management listener in advanced.config: accepted even while the plugin is off
+        # (rabbitmq.conf's management.* keys are not), so enabling it later uses this port.
+        port = self.management_port or 15672
+        listener = f'[{{port, {port}}}, {{ip, "127.0.0.1"}}]'
+        (h / "advanced.config").write_text(
+            f"[{{rabbitmq_management, [{{tcp_config, {listener}}}]}}].\n"
+        )
         (h / "rabbitmq-env.conf").write_text("")
         subprocess.run(
             [str(RABBITMQ_BIN / "rabbitmq-server"), "-detached"],
@@ -104,7 +108,7 @@ class RabbitNode:
         self.ctl("wait", str(h / "pid"), "--timeout", str(int(timeout)))
         if not wait_port(self.amqp_port, timeout):
             raise RuntimeError(f"RabbitMQ node {self.name} did not open port {self.amqp_port}")
-        if self.management_port and not wait_port(self.management_port, timeout):
+        if enabled and self.management_port and not wait_port(self.management_port, timeout):
             raise RuntimeError(f"management of {self.name} did not open {self.management_port}")
         return self
 
