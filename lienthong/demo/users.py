@@ -5,8 +5,9 @@ named after codes), so on a hub's broker the users ``000.00.00.G22``… may be r
 accounts. The demo marks the users it creates with the tag :data:`DEMO_TAG` (kept, with the
 password hash, by every later change) and, before anything else, refuses to run if a user of
 one of its codes exists without it — or without the hub tag of the demo's own vhost
-(``lienthong-hub:<vhost>``, set by ``agency add`` on a hub that tags its users). Passwords are
-random per run and written only under the demo's work directory.
+(``lienthong-hub:<vhost>``, set by ``agency add`` on a hub that tags its users) — and with
+rights on another vhost. Passwords are random per run and written only under the demo's work
+directory.
 """
 
 from __future__ import annotations
@@ -35,13 +36,31 @@ def is_the_demos(user: dict[str, Any], vhost: str) -> bool:
     return DEMO_TAG in tags or f"{HUB_TAG_PREFIX}{vhost}" in tags
 
 
+def _vhosts_of(mgmt: ManagementClient, code: str) -> list[str]:
+    perms: list[dict[str, Any]] = (
+        mgmt._request("GET", f"/users/{quote(code, safe='')}/permissions") or []
+    )
+    return sorted({str(p.get("vhost")) for p in perms})
+
+
 def refuse_foreign_users(mgmt: ManagementClient, codes: Iterable[str], vhost: str) -> None:
-    """DemoFailed naming every user of the demo's codes that the demo did not create."""
+    """DemoFailed naming every user of the demo's codes that the demo did not create.
+
+    An untagged user with rights on no vhost but the demo's is a leftover of a demo from
+    before users were tagged (or of a test whose vhost is gone): it is nobody's account and
+    is taken over. One with rights anywhere else may be a real agency's, and is refused.
+    """
     foreign = []
     for code in codes:
         user = mgmt.get_user(code)
-        if user is not None and not is_the_demos(user, vhost):
-            foreign.append(f"{code} (tags: {', '.join(tags_of(user)) or 'none'})")
+        if user is None or is_the_demos(user, vhost):
+            continue
+        elsewhere = [v for v in _vhosts_of(mgmt, code) if v != vhost]
+        if elsewhere:
+            foreign.append(
+                f"{code} (tags: {', '.join(tags_of(user)) or 'none'}; "
+                f"rights on vhost {', '.join(elsewhere)})"
+            )
     if foreign:
         raise DemoFailed(
             "this RabbitMQ already has users named after the demo's agencies that the demo did "

@@ -120,12 +120,16 @@ def test_the_demo_refuses_to_touch_a_user_it_did_not_create(
         pytest.skip("needs the management plugin the previous test enabled")
     httpx.delete(api)
     assert httpx.put(api, json={"password": "a-real-agency", "tags": ""}).status_code in (201, 204)
+    # A real agency's account has rights on its hub's vhost (here the node's default one).
+    rights = {"configure": "", "write": "", "read": "^agency\\.000\\.00\\.00\\.G12\\.inbox$"}
+    perms = f"{fresh_node.management_url}/api/permissions/%2F/000.00.00.G12"
+    assert httpx.put(perms, json=rights).status_code in (201, 204)
     before = httpx.get(api).json()
 
     done = demo(fresh_node, services, tmp_path)
 
     assert done.returncode == 1
-    assert "000.00.00.G12 (tags: none)" in done.stderr
+    assert "000.00.00.G12 (tags: none; rights on vhost /)" in done.stderr
     assert "the demo leaves them alone" in done.stderr
     after = httpx.get(api).json()
     assert (after["password_hash"], after["tags"]) == (before["password_hash"], before["tags"])
