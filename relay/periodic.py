@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pika
 import structlog
@@ -87,8 +87,7 @@ class PeriodicJobs:
         run_retention(self.engine, self.settings, days=days, stop_after_seconds=None)
 
     @staticmethod
-    def _guarded(name: str, fn: object) -> None:
-        assert callable(fn)
+    def _guarded(name: str, fn: Callable[[], object]) -> None:
         try:
             fn()
         except Exception as e:  # loop boundary: log, try again at the next tick

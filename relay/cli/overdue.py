@@ -36,8 +36,8 @@ def overdue(as_json: bool, agency: str | None) -> None:
     engine = make_engine(settings.database_url, pool_size=1)
     now = dt.datetime.now(dt.UTC)
     try:
-        with engine.begin() as conn:
-            fill_all_due_times(conn, calendar_from(settings), settings.urgent_deadline_seconds)
+        fill_all_due_times(engine, calendar_from(settings), settings.urgent_deadline_seconds)
+        with engine.connect() as conn:
             found = overdue_deliveries(conn, now, agency=agency)
     except OperationalError as err:
         raise ServiceUnavailable(f"PostgreSQL is unreachable: {err.orig}") from err

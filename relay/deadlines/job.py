@@ -108,10 +108,9 @@ class DeadlineJob:
 
     def run_once(self) -> PassResult:
         result = PassResult()
-        with self.engine.begin() as conn:
-            result.dated = fill_all_due_times(
-                conn, self.calendar, self.settings.urgent_deadline_seconds
-            )
+        result.dated = fill_all_due_times(
+            self.engine, self.calendar, self.settings.urgent_deadline_seconds
+        )
         while True:
             with self.engine.begin() as conn:
                 n = self._notify(conn)

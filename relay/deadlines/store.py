@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from relay.db.tables import deliveries, documents
 from relay.deadlines.calendar import WorkCalendar, due_times
@@ -63,11 +63,14 @@ def fill_due_times(
 
 
 def fill_all_due_times(
-    conn: Connection, calendar: WorkCalendar, urgent_seconds: float, *, batch: int = 1000
+    engine: Engine, calendar: WorkCalendar, urgent_seconds: float, *, batch: int = 1000
 ) -> int:
+    """Every delivery without due times gets them, ``batch`` per transaction (after an upgrade
+    an existing hub has many: no long transaction holds their rows)."""
     total = 0
     while True:
-        n = fill_due_times(conn, calendar, urgent_seconds, limit=batch)
+        with engine.begin() as conn:
+            n = fill_due_times(conn, calendar, urgent_seconds, limit=batch)
         total += n
         if n < batch:
             return total

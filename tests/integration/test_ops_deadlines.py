@@ -133,7 +133,8 @@ def test_a_normal_document_delivered_on_a_friday_evening_is_due_at_the_end_of_mo
             .where(deliveries.c.document_pk == pk)
             .values(created_at=friday_evening, ack_due_at=None)
         )
-        fill_all_due_times(conn, calendar_from(relay_env), relay_env.urgent_deadline_seconds)
+    fill_all_due_times(db, calendar_from(relay_env), relay_env.urgent_deadline_seconds)
+    with db.begin() as conn:
         row = conn.execute(select(deliveries).where(deliveries.c.document_pk == pk)).one()
         assert row.urgent is False
         assert (
@@ -144,6 +145,7 @@ def test_a_normal_document_delivered_on_a_friday_evening_is_due_at_the_end_of_mo
             .where(deliveries.c.document_pk == pk)
             .values(created_at=holiday_friday, ack_due_at=None)
         )
-        fill_all_due_times(conn, calendar_from(relay_env), relay_env.urgent_deadline_seconds)
+    fill_all_due_times(db, calendar_from(relay_env), relay_env.urgent_deadline_seconds)
+    with db.connect() as conn:
         row = conn.execute(select(deliveries).where(deliveries.c.document_pk == pk)).one()
         assert row.register_due_at == dt.datetime(2026, 4, 28, 17, tzinfo=VIETNAM)
