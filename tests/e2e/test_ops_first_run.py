@@ -59,6 +59,7 @@ def demo(
         return subprocess.run(
             [*DEMO, "--database", database, "--workdir", str(tmp / "demo"), "--timeout", "150"],
             env=env,
+            cwd=tmp,  # where a failing rabbitmq-plugins leaves its erl_crash.dump
             capture_output=True,
             text=True,
             timeout=400,
