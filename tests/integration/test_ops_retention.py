@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -214,3 +215,19 @@ def test_with_retention_off_only_copies_taken_back_are_removed(
     run_retention(db, relay_env, days=None)
     assert payload_kept(db, old_done)
     assert not payload_kept(db, taken_back)
+
+
+def test_the_relay_runs_retention_by_itself(relay_env: Settings, db: Engine) -> None:
+    with db.begin() as conn:
+        old_done = add_document(conn, OLD, "completed")
+        old_needed = add_document(conn, OLD, "queued")
+    settings = relay_env.model_copy(
+        update={"retention_days": 30, "retention_interval_seconds": 0.5}
+    )
+    with RelayProcess(settings) as relay:
+        deadline = time.monotonic() + 30
+        while payload_kept(db, old_done):
+            assert time.monotonic() < deadline, relay.log_text()
+            time.sleep(0.2)
+        relay.wait_for_log('"retention.run"')
+    assert payload_kept(db, old_needed)
