@@ -50,5 +50,10 @@ class Receipt(WireModel):
     )
     status_code: str | None = Field(None, description="for overdue: the status due (01 or 03)")
     due_at: dt.datetime | None = Field(None, description="for overdue: when it was due")
+    duplicate_of: str | None = Field(
+        None,
+        description="for accepted: the DocumentId of an earlier document with the same number, "
+        "notation and date (Decree 30, Phụ lục VI III.1.h); delivered all the same",
+    )
     reason: str | None = None
     at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -70,9 +71,21 @@ documents = Table(
     _ts("received_at"),
     # edXML OtherInfo/Priority: 1-4 are urgent (Decree 30 due times, migration 0005).
     Column("priority", SmallInteger),
+    # Số, ký hiệu, ngày: a possible duplicate (Phụ lục VI III.1.h, relay/duplicates.py).
+    Column("code_number", Text),
+    Column("code_notation", Text),
+    Column("promulgation_date", Date),
     # Set when retention emptied ``payload`` (relay/retention, migration 0005).
     Column("payload_removed_at", DateTime(timezone=True)),
     Index("ix_documents_document_id", "document_id"),
+    Index(
+        "ix_documents_registration",
+        "sender",
+        "code_number",
+        "code_notation",
+        "promulgation_date",
+        postgresql_where=text("code_number IS NOT NULL"),
+    ),
 )
 
 #: One row per document x recipient: the delivery receipt.

@@ -30,6 +30,8 @@ from relay.domain.outgoing import (
 )
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
+from relay.duplicates import DuplicateDetector, duplicate_event, registration_columns
+from relay.duplicates import reason as duplicate_reason
 from relay.worker import store
 from schemas import (
     BusinessType,
@@ -248,6 +250,8 @@ class BatchProcessor:
         if not docs:
             return
         by_index = dict(docs)
+        duplicates = DuplicateDetector(self.conn, [d for _, d in docs])  # Phụ lục VI III.1.h
+        duplicate_of: dict[str, str] = {}
         first: dict[str, int] = {}  # message_id -> index of its first copy in this batch
         rows: list[dict[str, Any]] = []
         plans: dict[str, tuple[list[RecipientResult], Receipt, str, str]] = {}
@@ -259,6 +263,8 @@ class BatchProcessor:
             first[mid] = i
             results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
             rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value)
+            if (earlier := duplicates.check(doc)) is not None:
+                duplicate_of[mid] = earlier
             receipt = Receipt(
                 at=self.now,
                 receipt_id=rid,  # pydantic reads the UUID text
@@ -268,6 +274,8 @@ class BatchProcessor:
                 document_id=doc.document_id,
                 sender=doc.sender.organ_id,
                 recipients=results,
+                duplicate_of=duplicate_of.get(mid),
+                reason=duplicate_reason(doc, duplicate_of[mid]) if mid in duplicate_of else None,
             )
             body = _receipt_json(receipt)
             plans[mid] = (results, receipt, body, rid)
@@ -280,6 +288,7 @@ class BatchProcessor:
                     "submitted_by": env.owner,
                     "subject": doc.subject,
                     "priority": doc.other_info.priority if doc.other_info else None,  # Decree 30
+                    **registration_columns(doc),
                     "payload": env.body,
                 }
             )
@@ -307,6 +316,8 @@ class BatchProcessor:
                         }
                     )
             self.receipt_rows.append(_receipt_row(batch[i].envelope.owner, receipt, body, rid_s))
+            if mid in duplicate_of:
+                event_rows.append(duplicate_event(pk, doc, duplicate_of[mid], doc.sender.organ_id))
             kind = CHANGE_EVENT.get(doc.business_type)
             if kind is not None:
                 for ref in _referenced_documents(doc):

@@ -5,6 +5,8 @@
   does not compute calendars. ``urgent`` records which rule gave them. ``overdue_notified_at``:
   the one ``overdue`` receipt per delivery was sent.
 - ``documents.priority``: edXML ``OtherInfo/Priority`` (1-4 urgent), written at intake.
+- ``documents.code_number`` / ``code_notation`` / ``promulgation_date``: số, ký hiệu and date,
+  for the duplicate check of Phụ lục VI III.1.h (``relay/duplicates.py``).
 - ``documents.payload_removed_at``: the payload was removed by retention (``relay/retention``);
   the row (metadata) and its timeline stay.
 - ``operation_checkpoints``: where a restartable batch job (retention) got to.
@@ -47,6 +49,15 @@ def upgrade() -> None:
         postgresql_where=sa.text(AWAITING),
     )
     op.add_column("documents", sa.Column("priority", sa.SmallInteger(), nullable=True))
+    op.add_column("documents", sa.Column("code_number", sa.Text(), nullable=True))
+    op.add_column("documents", sa.Column("code_notation", sa.Text(), nullable=True))
+    op.add_column("documents", sa.Column("promulgation_date", sa.Date(), nullable=True))
+    op.create_index(
+        "ix_documents_registration",
+        "documents",
+        ["sender", "code_number", "code_notation", "promulgation_date"],
+        postgresql_where=sa.text("code_number IS NOT NULL"),
+    )
     op.add_column("documents", sa.Column("payload_removed_at", ts, nullable=True))
     op.create_table(
         "operation_checkpoints",
@@ -60,7 +71,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("operation_checkpoints")
     op.drop_column("documents", "payload_removed_at")
-    op.drop_column("documents", "priority")
+    op.drop_index("ix_documents_registration", table_name="documents")
+    for column in ("promulgation_date", "code_notation", "code_number", "priority"):
+        op.drop_column("documents", column)
     op.drop_index("ix_deliveries_awaiting", table_name="deliveries")
     op.drop_index("ix_deliveries_undated", table_name="deliveries")
     for column in ("overdue_notified_at", "urgent", "register_due_at", "ack_due_at"):
