@@ -25,7 +25,7 @@ from tests.services import Services, unique_name
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-CODES = ("000.00.00.H41", "000.00.00.G22")
+CODES = ("000.00.00.H41", "000.00.00.G13")
 DOCUMENT_ID = "000.00.00.H41,2026/11/30,15/UBND-VX"
 
 
@@ -96,9 +96,9 @@ def test_a_new_user_following_the_readme_gets_a_document_across(
         work = tmp_path / "lienthong-try"
         logs = {p.name: p.read_text()[-2000:] for p in work.glob("*.log")}
         assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:], logs)
-        assert len(list((work / "G22" / "inbox" / "documents").glob("*.json"))) == 1, logs
+        assert len(list((work / "G13" / "inbox" / "documents").glob("*.json"))) == 1, logs
         assert list((work / "H41" / "inbox" / "receipts").glob("*.json")), logs
         assert f"Document {DOCUMENT_ID}" in done.stdout
-        assert "Recipient 000.00.00.G22" in done.stdout
+        assert "Recipient 000.00.00.G13" in done.stdout
     finally:
         _cleanup(services, vhost, database)
