@@ -6,10 +6,9 @@ import datetime as dt
 from typing import Any
 
 import click
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from relay.cli.common import echo_json, friendly_errors, settings_from_env
-from relay.errors import ServiceUnavailable
+from relay.cli.database import database_errors
 
 
 @click.command()
@@ -36,15 +35,10 @@ def overdue(as_json: bool, agency: str | None) -> None:
     engine = make_engine(settings.database_url, pool_size=1)
     now = dt.datetime.now(dt.UTC)
     try:
-        fill_all_due_times(engine, calendar_from(settings), settings.urgent_deadline_seconds)
-        with engine.connect() as conn:
-            found = overdue_deliveries(conn, now, agency=agency)
-    except OperationalError as err:
-        raise ServiceUnavailable(f"PostgreSQL is unreachable: {err.orig}") from err
-    except ProgrammingError as err:
-        raise ServiceUnavailable(
-            f"the relay's database is not set up (run `lienthong relay setup`): {err.orig}"
-        ) from err
+        with database_errors():
+            fill_all_due_times(engine, calendar_from(settings), settings.urgent_deadline_seconds)
+            with engine.connect() as conn:
+                found = overdue_deliveries(conn, now, agency=agency)
     finally:
         engine.dispose()
     rows: list[dict[str, Any]] = [

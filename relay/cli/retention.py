@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from relay.cli.common import echo_json, friendly_errors, settings_from_env
-from relay.errors import InvalidInput, ServiceUnavailable
+from relay.cli.database import database_errors
+from relay.errors import InvalidInput
 
 
 @click.group()
@@ -48,13 +48,8 @@ def run(days: int | None, batch_size: int | None, as_json: bool) -> None:
             )
     engine = make_engine(settings.database_url, pool_size=1)
     try:
-        result = run_retention(engine, settings, days=days, batch_size=batch_size)
-    except OperationalError as err:
-        raise ServiceUnavailable(f"PostgreSQL is unreachable: {err.orig}") from err
-    except ProgrammingError as err:
-        raise ServiceUnavailable(
-            f"the relay's database is not set up (run `lienthong relay setup`): {err.orig}"
-        ) from err
+        with database_errors():
+            result = run_retention(engine, settings, days=days, batch_size=batch_size)
     finally:
         engine.dispose()
     data = {

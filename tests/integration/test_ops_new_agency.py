@@ -76,3 +76,18 @@ def test_agency_add_on_a_database_never_set_up_says_to_run_relay_setup_first(
     done = agency_add(services, empty_database, tmp_path)
     assert done.returncode == 1
     assert "run `lienthong relay setup` first" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["overdue"], ["retention", "run", "--days", "30"]])
+def test_the_operations_commands_on_a_missing_database_say_to_run_relay_setup(
+    services: Services, command: list[str]
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LIENTHONG_DATABASE_URL": services.database_url_for(unique_name("lienthong_missing")),
+    }
+    done = subprocess.run(
+        [*LIENTHONG, *command], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "run `lienthong relay setup` first" in done.stderr
