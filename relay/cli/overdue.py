@@ -27,7 +27,7 @@ def overdue(as_json: bool, agency: str | None) -> None:
     (Vietnamese calendar). Deliveries without due times yet get them first.
     """
     from relay.db.engine import make_engine
-    from relay.deadlines.calendar import describe_lateness
+    from relay.deadlines.calendar import VIETNAM, describe_lateness
     from relay.deadlines.job import calendar_from
     from relay.deadlines.store import fill_all_due_times, overdue_deliveries
 
@@ -51,7 +51,7 @@ def overdue(as_json: bool, agency: str | None) -> None:
             "state": o.state,
             "awaiting": o.status_code,
             "urgent": o.urgent,
-            "due_at": o.due_at.isoformat(),
+            "due_at": o.due_at.astimezone(VIETNAM).isoformat(timespec="seconds"),
             "late_seconds": round(o.late(now).total_seconds()),
             "late": describe_lateness(o.late(now)),
             "sender_notified": o.notified,

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from relay.config import Settings
 from relay.db.tables import events, receipts
-from relay.deadlines.calendar import WorkCalendar, describe_lateness
+from relay.deadlines.calendar import VIETNAM, WorkCalendar, describe_lateness
 from relay.deadlines.store import (
     ACK,
     Overdue,
@@ -63,7 +63,7 @@ def overdue_reason(o: Overdue, now: dt.datetime) -> str:
     rule = "urgent document" if o.urgent else "Decree 30/2020: by the end of the next working day"
     return (
         f"{o.recipient} has not sent {what} for document {o.document_id!r}: it was due at "
-        f"{o.due_at.isoformat(timespec='seconds')} ({rule}); "
+        f"{o.due_at.astimezone(VIETNAM).isoformat(timespec='seconds')} ({rule}); "
         f"{describe_lateness(o.late(now))} late"
     )
 
