@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from lienthong.monitoring import parse_addr
 from schemas.agency_code import validate_agency_code
 
 
@@ -119,6 +120,9 @@ class AdapterConfig(BaseModel):
     max_file_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="larger outbox files are rejected"
     )
+    metrics_addr: str = Field(
+        "", description="host:port of /metrics, /healthz, /readyz (adapters/metrics.py); off"
+    )
 
     #: The SDK connector (``[vxp]``); None = off.
     vxp: VxpConfig | None = None
@@ -130,6 +134,12 @@ class AdapterConfig(BaseModel):
     @classmethod
     def _agency_is_a_code(cls, v: str) -> str:
         return validate_agency_code(v)
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _addr_is_host_port(cls, v: str) -> str:
+        parse_addr(v)  # AddressError is a ValueError: reported with the key's name
+        return v
 
     @field_validator("amqp_url")
     @classmethod

@@ -5,9 +5,10 @@ No other module reads ``os.environ``. Defaults work against RabbitMQ and Postgre
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -98,6 +99,43 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: str = Field("json", pattern="^(json|console)$")
 
+    # Operations (issue 18): monitoring endpoint, Decree 30 deadlines, retention
+    metrics_addr: str = Field(
+        "127.0.0.1:9464", description="host:port of /metrics, /healthz, /readyz; empty: off"
+    )
+    urgent_deadline_seconds: float = Field(
+        900.0, gt=0, description="01 and 03 of an urgent document (Priority 1-4) are due after"
+    )
+    workday_end: dt.time = Field(dt.time(17, 0), description="a working day ends (Vietnam)")
+    extra_holidays: str = Field(
+        "", description="days off announced by the Government: YYYY-MM-DD,YYYY-MM-DD,…"
+    )
+    makeup_working_days: str = Field(
+        "", description="make-up working days announced by the Government: YYYY-MM-DD,…"
+    )
+    deadline_tick_seconds: float = Field(
+        15.0, gt=0, description="how often due times are filled in and overdue ones notified"
+    )
+    retention_days: int = Field(
+        0, ge=0, description="payloads of finished documents older than this are removed; 0: off"
+    )
+    retention_batch_size: int = Field(500, ge=1, le=100_000)
+    retention_interval_seconds: float = Field(3600.0, gt=0)
+
+    @field_validator("extra_holidays", "makeup_working_days")
+    @classmethod
+    def _comma_separated_dates(cls, v: str) -> str:
+        parse_dates(v)
+        return v
+
+    @property
+    def extra_holiday_dates(self) -> list[dt.date]:
+        return parse_dates(self.extra_holidays)
+
+    @property
+    def makeup_working_dates(self) -> list[dt.date]:
+        return parse_dates(self.makeup_working_days)
+
     @model_validator(mode="after")
     def _tls_into_the_url(self) -> Settings:
         tls = {
@@ -133,6 +171,18 @@ def amqp_vhost(url: str) -> str:
     if path in ("", "/"):
         return "/"
     return unquote(path[1:])
+
+
+def parse_dates(text: str) -> list[dt.date]:
+    """``2026-01-02,2026-04-25`` → dates; a wrong one raises ValueError naming it."""
+    days = []
+    for part in text.split(","):
+        if part.strip():
+            try:
+                days.append(dt.date.fromisoformat(part.strip()))
+            except ValueError:
+                raise ValueError(f"{part.strip()!r} is not a date (YYYY-MM-DD)") from None
+    return days
 
 
 def load_settings() -> Settings:

@@ -48,7 +48,8 @@ def _environments(services: Services, management: ManagementClient) -> Iterator[
             amqp_url=services.amqp_url_for(vhost),
             database_url=services.database_url_for(name),
             management_url=services.management_url,
-            **overrides,  # type: ignore[arg-type]
+            # No /metrics endpoint unless a test asks: parallel runs would fight over one port.
+            **{"metrics_addr": "", **overrides},  # type: ignore[arg-type]
         )
         created.append((vhost, name))
         run_setup(settings)

@@ -15,7 +15,7 @@ import click
 from sqlalchemy import Engine
 
 from lienthong.demo import environment as envmod
-from lienthong.demo import preflight
+from lienthong.demo import firstrun, preflight, users
 from lienthong.demo import scenario as sc
 from lienthong.demo.errors import DemoFailed, ServicesUnreachable
 from lienthong.demo.play import Play
@@ -111,7 +111,17 @@ def run_demo(options: Options) -> None:
 
     say("1/5  checking RabbitMQ, its management API and PostgreSQL…")
     started = time.monotonic()
-    failed = preflight.check(preflight.endpoints(settings))
+    targets = preflight.endpoints(settings)
+    failed = preflight.check(targets)
+    amqp, management = targets[0], targets[1]
+    if any(f.endpoint is management for f in failed) and not any(
+        f.endpoint is amqp for f in failed
+    ):
+        # A fresh install: the broker runs without its management plugin; enable it if local.
+        problem = firstrun.enable_management(management, settings.management_url, say)
+        failed = [f for f in failed if f.endpoint is not management]
+        if problem is not None:
+            failed.append(problem)
     if failed:
         raise ServicesUnreachable(
             "the demo needs RabbitMQ (with its management plugin) and PostgreSQL:\n"
@@ -126,6 +136,8 @@ def run_demo(options: Options) -> None:
     connected = [a for a in agencies if a.host is None]
 
     say(f"2/5  resetting vhost {settings.vhost!r} and database {options.database!r}, setting up…")
+    with ManagementClient(settings.management_url) as mgmt:
+        users.refuse_foreign_users(mgmt, [a.code for a in connected], settings.vhost)
     envmod.reset(settings)
     for attempt in envmod.patiently():
         with attempt:
@@ -153,6 +165,8 @@ def run_demo(options: Options) -> None:
             for a in connected
         ],
     )
+    with ManagementClient(settings.management_url) as mgmt:
+        users.mark_as_the_demos(mgmt, [a.code for a in connected])
     for a in connected:
         say(f"     agency add     {a.code}  {a.name} (RabbitMQ user, inbox and outbox)")
     hosted = [a for a in agencies if a.host is not None]

@@ -70,9 +70,25 @@ documents = Table(
     Column("subject", Text),
     Column("payload", LargeBinary, nullable=False),  # the body as received, for redelivery
     _ts("received_at"),
+    # edXML OtherInfo/Priority: 1-4 are urgent (Decree 30 due times, migration 0005).
+    Column("priority", SmallInteger),
+    # Số, ký hiệu, ngày: a possible duplicate (Phụ lục VI III.1.h, relay/duplicates.py).
+    Column("code_number", Text),
+    Column("code_notation", Text),
+    Column("promulgation_date", Date),
+    # Set when retention emptied ``payload`` (relay/retention, migration 0005).
+    Column("payload_removed_at", DateTime(timezone=True)),
     Index("ix_documents_document_id", "document_id"),
     Index("ix_documents_message_id", "message_id"),
     UniqueConstraint("submitted_by", "message_id"),
+    Index(
+        "ix_documents_registration",
+        "sender",
+        "code_number",
+        "code_notation",
+        "promulgation_date",
+        postgresql_where=text("code_number IS NOT NULL"),
+    ),
 )
 
 #: One row per document x recipient: the delivery receipt.
@@ -90,6 +106,11 @@ deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True)),
     _ts("created_at"),
     _ts("updated_at"),
+    # Decree 30 due times of the recipient's 01 and 03 (relay/deadlines, migration 0005).
+    Column("ack_due_at", DateTime(timezone=True)),
+    Column("register_due_at", DateTime(timezone=True)),
+    Column("urgent", Boolean),
+    Column("overdue_notified_at", DateTime(timezone=True)),
     UniqueConstraint("document_pk", "recipient"),
     Index(
         "ix_deliveries_open",
@@ -98,6 +119,12 @@ deliveries = Table(
         postgresql_where=text("state IN ('pending', 'retrying')"),
     ),
     Index("ix_deliveries_route_to", "route_to"),
+    Index("ix_deliveries_undated", "id", postgresql_where=text("ack_due_at IS NULL")),
+    Index(
+        "ix_deliveries_awaiting",
+        "ack_due_at",
+        postgresql_where=text("state IN ('pending', 'queued', 'retrying', 'failed', 'delivered')"),
+    ),
 )
 
 #: The timeline: everything that happened to a document or one of its deliveries.
@@ -248,4 +275,14 @@ console_document_headers = Table(
     Column("promulgation_date", Date),
     Column("due_date", Date),
     Index("ix_console_document_headers_code_number", "code_number"),
+)
+
+
+#: Where a restartable batch job (retention) got to (migration 0005).
+operation_checkpoints = Table(
+    "operation_checkpoints",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    _ts("updated_at"),
 )

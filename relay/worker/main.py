@@ -17,6 +17,7 @@ import structlog
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.directory.publish import start_directory_publisher
+from relay.periodic import start_periodic_jobs
 from relay.retry.deadletters import FailedSubmissionsWorker
 from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
@@ -74,6 +75,7 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
         [
             _start_in_thread("retry", RetryWorker(settings), stop),
             _start_in_thread("failed-submissions", FailedSubmissionsWorker(settings), stop),
+            start_periodic_jobs(settings, stop),
         ]
         if partition.leader
         else []
