@@ -53,9 +53,7 @@ class SpoolCollector(Collector):
                 ).fetchall()
             )
             received = dict(
-                db.execute(
-                    "SELECT message_type, count(*) FROM received GROUP BY message_type"
-                ).fetchall()
+                db.execute("SELECT kind, count(*) FROM received_items GROUP BY kind").fetchall()
             )
         age = 0.0
         if oldest:
