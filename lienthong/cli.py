@@ -36,8 +36,9 @@ def _register() -> None:
     from relay.cli.agency import agency
     from relay.cli.operations import failures, resend, trace
     from relay.cli.relay import relay
+    from relay.federation.cli import federation
 
-    for command in (relay, agency, adapter, edxml, trace, failures, resend, demo):
+    for command in (relay, agency, adapter, edxml, trace, failures, resend, demo, federation):
         cli.add_command(command)
 
 

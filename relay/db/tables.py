@@ -198,3 +198,17 @@ bounces = Table(
     _ts("updated_at"),
     Index("ix_bounces_due", "next_attempt_at", postgresql_where=text("state = 'retrying'")),
 )
+
+#: Federation links to other hubs (relay/federation, issue 16): this hub is agency ``agency``
+#: on the remote hub at ``amqp_url`` (no password in it) and the link is a connected agency of
+#: the same code here, with the same password (one identity; on one broker, one user). The
+#: relay runs the link, so it keeps that password (protect the database accordingly).
+federation_links = Table(
+    "federation_links",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("agency", Text, nullable=False, unique=True),
+    Column("amqp_url", Text, nullable=False),
+    Column("password", Text, nullable=False),
+    _ts("created_at"),
+)

@@ -17,6 +17,7 @@ import structlog
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.directory.publish import start_directory_publisher
+from relay.federation.link import start_federation_links
 from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
 from relay.worker.partition import Partition
@@ -70,6 +71,8 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
     engine = make_engine(settings.database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     retry_thread = _start_retry_worker(settings, stop) if partition.leader else None
     start_directory_publisher(settings, stop, leader=partition.leader)
+    if partition.leader:
+        start_federation_links(settings, stop)  # relay/federation: links to other hubs
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():

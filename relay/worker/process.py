@@ -30,6 +30,7 @@ from relay.domain.outgoing import (
 )
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
+from relay.federation.store import Links, federation_links
 from relay.worker import store
 from schemas import (
     BusinessType,
@@ -146,6 +147,7 @@ class BatchProcessor:
         #: the time stamped on this batch's receipts (the clock is read once per batch)
         self.now = dt.datetime.now(dt.UTC)
         self.rejection_rows: list[dict[str, Any]] = []
+        self.links = Links()
 
     # -- entry point --------------------------------------------------------------------
 
@@ -172,6 +174,7 @@ class BatchProcessor:
                 codes.update(msg.recipient_codes())
         codes.update(r.publisher for _, r in foreign if r.publisher is not None)
         directory = store.load_directory(self.conn, codes)
+        self.links = federation_links(self.conn)  # relay/federation: links to other hubs
         for i, foreign_refusal in foreign:
             # Never a receipt to the outbox's owner about a message it did not send (it may
             # even carry the id of the owner's own submission); the real publisher is told
@@ -183,7 +186,9 @@ class BatchProcessor:
         docs: list[tuple[int, Document]] = []
         stats: list[tuple[int, Status]] = []
         for i, msg in decoded:
-            refusal = sender_refusal(batch[i].envelope.owner, msg.sender.organ_id, directory)
+            refusal = sender_refusal(
+                batch[i].envelope.owner, msg.sender.organ_id, directory, links=self.links.codes
+            )
             if refusal is not None:
                 self._reject(handled[i], refusal, document_id=msg.document_id)
             elif isinstance(msg, Document):
@@ -292,7 +297,8 @@ class BatchProcessor:
                 continue
             first[key] = i
             owner, mid = key
-            results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
+            up = self.links.upstream_for(owner)
+            results = [resolve_recipient(c, directory, upstream=up) for c in doc.recipient_codes()]
             rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value, by=owner)
             receipt = Receipt(
                 at=self.now,

@@ -1,0 +1,39 @@
+"""Federation links to other hubs (issue 16): ``federation_links``.
+
+Revision ID: 0006
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+# The brief says "0002"; main already had 0003 on top of it, and two heads would stop
+# ``alembic upgrade head``: the integrator re-chains this one.
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "federation_links",
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("agency", sa.Text(), nullable=False),
+        sa.Column("amqp_url", sa.Text(), nullable=False),
+        sa.Column("password", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_federation_links")),
+        sa.UniqueConstraint("agency", name=op.f("uq_federation_links_agency")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("federation_links")

@@ -1,0 +1,214 @@
+"""``lienthong federation …`` operations: add, list, show, remove a link (one transaction each).
+
+Adding a link makes its agency code a connected agency of this hub (RabbitMQ user, inbox,
+outbox, with the password the other hub gave it) and records the link; the relay starts it
+within a few seconds (:mod:`relay.federation.link`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import pika
+import pika.exceptions
+
+from relay.broker.management import ManagementClient
+from relay.config import Settings
+from relay.directory import broker_objects, passwords, repository
+from relay.directory.db import engine_for, transaction
+from relay.directory.model import ACTIVE, SUSPENDED, Agency
+from relay.directory.validation import check_code
+from relay.errors import InvalidInput, LienthongError, NotFound
+from relay.federation import store
+from relay.federation.link import with_credentials
+from schemas import is_strict_qcvn102
+from schemas import topology as t
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Added:
+    link: store.Link
+    created: bool
+    reachable: str | None  # None when the other hub accepted the login; otherwise why not
+
+
+def _check_name(name: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInput(
+            f"NAME: {name!r} is not a link name; use 1-32 lower-case letters, digits, - or _ "
+            "(e.g. national)"
+        )
+
+
+def _split_url(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password in it)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise InvalidInput(
+            f"--amqp-url: {url!r} is not an AMQP URL; write amqp://CODE:SECRET@HOST:5672/VHOST"
+        )
+    netloc = parts.hostname
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    password = unquote(parts.password) if parts.password else None
+    return urlunsplit(parts._replace(netloc=netloc)), password
+
+
+def _probe(link: store.Link) -> str | None:
+    """None if the other hub accepts the link's login and has its inbox; otherwise why not."""
+    user = urlsplit(link.amqp_url).username or link.agency
+    try:
+        connection = pika.BlockingConnection(with_credentials(link.amqp_url, user, link.password))
+    except (pika.exceptions.AMQPError, OSError) as e:
+        return f"cannot log in to {link.amqp_url} as {user}: {type(e).__name__} {e}"
+    try:
+        connection.channel().queue_declare(t.inbox_queue(link.agency), passive=True)
+        return None
+    except pika.exceptions.AMQPError as e:
+        return f"{link.amqp_url}: no queue {t.inbox_queue(link.agency)} for {user}: {e}"
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def add_link(
+    settings: Settings, name: str, amqp_url: str, agency: str, password_file: Path | None
+) -> Added:
+    """Record link ``name``: this hub is ``agency`` on the hub at ``amqp_url``."""
+    _check_name(name)
+    check_code("--agency", agency)
+    url, in_url = _split_url(amqp_url)
+    password = passwords.read_password_file(password_file) if password_file else in_url
+    if not password:
+        raise InvalidInput(
+            "--password-file: the other hub's password for the link is neither in --amqp-url "
+            "nor given with --password-file"
+        )
+    user = urlsplit(url).username
+    if user is not None and user != agency:
+        raise InvalidInput(
+            f"--amqp-url: logs in as {user!r} but --agency is {agency!r}; the other hub "
+            "authenticates the link as its agency, so they must be the same"
+        )
+    link = store.Link(name=name, agency=agency, amqp_url=url, password=password)
+    with engine_for(settings.database_url) as engine, transaction(engine) as conn:
+        existing = store.get_link(conn, name)
+        if existing is not None and (existing.agency, existing.amqp_url) != (agency, url):
+            raise InvalidInput(
+                f"NAME: link {name!r} exists already (agency {existing.agency} at "
+                f"{existing.amqp_url}); remove it first to change it"
+            )
+        other = next((k for k in store.all_links(conn) if k.agency == agency), None)
+        if other is not None and other.name != name:
+            raise InvalidInput(f"--agency: {agency} is the agency of link {other.name!r} already")
+        entry = repository.get(conn, agency, for_update=True)
+        if entry is not None and other is None:
+            raise InvalidInput(
+                f"--agency: {agency} is an agency of this hub's directory; a link needs the "
+                "code this hub has on the other hub, and no agency here may use it"
+            )
+        if entry is None:
+            repository.insert(
+                conn,
+                Agency(
+                    code=agency,
+                    name=f"Federation link {name}",
+                    host=None,
+                    state=ACTIVE,
+                    strict_code=is_strict_qcvn102(agency),
+                ),
+            )
+        elif entry.state != ACTIVE:
+            repository.set_state(conn, agency, ACTIVE)
+        if existing is None:
+            store.insert_link(conn, link)
+        else:
+            store.update_password(conn, name, password)
+        with ManagementClient(settings.management_url) as mgmt:
+            # The link's user here has the other hub's password: one identity, and on one
+            # broker (two vhosts) one user, so setting it here never changes it there.
+            broker_objects.provision(mgmt, settings.vhost, agency, password)
+            broker_objects.set_write_allowed(mgmt, settings.vhost, agency, True)
+    return Added(link=link, created=existing is None, reachable=_probe(link))
+
+
+def list_links(settings: Settings) -> list[dict[str, Any]]:
+    with engine_for(settings.database_url) as engine, transaction(engine) as conn:
+        links = store.all_links(conn)
+        upstream = store.federation_links(conn).upstream
+    return [
+        {
+            "name": k.name,
+            "agency": k.agency,
+            "amqp_url": k.amqp_url,
+            "upstream": k.agency == upstream,
+        }
+        for k in links
+    ]
+
+
+def _remote_backlog(link: store.Link) -> dict[str, Any]:
+    """What waits on the other hub for the link to bring down (passive declare over AMQP)."""
+    user = urlsplit(link.amqp_url).username or link.agency
+    queue = t.inbox_queue(link.agency)
+    try:
+        connection = pika.BlockingConnection(with_credentials(link.amqp_url, user, link.password))
+    except (pika.exceptions.AMQPError, OSError) as e:
+        return {"queue": queue, "error": f"unreachable: {type(e).__name__} {e}"}
+    try:
+        ok = connection.channel().queue_declare(queue, passive=True).method
+        return {"queue": queue, "messages": ok.message_count, "consumers": ok.consumer_count}
+    except pika.exceptions.AMQPError as e:
+        return {"queue": queue, "error": str(e)}
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def show_link(settings: Settings, name: str) -> dict[str, Any]:
+    """The link, and its backlog each way: here (to go up) and on the other hub (to come
+    down)."""
+    with engine_for(settings.database_url) as engine, transaction(engine) as conn:
+        link = store.get_link(conn, name)
+        if link is None:
+            raise NotFound(f"NAME: no federation link {name!r} (see lienthong federation list)")
+        upstream = store.federation_links(conn).upstream == link.agency
+        state = repository.get(conn, link.agency)
+    here: dict[str, Any]
+    try:
+        with ManagementClient(settings.management_url, timeout=5.0) as mgmt:
+            found = broker_objects.backlog(mgmt, settings.vhost, link.agency)
+            here = {"vhost": settings.vhost, "to_send": found["inbox"], "taken_in": found["outbox"]}
+    except LienthongError as e:
+        here = {"vhost": settings.vhost, "error": str(e)}
+    return {
+        "name": link.name,
+        "agency": link.agency,
+        "amqp_url": link.amqp_url,
+        "upstream": upstream,
+        "state": state.state if state else None,
+        "here": here,
+        "there": _remote_backlog(link),
+    }
+
+
+def remove_link(settings: Settings, name: str) -> store.Link:
+    """Stop the link (the relay stops its pumps within seconds) and suspend its agency here:
+    nothing more is routed to it; what waits in its inbox stays there (visible, resendable)."""
+    with engine_for(settings.database_url) as engine, transaction(engine) as conn:
+        link = store.get_link(conn, name)
+        if link is None:
+            raise NotFound(f"NAME: no federation link {name!r} (see lienthong federation list)")
+        store.delete_link(conn, name)
+        repository.set_state(conn, link.agency, SUSPENDED)
+        with ManagementClient(settings.management_url) as mgmt:
+            broker_objects.set_write_allowed(mgmt, settings.vhost, link.agency, False)
+    return link
