@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import Engine
@@ -53,6 +54,7 @@ def with_credentials(url: str, user: str, password: str) -> pika.URLParameters:
     params = pika.URLParameters(urlunsplit(parts._replace(netloc=netloc)))
     params.connection_attempts = 1
     params.socket_timeout = 10
+    params.stack_timeout = 30
     params.heartbeat = 30
     params.blocked_connection_timeout = 60
     return params
@@ -99,7 +101,8 @@ class Pump:
                 self._session(on_connected=lambda: self.log.info("federation.link_up"))
                 delay = RECONNECT_FIRST_SECONDS
                 down = False
-            except (pika.exceptions.AMQPError, OSError) as e:
+            except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
+                # A stalled handshake is an AMQPConnectorException, not an AMQPError.
                 if not down:
                     self.log.warning("federation.link_down", error=f"{type(e).__name__}: {e}")
                 down = True

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from relay.broker.management import ManagementClient
 from relay.config import Settings
@@ -67,7 +68,7 @@ def _probe(link: store.Link) -> str | None:
     user = urlsplit(link.amqp_url).username or link.agency
     try:
         connection = pika.BlockingConnection(with_credentials(link.amqp_url, user, link.password))
-    except (pika.exceptions.AMQPError, OSError) as e:
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         return f"cannot log in to {link.amqp_url} as {user}: {type(e).__name__} {e}"
     try:
         connection.channel().queue_declare(t.inbox_queue(link.agency), passive=True)
@@ -161,7 +162,7 @@ def _remote_backlog(link: store.Link) -> dict[str, Any]:
     queue = t.inbox_queue(link.agency)
     try:
         connection = pika.BlockingConnection(with_credentials(link.amqp_url, user, link.password))
-    except (pika.exceptions.AMQPError, OSError) as e:
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         return {"queue": queue, "error": f"unreachable: {type(e).__name__} {e}"}
     try:
         ok = connection.channel().queue_declare(queue, passive=True).method

@@ -59,7 +59,7 @@ def hubs(make_env: EnvFactory) -> Iterator[Hubs]:
         assert link.amqp_url is not None
         add_link(provincial, "national", link.amqp_url, link.code, None)
         with RelayProcess(national) as n_relay, RelayProcess(provincial) as p_relay:
-            p_relay.wait_for_log('"federation.link_up"', timeout=30)
+            p_relay.wait_for_log('"federation.link_up"', timeout=120)
             yield Hubs(provincial, national, link, department, ministry, p_relay, n_relay)
     finally:
         p_db.dispose()
