@@ -20,9 +20,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
-from pika.adapters.utils.connection_workflow import AMQPConnectorException
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from sqlalchemy import Engine
 
 from relay.config import Settings
