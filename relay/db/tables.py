@@ -212,3 +212,12 @@ federation_links = Table(
     Column("password", Text, nullable=False),
     _ts("created_at"),
 )
+
+#: Agencies of this hub that are other hubs: each may push its units as its hosted units
+#: (``lienthong federation sync-directory`` on that hub; ``federation peer add`` here).
+federation_peers = Table(
+    "federation_peers",
+    metadata,
+    Column("agency", Text, ForeignKey("agencies.code"), primary_key=True),
+    _ts("created_at"),
+)

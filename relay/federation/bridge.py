@@ -105,7 +105,9 @@ def handle(
     except ValueError as e:
         return Dropped("federation.bad_receipt", f"receipt {message.message_id}: {e}")
     if receipt.message_type != t.TYPE_DOCUMENT:
-        return Dropped("federation.receipt", f"{receipt.kind} for a status, nothing to answer")
+        # about a status or a directory push: nobody to answer for; the log says how it went
+        what = receipt.message_type or "directory push"
+        return Dropped("federation.receipt", f"{receipt.kind} ({what}): {receipt.reason or 'ok'}")
     forwarded = recipients_of(receipt)
     if forwarded is None:
         return Dropped("federation.receipt", f"{receipt.kind} about {receipt.in_reply_to}")

@@ -129,3 +129,61 @@ def remove(name: str) -> None:
         f"federation link {link.name!r} removed; agency {link.agency} suspended here "
         f"(what waits in {link.agency}'s inbox stays there)"
     )
+
+
+@federation.command(name="sync-directory")
+@click.argument("name")
+@friendly_errors
+def sync_directory(name: str) -> None:
+    """Push this hub's units to the hub of link NAME as units hosted by the link's agency there.
+
+    That hub takes them if its operator made the agency a peer (`federation peer add CODE`
+    there); its answer comes back as a receipt the link logs (federation.receipt).
+    """
+    from relay.federation.service import sync_directory as push
+
+    pushed = push(settings_from_env(), name)
+    click.echo(
+        f"{pushed.units} units sent to {pushed.link.amqp_url} as units hosted by "
+        f"{pushed.link.agency} (message {pushed.message_id}); its receipt comes back through "
+        "the link"
+    )
+
+
+@federation.group()
+def peer() -> None:
+    """Agencies of this hub that are other hubs and may push their units here."""
+
+
+@peer.command(name="add")
+@click.argument("code")
+@friendly_errors
+def peer_add(code: str) -> None:
+    """Allow connected agency CODE (another hub) to push its units as its hosted units."""
+    from relay.federation.service import set_peer
+
+    changed = set_peer(settings_from_env(), code, True)
+    click.echo(f"{code} is a peer hub" + ("" if changed else " already"))
+
+
+@peer.command(name="remove")
+@click.argument("code")
+@friendly_errors
+def peer_remove(code: str) -> None:
+    """No longer take directory pushes from CODE (the units it pushed stay)."""
+    from relay.federation.service import set_peer
+
+    changed = set_peer(settings_from_env(), code, False)
+    click.echo(f"{code} is no longer a peer hub" if changed else f"{code} was not a peer hub")
+
+
+@peer.command(name="list")
+@friendly_errors
+def peer_list() -> None:
+    """List the peer hubs."""
+    from relay.federation.service import list_peers
+
+    found = list_peers(settings_from_env())
+    for code in found:
+        click.echo(code)
+    click.echo(f"{len(found)} peer hubs")

@@ -22,14 +22,19 @@ from relay.config import Settings
 from relay.directory import broker_objects, passwords, repository
 from relay.directory.db import engine_for, transaction
 from relay.directory.model import ACTIVE, SUSPENDED, Agency
+from relay.directory.publish import snapshot_of
 from relay.directory.validation import check_code
-from relay.errors import InvalidInput, LienthongError, NotFound
-from relay.federation import store
-from relay.federation.link import with_credentials
+from relay.domain.outgoing import hub_id
+from relay.errors import InvalidInput, LienthongError, NotFound, ServiceUnavailable
+from relay.federation import directory_sync, store
+from relay.federation.link import submit_target, with_credentials
 from schemas import is_strict_qcvn102
 from schemas import topology as t
+from schemas.directory import DIRECTORY_ENCODING, TYPE_DIRECTORY, encode_snapshot
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+#: Id kind of a pushed directory (one id per link agency and directory version).
+KIND_DIRECTORY = "federation-directory"
 
 
 @dataclass(frozen=True)
@@ -213,3 +218,75 @@ def remove_link(settings: Settings, name: str) -> store.Link:
         with ManagementClient(settings.management_url) as mgmt:
             broker_objects.set_write_allowed(mgmt, settings.vhost, link.agency, False)
     return link
+
+
+@dataclass(frozen=True)
+class Pushed:
+    link: store.Link
+    units: int
+    message_id: str
+
+
+def sync_directory(settings: Settings, name: str) -> Pushed:
+    """Push this hub's units (every agency here but the links') to the hub of link ``name`` as
+    units hosted by the link's agency there; that hub answers with a receipt (logged by the
+    link as ``federation.receipt``)."""
+    with engine_for(settings.database_url) as engine, transaction(engine) as conn:
+        link = store.get_link(conn, name)
+        if link is None:
+            raise NotFound(f"NAME: no federation link {name!r} (see lienthong federation list)")
+        links = store.federation_links(conn).codes
+        units = [a for a in repository.list_agencies(conn) if a.code not in links]
+    snapshot = snapshot_of(units)
+    message_id = hub_id(KIND_DIRECTORY, link.agency, snapshot.version)
+    user = urlsplit(link.amqp_url).username or link.agency
+    try:
+        connection = pika.BlockingConnection(with_credentials(link.amqp_url, user, link.password))
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
+        raise ServiceUnavailable(
+            f"cannot log in to {link.amqp_url} as {user}: {type(e).__name__} {e}"
+        ) from e
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        exchange, routing_key = submit_target(link.agency)
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            encode_snapshot(snapshot),
+            properties=pika.BasicProperties(
+                message_id=message_id,
+                type=TYPE_DIRECTORY,
+                user_id=link.agency,
+                delivery_mode=2,
+                content_type=t.CONTENT_TYPE,
+                content_encoding=DIRECTORY_ENCODING,
+                app_id=f"lienthong-federation {link.name}",
+            ),
+            mandatory=True,
+        )
+    except pika.exceptions.AMQPError as e:
+        raise ServiceUnavailable(f"{link.amqp_url} did not take the directory: {e}") from e
+    finally:
+        if connection.is_open:
+            connection.close()
+    return Pushed(link=link, units=len(units), message_id=message_id)
+
+
+def set_peer(settings: Settings, code: str, allowed: bool) -> bool:
+    """Allow (or no longer allow) agency ``code`` of this hub to push its units here."""
+    check_code("CODE", code)
+    with engine_for(settings.database_url) as engine, transaction(engine) as conn:
+        agency = repository.get(conn, code)
+        if agency is None:
+            raise NotFound(f"CODE: no agency with code {code!r}; add it first")
+        if not agency.connected:
+            raise InvalidInput(f"CODE: {code} is hosted by {agency.host}; a peer hub is connected")
+        if allowed:
+            return directory_sync.add_peer(conn, code)
+        return directory_sync.remove_peer(conn, code)
+
+
+def list_peers(settings: Settings) -> list[str]:
+    with engine_for(settings.database_url) as engine, transaction(engine) as conn:
+        return sorted(directory_sync.peers(conn))

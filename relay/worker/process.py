@@ -30,6 +30,7 @@ from relay.domain.outgoing import (
 )
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
+from relay.federation.directory_sync import apply_push
 from relay.federation.store import Links, federation_links
 from relay.worker import store
 from schemas import (
@@ -42,6 +43,7 @@ from schemas import (
     Status,
 )
 from schemas import topology as t
+from schemas.directory import TYPE_DIRECTORY
 from schemas.envelope import encode_message
 
 log = structlog.get_logger()
@@ -156,6 +158,9 @@ class BatchProcessor:
         decoded: list[tuple[int, Document | Status]] = []
         foreign: list[tuple[int, Refusal]] = []
         for i, m in enumerate(batch):
+            if m.envelope.message_type == TYPE_DIRECTORY:  # relay/federation: a hub's units
+                self._directory_push(handled[i])
+                continue
             result = read_submission(m.envelope, self.max_bytes)
             if isinstance(result, Refusal):
                 if result.publisher is not None:
@@ -200,6 +205,19 @@ class BatchProcessor:
         self._statuses(batch, handled, stats)
         self._flush_rows()
         return handled
+
+    def _directory_push(self, h: Handled) -> None:
+        assert h.inbound is not None
+        result = apply_push(self.conn, h.inbound.envelope, self.now)
+        if isinstance(result, Refusal):
+            # a push found in another agency's outbox: kept, and its owner is never answered
+            self._reject(h, result.reason, answer_to=None if result.publisher else True)
+            return
+        body = _receipt_json(result)
+        self.receipt_rows.append(_receipt_row(h.inbound.envelope.owner, result, body))
+        out = _receipt_outgoing(result.sender or "", result.in_reply_to, body.encode(), "accepted")
+        h.publishes.append(Publish(outgoing=out))
+        h.outcome = "accepted"
 
     # -- rejections ---------------------------------------------------------------------
 

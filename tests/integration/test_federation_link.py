@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from relay.config import Settings
 from relay.db.engine import make_engine
-from relay.db.tables import documents
-from relay.federation.service import add_link
+from relay.db.tables import agencies, documents
+from relay.federation.service import add_link, set_peer, sync_directory
 from schemas import Receipt, Status, decode_message
 from schemas import topology as t
 from tests.conftest import EnvFactory
@@ -149,3 +149,43 @@ def _documents_named(settings: Settings, document_id: str) -> int:
             )
     finally:
         engine.dispose()
+
+
+def _directory(settings: Settings) -> dict[str, str | None]:
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(agencies.c.code, agencies.c.host))
+            return {code: host for code, host in rows}
+    finally:
+        engine.dispose()
+
+
+def test_sync_directory_pushes_the_units_once_the_national_hub_makes_the_link_a_peer(
+    hubs: Hubs,
+) -> None:
+    p_db = make_engine(hubs.provincial.database_url)
+    n_db = make_engine(hubs.national.database_url)
+    try:
+        commune = add_agency(hubs.provincial, p_db, random_code(), name="UBND xã")
+        ward = add_agency(hubs.provincial, p_db, random_code(), host=commune.code)
+        taken = add_agency(hubs.national, n_db, random_code(), name="Bộ khác")
+        add_agency(hubs.provincial, p_db, taken.code, host=commune.code)
+    finally:
+        p_db.dispose()
+        n_db.dispose()
+
+    sync_directory(hubs.provincial, "national")  # not a peer yet: refused
+    hubs.p_relay.wait_for_log("is not a peer hub here", timeout=30)
+    assert commune.code not in _directory(hubs.national)
+
+    assert set_peer(hubs.national, hubs.link.code, True)
+    mark = hubs.p_relay.log_path.stat().st_size
+    sync_directory(hubs.provincial, "national")
+    hubs.p_relay.wait_for_log("units added", timeout=30, since=mark)
+    national = _directory(hubs.national)
+    assert national[commune.code] == hubs.link.code
+    assert national[ward.code] == hubs.link.code
+    assert national[hubs.department.code] == hubs.link.code
+    assert national[taken.code] is None  # a connected agency there stays its own
+    assert f"refused ({taken.code}" in hubs.p_relay.log_text(mark)

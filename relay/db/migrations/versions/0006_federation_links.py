@@ -1,4 +1,5 @@
-"""Federation links to other hubs (issue 16): ``federation_links``.
+"""Federation (issue 16): ``federation_links`` to other hubs, ``federation_peers`` that may
+push their units here.
 
 Revision ID: 0006
 Revises: 0003
@@ -33,7 +34,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_federation_links")),
         sa.UniqueConstraint("agency", name=op.f("uq_federation_links_agency")),
     )
+    op.create_table(
+        "federation_peers",
+        sa.Column("agency", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["agency"], ["agencies.code"], name=op.f("fk_federation_peers_agency_agencies")
+        ),
+        sa.PrimaryKeyConstraint("agency", name=op.f("pk_federation_peers")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("federation_peers")
     op.drop_table("federation_links")
