@@ -8,7 +8,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from relay.db.tables import deliveries, documents
 from relay.db.tables import federation_links as table
-from relay.federation.bridge import UP, forward_id
+from relay.federation.bridge import DOWN, UP, forward_id
 from schemas import topology as t
 
 
@@ -75,10 +75,10 @@ def delete_link(conn: Connection, name: str) -> bool:
 
 
 def forwarded_submission(
-    conn: Connection, link_agency: str, document_id: str | None, upstream_id: str
+    conn: Connection, link_agency: str, document_id: str | None, forwarded_as: str
 ) -> tuple[str, list[str]] | None:
     """(document sender, recipients routed to the link) of this hub's submission that the link
-    forwarded under ``upstream_id`` (see :func:`relay.federation.bridge.forward_id`)."""
+    forwarded under ``forwarded_as`` (see :func:`upstream_id`)."""
     if not document_id:
         return None
     rows = conn.execute(
@@ -95,8 +95,7 @@ def forwarded_submission(
     sender: str | None = None
     recipients: list[str] = []
     for submitted_by, message_id, doc_sender, recipient in rows:
-        headers = {t.HEADER_SENDER: submitted_by, t.HEADER_SUBMISSION_ID: message_id}
-        if forward_id(UP, headers, message_id) == upstream_id:
+        if upstream_id(submitted_by, message_id) == forwarded_as:
             sender = doc_sender
             recipients.append(recipient)
     return None if sender is None else (sender, recipients)
@@ -104,3 +103,27 @@ def forwarded_submission(
 
 def update_password(conn: Connection, name: str, password: str) -> None:
     conn.execute(update(table).where(table.c.name == name).values(password=password))
+
+
+def hub_neighbours(conn: Connection) -> dict[str, dict[str, str]]:
+    """Agency codes that stand for another hub (for ``lienthong trace``): what each is, and
+    the direction what is routed to it travels (``up`` through a link, ``down`` to a peer)."""
+    from relay.federation.directory_sync import peers
+
+    found = {
+        link.agency: {"is": f"federation link {link.name!r} to {link.amqp_url}", "direction": UP}
+        for link in all_links(conn)
+    }
+    for code in peers(conn):
+        found.setdefault(code, {"is": "a peer hub (its units are hosted by it)", "direction": DOWN})
+    return found
+
+
+def id_there(direction: str, submitted_by: str, message_id: str) -> str:
+    """The id a submission of this hub has on the next hub (:func:`bridge.forward_id`)."""
+    headers = {t.HEADER_SENDER: submitted_by, t.HEADER_SUBMISSION_ID: message_id}
+    return forward_id(direction, headers, message_id)
+
+
+def upstream_id(submitted_by: str, message_id: str) -> str:
+    return id_there(UP, submitted_by, message_id)
