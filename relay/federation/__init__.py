@@ -1,4 +1,4 @@
-"""Federation: links from this hub to another hub (issue 16; DESIGN §8).
+"""Federation: links from this hub to another hub (issue 16; DESIGN §9).
 
 Transport: **the adapter protocol itself**, not Shovel or Federation. A provincial hub is an
 agency (e.g. ``000.00.00.H26``) of the national hub, whose directory lists the province's units

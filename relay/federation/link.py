@@ -62,7 +62,7 @@ def with_credentials(url: str, user: str, password: str) -> pika.URLParameters:
 
 def submit_target(agency: str) -> tuple[str, str]:
     """(exchange, routing key) an agency submits to: where its adapter would publish."""
-    return t.SUBMIT_EXCHANGE, t.submit_routing_key(agency)
+    return t.submit_exchange(agency), t.submit_routing_key(agency)
 
 
 @dataclass(frozen=True)

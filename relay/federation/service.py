@@ -85,6 +85,41 @@ def _probe(link: store.Link) -> str | None:
             connection.close()
 
 
+def _provision_link_user(
+    mgmt: ManagementClient, settings: Settings, agency: str, password: str
+) -> None:
+    """The link's RabbitMQ user here, with the password the other hub gave it: one identity.
+
+    On one broker (two hubs in two vhosts) it is one user, created by the other hub: this hub
+    adopts it (its tag added, the password left alone) once the password has been seen to open
+    it; a user of that name that the password does not open is someone else's and refused.
+    """
+    try:
+        broker_objects.check_not_foreign(mgmt, settings.vhost, agency)
+    except broker_objects.UserNotOurs:
+        if not _password_opens(settings.amqp_url, agency, password):
+            raise
+        mgmt.add_user_tag(agency, t.hub_tag(settings.vhost))
+        broker_objects.provision(mgmt, settings.vhost, agency, None)
+        return
+    broker_objects.provision(mgmt, settings.vhost, agency, password)
+
+
+def _password_opens(url: str, user: str, password: str) -> bool:
+    """Whether the broker at ``url`` takes ``password`` for ``user`` (whatever its vhost
+    rights: an access refusal comes after the login succeeded)."""
+    try:
+        connection = pika.BlockingConnection(with_credentials(url, user, password))
+    except pika.exceptions.ProbableAuthenticationError:
+        return False
+    except pika.exceptions.ProbableAccessDeniedError:
+        return True
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
+        raise ServiceUnavailable(f"cannot check {user}'s password on this hub's broker: {e}") from e
+    connection.close()
+    return True
+
+
 def add_link(
     settings: Settings, name: str, amqp_url: str, agency: str, password_file: Path | None
 ) -> Added:
@@ -139,9 +174,7 @@ def add_link(
         else:
             store.update_password(conn, name, password)
         with ManagementClient(settings.management_url) as mgmt:
-            # The link's user here has the other hub's password: one identity, and on one
-            # broker (two vhosts) one user, so setting it here never changes it there.
-            broker_objects.provision(mgmt, settings.vhost, agency, password)
+            _provision_link_user(mgmt, settings, agency, password)
             broker_objects.set_write_allowed(mgmt, settings.vhost, agency, True)
     return Added(link=link, created=existing is None, reachable=_probe(link))
 

@@ -2,7 +2,7 @@
 push their units here.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-# The brief says "0002"; main already had 0003 on top of it, and two heads would stop
-# ``alembic upgrade head``: the integrator re-chains this one.
-down_revision = "0003"
+# After main's head (0005): two heads would stop ``alembic upgrade head``.
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
