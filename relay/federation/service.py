@@ -7,7 +7,10 @@ within a few seconds (:mod:`relay.federation.link`).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,24 @@ from schemas.directory import DIRECTORY_ENCODING, TYPE_DIRECTORY, encode_snapsho
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 #: Id kind of a pushed directory (one id per link agency and directory version).
 KIND_DIRECTORY = "federation-directory"
+
+
+@contextlib.contextmanager
+def _quiet_pika() -> Iterator[None]:
+    """pika logs a refused or failed connection as an error with its traceback; a command that
+    expects it (a probe) reports it in its own words instead."""
+    logger = logging.getLogger("pika")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _connect(url: str, user: str, password: str) -> pika.BlockingConnection:
+    with _quiet_pika():
+        return pika.BlockingConnection(with_credentials(url, user, password))
 
 
 @dataclass(frozen=True)
@@ -72,7 +93,7 @@ def _probe(link: store.Link) -> str | None:
     """None if the other hub accepts the link's login and has its inbox; otherwise why not."""
     user = urlsplit(link.amqp_url).username or link.agency
     try:
-        connection = pika.BlockingConnection(with_credentials(link.amqp_url, user, link.password))
+        connection = _connect(link.amqp_url, user, link.password)
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         return f"cannot log in to {link.amqp_url} as {user}: {type(e).__name__} {e}"
     try:
@@ -109,7 +130,7 @@ def _password_opens(url: str, user: str, password: str) -> bool:
     """Whether the broker at ``url`` takes ``password`` for ``user`` (whatever its vhost
     rights: an access refusal comes after the login succeeded)."""
     try:
-        connection = pika.BlockingConnection(with_credentials(url, user, password))
+        connection = _connect(url, user, password)
     except pika.exceptions.ProbableAuthenticationError:
         return False
     except pika.exceptions.ProbableAccessDeniedError:
@@ -199,7 +220,7 @@ def _remote_backlog(link: store.Link) -> dict[str, Any]:
     user = urlsplit(link.amqp_url).username or link.agency
     queue = t.inbox_queue(link.agency)
     try:
-        connection = pika.BlockingConnection(with_credentials(link.amqp_url, user, link.password))
+        connection = _connect(link.amqp_url, user, link.password)
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         return {"queue": queue, "error": f"unreachable: {type(e).__name__} {e}"}
     try:
@@ -274,7 +295,7 @@ def sync_directory(settings: Settings, name: str) -> Pushed:
     message_id = hub_id(KIND_DIRECTORY, link.agency, snapshot.version)
     user = urlsplit(link.amqp_url).username or link.agency
     try:
-        connection = pika.BlockingConnection(with_credentials(link.amqp_url, user, link.password))
+        connection = _connect(link.amqp_url, user, link.password)
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         raise ServiceUnavailable(
             f"cannot log in to {link.amqp_url} as {user}: {type(e).__name__} {e}"
