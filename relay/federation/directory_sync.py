@@ -61,6 +61,8 @@ def _decode(body: bytes) -> DirectorySnapshot:
 def apply_push(conn: Connection, env: Envelope, now: dt.datetime) -> Receipt | Refusal:
     """Take the directory ``env.owner`` pushed, in the batch's transaction; the receipt for it."""
     owner = env.owner
+    if env.flaw is not None or "\x00" in (env.message_id or "") + (env.user_id or ""):
+        return Refusal(env.flaw or "message_id/user_id: a NUL character cannot be stored")
     if env.user_id != owner:
         return Refusal(
             f"user_id: a directory for {owner} must be published by {owner}, not {env.user_id!r}",
