@@ -1,6 +1,6 @@
 """Chunk rows in PostgreSQL: the hub's content-addressed store of attachment bytes.
 
-Why chunk rows and not large objects (DESIGN §8): a chunk is written with one idempotent
+Why chunk rows and not large objects (DESIGN §10): a chunk is written with one idempotent
 ``INSERT … ON CONFLICT DO NOTHING`` in the same transaction as the rest of its batch, so a
 chunk redelivered after a crash is stored once and nothing is half-written; a large object
 would need its own transaction discipline (``lo_put`` at an offset is not idempotent with

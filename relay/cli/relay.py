@@ -31,15 +31,19 @@ def run() -> None:
     With LIENTHONG_WORKERS > 1 it runs that many worker processes, each consuming a share of
     the agencies' outboxes.
     """
+    from relay.metrics.endpoint import serving_metrics
+
     settings = settings_from_env()
-    if settings.workers == 1:
-        from relay.worker.main import run_relay
+    with serving_metrics(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
+        if settings.workers == 1:
+            from relay.worker.main import run_relay
 
-        run_relay(settings)
-        return
-    from relay.worker.supervisor import run_workers
+            run_relay(settings)
+            return
+        from relay.worker.supervisor import run_workers
 
-    root = click.get_current_context().find_root().params
-    status = run_workers(settings, root.get("log_level", "info"), root.get("log_format", "json"))
+        root = click.get_current_context().find_root().params
+        log_level, log_format = root.get("log_level", "info"), root.get("log_format", "json")
+        status = run_workers(settings, log_level, log_format)
     if status:
         raise SystemExit(status)

@@ -18,6 +18,9 @@ from relay.blobs.malloc import fix_mmap_threshold
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.directory.publish import start_directory_publisher
+from relay.federation.link import start_federation_links
+from relay.periodic import start_periodic_jobs
+from relay.retry.deadletters import FailedSubmissionsWorker
 from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
 from relay.worker.partition import Partition
@@ -32,17 +35,18 @@ RECONNECT_MAX_SECONDS = 15.0
 STATEMENT_TIMEOUT_MS = 120_000
 
 
-def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.Thread:
-    """The retry worker in a thread of its own, with its own connection and engine."""
-    worker = RetryWorker(settings)
+def _start_in_thread(
+    name: str, worker: RetryWorker | FailedSubmissionsWorker, stop: threading.Event
+) -> threading.Thread:
+    """A leader's side worker in a thread of its own, with its own connection and engine."""
 
     def run() -> None:
         try:
             worker.run(stop)
         except Exception:
-            log.exception("relay.retry_worker_crashed")
+            log.exception("relay.side_worker_crashed", worker=name)
 
-    thread = threading.Thread(target=run, name="lienthong-retry", daemon=True)
+    thread = threading.Thread(target=run, name=f"lienthong-{name}", daemon=True)
     thread.start()
     return thread
 
@@ -70,8 +74,18 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     engine = make_engine(settings.database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
-    retry_thread = _start_retry_worker(settings, stop) if partition.leader else None
+    side_threads = (
+        [
+            _start_in_thread("retry", RetryWorker(settings), stop),
+            _start_in_thread("failed-submissions", FailedSubmissionsWorker(settings), stop),
+            start_periodic_jobs(settings, stop),
+        ]
+        if partition.leader
+        else []
+    )
     start_directory_publisher(settings, stop, leader=partition.leader)
+    if partition.leader:
+        start_federation_links(settings, stop)  # relay/federation: links to other hubs
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():
@@ -93,8 +107,8 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
     finally:
         stop.set()
-        if retry_thread is not None:
-            retry_thread.join(timeout=30)
+        for thread in side_threads:
+            thread.join(timeout=30)
         engine.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -31,6 +31,10 @@ from relay.domain.outgoing import (
 )
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
+from relay.duplicates import DuplicateDetector, duplicate_event, registration_columns
+from relay.duplicates import reason as duplicate_reason
+from relay.federation.directory_sync import apply_push
+from relay.federation.store import Links, federation_links
 from relay.worker import store
 from schemas import (
     BusinessType,
@@ -42,6 +46,7 @@ from schemas import (
     Status,
 )
 from schemas import topology as t
+from schemas.directory import TYPE_DIRECTORY
 from schemas.envelope import encode_message
 
 log = structlog.get_logger()
@@ -147,6 +152,7 @@ class BatchProcessor:
         #: the time stamped on this batch's receipts (the clock is read once per batch)
         self.now = dt.datetime.now(dt.UTC)
         self.rejection_rows: list[dict[str, Any]] = []
+        self.links = Links()
 
     # -- entry point --------------------------------------------------------------------
 
@@ -157,6 +163,9 @@ class BatchProcessor:
         self._chunks(batch, handled)  # issue 17: chunks and chunk requests (relay/blobs)
         for i, m in enumerate(batch):
             if handled[i].outcome:
+                continue
+            if m.envelope.message_type == TYPE_DIRECTORY:  # relay/federation: a hub's units
+                self._directory_push(handled[i])
                 continue
             result = read_submission(m.envelope, self.max_bytes)
             if isinstance(result, Refusal):
@@ -176,6 +185,7 @@ class BatchProcessor:
                 codes.update(msg.recipient_codes())
         codes.update(r.publisher for _, r in foreign if r.publisher is not None)
         directory = store.load_directory(self.conn, codes)
+        self.links = federation_links(self.conn)  # relay/federation: links to other hubs
         for i, foreign_refusal in foreign:
             # Never a receipt to the outbox's owner about a message it did not send (it may
             # even carry the id of the owner's own submission); the real publisher is told
@@ -187,7 +197,9 @@ class BatchProcessor:
         docs: list[tuple[int, Document]] = []
         stats: list[tuple[int, Status]] = []
         for i, msg in decoded:
-            refusal = sender_refusal(batch[i].envelope.owner, msg.sender.organ_id, directory)
+            refusal = sender_refusal(
+                batch[i].envelope.owner, msg.sender.organ_id, directory, links=self.links.codes
+            )
             if refusal is None and isinstance(msg, Document):
                 refusal = blobs.missing(self.conn, batch[i].envelope.owner, msg)
             if refusal is not None:
@@ -211,6 +223,19 @@ class BatchProcessor:
             else:
                 handled[i].publishes = [Publish(outgoing=o) for o in a.publishes]
                 handled[i].outcome = batch[i].envelope.message_type or "chunk"
+
+    def _directory_push(self, h: Handled) -> None:
+        assert h.inbound is not None
+        result = apply_push(self.conn, h.inbound.envelope, self.now)
+        if isinstance(result, Refusal):
+            # a push found in another agency's outbox: kept, and its owner is never answered
+            self._reject(h, result.reason, answer_to=None if result.publisher else True)
+            return
+        body = _receipt_json(result)
+        self.receipt_rows.append(_receipt_row(h.inbound.envelope.owner, result, body))
+        out = _receipt_outgoing(result.sender or "", result.in_reply_to, body.encode(), "accepted")
+        h.publishes.append(Publish(outgoing=out))
+        h.outcome = "accepted"
 
     # -- rejections ---------------------------------------------------------------------
 
@@ -295,6 +320,8 @@ class BatchProcessor:
         # A submission is (submitting agency, message_id): the same id from two agencies is two
         # submissions (issue 12 item 4).
         first: dict[tuple[str, str], int] = {}  # submission -> index of its first copy here
+        duplicates = DuplicateDetector(self.conn, [d for _, d in docs])  # Phụ lục VI III.1.h
+        duplicate_of: dict[tuple[str, str], str] = {}
         rows: list[dict[str, Any]] = []
         plans: dict[tuple[str, str], tuple[list[RecipientResult], Receipt, str, str]] = {}
         for i, doc in docs:
@@ -308,8 +335,11 @@ class BatchProcessor:
                 continue
             first[key] = i
             owner, mid = key
-            results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
+            up = self.links.upstream_for(owner)
+            results = [resolve_recipient(c, directory, upstream=up) for c in doc.recipient_codes()]
             rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value, by=owner)
+            if (earlier := duplicates.check(doc)) is not None:
+                duplicate_of[key] = earlier
             receipt = Receipt(
                 at=self.now,
                 receipt_id=rid,  # pydantic reads the UUID text
@@ -319,6 +349,8 @@ class BatchProcessor:
                 document_id=doc.document_id,
                 sender=doc.sender.organ_id,
                 recipients=results,
+                duplicate_of=duplicate_of.get(key),
+                reason=duplicate_reason(doc, duplicate_of[key]) if key in duplicate_of else None,
             )
             body = _receipt_json(receipt)
             plans[key] = (results, receipt, body, rid)
@@ -330,6 +362,8 @@ class BatchProcessor:
                     "sender": doc.sender.organ_id,
                     "submitted_by": owner,
                     "subject": doc.subject,
+                    "priority": doc.other_info.priority if doc.other_info else None,  # Decree 30
+                    **registration_columns(doc),
                     "payload": env.body,
                 }
             )
@@ -358,6 +392,8 @@ class BatchProcessor:
                         }
                     )
             self.receipt_rows.append(_receipt_row(owner, receipt, body, rid_s))
+            if key in duplicate_of:
+                event_rows.append(duplicate_event(pk, doc, duplicate_of[key], doc.sender.organ_id))
             kind = CHANGE_EVENT.get(doc.business_type)
             if kind is not None:
                 for ref in _referenced_documents(doc):

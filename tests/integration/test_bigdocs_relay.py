@@ -99,11 +99,11 @@ def test_chunks_sent_twice_are_stored_once_and_served_to_the_recipient_only(
     publish_many(a, [*pieces, *pieces], message_type=TYPE_CHUNK)
     wait_until(lambda: _stored(db, a) == (3, len(data)), timeout=20)
     publish(a, _chunked_document(a, b, data))
-    [delivery] = [m for m in drain(b, expect=1) if m.type == "document"]
+    [delivery] = [m for m in drain(b, expect=1, timeout=30) if m.type == "document"]
     assert json.loads(delivery.body)["attachments"][0]["transfer"] == "chunks"
 
     publish(b, _request(a, data, from_offset=130 * KiB, count=8), message_type=TYPE_CHUNK_REQUEST)
-    got = drain(b, expect=2)
+    got = drain(b, expect=2, timeout=30)
     assert [m.type for m in got] == [TYPE_CHUNK, TYPE_CHUNK]
     rebuilt = b"".join(bytes(decode_chunk(m.body)[1]) for m in got)
     assert rebuilt == data[128 * KiB :]  # from the chunk holding byte 130 KiB on
@@ -111,7 +111,7 @@ def test_chunks_sent_twice_are_stored_once_and_served_to_the_recipient_only(
 
     # C was never delivered the document: it gets a refusal, never the bytes.
     publish(c, _request(a, data), message_type=TYPE_CHUNK_REQUEST)
-    [answer] = drain(c, expect=1)
+    [answer] = drain(c, expect=1, timeout=30)
     assert answer.type == "receipt"
     receipt = json.loads(answer.body)
     assert receipt["kind"] == "rejected" and "was delivered no document" in receipt["reason"]
@@ -126,7 +126,7 @@ def test_a_document_whose_chunks_the_hub_lacks_is_rejected_saying_which(
     publish(a, first, message_type=TYPE_CHUNK)
     wait_until(lambda: _stored(db, a)[0] == 1, timeout=20)
     publish(a, _chunked_document(a, b, data))
-    [answer] = drain(a, expect=1)
+    [answer] = drain(a, expect=1, timeout=30)
     receipt = json.loads(answer.body)
     assert receipt["kind"] == "rejected"
     assert f"holds {128 * KiB} of its {200 * KiB} bytes" in receipt["reason"]
@@ -148,7 +148,7 @@ def test_an_agency_cannot_write_chunks_into_another_agencys_document(
     publish_many(a, _chunks(data, 128 * KiB), message_type=TYPE_CHUNK)
     wait_until(lambda: _stored(db, a)[0] == 1 and _stored(db, c)[0] == 1, timeout=20)
     publish(a, _chunked_document(a, b, data))
-    assert [m.type for m in drain(b, expect=1)] == ["document"]
+    assert [m.type for m in drain(b, expect=1, timeout=30)] == ["document"]
     publish(b, _request(a, data), message_type=TYPE_CHUNK_REQUEST)
-    [chunk] = drain(b, expect=1)
+    [chunk] = drain(b, expect=1, timeout=30)
     assert bytes(decode_chunk(chunk.body)[1]) == data
