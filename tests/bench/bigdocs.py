@@ -163,7 +163,12 @@ def _run(args: argparse.Namespace, size: int, base: Path) -> int:
         original = base / "scan.bin"
         digest = random_file(original, size)
         cp = _cp_seconds(original, base / "scan.copy")
-        relay_env = {**os.environ, **env.relay_env(), "LIENTHONG_LOG_LEVEL": "info"}
+        relay_env = {
+            **os.environ,
+            **env.relay_env(),
+            "LIENTHONG_LOG_LEVEL": "info",
+            "LIENTHONG_METRICS_ADDR": "",  # no port shared with other relays
+        }
         relay = Proc("relay", [*lienthong_command(), "relay", "run"], relay_env, base / "relay.log")
         adapters: list[Proc] = []
         roots: list[Path] = []
