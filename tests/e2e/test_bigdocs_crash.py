@@ -39,7 +39,8 @@ class Exchange:
         self.base = base
         self.engine = make_engine(settings.database_url)
         self.a, self.b = (add_agency(settings, self.engine, random_code()) for _ in range(2))
-        self.relay = RelayProcess(settings).start(timeout=120)
+        self.relay = RelayProcess(settings)
+        self.relay.start(timeout=120)
         self.relay.wait_consuming([self.a.code, self.b.code])
         self.adapters = {c.code: self._adapter(c) for c in (self.a, self.b)}
 
@@ -125,7 +126,8 @@ def test_the_relay_killed_mid_transfer_still_delivers_the_document_once_intact(
     exchange.relay.kill()
     held = exchange.hub_bytes()
     assert held < SIZE, "the upload finished before the kill: make SIZE larger"
-    exchange.relay = RelayProcess(exchange.settings).start(timeout=120)
+    exchange.relay = RelayProcess(exchange.settings)  # stopped by the fixture even if slow
+    exchange.relay.start(timeout=120)
     exchange.arrives_once_intact(original, digest)
 
 
