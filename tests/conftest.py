@@ -6,14 +6,26 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 from sqlalchemy import Engine, text
 
+from lienthong import logs
 from relay.broker.management import ManagementClient, user_tags
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.setup import run_setup
 from schemas import topology as t
 from tests.services import Services, find_services, unique_name
+
+
+@pytest.fixture(autouse=True)
+def _structlog_per_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A command run in-process (``CliRunner``) configures structlog for the whole process: a
+    level filter, and loggers cached on first use that ``structlog.testing.capture_logs`` can no
+    longer reach. Each test runs without that cache and ends with structlog's defaults back."""
+    monkeypatch.setattr(logs, "CACHE_LOGGERS", False)
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
