@@ -9,6 +9,11 @@ from typing import Any
 
 import structlog
 
+#: Loggers are made once, on first use (a process configures logging once, before any command).
+#: Tests that run a command in-process turn it off (tests/conftest.py): a logger cached during
+#: one test would keep that test's level filter and output for every later test.
+CACHE_LOGGERS = True
+
 
 def configure_logging(
     level: str = "info", fmt: str = "json", fields: Mapping[str, str] | None = None
@@ -40,7 +45,7 @@ def configure_logging(
         # one write per line (message and newline together), so the lines of several
         # relay worker processes sharing stderr never interleave
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
 
 

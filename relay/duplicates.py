@@ -29,20 +29,12 @@ Key = tuple[str, str, str, dt.date]
 
 def registration_key(doc: Document) -> Key | None:
     """(sender, number, notation, date), or None when one of them is missing."""
-    number = doc.code.code_number if doc.code else None
-    notation = doc.code.code_notation if doc.code else None
+    number = (doc.code.code_number or "").strip() if doc.code else ""
+    notation = (doc.code.code_notation or "").strip() if doc.code else ""
     date = doc.promulgation_info.promulgation_date if doc.promulgation_info else None
     if not number or not notation or date is None:
         return None
-    return (doc.sender.organ_id, number.strip(), notation.strip(), date)
-
-
-def registration_columns(doc: Document) -> dict[str, Any]:
-    """The ``documents`` columns the detection looks up."""
-    key = registration_key(doc)
-    if key is None:
-        return {"code_number": None, "code_notation": None, "promulgation_date": None}
-    return {"code_number": key[1], "code_notation": key[2], "promulgation_date": key[3]}
+    return (doc.sender.organ_id, number, notation, date)
 
 
 def reason(doc: Document, earlier: str) -> str:

@@ -7,8 +7,10 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 from sqlalchemy import Engine, text
 
+from lienthong import logs
 from relay.broker.management import ManagementClient, user_tags
 from relay.config import Settings
 from relay.db.engine import make_engine
@@ -22,6 +24,16 @@ def pytest_configure(config: pytest.Config) -> None:
     fail to bind it): the settings and every process started from the tests inherit this.
     Tests of the endpoint give a port of their own."""
     os.environ.setdefault("LIENTHONG_METRICS_ADDR", "")
+
+
+@pytest.fixture(autouse=True)
+def _structlog_per_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A command run in-process (``CliRunner``) configures structlog for the whole process: a
+    level filter, and loggers cached on first use that ``structlog.testing.capture_logs`` can no
+    longer reach. Each test runs without that cache and ends with structlog's defaults back."""
+    monkeypatch.setattr(logs, "CACHE_LOGGERS", False)
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

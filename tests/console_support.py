@@ -30,7 +30,9 @@ from sqlalchemy import Engine, insert
 from relay.config import Settings
 from relay.console import users
 from relay.db.tables import deliveries, documents, events
+from relay.document_headers import header_columns
 from relay.domain.outgoing import delivery_message_id
+from schemas import Document
 from tests.relay_support import ROOT, settings_env
 
 #: Statuses a recipient sent, in order, and the state they leave its delivery in.
@@ -147,9 +149,11 @@ def seed_document(
     priority: int = 1,
     due_date: dt.date | None = None,
     route_to: Mapping[str, str] | None = None,
+    due_at: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> Seeded:
     """A submission from ``sender``; each recipient maps to the status codes it sent, in order,
-    or to a delivery state (``"failed"``, ``"queued"``, ``"retrying"``)."""
+    or to a delivery state (``"failed"``, ``"queued"``, ``"retrying"``). ``due_at``: every
+    delivery's Decree 30 due times of its 01 and 03 (the relay's deadline job fills them)."""
     submission_id = str(uuid.uuid4())
     document_id = document_id or f"{sender},2026/11/30,{secrets.token_hex(3)}/{number[1]}"
     payload = {
@@ -173,6 +177,7 @@ def seed_document(
                 sender=sender,
                 submitted_by=sender,
                 subject=subject,
+                **header_columns(Document.model_validate(payload)),
                 payload=json.dumps(payload, ensure_ascii=False).encode(),
                 received_at=now - dt.timedelta(minutes=30),
             )
@@ -189,10 +194,12 @@ def seed_document(
                     document_pk=pk,
                     recipient=recipient,
                     route_to=(route_to or {}).get(recipient, recipient),
-                    message_id=delivery_message_id(submission_id, recipient),
+                    message_id=delivery_message_id(submission_id, recipient, by=sender),
                     state=state,
                     attempts=8 if state == "failed" else 1,
                     last_error="rejected by the recipient's adapter" if state == "failed" else None,
+                    ack_due_at=due_at[0] if due_at else None,
+                    register_due_at=due_at[1] if due_at else None,
                 )
                 .returning(deliveries.c.id)
             ).scalar_one()

@@ -1,9 +1,10 @@
 """Services of a test's own, for tests that stop, kill or restart them (never the shared ones).
 
 - :class:`RabbitNode` — a RabbitMQ node (``RABBITMQ_NODENAME``, its own AMQP, management and
-  Erlang distribution ports, mnesia and log dirs under a temporary folder, the management plugin);
-  :func:`rabbit_node` starts one, :func:`rabbit_cluster` starts several and joins them with
-  ``rabbitmqctl join_cluster``. The nodes run as the current user with its ``~/.erlang.cookie``.
+  Erlang distribution ports, mnesia and log dirs under a temporary folder, the management plugin
+  on, or off as on a fresh install); :func:`rabbit_node` starts one, :func:`rabbit_cluster` starts
+  several and joins them with ``rabbitmqctl join_cluster``. The nodes run as the current user
+  with its ``~/.erlang.cookie``.
 - :class:`PostgresCluster` — a PostgreSQL cluster made with ``pg_createcluster`` on a port of its
   own, trust authentication on loopback; :func:`postgres_cluster` creates and drops it.
 - :class:`FailoverProxy` — a TCP forwarder on a fixed port that sends each new connection to the
@@ -11,6 +12,9 @@
 
 Everything is removed on exit, also when the test fails. Callers pass the ports (a test suite
 keeps to the ports it was given; see ``tests/chaos/ports.py``).
+
+``python -m tests.private_services rabbitmq NAME AMQP_PORT MGMT_PORT DIST_PORT`` starts a node by
+hand (``stop-rabbitmq NAME`` stops and removes it).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,6 +41,8 @@ import psutil
 #: ``rabbitmq`` user (another cookie, another home) when started as root.
 RABBITMQ_BIN = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 PG_VERSION = os.environ.get("LIENTHONG_TEST_PG_VERSION", "15")
+#: Where nodes started by hand (``python -m tests.private_services``) keep their folders.
+BY_HAND = Path(os.environ.get("TMPDIR", "/tmp")) / "lienthong-private-services"
 
 
 class ServiceError(RuntimeError):
@@ -70,13 +77,17 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str, interval: fl
 @dataclass
 class RabbitNode:
     """One RabbitMQ node of the test's own. ``start()``, ``stop()`` (graceful), ``kill()``
-    (SIGKILL of the whole node), ``start()`` again keeps its data (a restart)."""
+    (SIGKILL of the whole node), ``start()`` again keeps its data (a restart).
+
+    ``management_enabled=False`` is a fresh install: the plugin is off, its listener configured
+    on ``management_port`` for when someone enables it (``plugins("enable", …)``)."""
 
     name: str  # e.g. "chaos1": the node is chaos1@localhost
     amqp_port: int
     management_port: int
     dist_port: int
     base: Path
+    management_enabled: bool = True
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -95,7 +106,8 @@ class RabbitNode:
     def management_url(self) -> str:
         return f"http://guest:guest@127.0.0.1:{self.management_port}"
 
-    def _env(self) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
+        """The environment RabbitMQ's scripts need to find this node and its files."""
         env = dict(os.environ)
         env.update(
             RABBITMQ_NODENAME=self.node,
@@ -116,17 +128,22 @@ class RabbitNode:
 
     def _write_config(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
+        listener = f'[{{port, {self.management_port}}}, {{ip, "127.0.0.1"}}]'
         (self.base / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
-            f"management.tcp.ip = 127.0.0.1\n"
-            f"management.tcp.port = {self.management_port}\n"
             # the tests connect as guest over loopback only
             "loopback_users.guest = true\n"
             # quorum queues: a killed node's peers notice within a few seconds
             "net_ticktime = 10\n"
         )
+        # The management listener in advanced.config: accepted while the plugin is off too
+        # (rabbitmq.conf's management.* keys are not), so enabling it later uses this port.
+        (self.base / "advanced.config").write_text(
+            f"[{{rabbitmq_management, [{{tcp_config, {listener}}}]}}].\n"
+        )
         (self.base / "rabbitmq-env.conf").write_text("")
-        (self.base / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        plugins = "rabbitmq_management" if self.management_enabled else ""
+        (self.base / "enabled_plugins").write_text(f"[{plugins}].\n")
 
     def start(self, *, wait: bool = True, timeout: float = 120.0) -> RabbitNode:
         if self.proc is not None and self.proc.poll() is None:
@@ -141,7 +158,7 @@ class RabbitNode:
         try:
             self.proc = subprocess.Popen(
                 [str(RABBITMQ_BIN / "rabbitmq-server")],
-                env=self._env(),
+                env=self.env(),
                 cwd=self.base,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -158,7 +175,8 @@ class RabbitNode:
         def up() -> bool:
             if self.proc is None or self.proc.poll() is not None:
                 raise ServiceError(f"{self.node} exited; see {self.log_path}:\n{self.log_tail()}")
-            return port_open(self.amqp_port) and port_open(self.management_port)
+            management = port_open(self.management_port) or not self.management_enabled
+            return port_open(self.amqp_port) and management
 
         _wait(up, timeout, f"{self.node} to listen on {self.amqp_port}")
 
@@ -169,7 +187,7 @@ class RabbitNode:
         """``rabbitmqctl -n NODE args…``; its output, or ServiceError."""
         done = subprocess.run(
             [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
-            env=self._env(),
+            env=self.env(),
             capture_output=True,
             timeout=timeout,
             check=False,
@@ -177,6 +195,20 @@ class RabbitNode:
         out = (done.stdout + done.stderr).decode("utf-8", "replace")
         if done.returncode != 0:
             raise ServiceError(f"rabbitmqctl -n {self.node} {' '.join(args)} failed:\n{out}")
+        return out
+
+    def plugins(self, *args: str, timeout: float = 120.0) -> str:
+        """``rabbitmq-plugins -n NODE args…``; its output, or ServiceError."""
+        done = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmq-plugins"), "-n", self.node, *args],
+            env=self.env(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        out = (done.stdout + done.stderr).decode("utf-8", "replace")
+        if done.returncode != 0:
+            raise ServiceError(f"rabbitmq-plugins -n {self.node} {' '.join(args)} failed:\n{out}")
         return out
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -218,6 +250,8 @@ def rabbit_cluster(
     amqp_ports: Sequence[int],
     management_ports: Sequence[int],
     dist_ports: Sequence[int],
+    *,
+    management_enabled: bool = True,
 ) -> Iterator[list[RabbitNode]]:
     """Nodes ``names[i]`` on the given ports; with more than one, the others join the first.
 
@@ -226,7 +260,7 @@ def rabbit_cluster(
     """
     top = Path(tempfile.mkdtemp(prefix="lienthong-rabbit-"))
     nodes = [
-        RabbitNode(name, amqp, mgmt, dist, top / name)
+        RabbitNode(name, amqp, mgmt, dist, top / name, management_enabled)
         for name, amqp, mgmt, dist in zip(
             names, amqp_ports, management_ports, dist_ports, strict=True
         )
@@ -255,10 +289,16 @@ def rabbit_cluster(
 
 @contextlib.contextmanager
 def rabbit_node(
-    name: str, amqp_port: int, management_port: int, dist_port: int
+    name: str,
+    amqp_port: int,
+    management_port: int,
+    dist_port: int,
+    *,
+    management_enabled: bool = True,
 ) -> Iterator[RabbitNode]:
     """One node of the test's own, killed and removed on exit."""
-    with rabbit_cluster([name], [amqp_port], [management_port], [dist_port]) as nodes:
+    ports = [amqp_port], [management_port], [dist_port]
+    with rabbit_cluster([name], *ports, management_enabled=management_enabled) as nodes:
         yield nodes[0]
 
 
@@ -285,6 +325,9 @@ class PostgresCluster:
     def create(self) -> PostgresCluster:
         if port_open(self.port):
             raise ServiceError(f"port {self.port} is taken (a cluster not dropped?)")
+        # a stopped cluster of that name left by an interrupted run
+        with contextlib.suppress(ServiceError):
+            self.drop()
         self._ctl(
             "pg_createcluster", self.version, self.name, "--port", str(self.port),
             "--start", "--", "--auth=trust",
@@ -403,3 +446,24 @@ class FailoverProxy:
             for s in (a, b):
                 with contextlib.suppress(OSError):
                     s.close()
+
+
+# -- by hand ------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["rabbitmq"] and len(argv) == 5:
+        name, amqp, mgmt, dist = argv[1], *map(int, argv[2:])
+        node = RabbitNode(name, amqp, mgmt, dist, BY_HAND / name).start()
+        print(f"started {node.node}: {node.amqp_url()} {node.management_url}")
+    elif argv[:1] == ["stop-rabbitmq"] and len(argv) == 2:
+        node = RabbitNode(argv[1], 0, 0, 0, BY_HAND / argv[1])
+        node.ctl("stop")
+        shutil.rmtree(node.base, ignore_errors=True)
+        print(f"stopped {node.node}")
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -31,6 +31,7 @@ from adapters.edxml.attachments import Budget, decode_attachment
 from adapters.edxml.errors import EdxmlError, HostileInput
 from adapters.edxml.names import Field, Group, Scalar, Wrapped
 from adapters.edxml.safety import DEFAULT_LIMITS, Limits, parse_xml
+from adapters.edxml.source import SourceText
 from schemas import Attachment, Document, Extension, Status
 
 _HEADER = f"{names.ROOT}/edXMLEnvelope/edXMLHeader"
@@ -59,13 +60,14 @@ def read_package(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PackageReading
     """A document or a status package (a status package's MessageHeader has a StatusCode),
     with its warnings; EdxmlError (``reasons``: every problem) when it cannot be read."""
     warnings: list[str] = []
-    root = _parse_binding_well_known_prefixes(data, limits, warnings)
+    root, data = _parse_binding_well_known_prefixes(data, limits, warnings)
     _check_root(root, warnings)
     status = _is_status(root)
+    source = SourceText(root, data)
     try:
         if status:
-            return PackageReading(_status(root, warnings), warnings)
-        return PackageReading(_document(root, limits, warnings), warnings)
+            return PackageReading(_status(root, warnings, source), warnings)
+        return PackageReading(_document(root, limits, warnings, source), warnings)
     except EdxmlError as e:
         e.kind = "status" if status else "document"
         e.warnings = warnings
@@ -93,16 +95,16 @@ def parse_status(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Status:
 
 def _parse_binding_well_known_prefixes(
     data: bytes, limits: Limits, warnings: list[str]
-) -> etree._Element:
-    """The root of ``data``. A package that uses a well-known prefix (``xlink:``) without
-    declaring it is read with that prefix bound to its usual namespace, with a warning: the
-    VNPT SDK's own test package does this, its meaning is not in doubt, and a DMS built on
-    that SDK would otherwise be cut off for a missing attribute. Any other unbound prefix is
-    refused with the reason libxml2 gives (prefix and line)."""
+) -> tuple[etree._Element, bytes]:
+    """The root of ``data``, and the bytes it was read from. A package that uses a well-known
+    prefix (``xlink:``) without declaring it is read with that prefix bound to its usual
+    namespace, with a warning: the VNPT SDK's own test package does this, its meaning is not in
+    doubt, and a DMS built on that SDK would otherwise be cut off for a missing attribute. Any
+    other unbound prefix is refused with the reason libxml2 gives (prefix and line)."""
     bound: set[str] = set()
     while True:
         try:
-            return parse_xml(data, limits)
+            return parse_xml(data, limits), data
         except HostileInput:
             raise
         except EdxmlError as e:
@@ -184,7 +186,8 @@ class _Reader:
     """Reads elements into dicts by the layout, collecting on the way unknown elements,
     attributes, texts to keep as written, warnings and errors."""
 
-    def __init__(self, warnings: list[str]) -> None:
+    def __init__(self, warnings: list[str], source: SourceText | None = None) -> None:
+        self.source = source
         self.extensions: list[Extension] = []
         self.as_written: dict[str, str] = {}
         self.attributes: dict[str, dict[str, str]] = {}
@@ -267,8 +270,9 @@ class _Reader:
         return result
 
     def scalar(self, element: etree._Element, kind: Scalar, path: str, tag: str) -> Any:
-        if kind == "raw":
-            return xmltext.keep(element)
+        if kind == "raw":  # the header Signature: byte for byte when it can be
+            exact = self.source.exact(element) if self.source is not None else None
+            return exact if exact is not None else xmltext.keep(element)
         inner = _children(element)
         if inner:
             self.errors.append(
@@ -294,7 +298,13 @@ class _Reader:
             self.attributes[path] = found
 
     def _keep(self, element: etree._Element, parent: str) -> Extension:
-        extension = Extension(parent=parent, xml=xmltext.keep(element))
+        exact = None
+        empty = not len(element) and not (element.text or "").strip()
+        if xmltext.local_name(element) == "DigitalSignature" and empty and self.source is not None:
+            exact = self.source.exact(element)  # kept byte for byte, as a Signature
+        extension = Extension(
+            parent=parent, xml=exact if exact is not None else xmltext.keep(element)
+        )
         self.extensions.append(extension)
         return extension
 
@@ -366,8 +376,8 @@ def _organization_warnings(data: dict[str, Any], path: str, warnings: list[str])
         )
 
 
-def _status(root: etree._Element, warnings: list[str]) -> Status:
-    reader = _Reader(warnings)
+def _status(root: etree._Element, warnings: list[str], source: SourceText) -> Status:
+    reader = _Reader(warnings, source)
     reader._attributes(root, names.ROOT, ())
     package = reader.group(root, names.STATUS_PACKAGE, names.ROOT)
     message = package.get("envelope", {}).get("header", {}).get("message", {})
@@ -380,8 +390,10 @@ def _status(root: etree._Element, warnings: list[str]) -> Status:
     return status
 
 
-def _document(root: etree._Element, limits: Limits, warnings: list[str]) -> Document:
-    reader = _Reader(warnings)
+def _document(
+    root: etree._Element, limits: Limits, warnings: list[str], source: SourceText
+) -> Document:
+    reader = _Reader(warnings, source)
     reader._attributes(root, names.ROOT, ())
     package = reader.group(root, names.DOCUMENT_PACKAGE, names.ROOT)
     header = package.get("envelope", {}).get("header", {})

@@ -114,7 +114,9 @@ class _Writer:
         self.pending: dict[str, list[tuple[int, str | None]]] = {}
         self.written: dict[str, etree._Element] = {}
         for i, ext in enumerate(extensions):
-            xml = xmltext.checked(ext.xml, f"extensions[{i}].xml")
+            xml = xmltext.checked(
+                ext.xml, f"extensions[{i}].xml", in_envelope=_in_envelope(ext.parent)
+            )
             self.pending.setdefault(ext.parent, []).append((self._hold(xml), ext.after))
 
     def _hold(self, xml: str) -> int:
@@ -177,7 +179,7 @@ class _Writer:
                 self.value(child, kind.kind, item, item_path)
             self._kept_into(element, path)
         elif kind == "raw":
-            xml = xmltext.checked(value, path)
+            xml = xmltext.checked(value, path, in_envelope=_in_envelope(path))
             parent = element.getparent()
             assert parent is not None
             parent.replace(element, etree.Comment(f"lienthong-kept-{self._hold(xml)}"))
@@ -238,6 +240,11 @@ class _Writer:
             target = self.written.get(ancestor, root)
             for index, _ in self.pending.pop(path):
                 target.append(etree.Comment(f"lienthong-kept-{index}"))
+
+
+def _in_envelope(path: str) -> bool:
+    """Whether ``path`` is inside ``edXMLEnvelope``, where ``edXML:`` is bound."""
+    return path.startswith(f"{names.ROOT}/edXMLEnvelope")
 
 
 def _qname(tag: str) -> str:

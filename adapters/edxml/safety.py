@@ -158,9 +158,22 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
     return closed
 
 
-def parse_fragment(xml: str, what: str) -> etree._Element:
-    """One element kept as text (an extension, a signature), parsed as strictly as a file."""
+def parse_fragment(
+    xml: str, what: str, bindings: dict[str | None, str] | None = None
+) -> etree._Element:
+    """One element kept as text (an extension, a signature), parsed as strictly as a file;
+    ``bindings``: namespace prefixes bound where it stands (the text itself is not changed)."""
+    data = xml.encode("utf-8")
+    if bindings:
+        declared = " ".join(f'xmlns{":" + p if p else ""}="{uri}"' for p, uri in bindings.items())
+        data = f"<context {declared}>".encode() + data + b"</context>"
     try:
-        return parse_xml(xml.encode("utf-8"), DEFAULT_LIMITS)
+        root = parse_xml(data, DEFAULT_LIMITS)
     except EdxmlError as e:
         raise EdxmlError(f"{what}: {e}") from e
+    if not bindings:
+        return root
+    inner = list(root)
+    if len(inner) != 1 or (root.text or "").strip() or (inner[0].tail or "").strip():
+        raise EdxmlError(f"{what}: expected one XML element")
+    return inner[0]

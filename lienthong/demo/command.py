@@ -138,6 +138,7 @@ def run_demo(options: Options) -> None:
     say(f"2/5  resetting vhost {settings.vhost!r} and database {options.database!r}, setting up…")
     with ManagementClient(settings.management_url) as mgmt:
         users.refuse_foreign_users(mgmt, [a.code for a in connected], settings.vhost)
+        users.claim_the_demos(mgmt, [a.code for a in connected], settings.vhost)
     envmod.reset(settings)
     for attempt in envmod.patiently():
         with attempt:

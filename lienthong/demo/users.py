@@ -5,8 +5,10 @@ named after codes), so on a hub's broker the users ``000.00.00.G22``… may be r
 accounts. The demo marks the users it creates with the tag :data:`DEMO_TAG` (kept, with the
 password hash, by every later change) and, before anything else, refuses to run if a user of
 one of its codes exists without it — or without the hub tag of the demo's own vhost
-(``lienthong-hub:<vhost>``, set by ``agency add`` on a hub that tags its users) — and with
-rights on another vhost. Passwords are random per run and written only under the demo's work
+(``lienthong-hub:<vhost>``, :func:`schemas.topology.hub_tag`, set by ``agency add``) — and with
+rights on another vhost. Its own users, left by a demo on another vhost (a test's, one that is
+gone), it claims for this run's vhost (:func:`claim_the_demos`), so that ``agency add`` takes
+them over as this hub's. Passwords are random per run and written only under the demo's work
 directory.
 """
 
@@ -14,33 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, Final
-from urllib.parse import quote
 
 from lienthong.demo.errors import DemoFailed
-from relay.broker.management import ManagementClient
+from relay.broker.management import ManagementClient, user_tags
+from schemas import topology as t
 
 DEMO_TAG: Final = "lienthong-demo"
-HUB_TAG_PREFIX: Final = "lienthong-hub:"
-
-
-def tags_of(user: dict[str, Any]) -> list[str]:
-    """A user's tags: a list since RabbitMQ 3.9, a comma-separated string before."""
-    tags = user.get("tags") or []
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    return [str(t).strip() for t in tags if str(t).strip()]
 
 
 def is_the_demos(user: dict[str, Any], vhost: str) -> bool:
-    tags = tags_of(user)
-    return DEMO_TAG in tags or f"{HUB_TAG_PREFIX}{vhost}" in tags
-
-
-def _vhosts_of(mgmt: ManagementClient, code: str) -> list[str]:
-    perms: list[dict[str, Any]] = (
-        mgmt._request("GET", f"/users/{quote(code, safe='')}/permissions") or []
-    )
-    return sorted({str(p.get("vhost")) for p in perms})
+    tags = user_tags(user)
+    return DEMO_TAG in tags or t.hub_tag(vhost) in tags
 
 
 def refuse_foreign_users(mgmt: ManagementClient, codes: Iterable[str], vhost: str) -> None:
@@ -55,10 +41,10 @@ def refuse_foreign_users(mgmt: ManagementClient, codes: Iterable[str], vhost: st
         user = mgmt.get_user(code)
         if user is None or is_the_demos(user, vhost):
             continue
-        elsewhere = [v for v in _vhosts_of(mgmt, code) if v != vhost]
+        elsewhere = sorted({str(p.get("vhost")) for p in mgmt.user_permissions(code)} - {vhost})
         if elsewhere:
             foreign.append(
-                f"{code} (tags: {', '.join(tags_of(user)) or 'none'}; "
+                f"{code} (tags: {', '.join(user_tags(user)) or 'none'}; "
                 f"rights on vhost {', '.join(elsewhere)})"
             )
     if foreign:
@@ -71,22 +57,19 @@ def refuse_foreign_users(mgmt: ManagementClient, codes: Iterable[str], vhost: st
         )
 
 
+def claim_the_demos(mgmt: ManagementClient, codes: Iterable[str], vhost: str) -> None:
+    """Tag the demo's own users (:data:`DEMO_TAG`) as the hub of ``vhost``'s, in place of the
+    hub tags of the vhosts earlier demos ran on, so ``agency add`` there takes them over."""
+    for code in codes:
+        user = mgmt.get_user(code)
+        if user is None or DEMO_TAG not in user_tags(user):
+            continue
+        others = [x for x in user_tags(user) if not x.startswith(t.HUB_TAG_PREFIX)]
+        mgmt.set_user_tags(code, [*others, t.hub_tag(vhost)])
+
+
 def mark_as_the_demos(mgmt: ManagementClient, codes: Iterable[str]) -> None:
     """Add :data:`DEMO_TAG` to the demo's users, keeping their password hash and other tags."""
     for code in codes:
-        user = mgmt.get_user(code)
-        if user is None or DEMO_TAG in tags_of(user):
-            continue
-        # The same PUT as ManagementClient.add_user_tag on branch trust-broker (use that once
-        # merged): the password hash is sent back so the password does not change.
-        mgmt._request(
-            "PUT",
-            f"/users/{quote(code, safe='')}",
-            {
-                "password_hash": user["password_hash"],
-                "hashing_algorithm": user.get(
-                    "hashing_algorithm", "rabbit_password_hashing_sha256"
-                ),
-                "tags": ",".join([*tags_of(user), DEMO_TAG]),
-            },
-        )
+        if mgmt.get_user(code) is not None:
+            mgmt.add_user_tag(code, DEMO_TAG)

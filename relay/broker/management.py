@@ -99,15 +99,26 @@ class ManagementClient:
         if user is None:
             raise PermanentError(f"RabbitMQ user {name!r} does not exist")
         tags = user_tags(user)
-        if tag in tags:
-            return
+        if tag not in tags:
+            self._put_tags(user, [*tags, tag])
+
+    def set_user_tags(self, name: str, tags: list[str]) -> None:
+        """Give an existing user exactly ``tags``, keeping its password (hash)."""
+        user = self.get_user(name)
+        if user is None:
+            raise PermanentError(f"RabbitMQ user {name!r} does not exist")
+        if sorted(user_tags(user)) != sorted(tags):
+            self._put_tags(user, tags)
+
+    def _put_tags(self, user: dict[str, Any], tags: list[str]) -> None:
+        # The password hash is sent back, so the password does not change.
         self._request(
             "PUT",
-            f"/users/{_q(name)}",
+            f"/users/{_q(str(user['name']))}",
             {
                 "password_hash": user.get("password_hash", ""),
                 "hashing_algorithm": user.get("hashing_algorithm", ""),
-                "tags": ",".join([*tags, tag]),
+                "tags": ",".join(tags),
             },
         )
 

@@ -29,9 +29,10 @@ Choices the design leaves open, made here:
 - **Live document page**: the page asks ``/live/documents/{id}?v=VERSION`` every 3 s while it
   is visible; the answer is 204 when nothing changed (a cheap query on event ids), otherwise
   the recipients' rows to swap in. No page reload, no storm when many pages are open.
-- **Headers** (``headers.py``): số/ký hiệu, Priority and the dates are not columns of
-  ``documents``; the console reads them from each stored submission once and keeps them in
-  ``console_document_headers``, so they can be searched.
-- **Overdue** (``deadlines.py``): a recipient that has not finished (06) or refused (02) a
-  document past the document's ``DueDate`` (hạn xử lý) is marked overdue.
+- **Headers**: số/ký hiệu, Priority and the dates are columns of ``documents`` the relay
+  writes at intake (``relay/document_headers.py``); the console shows and searches them.
+- **Overdue** (``deadlines.py``): a recipient late with its 01 or 03 by Decree 30's due times
+  (``deliveries.ack_due_at`` / ``register_due_at``, ``relay/deadlines``), or that has not
+  finished (06) or refused (02) a document past the document's ``DueDate`` (hạn xử lý), is
+  marked overdue.
 """

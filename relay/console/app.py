@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import AsyncIterator
-
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -18,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay.config import Settings
-from relay.console import auth_pages, document_pages, headers, hub_pages
+from relay.console import auth_pages, document_pages, hub_pages
 from relay.console.ratelimit import LoginLimiter
 from relay.console.web import Console, current, make_signer, not_found, render
 from relay.errors import ServiceUnavailable
@@ -111,22 +107,8 @@ def create_app(
         Mount("/static", StaticFiles(packages=[("relay.console", "static")]), name="static"),
     ]
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        stop = threading.Event()
-        reader = threading.Thread(
-            target=headers.keep_up, args=(engine, stop), name="console-headers", daemon=True
-        )
-        reader.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            reader.join(10)
-
     app = Starlette(
         routes=routes,
-        lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={
             404: missing,

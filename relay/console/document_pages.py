@@ -9,7 +9,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from relay.console import headers
 from relay.console.chart import bars
 from relay.console.documents import (
     DIRECTIONS,
@@ -80,7 +79,6 @@ async def _documents(request: Request, user: User, session: Session) -> Response
 
     def load() -> tuple[Any, Any]:
         with console.engine.begin() as conn:
-            headers.catch_up(conn)
             scope = scope_of(conn, user)
             return (
                 list_documents(conn, scope, filters),
@@ -113,10 +111,9 @@ def _load(request: Request, user: User, document_id: str) -> DocumentView:
     console = console_of(request)
     t = Translator(language(request))
     with console.engine.begin() as conn:
-        headers.catch_up(conn)
         scope = scope_of(conn, user)
         return load_document(
-            conn, scope, document_id, today=_today(), queued_name=t.state("queued")
+            conn, scope, document_id, now=dt.datetime.now(dt.UTC), queued_name=t.state("queued")
         )
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, exists, func, or_, select
 
 from relay.console.deadlines import overdue
-from relay.console.headers import Headers
 from relay.console.scope import Scope
-from relay.db.tables import agencies, console_document_headers, deliveries, documents, events
+from relay.db.tables import agencies, deliveries, documents, events
 from relay.errors import NotFound
 from relay.queries.trace import Event, load_trace
 from schemas import describe_status
@@ -26,6 +25,37 @@ PAGE_SIZE: Final = 50
 QUEUED_STEP: Final = "queued"
 PROGRESS_CODES: Final = ("01", "03", "04", "05", "06")
 DIRECTIONS: Final = ("all", "sent", "received")
+
+
+@dataclass(frozen=True)
+class Headers:
+    """The header fields a page shows: columns of ``documents`` the relay writes at intake
+    (``relay/document_headers.py``)."""
+
+    code_number: str | None = None
+    code_notation: str | None = None
+    priority: int | None = None
+    promulgation_date: dt.date | None = None
+    due_date: dt.date | None = None
+
+
+HEADER_COLUMNS: Final = (
+    documents.c.code_number,
+    documents.c.code_notation,
+    documents.c.priority,
+    documents.c.promulgation_date,
+    documents.c.due_date,
+)
+
+
+def _headers(row: Any) -> Headers:
+    return Headers(
+        code_number=row.code_number,
+        code_notation=row.code_notation,
+        priority=row.priority,
+        promulgation_date=row.promulgation_date,
+        due_date=row.due_date,
+    )
 
 
 @dataclass(frozen=True)
@@ -60,25 +90,16 @@ def _day_start(day: dt.date) -> dt.datetime:
 
 def list_documents(conn: Connection, scope: Scope, f: Filters) -> list[DocumentRow]:
     """One row per submission in ``scope`` matching ``f``, newest first, a page at a time."""
-    h = console_document_headers
-    query = (
-        select(
-            documents.c.id,
-            documents.c.document_id,
-            documents.c.sender,
-            agencies.c.name.label("sender_name"),
-            documents.c.subject,
-            documents.c.received_at,
-            documents.c.business_type,
-            h.c.code_number,
-            h.c.code_notation,
-            h.c.priority,
-            h.c.promulgation_date,
-            h.c.due_date,
-        )
-        .outerjoin(h, h.c.document_pk == documents.c.id)
-        .outerjoin(agencies, agencies.c.code == documents.c.sender)
-    )
+    query = select(
+        documents.c.id,
+        documents.c.document_id,
+        documents.c.sender,
+        agencies.c.name.label("sender_name"),
+        documents.c.subject,
+        documents.c.received_at,
+        documents.c.business_type,
+        *HEADER_COLUMNS,
+    ).outerjoin(agencies, agencies.c.code == documents.c.sender)
     if f.direction == "sent":
         query = query.where(scope.sent())
     elif f.direction == "received":
@@ -88,7 +109,7 @@ def list_documents(conn: Connection, scope: Scope, f: Filters) -> list[DocumentR
     if f.document_id:
         query = query.where(documents.c.document_id.icontains(f.document_id, autoescape=True))
     if f.number:
-        number = func.concat(h.c.code_number, "/", h.c.code_notation)
+        number = func.concat(documents.c.code_number, "/", documents.c.code_notation)
         query = query.where(
             or_(
                 number.icontains(f.number, autoescape=True),
@@ -149,13 +170,7 @@ def list_documents(conn: Connection, scope: Scope, f: Filters) -> list[DocumentR
             subject=r.subject,
             received_at=r.received_at,
             business_type=r.business_type,
-            headers=Headers(
-                code_number=r.code_number,
-                code_notation=r.code_notation,
-                priority=r.priority,
-                promulgation_date=r.promulgation_date,
-                due_date=r.due_date,
-            ),
+            headers=_headers(r),
             sent_by_view=scope.covers(r.sender),
         )
     if found:
@@ -231,7 +246,7 @@ def _steps(timeline: list[Event], queued_name: str) -> list[Step]:
 
 
 def load_document(
-    conn: Connection, scope: Scope, document_id: str, *, today: dt.date, queued_name: str
+    conn: Connection, scope: Scope, document_id: str, *, now: dt.datetime, queued_name: str
 ) -> DocumentView:
     """The submissions of ``document_id`` the user may see, with the recipients' rows it may
     see; NotFound when there is none (whether it does not exist or is outside the view)."""
@@ -239,21 +254,19 @@ def load_document(
         trace = load_trace(conn, document_id)
     except NotFound:
         raise NotFound(document_id) from None
-    pks = {
+    headers = {
+        r.message_id: _headers(r)
+        for r in conn.execute(
+            select(documents.c.message_id, *HEADER_COLUMNS).where(
+                documents.c.document_id == document_id
+            )
+        )
+    }
+    due_times = {
         r.message_id: r
         for r in conn.execute(
-            select(
-                documents.c.message_id,
-                console_document_headers.c.code_number,
-                console_document_headers.c.code_notation,
-                console_document_headers.c.priority,
-                console_document_headers.c.promulgation_date,
-                console_document_headers.c.due_date,
-            )
-            .outerjoin(
-                console_document_headers,
-                console_document_headers.c.document_pk == documents.c.id,
-            )
+            select(deliveries.c.message_id, deliveries.c.ack_due_at, deliveries.c.register_due_at)
+            .join(documents, documents.c.id == deliveries.c.document_pk)
             .where(documents.c.document_id == document_id)
         )
     }
@@ -271,20 +284,10 @@ def load_document(
         recipients = [r for r in s.recipients if whose.covers(r.recipient)]
         if not scope.covers(s.sender) and not recipients:
             continue
-        hr = pks.get(s.message_id)
-        headers = (
-            Headers(
-                code_number=hr.code_number,
-                code_notation=hr.code_notation,
-                priority=hr.priority,
-                promulgation_date=hr.promulgation_date,
-                due_date=hr.due_date,
-            )
-            if hr is not None
-            else Headers()
-        )
+        shown_headers = headers.get(s.message_id, Headers())
         views = []
         for r in recipients:
+            due = due_times.get(r.message_id)
             statuses = [e for e in r.events if e.status_code]
             latest = statuses[-1] if statuses else None
             views.append(
@@ -300,7 +303,13 @@ def load_document(
                     latest_at=latest.at if latest else None,
                     steps=_steps(r.events, queued_name),
                     events=r.events,
-                    overdue=overdue(r.state, headers.due_date, today),
+                    overdue=overdue(
+                        r.state,
+                        shown_headers.due_date,
+                        now,
+                        ack_due_at=due.ack_due_at if due else None,
+                        register_due_at=due.register_due_at if due else None,
+                    ),
                 )
             )
         shown.append(
@@ -313,7 +322,7 @@ def load_document(
                 submitted_by=s.submitted_by,
                 subject=s.subject,
                 received_at=s.received_at,
-                headers=headers,
+                headers=shown_headers,
                 events=s.events if scope.covers(s.sender) else [],
                 recipients=views,
             )

@@ -72,10 +72,12 @@ documents = Table(
     _ts("received_at"),
     # edXML OtherInfo/Priority: 1-4 are urgent (Decree 30 due times, migration 0005).
     Column("priority", SmallInteger),
-    # Số, ký hiệu, ngày: a possible duplicate (Phụ lục VI III.1.h, relay/duplicates.py).
+    # Số, ký hiệu, ngày: a possible duplicate (Phụ lục VI III.1.h, relay/duplicates.py) and
+    # the console's search; DueDate (hạn xử lý): its overdue marks (relay/document_headers.py).
     Column("code_number", Text),
     Column("code_notation", Text),
     Column("promulgation_date", Date),
+    Column("due_date", Date),
     # Set when retention emptied ``payload`` (relay/retention, migration 0005).
     Column("payload_removed_at", DateTime(timezone=True)),
     Index("ix_documents_document_id", "document_id"),
@@ -275,24 +277,6 @@ console_audit = Table(
     Column("client", Text),  # the client's address, as the console saw it
     Index("ix_console_audit_at", "at"),
 )
-
-#: Header fields the console reads from each stored submission (number/notation, priority,
-#: dates), so they can be searched and shown without decoding ``documents.payload`` again.
-console_document_headers = Table(
-    "console_document_headers",
-    metadata,
-    # A copy of what the document says: it goes when the document goes.
-    Column(
-        "document_pk", BigInteger, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
-    ),
-    Column("code_number", Text),
-    Column("code_notation", Text),
-    Column("priority", SmallInteger),
-    Column("promulgation_date", Date),
-    Column("due_date", Date),
-    Index("ix_console_document_headers_code_number", "code_number"),
-)
-
 
 #: Where a restartable batch job (retention) got to (migration 0005).
 operation_checkpoints = Table(

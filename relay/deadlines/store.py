@@ -98,6 +98,21 @@ class Overdue:
         return now - self.due_at
 
 
+def late_status(
+    state: str,
+    ack_due_at: dt.datetime | None,
+    register_due_at: dt.datetime | None,
+    now: dt.datetime,
+) -> str | None:
+    """The status (01 or 03) a delivery in ``state`` is late with at ``now``, or None: the rule
+    of :func:`overdue_deliveries` for one delivery already read (the console's marks)."""
+    if state in AWAITING_ACK and ack_due_at is not None and ack_due_at < now:
+        return ACK
+    if state == states.DELIVERED and register_due_at is not None and register_due_at < now:
+        return REGISTRATION
+    return None
+
+
 def _overdue_condition(now: dt.datetime) -> object:
     return or_(
         and_(deliveries.c.state.in_(AWAITING_ACK), deliveries.c.ack_due_at < now),

@@ -54,8 +54,12 @@ def safe_text(value: str | bytes) -> str:
     return value.replace(NUL, "\\x00")
 
 
-def optional_text(value: str | bytes | None) -> str | None:
-    return None if value is None else safe_text(value)
+def optional_text(value: object) -> str | None:
+    """:func:`safe_text` of a property or header value (another type as ``str()`` shows it),
+    None for None."""
+    if value is None:
+        return None
+    return safe_text(value if isinstance(value, str | bytes) else str(value))
 
 
 def is_safe(value: object) -> bool:

@@ -33,9 +33,9 @@ from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.db.tables import documents, receipts, rejections
 from relay.domain.outgoing import Outgoing, receipt_message_id
+from relay.domain.safe_text import json_safe, optional_text
 from relay.errors import LienthongError
 from relay.retry import amqp
-from relay.retry.returns import json_safe
 from schemas import Receipt, ReceiptKind
 from schemas import topology as t
 from schemas.envelope import encode_message
@@ -57,27 +57,6 @@ class DeadSubmission:
     body: bytes
 
 
-def _text(value: object) -> str | None:
-    """A property as PostgreSQL text can hold it: no NUL, valid UTF-8 (the very things that
-    may have made the relay fail on it)."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="backslashreplace")
-    return str(value).replace("\x00", "\\x00")
-
-
-def _clean(value: Any) -> Any:
-    """JSON values without NUL characters (``jsonb`` refuses ``\\u0000``)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\\x00")
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def death(headers: Mapping[str, Any]) -> tuple[str | None, str, int]:
     """(outbox it died in, why, how many times it was delivered) from RabbitMQ's headers."""
     deaths = headers.get("x-death") or []
@@ -86,8 +65,8 @@ def death(headers: Mapping[str, Any]) -> tuple[str | None, str, int]:
     reason = headers.get("x-first-death-reason") or first.get("reason") or "unknown"
     count = headers.get("x-delivery-count")
     return (
-        _text(queue),
-        _text(reason) or "unknown",
+        optional_text(queue),
+        optional_text(reason) or "unknown",
         int(count) if isinstance(count, int) else 0,
     )
 
@@ -105,8 +84,8 @@ def handle_dead_submission(engine: Engine, msg: DeadSubmission) -> Outgoing | No
     or it was processed after all). Publishing it again after a crash gives the same receipt."""
     outbox, reason, _ = death(msg.headers)
     owner = t.agency_of_outbox(outbox) if outbox else None
-    mid = _text(msg.message_id) or ""
-    message_type = _text(msg.message_type)
+    mid = optional_text(msg.message_id) or ""
+    message_type = optional_text(msg.message_type)
     why = (
         f"submission {mid!r} was set aside: {describe(reason)}. Nothing was delivered; "
         "check it and send it again, or ask the hub operator"
@@ -145,10 +124,10 @@ def handle_dead_submission(engine: Engine, msg: DeadSubmission) -> Outgoing | No
             insert(rejections).values(
                 message_id=mid or None,
                 queue=outbox or t.FAILED_SUBMISSIONS_QUEUE,
-                user_id=_text(msg.user_id),
+                user_id=optional_text(msg.user_id),
                 message_type=message_type,
                 reason=f"{why} (dead-lettered: {reason})",
-                properties=_clean({"headers": json_safe(dict(msg.headers))}),
+                properties={"headers": json_safe(dict(msg.headers))},
                 body=msg.body,
                 receipt=body_json if owner else None,
             )

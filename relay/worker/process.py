@@ -20,6 +20,7 @@ from sqlalchemy import Connection, select
 
 from relay.blobs import service as blobs
 from relay.db.tables import events
+from relay.document_headers import header_columns
 from relay.domain import states
 from relay.domain.intake import Envelope, Refusal, read_submission
 from relay.domain.outgoing import (
@@ -31,7 +32,7 @@ from relay.domain.outgoing import (
 )
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
-from relay.duplicates import DuplicateDetector, duplicate_event, registration_columns
+from relay.duplicates import DuplicateDetector, duplicate_event
 from relay.duplicates import reason as duplicate_reason
 from relay.federation.directory_sync import apply_push
 from relay.federation.store import Links, federation_links
@@ -362,8 +363,7 @@ class BatchProcessor:
                     "sender": doc.sender.organ_id,
                     "submitted_by": owner,
                     "subject": doc.subject,
-                    "priority": doc.other_info.priority if doc.other_info else None,  # Decree 30
-                    **registration_columns(doc),
+                    **header_columns(doc),  # Decree 30 deadlines, duplicates, console
                     "payload": env.body,
                 }
             )

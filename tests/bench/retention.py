@@ -37,7 +37,7 @@ from relay.config import Settings
 from relay.db import migrate
 from relay.db.engine import make_engine
 from relay.retention.job import NEEDS_PAYLOAD, run_retention
-from tests.ops_private_services import PostgresCluster
+from tests.private_services import PostgresCluster
 
 FINAL = ("completed", "refused", "accepted", "delivered", "recalled", "processing")
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     cluster = PostgresCluster("lienthong_bench_retention", args.port).create()
     try:
-        url = cluster.url.rsplit("/", 1)[0] + "/postgres"
+        url = cluster.url()
         engine = make_engine(url)
         migrate.upgrade(engine)
         settings = Settings(database_url=url, retention_batch_size=args.batch_size)

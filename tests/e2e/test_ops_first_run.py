@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from relay.db.engine import make_engine
-from tests.ops_private_services import RabbitNode, port_open, rabbitmq_available
+from tests.private_services import RabbitNode, port_open, rabbit_node, rabbitmq_available
 from tests.services import Services, unique_name
 
 pytestmark = [
@@ -33,13 +33,9 @@ AMQP_PORT, MANAGEMENT_PORT, DIST_PORT = 5652, 15652, 25652
 
 @pytest.fixture(scope="module")
 def fresh_node() -> Iterator[RabbitNode]:
-    node = RabbitNode(
-        "lienthong_ops_fresh", AMQP_PORT, DIST_PORT, MANAGEMENT_PORT, management_enabled=False
-    ).start()
-    try:
+    ports = AMQP_PORT, MANAGEMENT_PORT, DIST_PORT
+    with rabbit_node("lienthong_ops_fresh", *ports, management_enabled=False) as node:
         yield node
-    finally:
-        node.stop()
 
 
 def demo(
@@ -50,7 +46,7 @@ def demo(
     env.update(
         # rabbitmq-plugins as a person on the node's machine has it (not the su wrapper)
         PATH="/usr/lib/rabbitmq/bin:" + os.environ.get("PATH", ""),
-        LIENTHONG_AMQP_URL=node.amqp_url,
+        LIENTHONG_AMQP_URL=node.amqp_url(),
         LIENTHONG_MANAGEMENT_URL=node.management_url,
         LIENTHONG_DATABASE_URL=services.database_url_for("postgres"),
     )

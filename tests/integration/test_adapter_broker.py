@@ -276,6 +276,7 @@ def test_adapter_send_spools_and_sends_one_file_and_knows_it_was_sent(
     assert broker.count(t.outbox_queue(a)) == 0
 
 
+@pytest.mark.hostile
 def test_a_status_sent_with_a_documents_message_id_does_not_make_the_document_a_duplicate(
     adapter_env: Settings, management: ManagementClient, broker: Broker, tmp_path: Path
 ) -> None:

@@ -23,7 +23,7 @@ from relay.directory.service import add_agency
 from schemas import topology as t
 from tests.integration.test_agency_cli import new_code, remove_created_users
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.hostile]
 
 __all__ = ["remove_created_users"]  # the fixture, imported to run here too
 

@@ -24,7 +24,7 @@ from schemas import topology as t
 from tests.conftest import EnvFactory
 from tests.integration.test_agency_cli import new_code, remove_created_users, run_agency
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.hostile]
 
 __all__ = ["remove_created_users"]  # the fixture, imported to run here too
 

@@ -38,6 +38,10 @@ from tests.services import random_code
 pytestmark = pytest.mark.integration
 
 
+HOUR_AGO = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+IN_AN_HOUR = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class World:
     console: ConsoleProcess
@@ -53,6 +57,8 @@ class World:
     b_to_a_and_c: Seeded
     unit_to_b: Seeded
     failed_to_c: Seeded  # B -> C, C's delivery failed
+    late_03: Seeded  # B -> C, C's 03 past its Decree 30 due time
+    not_late: Seeded  # B -> C, C's 03 not due yet
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +83,13 @@ def world(relay_env: Settings, db: Engine) -> Iterator[World]:
             due_date=dt.date(2020, 1, 1),
         ),
         "failed_to_c": seed_document(db, b.code, {c.code: "failed"}, subject="Gửi lỗi tới C"),
+        # Decree 30: C's 01 came, its 03 was due an hour ago; A's due times are ahead.
+        "late_03": seed_document(
+            db, b.code, {c.code: ["01"]}, subject="03 quá hạn", due_at=(HOUR_AGO, HOUR_AGO)
+        ),
+        "not_late": seed_document(
+            db, b.code, {c.code: ["01"]}, subject="Chưa đến hạn", due_at=(HOUR_AGO, IN_AN_HOUR)
+        ),
     }
     users = {
         "clerk_a": add_user(db, "clerk", a),
@@ -192,6 +205,16 @@ def test_a_clerk_sees_what_a_unit_its_agency_hosts_sent(world: World) -> None:
     received = clerk.get("/documents", params={"direction": "received"})
     assert world.b_to_a_and_c.document_id in received.text
     assert world.unit_to_b.document_id not in received.text
+
+
+def test_a_recipient_late_with_its_03_by_decree_30_due_times_is_marked_overdue(
+    world: World,
+) -> None:
+    op = login(world.console.url, world.operator)
+    late = op.get(_page(world.late_03.document_id))
+    assert late.status_code == 200 and 'class="overdue"' in late.text
+    not_late = op.get(_page(world.not_late.document_id))
+    assert not_late.status_code == 200 and 'class="overdue"' not in not_late.text
 
 
 def test_documents_are_searched_by_number_subject_counterpart_state_and_date(

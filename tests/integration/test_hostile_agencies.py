@@ -28,7 +28,7 @@ from tests.relay_support import (
 )
 from tests.services import random_code
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.hostile]
 
 
 def _agencies(relay_env: Settings, db: Engine, relay: RelayProcess, n: int) -> list[Agency]:

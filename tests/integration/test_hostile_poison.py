@@ -26,7 +26,7 @@ from tests.relay_support import (
 )
 from tests.services import random_code
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.hostile]
 
 
 @pytest.fixture()

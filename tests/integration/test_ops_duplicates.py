@@ -8,11 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from relay.config import Settings
+from relay.db.tables import documents
 from schemas import Document
-from schemas.document import Code, PromulgationInfo
+from schemas.document import Code, OtherInfo, PromulgationInfo
 from tests.relay_support import (
     RelayProcess,
     add_agency,
@@ -64,3 +65,29 @@ def test_a_second_document_with_the_same_number_and_date_is_delivered_but_flagge
     )
     assert out.returncode == 0, out.stderr
     assert '"duplicate"' in out.stdout and first.document_id in out.stdout
+
+
+def test_the_header_fields_are_stored_as_columns_at_intake(relay_env: Settings, db: Engine) -> None:
+    """What the console shows and searches, and the deadlines read (relay/document_headers.py)."""
+    with RelayProcess(relay_env) as relay:
+        a = add_agency(relay_env, db, random_code())
+        b = add_agency(relay_env, db, random_code())
+        relay.wait_consuming([a.code, b.code])
+        doc = numbered(a.code, b.code, f"{a.code},2026/11/30,15/UBND-VX#columns")
+        doc.code = Code(code_number="15", code_notation="UBND-VX")
+        doc.promulgation_info = None  # a number without a date: shown all the same
+        doc.other_info = OtherInfo(priority=3)
+        doc.due_date = dt.date(2026, 12, 15)
+        publish(a, doc)
+        drain(a, expect=1)
+    with db.connect() as conn:
+        row = conn.execute(
+            select(
+                documents.c.priority,
+                documents.c.code_number,
+                documents.c.code_notation,
+                documents.c.promulgation_date,
+                documents.c.due_date,
+            ).where(documents.c.document_id == doc.document_id)
+        ).one()
+    assert tuple(row) == (3, "15", "UBND-VX", None, dt.date(2026, 12, 15))

@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 
 from relay.config import Settings
 from relay.setup import run_setup
-from tests.ops_private_services import PostgresCluster, postgres_available
 from tests.ops_support import metrics_port, scrape, wait_for_metrics
+from tests.private_services import PostgresCluster, postgres_available
 from tests.relay_support import RelayProcess, add_agency, drain, make_document, make_status, publish
 from tests.services import random_code
 
@@ -67,7 +67,7 @@ def test_healthz_says_postgresql_is_down_while_it_is_stopped_then_recovers(
         settings = relay_env.model_copy(
             update={
                 "metrics_addr": "127.0.0.1:0",
-                "database_url": cluster.url.rsplit("/", 1)[0] + "/lienthong_health",
+                "database_url": cluster.url("lienthong_health"),
             }
         )
         run_setup(settings)

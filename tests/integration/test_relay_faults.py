@@ -61,6 +61,7 @@ def _delivery_state(db: Engine, submission: str, recipient: str) -> str | None:
 # -- item 6: a missing inbox ---------------------------------------------------------------
 
 
+@pytest.mark.hostile
 def test_a_delivery_to_a_missing_inbox_is_retried_then_failed_and_the_sender_told(
     relay_env: Settings, db: Engine, relay: RelayProcess
 ) -> None:
@@ -81,6 +82,7 @@ def test_a_delivery_to_a_missing_inbox_is_retried_then_failed_and_the_sender_tol
 # -- item 5: a status that comes back is retried -------------------------------------------
 
 
+@pytest.mark.hostile
 def test_a_forwarded_status_the_adapter_cannot_store_is_sent_again(
     relay_env: Settings, db: Engine, relay: RelayProcess
 ) -> None:

@@ -132,6 +132,7 @@ def _routes(h: Handled) -> list[tuple[str, str]]:
 # -- item 3 ------------------------------------------------------------------------------
 
 
+@pytest.mark.hostile
 def test_05_13_13_16_leaves_the_delivery_processing(db: Engine) -> None:
     a, c = _agencies(db, 2)
     sub, doc_id = _doc(a, [c])
@@ -145,6 +146,7 @@ def test_05_13_13_16_leaves_the_delivery_processing(db: Engine) -> None:
     assert _state(db, sub, c) == "processing"
 
 
+@pytest.mark.hostile
 def test_progress_reported_during_a_refused_take_back_is_kept(db: Engine) -> None:
     a, c = _agencies(db, 2)
     sub, doc_id = _doc(a, [c])
@@ -157,6 +159,7 @@ def test_progress_reported_during_a_refused_take_back_is_kept(db: Engine) -> Non
 # -- item 1 ------------------------------------------------------------------------------
 
 
+@pytest.mark.hostile
 def test_a_nul_in_the_message_id_is_rejected_and_stored_not_a_database_error(
     db: Engine,
 ) -> None:
@@ -175,6 +178,7 @@ def test_a_nul_in_the_message_id_is_rejected_and_stored_not_a_database_error(
 # -- item 2 ------------------------------------------------------------------------------
 
 
+@pytest.mark.hostile
 def test_a_message_in_anothers_outbox_is_answered_to_its_publisher_never_to_the_owner(
     db: Engine,
 ) -> None:
@@ -197,6 +201,7 @@ def test_a_message_in_anothers_outbox_is_answered_to_its_publisher_never_to_the_
 # -- item 4 ------------------------------------------------------------------------------
 
 
+@pytest.mark.hostile
 def test_a_status_with_another_agencys_submission_id_gets_an_id_of_its_own(db: Engine) -> None:
     a, b, c = _agencies(db, 3)
     sub_a, _ = _doc(a, [b, c])
@@ -212,6 +217,7 @@ def test_a_status_with_another_agencys_submission_id_gets_an_id_of_its_own(db: E
     assert forwarded[0].message_id != copy_to_b
 
 
+@pytest.mark.hostile
 def test_a_status_id_reused_by_another_agency_does_not_swallow_the_real_status(
     db: Engine,
 ) -> None:
@@ -230,6 +236,7 @@ def test_a_status_id_reused_by_another_agency_does_not_swallow_the_real_status(
 # -- item 8 ------------------------------------------------------------------------------
 
 
+@pytest.mark.hostile
 def test_only_the_sender_may_revoke_its_document(db: Engine) -> None:
     a, b, c = _agencies(db, 3)
     sub, doc_id = _doc(a, [b])
@@ -347,6 +354,7 @@ def test_resend_holds_no_row_lock_while_waiting_for_the_confirm(db: Engine) -> N
     assert len(done) == 1 and locked == [False]
 
 
+@pytest.mark.hostile
 def test_the_delivery_failed_receipt_of_a_last_unroutable_retry_is_published(
     db: Engine, settings: Settings
 ) -> None:

@@ -1,9 +1,8 @@
-"""The console's pure rules: login rate limit, header extraction, overdue marks, roles, words."""
+"""The console's pure rules: login rate limit, overdue marks, roles, words."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from pathlib import Path
 
@@ -11,14 +10,20 @@ import pytest
 
 from relay.console.audit import Entry
 from relay.console.deadlines import overdue
-from relay.console.documents import DocumentView, RecipientView, Step, SubmissionView
-from relay.console.headers import Headers, parse
+from relay.console.documents import (
+    DocumentView,
+    Headers,
+    RecipientView,
+    Step,
+    SubmissionView,
+)
 from relay.console.i18n import MESSAGES, STATES, Translator
 from relay.console.listen import parse_listen
 from relay.console.ratelimit import LoginLimiter
 from relay.console.roles import AUDITOR, CLERK, OPERATOR, User
 from relay.console.sessions import SessionSigner, csrf_ok
 from relay.console.web import safe_next, template_environment
+from relay.deadlines.calendar import VIETNAM
 from relay.domain import states
 from relay.errors import InvalidInput
 
@@ -64,43 +69,32 @@ def test_a_correct_password_clears_the_names_failures() -> None:
     assert limiter.retry_after("vanthu", "10.0.0.1") == 0
 
 
-def test_headers_are_read_from_a_stored_submission() -> None:
-    payload = json.dumps(
-        {
-            "schema": "lienthong.document/1",
-            "code": {"code_number": "1234", "code_notation": "VPCP-KSTT"},
-            "promulgation_info": {"place": "Hà Nội", "promulgation_date": "2016-04-08"},
-            "other_info": {"priority": 3},
-            "due_date": "2016-04-20",
-        },
-        ensure_ascii=False,
-    ).encode()
-    assert parse(payload) == Headers(
-        code_number="1234",
-        code_notation="VPCP-KSTT",
-        priority=3,
-        promulgation_date=dt.date(2016, 4, 8),
-        due_date=dt.date(2016, 4, 20),
-    )
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [b"", b"not json", b"[1, 2]", b'{"code": "x", "other_info": {"priority": "high"}}', b"\xff"],
-)
-def test_a_payload_the_console_cannot_read_gives_empty_headers(payload: bytes) -> None:
-    assert parse(payload) == Headers()
-
-
 def test_an_open_delivery_past_its_due_date_is_overdue_and_a_finished_one_is_not() -> None:
-    today = dt.date(2026, 11, 30)
+    now = dt.datetime(2026, 11, 30, 9, tzinfo=VIETNAM)
     due = dt.date(2026, 11, 29)
-    assert overdue(states.PROCESSING, due, today)
-    assert overdue(states.FAILED, due, today)
-    assert not overdue(states.COMPLETED, due, today)
-    assert not overdue(states.REFUSED, due, today)
-    assert not overdue(states.PROCESSING, today, today)
-    assert not overdue(states.PROCESSING, None, today)
+    assert overdue(states.PROCESSING, due, now)
+    assert overdue(states.FAILED, due, now)
+    assert not overdue(states.COMPLETED, due, now)
+    assert not overdue(states.REFUSED, due, now)
+    assert not overdue(states.PROCESSING, now.date(), now)
+    assert not overdue(states.PROCESSING, None, now)
+    # The day is Vietnam's: 23:30 UTC on the 29th is already the 30th in Hà Nội.
+    assert overdue(states.PROCESSING, due, dt.datetime(2026, 11, 29, 23, 30, tzinfo=dt.UTC))
+
+
+def test_a_delivery_late_with_its_01_or_03_by_decree_30_due_times_is_overdue() -> None:
+    now = dt.datetime(2026, 11, 30, 9, tzinfo=VIETNAM)
+    past, future = now - dt.timedelta(minutes=1), now + dt.timedelta(minutes=1)
+
+    def late(state: str, ack: dt.datetime, register: dt.datetime) -> bool:
+        return overdue(state, None, now, ack_due_at=ack, register_due_at=register)
+
+    assert late(states.QUEUED, past, future)  # no 01 yet
+    assert not late(states.QUEUED, future, future)
+    assert late(states.DELIVERED, past, past)  # 01 came, no 03
+    assert not late(states.DELIVERED, past, future)
+    assert not late(states.ACCEPTED, past, past)  # 03 came
+    assert not late(states.FAILED, past, past)  # the sender was told it failed
 
 
 def test_only_operators_act_and_clerks_see_their_agency_only() -> None:

@@ -1,5 +1,6 @@
-"""The web console: its users, the audit log of operator actions, document headers, and an
-index on ``documents.received_at`` for its lists.
+"""The web console: its users, the audit log of operator actions, and an index on
+``documents.received_at`` for its lists (the header fields it shows and searches are columns of
+``documents``, migration 0005).
 
 Revision ID: 0004
 Revises: 0003
@@ -50,29 +51,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_console_audit"),
     )
     op.create_index("ix_console_audit_at", "console_audit", ["at"])
-    op.create_table(
-        "console_document_headers",
-        sa.Column("document_pk", sa.BigInteger(), nullable=False),
-        sa.Column("code_number", sa.Text(), nullable=True),
-        sa.Column("code_notation", sa.Text(), nullable=True),
-        sa.Column("priority", sa.SmallInteger(), nullable=True),
-        sa.Column("promulgation_date", sa.Date(), nullable=True),
-        sa.Column("due_date", sa.Date(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["document_pk"],
-            ["documents.id"],
-            name="fk_console_document_headers_document_pk_documents",
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("document_pk", name="pk_console_document_headers"),
-    )
-    op.create_index(
-        "ix_console_document_headers_code_number", "console_document_headers", ["code_number"]
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("console_document_headers")
     op.drop_table("console_audit")
     op.drop_table("console_users")
     op.drop_index("ix_documents_received_at", table_name="documents")

@@ -6,7 +6,9 @@
   the one ``overdue`` receipt per delivery was sent.
 - ``documents.priority``: edXML ``OtherInfo/Priority`` (1-4 urgent), written at intake.
 - ``documents.code_number`` / ``code_notation`` / ``promulgation_date``: số, ký hiệu and date,
-  for the duplicate check of Phụ lục VI III.1.h (``relay/duplicates.py``).
+  for the duplicate check of Phụ lục VI III.1.h (``relay/duplicates.py``) and the console's
+  search; ``documents.due_date``: edXML ``DueDate`` (hạn xử lý), the console's overdue marks
+  (all written at intake, ``relay/document_headers.py``).
 - ``documents.payload_removed_at``: the payload was removed by retention (``relay/retention``);
   the row (metadata) and its timeline stay.
 - ``operation_checkpoints``: where a restartable batch job (retention) got to.
@@ -52,6 +54,7 @@ def upgrade() -> None:
     op.add_column("documents", sa.Column("code_number", sa.Text(), nullable=True))
     op.add_column("documents", sa.Column("code_notation", sa.Text(), nullable=True))
     op.add_column("documents", sa.Column("promulgation_date", sa.Date(), nullable=True))
+    op.add_column("documents", sa.Column("due_date", sa.Date(), nullable=True))
     op.create_index(
         "ix_documents_registration",
         "documents",
@@ -72,7 +75,7 @@ def downgrade() -> None:
     op.drop_table("operation_checkpoints")
     op.drop_column("documents", "payload_removed_at")
     op.drop_index("ix_documents_registration", table_name="documents")
-    for column in ("promulgation_date", "code_notation", "code_number", "priority"):
+    for column in ("due_date", "promulgation_date", "code_notation", "code_number", "priority"):
         op.drop_column("documents", column)
     op.drop_index("ix_deliveries_awaiting", table_name="deliveries")
     op.drop_index("ix_deliveries_undated", table_name="deliveries")
