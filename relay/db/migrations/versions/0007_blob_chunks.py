@@ -6,7 +6,7 @@ documents do not compress, and PostgreSQL would otherwise try (and fail) to comp
 chunk before storing it out of line.
 
 Revision ID: 0007
-Revises: 0002 (the integrator re-chains it after the other revisions)
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0002"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
