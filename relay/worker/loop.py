@@ -55,8 +55,13 @@ from relay.domain.safe_text import json_safe, raw_of_unsafe
 from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
+from relay.worker.amqp import (
+    Properties,
+    RelayConnection,
+    take_deliveries,
+    unused_consumer_callback,
+)
 from relay.worker.dbthread import DatabaseHealth, DbThread, Failure, classify
-from relay.worker.frames import Properties, publish_frames
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
 from schemas import topology as t
@@ -116,51 +121,6 @@ def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
     return out
 
 
-class _GatheringConnection(pika.SelectConnection):  # type: ignore[misc]
-    """A ``SelectConnection`` that hands the socket one chunk per ioloop turn, and publishes
-    without building pika's per-message objects (``send_publish``).
-
-    pika gives its transport every frame separately (a publish is three) and the transport
-    sends each with a ``send()`` of its own; a batch of publishes and acks made in one turn
-    of the ioloop here becomes one buffer, so the kernel sees one call instead of thousands.
-    Order is kept: everything goes through this method.
-
-    Both rely on pika internals (``_adapter_emit_data``, ``_body_max_length``, the byte and
-    frame counters), checked against pika 1.3 by ``tests/unit/test_publish_frames.py`` and the
-    relay's integration tests; pika is pinned below 2.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._gathered: list[bytes] = []
-        super().__init__(*args, **kwargs)
-
-    def _adapter_emit_data(self, data: bytes) -> None:
-        if not self._gathered:
-            self.ioloop.call_later(0, self._emit_gathered)
-        self._gathered.append(data)
-
-    def send_publish(self, channel: int, routing_key: str, body: bytes, props: Properties) -> None:
-        """``basic.publish`` to ``lienthong.deliver`` (mandatory) on ``channel``: the bytes
-        pika's ``Channel.basic_publish`` sends, encoded in one pass (:mod:`.frames`)."""
-        data = publish_frames(
-            channel,
-            t.DELIVER_EXCHANGE,
-            routing_key,
-            body,
-            props,
-            mandatory=True,
-            body_max=self._body_max_length,
-        )
-        self.bytes_sent += len(data)
-        self.frames_sent += 2 + -(-len(body) // self._body_max_length)
-        self._adapter_emit_data(data)
-
-    def _emit_gathered(self) -> None:
-        data, self._gathered = self._gathered, []
-        if data and self._transport is not None:  # None once the connection is gone
-            super()._adapter_emit_data(b"".join(data))
-
-
 class RelayLoop:
     """One connection's lifetime. ``run()`` returns when the connection is closed."""
 
@@ -177,7 +137,7 @@ class RelayLoop:
         self.partition = partition or Partition()
         self._stop_event = stop or threading.Event()
         self.connected = False  # became true once both channels were ready
-        self._conn: pika.SelectConnection | None = None
+        self._conn: RelayConnection | None = None
         self._consume: pika.channel.Channel | None = None
         self._publish: pika.channel.Channel | None = None
         self._consumers: dict[str, str] = {}  # agency code -> consumer tag
@@ -221,7 +181,7 @@ class RelayLoop:
     def run(self) -> None:
         params = pika.URLParameters(self.settings.amqp_url)
         params.connection_attempts = 1
-        self._conn = _GatheringConnection(
+        self._conn = RelayConnection(
             params,
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
@@ -277,7 +237,7 @@ class RelayLoop:
 
     def _on_consume_channel(self, ch: pika.channel.Channel) -> None:
         self._consume = ch
-        ch._on_deliver = self._dispatch_delivery  # pika internal, see _dispatch_delivery
+        take_deliveries(ch, self._dispatch_delivery)
         ch.add_on_close_callback(self._on_channel_closed)
         ch.add_on_cancel_callback(self._on_broker_cancel)
         ch.basic_qos(prefetch_count=self.settings.prefetch, callback=self._on_qos)
@@ -421,7 +381,7 @@ class RelayLoop:
         def consume(_frame: Any) -> None:
             if self._consumers.get(code) == tag and not self._stopping:
                 self._handlers[tag] = (queue, code)
-                ch.basic_consume(queue, self._on_deliver_unused, consumer_tag=tag)
+                ch.basic_consume(queue, unused_consumer_callback, consumer_tag=tag)
                 if resuming:
                     log.debug("relay.outbox_consumed", agency=code, queue=queue)
                 else:
@@ -508,22 +468,15 @@ class RelayLoop:
         ch.basic_cancel(tag, callback=lambda _frame: self._handlers.pop(tag, None))
 
     def _dispatch_delivery(
-        self, method_frame: pika.frame.Method, header_frame: pika.frame.Header, body: bytes
+        self, method: pika.spec.Basic.Deliver, props: pika.spec.BasicProperties, body: bytes
     ) -> None:
-        """Replaces the consume channel's ``_on_deliver``: pika would reject (requeue) a message
-        that arrives for a consumer it was asked to cancel, which puts it behind the outbox's
-        later messages; here it is handled like any other, so each outbox stays in order when
-        intake pauses or an agency is released."""
-        method = method_frame.method
+        """Every delivery of the consume channel (:func:`relay.worker.amqp.take_deliveries`),
+        including one for a consumer being cancelled: each outbox stays in order."""
         where = self._handlers.get(method.consumer_tag)
         if where is None:  # cannot happen: a handler lives until its CancelOk
             log.error("relay.unexpected_delivery", consumer_tag=method.consumer_tag)
             return
-        self._on_message(where[0], where[1], method, header_frame.properties, body)
-
-    @staticmethod
-    def _on_deliver_unused(*_args: Any) -> None:
-        raise AssertionError("deliveries go through _dispatch_delivery")
+        self._on_message(where[0], where[1], method, props, body)
 
     # -- consuming and batching ---------------------------------------------------------
 
@@ -686,7 +639,7 @@ class RelayLoop:
                     type=out.message_type,
                     app_id="lienthong-relay",
                 )
-                conn.send_publish(number, out.routing_key, out.body, props)
+                conn.send_publish(number, t.DELIVER_EXCHANGE, out.routing_key, out.body, props)
                 self._seq += 1
                 self._by_seq[self._seq] = (flight, idx, pub)
                 self._seq_order.append(self._seq)
