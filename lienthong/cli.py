@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
@@ -24,9 +25,15 @@ from lienthong.logs import configure_logging
     envvar="LIENTHONG_LOG_FORMAT",
     type=click.Choice(["json", "console"]),
 )
-def cli(log_level: str, log_format: str) -> None:
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, log_format: str) -> None:
     """lienthong: the document exchange hub (trục liên thông văn bản)."""
     configure_logging(log_level, log_format)
+    # Relay worker processes (spawned) set up their logs with this, given extra fields: the
+    # relay never imports this package (dependencies point inward).
+    ctx.ensure_object(dict)["configure_logging"] = functools.partial(
+        configure_logging, log_level, log_format
+    )
 
 
 def _register() -> None:

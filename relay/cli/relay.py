@@ -39,7 +39,7 @@ def run() -> None:
         return
     from relay.worker.supervisor import run_workers
 
-    root = click.get_current_context().find_root().params
-    status = run_workers(settings, root.get("log_level", "info"), root.get("log_format", "json"))
+    root = click.get_current_context().find_root()
+    status = run_workers(settings, (root.obj or {}).get("configure_logging"))
     if status:
         raise SystemExit(status)

@@ -13,10 +13,12 @@ import threading
 from types import FrameType
 
 import structlog
+from sqlalchemy import Engine
 
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.directory.publish import start_directory_publisher
+from relay.retry.worker import STATEMENT_TIMEOUT_MS as RETRY_STATEMENT_TIMEOUT_MS
 from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
 from relay.worker.partition import Partition
@@ -31,15 +33,30 @@ RECONNECT_MAX_SECONDS = 15.0
 STATEMENT_TIMEOUT_MS = 120_000
 
 
+def build_engine(settings: Settings) -> Engine:
+    """The relay loop's engine (its two database threads share it)."""
+    return make_engine(settings.database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+
+
+def build_retry_engine(settings: Settings) -> Engine:
+    """The retry worker's own engine: its work never waits for the relay loop's connections."""
+    return make_engine(
+        settings.database_url, pool_size=2, statement_timeout_ms=RETRY_STATEMENT_TIMEOUT_MS
+    )
+
+
 def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.Thread:
     """The retry worker in a thread of its own, with its own connection and engine."""
-    worker = RetryWorker(settings)
+    engine = build_retry_engine(settings)
+    worker = RetryWorker(settings, engine)
 
     def run() -> None:
         try:
             worker.run(stop)
         except Exception:
             log.exception("relay.retry_worker_crashed")
+        finally:
+            engine.dispose()
 
     thread = threading.Thread(target=run, name="lienthong-retry", daemon=True)
     thread.start()
@@ -67,7 +84,7 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
             loop.request_stop()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    engine = make_engine(settings.database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+    engine = build_engine(settings)
     retry_thread = _start_retry_worker(settings, stop) if partition.leader else None
     start_directory_publisher(settings, stop, leader=partition.leader)
     delay = RECONNECT_FIRST_SECONDS

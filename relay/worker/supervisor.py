@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -29,23 +30,31 @@ log = structlog.get_logger()
 STOP_TIMEOUT_SECONDS = 60.0
 
 
-def _worker(settings: Settings, partition: Partition, log_level: str, log_format: str) -> None:
+#: Sets up a process's logs with extra fields in every line; picklable (it crosses ``spawn``),
+#: e.g. a ``functools.partial`` of the console script's logging set-up.
+LogSetup = Callable[[Mapping[str, str]], None]
+
+
+def _worker(settings: Settings, partition: Partition, log_setup: LogSetup | None) -> None:
     """A worker process's entry point (spawned: nothing is inherited but its arguments)."""
-    from lienthong.logs import configure_logging
     from relay.worker.main import run_relay
 
-    configure_logging(log_level, log_format, {"worker": str(partition)})
+    if log_setup is not None:
+        log_setup({"worker": str(partition)})
     run_relay(settings, partition)
 
 
-def run_workers(settings: Settings, log_level: str, log_format: str) -> int:
-    """Run ``settings.workers`` relay processes until a signal; returns the exit status."""
+def run_workers(settings: Settings, log_setup: LogSetup | None = None) -> int:
+    """Run ``settings.workers`` relay processes until a signal; returns the exit status.
+
+    ``log_setup`` is called first thing in each worker process (the composition root, the
+    console script, passes its own; the relay does not import it)."""
     ctx = multiprocessing.get_context("spawn")
     count = settings.workers
     procs: list[BaseProcess] = [
         ctx.Process(
             target=_worker,
-            args=(settings, Partition(i, count), log_level, log_format),
+            args=(settings, Partition(i, count), log_setup),
             name=f"lienthong-relay-{i + 1}",
         )
         for i in range(count)

@@ -3,7 +3,11 @@
 - ``schemas`` imports nothing of the project and nothing but pydantic, the standard library and
   pybase64 (a faster base64 decoder for attachments);
 - ``relay/domain`` (pure rules) imports neither pika nor SQLAlchemy (nor psycopg);
-- ``adapters`` never imports ``relay``.
+- ``adapters`` never imports ``relay``;
+- ``relay`` never imports ``lienthong`` (the console script, which composes everything);
+- engines and broker connections of the relay daemon are built in its composition root
+  (``relay/worker/main.py``) and the loop that reconnects (``relay/worker/loop.py``), never
+  inside the services they are handed to (``relay/worker``, ``relay/retry``, ``relay/domain``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,49 @@ def test_the_relays_domain_rules_import_no_broker_or_database_library() -> None:
 
 def test_adapters_never_import_the_relay() -> None:
     assert violations("adapters", forbidden={"relay"}) == []
+
+
+def test_the_relay_never_imports_the_console_script_above_it() -> None:
+    assert violations("relay", forbidden={"lienthong"}) == []
+
+
+#: Calls that build an engine or a broker connection.
+BUILDERS = {"make_engine", "create_engine", "BlockingConnection", "SelectConnection"}
+BUILDERS |= {"RelayConnection"}
+#: Where the relay daemon may build them: its composition root, and the loop that opens a new
+#: connection each time it reconnects (the retry worker's broker edge does the same).
+MAY_BUILD = {"relay/worker/main.py", "relay/worker/loop.py", "relay/retry/amqp.py"}
+
+
+def builds(source: str) -> Iterator[tuple[int, str]]:
+    """(line, name) of every call in ``source`` to one of :data:`BUILDERS`."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = (
+                f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            )
+            if name in BUILDERS:
+                yield node.lineno, name
+
+
+def build_violations(*folders: str) -> list[str]:
+    found = []
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel not in MAY_BUILD:
+                found += [f"{rel}:{line} builds {name}" for line, name in builds(path.read_text())]
+    return found
+
+
+def test_the_relay_daemons_engines_and_connections_are_built_in_its_composition_root() -> None:
+    assert build_violations("relay/worker", "relay/retry", "relay/domain") == []
+
+
+def test_the_build_walk_finds_engines_and_connections() -> None:
+    source = "e = make_engine(url)\nc = pika.BlockingConnection(p)\nx = other(1)\n"
+    assert list(builds(source)) == [(1, "make_engine"), (2, "BlockingConnection")]
 
 
 @pytest.mark.parametrize(
