@@ -8,7 +8,13 @@ import pika.frame
 import pika.spec
 import pytest
 
-from relay.worker.amqp import FRAME_OVERHEAD, Properties, publish_frames
+from relay.worker.amqp import (
+    FRAME_OVERHEAD,
+    ZERO_COPY_BYTES,
+    Properties,
+    publish_frames,
+    publish_pieces,
+)
 
 
 def pika_bytes(
@@ -115,3 +121,18 @@ def test_the_pika_internals_the_seam_overrides_or_reads_exist_in_the_installed_p
         "body",
     ]
     assert "self._on_deliver(" in inspect.getsource(pika.channel.Channel._handle_content_frame)
+
+
+@pytest.mark.parametrize("size", [ZERO_COPY_BYTES - 1, ZERO_COPY_BYTES, 20 * 1024 * 1024 + 3])
+def test_a_large_body_is_sent_as_views_of_itself_not_copied(size: int) -> None:
+    body = bytes(size)
+    pieces = publish_pieces(1, "lienthong.deliver", "k", body, Properties(message_id="m"))
+    copied = sum(len(p) for p in pieces if not isinstance(p, memoryview))
+    assert b"".join(pieces) == publish_frames(
+        1, "lienthong.deliver", "k", body, Properties(message_id="m")
+    )
+    if size >= ZERO_COPY_BYTES:
+        assert all(p.obj is body for p in pieces if isinstance(p, memoryview))
+        assert copied < 1024 + 9 * len(pieces), "only frame headers are new bytes"
+    else:
+        assert copied > size
