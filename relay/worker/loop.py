@@ -72,6 +72,9 @@ log = structlog.get_logger()
 BATCH_MAX_BYTES = 32 * 1024 * 1024
 #: How many stale pending deliveries one sweep republishes.
 SWEEP_LIMIT = 1000
+#: ... and how many bytes of documents one sweep holds (each document is read once, however
+#: many of its deliveries are pending; the first document goes whatever its size).
+SWEEP_MAX_BYTES = 32 * 1024 * 1024
 #: How long a stop waits for outstanding confirms before handing messages back.
 STOP_GRACE_SECONDS = 15.0
 
@@ -775,7 +778,8 @@ class RelayLoop:
         assert self._db_queued is not None
         older_than = self.settings.pending_sweep_seconds
         self._db_queued.submit(
-            lambda conn: store.claim_stale_pending(conn, older_than, SWEEP_LIMIT), self._on_swept
+            lambda conn: store.claim_stale_pending(conn, older_than, SWEEP_LIMIT, SWEEP_MAX_BYTES),
+            self._on_swept,
         )
 
     def _on_swept(self, stale: list[store.PendingDelivery]) -> None:
