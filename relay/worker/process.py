@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import Connection, select
 
 from relay.db.tables import events
+from relay.domain import events as ev
 from relay.domain import states
 from relay.domain.intake import Envelope, Refusal, read_submission
 from relay.domain.outgoing import (
@@ -44,13 +45,6 @@ from schemas import topology as t
 from schemas.envelope import encode_message
 
 log = structlog.get_logger()
-
-#: Timeline event kind added to an earlier document's deliveries by a later change to it.
-CHANGE_EVENT = {
-    BusinessType.REVOKE: "revoked",
-    BusinessType.UPDATE: "updated",
-    BusinessType.REPLACE: "replaced",
-}
 
 
 @dataclass(slots=True)
@@ -342,7 +336,7 @@ class BatchProcessor:
                         }
                     )
             self.receipt_rows.append(_receipt_row(owner, receipt, body, rid_s))
-            kind = CHANGE_EVENT.get(doc.business_type)
+            kind = ev.CHANGE_EVENT.get(doc.business_type)
             if kind is not None:
                 for ref in _referenced_documents(doc):
                     for r in results:
@@ -473,7 +467,7 @@ class BatchProcessor:
         Only a document's own sender may revoke, update or replace it (issue 12 item 8): a
         DocumentId that is known only from other senders is refused; one never seen is let
         through (it changes nothing the hub holds)."""
-        if doc.business_type not in CHANGE_EVENT:
+        if doc.business_type not in ev.CHANGE_EVENT:
             return None
         refs = _referenced_documents(doc)
         senders = store.document_senders(self.conn, refs)
@@ -481,7 +475,7 @@ class BatchProcessor:
         for ref in refs:
             others = senders.get(ref, set())
             if others and sender not in others:
-                action = CHANGE_EVENT[doc.business_type].removesuffix("d")
+                action = ev.CHANGE_EVENT[doc.business_type].removesuffix("d")
                 return (
                     f"business: document {ref!r} was sent by {', '.join(sorted(others))}, not "
                     f"by {sender}; only its sender may {action} it"
@@ -580,7 +574,7 @@ class BatchProcessor:
                 {
                     "document_pk": route.delivery.document_pk,
                     "delivery_id": did,
-                    "kind": "status",
+                    "kind": ev.STATUS,
                     "status_code": st.status_code,
                     "description": st.description or st.status_text,
                     "staff": staff,

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, func, select, tuple_,
 from sqlalchemy.dialects.postgresql import insert
 
 from relay.db.tables import agencies, deliveries, documents, events, receipts, rejections
+from relay.domain import events as ev
 from relay.domain.routing import MAX_HOST_DEPTH, Entry
 from relay.domain.states import PENDING, QUEUED, RETRYING
 from relay.domain.statuses import DeliveryRef
@@ -306,7 +307,7 @@ _MARK_QUEUED = (
     " UPDATE deliveries SET state = %s, updated_at = now(), last_error = NULL"
     " WHERE id = ANY(CAST(%b AS bigint[])) AND state = %s)"
     " INSERT INTO events (document_pk, delivery_id, kind, at)"
-    " SELECT document_pk, id, 'queued', %s FROM deliveries"
+    f" SELECT document_pk, id, '{ev.QUEUED}', %s FROM deliveries"
     " WHERE id = ANY(CAST(%b AS bigint[]))"
 )
 
@@ -408,7 +409,7 @@ def before_recall_of(conn: Connection, delivery_id: int) -> str | None:
         select(events.c.detail)
         .where(
             events.c.delivery_id == delivery_id,
-            events.c.kind == "status",
+            events.c.kind == ev.STATUS,
             events.c.detail["before_recall"].astext.is_not(None),
         )
         .order_by(events.c.id.desc())
