@@ -8,6 +8,7 @@ are awaited, and anything left unacked is handed back to RabbitMQ.
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import threading
 from types import FrameType
@@ -63,12 +64,35 @@ def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.
     return thread
 
 
+#: glibc ``mallopt`` parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Buffers from this size on are mapped on their own and given back to the system when freed.
+LARGE_BUFFER_BYTES = 256 * 1024
+
+
+def release_large_buffers() -> None:
+    """Make every freed document buffer go back to the system.
+
+    glibc raises its mmap threshold each time a mapped buffer is freed (up to 32 MiB), after
+    which buffers of a megabyte come from the heap and, freed, stay in the process: a relay
+    that handled a burst of large documents kept hundreds of MB it no longer used. A fixed
+    threshold keeps large buffers mapped (a page fault per page is what it costs)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return
+    mallopt(_M_MMAP_THRESHOLD, LARGE_BUFFER_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, LARGE_BUFFER_BYTES)
+
+
 def run_relay(settings: Settings, partition: Partition | None = None) -> None:
     """Run the relay until SIGTERM/SIGINT (must be called from the main thread).
 
     ``partition``: the share of the outboxes this process consumes when several worker
     processes run (:mod:`relay.worker.supervisor`); only the first one runs the retry worker.
     """
+    release_large_buffers()
     partition = partition or Partition()
     stop = threading.Event()
     current: list[RelayLoop] = []

@@ -12,9 +12,12 @@ non-zero, so that systemd (or whoever started it) restarts the whole relay.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import multiprocessing
 import signal
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -42,6 +45,22 @@ def _worker(settings: Settings, partition: Partition, log_setup: LogSetup | None
     if log_setup is not None:
         log_setup({"worker": str(partition)})
     run_relay(settings, partition)
+
+
+@contextlib.contextmanager
+def _spawned_import_this_module() -> Iterator[None]:
+    """A spawned process first runs its parent's ``__main__`` again; for the console script
+    that is every command of ``lienthong`` (the adapter, the SDK API, the demo: about 13 MB
+    and a second per worker). Named by its ``__spec__``, the main module a child runs is this
+    one instead, which imports only what a worker needs (multiprocessing's spawn reads
+    ``__main__.__spec__.name`` when the process starts)."""
+    main = sys.modules["__main__"]
+    saved = getattr(main, "__spec__", None)
+    main.__spec__ = importlib.util.find_spec(__name__)
+    try:
+        yield
+    finally:
+        main.__spec__ = saved
 
 
 def run_workers(settings: Settings, log_setup: LogSetup | None = None) -> int:
@@ -73,8 +92,9 @@ def run_workers(settings: Settings, log_setup: LogSetup | None = None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     status = 0
     try:
-        for p in procs:
-            p.start()
+        with _spawned_import_this_module():
+            for p in procs:
+                p.start()
         log.info("relay.workers_started", workers=count, pids=[p.pid for p in procs])
         running = list(procs)
         while running:
