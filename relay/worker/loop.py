@@ -29,14 +29,12 @@ when the queue is back.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pika
@@ -50,7 +48,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from relay.broker.topology import QUORUM
 from relay.config import Settings
 from relay.domain.intake import envelope
-from relay.domain.outgoing import Outgoing
 from relay.domain.safe_text import json_safe, raw_of_unsafe
 from relay.retry import bounces
 from relay.worker import store
@@ -61,6 +58,7 @@ from relay.worker.amqp import (
     take_deliveries,
     unused_consumer_callback,
 )
+from relay.worker.confirms import Confirms, InFlight, Outcome, Verdict, outcome, verdict
 from relay.worker.dbthread import DatabaseHealth, DbThread, Failure, classify
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
@@ -78,23 +76,6 @@ SWEEP_LIMIT = 1000
 SWEEP_MAX_BYTES = 32 * 1024 * 1024
 #: How long a stop waits for outstanding confirms before handing messages back.
 STOP_GRACE_SECONDS = 15.0
-
-
-@dataclass
-class InFlight:
-    """A handled batch whose publishes await their confirms."""
-
-    handled: list[Handled]
-    outstanding: int = 0
-    #: when its messages were handed to the broker (the ``queued`` events' time)
-    published_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    confirmed: list[int] = field(default_factory=list)  # delivery ids
-    failures: dict[int, str] = field(default_factory=dict)  # delivery id -> why not queued
-    #: deliveries the broker returned (no inbox): handed to the retry schedule
-    unroutable: set[int] = field(default_factory=set)
-    #: statuses and receipts the broker returned, with why: kept and retried (bounces)
-    bounced: list[tuple[Outgoing, str]] = field(default_factory=list)
-    nacked: set[int] = field(default_factory=set)  # indexes into handled
 
 
 def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
@@ -162,9 +143,8 @@ class RelayLoop:
         self._pending_bytes = 0
         self._flush_timer: object | None = None
         self._timers: dict[str, object] = {}
-        self._seq = 0
-        self._by_seq: dict[int, tuple[InFlight, int, Publish]] = {}
-        self._seq_order: deque[int] = deque()
+        #: publishes awaiting their confirm, with the batch each belongs to (see .confirms)
+        self._confirms: Confirms[tuple[InFlight, Publish]] = Confirms()
         self._returned: dict[str, str] = {}
         self._inflight: set[int] = set()  # ids of InFlight objects not yet completed
         self._publishing: dict[int, int] = {}  # delivery id -> publishes awaiting confirm
@@ -630,7 +610,7 @@ class RelayLoop:
             raise pika.exceptions.ChannelWrongStateError("the publish channel is not open")
         now = int(time.time())
         number = ch.channel_number
-        for idx, h in enumerate(flight.handled):
+        for h in flight.handled:
             for pub in h.publishes:
                 out = pub.outgoing
                 props = Properties(
@@ -644,9 +624,7 @@ class RelayLoop:
                     app_id="lienthong-relay",
                 )
                 conn.send_publish(number, t.DELIVER_EXCHANGE, out.routing_key, out.body, props)
-                self._seq += 1
-                self._by_seq[self._seq] = (flight, idx, pub)
-                self._seq_order.append(self._seq)
+                self._confirms.published((flight, pub))
                 flight.outstanding += 1
         if flight.outstanding == 0:
             self._complete(flight)
@@ -673,50 +651,15 @@ class RelayLoop:
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        ok = isinstance(method, pika.spec.Basic.Ack)
-        tag: int = method.delivery_tag
-        if method.multiple:
-            seqs = []
-            while self._seq_order and self._seq_order[0] <= tag:
-                seqs.append(self._seq_order.popleft())
-        else:
-            seqs = [tag]
-        for seq in seqs:
-            entry = self._by_seq.pop(seq, None)
-            if entry is not None:
-                self._settle(entry, ok)
-        # Single confirms leave settled numbers at the front of the order; drop them.
-        while self._seq_order and self._seq_order[0] not in self._by_seq:
-            self._seq_order.popleft()
-
-    def _settle(self, entry: tuple[InFlight, int, Publish], ok: bool) -> None:
-        flight, _idx, pub = entry
-        returned = self._returned.pop(pub.outgoing.message_id, None)
-        if ok and returned is None:
-            if pub.delivery_id is not None:
-                flight.confirmed.append(pub.delivery_id)
-        elif returned is not None:
-            # Unroutable (the inbox is missing): a failed attempt. The delivery goes to the
-            # retry schedule (backoff, then ``failed`` and the sender told); a status or
-            # receipt is kept and retried the same way (issue 12 item 6). The outbox message
-            # is done: the database holds everything needed to publish again.
-            if pub.delivery_id is not None:
-                flight.failures[pub.delivery_id] = returned
-                flight.unroutable.add(pub.delivery_id)
-            else:
-                flight.bounced.append((pub.outgoing, returned))
-        else:
-            log.warning("delivery.nacked", message_id=pub.outgoing.message_id)
-            if pub.delivery_id is not None:
-                flight.failures[pub.delivery_id] = "nacked by the broker"
-            else:
-                # Kept and retried by the schedule rather than handing the outbox message back
-                # (a requeue is a redelivery a quorum queue counts towards its limit).
-                flight.bounced.append((pub.outgoing, "nacked by the broker"))
-        flight.outstanding -= 1
-        if flight.outstanding == 0:
-            self._inflight.discard(id(flight))
-            self._complete(flight)
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        for flight, pub in self._confirms.confirmed(method.delivery_tag, multiple=method.multiple):
+            returned = self._returned.pop(pub.outgoing.message_id, None)
+            result = outcome(acked, returned)
+            if result is Outcome.NACKED:
+                log.warning("delivery.nacked", message_id=pub.outgoing.message_id)
+            if flight.settle(pub, result, returned):
+                self._inflight.discard(id(flight))
+                self._complete(flight)
 
     def _complete(self, flight: InFlight) -> None:
         assert self._db_queued is not None
@@ -742,18 +685,15 @@ class RelayLoop:
                         left = self._publishing.pop(pub.delivery_id, 1) - 1
                         if left > 0:
                             self._publishing[pub.delivery_id] = left
-        if self._closing:
-            return
         ch = self._consume
+        if verdict(recorded=True, closing=self._closing) is Verdict.HOLD:
+            return  # the broker hands the outbox messages back when the channel closes
         if ch is not None and ch.is_open:
-            for idx, h in enumerate(flight.handled):
+            for h in flight.handled:
                 if h.inbound is None:
                     continue
                 self._held_bytes -= len(h.inbound.envelope.body)
-                ok = idx not in flight.nacked
-                if not ok:
-                    ch.basic_nack(h.inbound.tag, requeue=True)
-                self._acks.settle(h.inbound.tag, ok)
+                self._acks.settle(h.inbound.tag, True)
             self._ack_settled(ch)
             if self._paused and self._held_bytes <= self.settings.intake_max_bytes // 2:
                 self._resume_intake()
