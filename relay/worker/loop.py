@@ -68,7 +68,7 @@ log = structlog.get_logger()
 
 #: A batch is also cut when its bodies add up to this many bytes (big attachments): half the
 #: default ``intake_max_bytes``, so one batch is stored while the next gathers.
-BATCH_MAX_BYTES = 16 * 1024 * 1024
+BATCH_MAX_BYTES = 8 * 1024 * 1024
 #: How many stale pending deliveries one sweep republishes.
 SWEEP_LIMIT = 1000
 #: ... and how many bytes of documents one sweep holds (each document is read once, however
