@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from lienthong import relay_workers
 from lienthong.logs import configure_logging
 
 
@@ -31,9 +32,10 @@ def cli(ctx: click.Context, log_level: str, log_format: str) -> None:
     configure_logging(log_level, log_format)
     # Relay worker processes (spawned) set up their logs with this, given extra fields: the
     # relay never imports this package (dependencies point inward).
-    ctx.ensure_object(dict)["configure_logging"] = functools.partial(
-        configure_logging, log_level, log_format
-    )
+    obj = ctx.ensure_object(dict)
+    obj["configure_logging"] = functools.partial(configure_logging, log_level, log_format)
+    # The multi-process relay's parent, exec'd by 'relay run' (see lienthong.relay_workers).
+    obj["relay_workers_argv"] = relay_workers.command(log_level, log_format)
 
 
 def _register() -> None:

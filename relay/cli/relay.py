@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from relay.cli.common import friendly_errors, settings_from_env
@@ -39,7 +42,14 @@ def run() -> None:
         return
     from relay.worker.supervisor import run_workers
 
-    root = click.get_current_context().find_root()
-    status = run_workers(settings, (root.obj or {}).get("configure_logging"))
+    obj = click.get_current_context().find_root().obj or {}
+    argv = obj.get("relay_workers_argv")
+    if argv:
+        # The console script's parent of the worker processes, without the rest of the console
+        # script in memory: same process id, same environment.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(argv[0], argv)
+    status = run_workers(settings, obj.get("configure_logging"))
     if status:
         raise SystemExit(status)
