@@ -23,6 +23,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import Engine, text
 
 from relay.db.engine import make_engine
@@ -191,6 +192,8 @@ class Runner:
         pid = handle.pid
         system = System(name, handle, MemorySampler(pid).start())
         if profile_as and self.profile_dir is not None:
+            if name == "relay" and int(env.get("LIENTHONG_WORKERS", "1")) > 1:
+                _wait_for_exec(pid)  # py-spy follows a process image, not a pid through exec
             self.profile_dir.mkdir(parents=True, exist_ok=True)
             out = self.profile_dir / f"{profile_as}.txt"
             system.profiler = subprocess.Popen(
@@ -454,6 +457,21 @@ class Runner:
             publisher.stop(("stop",))
             collector.stop(("stop",))
         return results
+
+
+def _wait_for_exec(pid: int, timeout: float = 10.0) -> None:
+    """With several workers, ``lienthong relay run`` execs the slim parent
+    (``lienthong.relay_workers``) at once; wait until it has, so py-spy attaches to the
+    process that stays."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            return
+        if "lienthong.relay_workers" in cmdline:
+            return
+        time.sleep(0.05)
 
 
 def run_publisher_entry(*args: Any) -> None:
