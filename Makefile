@@ -13,7 +13,7 @@ export LIENTHONG_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:54
 export LIENTHONG_TEST_MANAGEMENT_URL ?= http://guest:guest@127.0.0.1:15672
 endif
 
-.PHONY: install test lint demo bench up down schemas clean
+.PHONY: install test lint demo bench chaos up down schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -m "not chaos_long"
+
+# The fault suite (tests/chaos): every case, the long ones too; prints one table at the end.
+# It starts RabbitMQ nodes and a PostgreSQL cluster of its own (ports in tests/chaos/ports.py).
+chaos: $(STAMP)
+	$(BIN)/python -m pytest tests/chaos -m chaos --durations=0 $(CHAOS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas relay adapters lienthong tests

@@ -1,4 +1,5 @@
-"""The adapter's RabbitMQ side: drain the spool to ``lienthong.submit``, consume the inbox.
+"""The adapter's RabbitMQ side: drain the spool to the agency's own submit
+exchange (``lienthong.submit.<code>``), consume the inbox.
 
 One thread owns the connection (pika's BlockingConnection is not thread-safe). It reconnects
 forever with exponential backoff and jitter (tenacity) until asked to stop, and logs each
@@ -7,6 +8,7 @@ outage once (``adapter.broker_down`` … ``adapter.broker_back``), not once per 
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +39,8 @@ class PublishRefused(BrokerUnavailable):
 
 def connection_parameters(config: AdapterConfig) -> pika.URLParameters:
     params = pika.URLParameters(config.amqp_url)
+    if config.uses_tls:
+        params.ssl_options = pika.SSLOptions(config.tls_context(), server_hostname=params.host)
     user, password = config.credentials()
     params.credentials = pika.PlainCredentials(user, password)
     params.heartbeat = config.heartbeat_seconds
@@ -58,6 +62,8 @@ def connect(config: AdapterConfig) -> pika.BlockingConnection:
     """One connection attempt; BrokerUnavailable (with a reason, no secrets) if it fails."""
     try:
         return pika.BlockingConnection(connection_parameters(config))
+    except ssl.SSLError as e:  # a certificate that does not load (or is refused)
+        raise BrokerUnavailable(f"{config.safe_url()}: TLS: {e}") from e
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         # A stalled handshake surfaces as AMQPConnectorStackTimeout, which is no AMQPError.
         raise BrokerUnavailable(f"{config.safe_url()}: {describe(e)}") from e
@@ -145,7 +151,7 @@ class Publisher:
         self._failed.clear()
         for row in rows:
             self._impl.basic_publish(
-                exchange=t.SUBMIT_EXCHANGE,
+                exchange=t.submit_exchange(config.agency),
                 routing_key=t.submit_routing_key(config.agency),
                 body=row.body,
                 properties=publish_properties(config, row.message_id, row.message_type),
@@ -197,7 +203,7 @@ def drain(
         if failure is not None:
             raise PublishRefused(
                 f"{failure}: is {t.outbox_queue(config.agency)!r} bound to "
-                f"{t.SUBMIT_EXCHANGE!r} and below its length limit?"
+                f"{t.submit_exchange(config.agency)!r} and below its length limit?"
             )
     return total
 

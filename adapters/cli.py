@@ -18,6 +18,7 @@ from adapters.daemon import Adapter, AdapterFailed, AlreadyRunning, root_lock
 from adapters.formats.base import FormatError
 from adapters.outbox import read_bounded, submit
 from adapters.spool import Spool, SpoolError
+from lienthong.monitoring import AddressError
 
 log = structlog.get_logger()
 
@@ -67,7 +68,7 @@ def run(config_path: Path) -> None:
     signal.signal(signal.SIGINT, _stop)
     try:
         daemon.run()
-    except (AlreadyRunning, AdapterFailed, SpoolError) as e:
+    except (AlreadyRunning, AdapterFailed, SpoolError, AddressError) as e:
         raise click.ClickException(str(e)) from e
 
 

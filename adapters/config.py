@@ -6,6 +6,11 @@ amqp_url = "amqp://127.0.0.1:5672/lienthong"   # credentials in the URL or in pa
 password_file = "/etc/lienthong/G22.secret"    # optional
 root     = "/var/lib/lienthong/G22"            # the folder connector's root
 format   = "json"                              # "json" or "edxml": how received files are written
+# Over TLS (amqps://host:5671/lienthong): the CA that signed the hub's broker certificate, and
+# the agency's own client certificate and key when the hub asks for one.
+tls_ca_file   = "/etc/lienthong/hub-ca.pem"    # optional; the system's CAs when omitted
+tls_cert_file = "/etc/lienthong/G22.crt.pem"   # optional, with tls_key_file
+tls_key_file  = "/etc/lienthong/G22.key.pem"
 ```
 
 Optional tuning keys are the other fields of :class:`AdapterConfig`. Secrets never appear in
@@ -14,13 +19,16 @@ Optional tuning keys are the other fields of :class:`AdapterConfig`. Secrets nev
 
 from __future__ import annotations
 
+import os
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from lienthong.monitoring import parse_addr
 from schemas.agency_code import validate_agency_code
 
 
@@ -86,6 +94,11 @@ class AdapterConfig(BaseModel):
     )
     root: Path = Field(description="the folder connector's root")
     format: Literal["json", "edxml"] = "json"
+    tls_ca_file: Path | None = Field(
+        None, description="CA bundle to verify the broker's certificate (amqps://)"
+    )
+    tls_cert_file: Path | None = Field(None, description="client certificate (PEM), amqps://")
+    tls_key_file: Path | None = Field(None, description="its private key (PEM, unencrypted)")
 
     # Tuning (all optional).
     poll_seconds: float = Field(0.5, gt=0, le=60, description="how often outbox/ is scanned")
@@ -107,6 +120,9 @@ class AdapterConfig(BaseModel):
     max_file_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="larger outbox files are rejected"
     )
+    metrics_addr: str = Field(
+        "", description="host:port of /metrics, /healthz, /readyz (adapters/metrics.py); off"
+    )
 
     #: The SDK connector (``[vxp]``); None = off.
     vxp: VxpConfig | None = None
@@ -119,13 +135,36 @@ class AdapterConfig(BaseModel):
     def _agency_is_a_code(cls, v: str) -> str:
         return validate_agency_code(v)
 
+    @field_validator("metrics_addr")
+    @classmethod
+    def _addr_is_host_port(cls, v: str) -> str:
+        parse_addr(v)  # AddressError is a ValueError: reported with the key's name
+        return v
+
     @field_validator("amqp_url")
     @classmethod
     def _url_is_amqp(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 - raises ValueError for a port that is no number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname:
             raise ValueError("expected amqp://host[:port]/vhost or amqps://…")
         return v
+
+    @property
+    def uses_tls(self) -> bool:
+        return urlsplit(self.amqp_url).scheme == "amqps"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Verify the broker against ``tls_ca_file`` (else the system's CAs) and its host name;
+        present the agency's client certificate when one is configured."""
+        cafile = str(self.tls_ca_file) if self.tls_ca_file else None
+        context = ssl.create_default_context(cafile=cafile)
+        if self.tls_cert_file is not None:
+            context.load_cert_chain(str(self.tls_cert_file), str(self.tls_key_file))
+        return context
 
     # Folders of DESIGN §5.
     @property
@@ -173,14 +212,7 @@ class AdapterConfig(BaseModel):
 
     def safe_url(self) -> str:
         """The AMQP URL with any password replaced by ``***``, for logs and messages."""
-        parts = urlsplit(self.amqp_url)
-        if parts.password is None:
-            return self.amqp_url
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        netloc = f"{parts.username}:***@{host}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return redact_url(self.amqp_url)
 
     def ensure_folders(self) -> None:
         """Create every folder of the connector (idempotent)."""
@@ -194,6 +226,27 @@ class AdapterConfig(BaseModel):
             d.mkdir(parents=True, exist_ok=True)
 
 
+def redact_url(url: str) -> str:
+    """``url`` with whatever stands between ``user:`` and the last ``@`` replaced by ``***``.
+
+    Works on malformed URLs too (no scheme, a ``/`` or ``@`` in the password, a bad port): it is
+    what error messages show of a value that failed validation.
+    """
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    if "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{head}{sep}{user}:***@{host}"
+
+
+def _shown(value: object) -> object:
+    """A value as an error message may show it: strings that look like URLs are redacted."""
+    return redact_url(value) if isinstance(value, str) else value
+
+
 def _describe(e: ValidationError, data: dict[str, object]) -> str:
     lines = []
     for err in e.errors(include_url=False):
@@ -202,12 +255,12 @@ def _describe(e: ValidationError, data: dict[str, object]) -> str:
         if err["type"] == "missing":
             lines.append(f"{key}: required key is missing")
         elif err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (got {err.get('input')!r})")
+            lines.append(f"{key}: unknown key (got {_shown(err.get('input'))!r})")
         else:
             value = data.get(str(err["loc"][0])) if err["loc"] else None
             if len(err["loc"]) > 1:  # a key of a table such as [vxp]: its own value
                 value = err.get("input")
-            lines.append(f"{key}: {msg} (got {value!r})")
+            lines.append(f"{key}: {msg} (got {_shown(value)!r})")
     return "; ".join(lines)
 
 
@@ -236,8 +289,32 @@ def parse_config(data: dict[str, object], *, base: Path | None = None) -> Adapte
         updates["password"] = SecretStr(secret)
     if config.vxp is not None:
         updates["vxp"] = _load_vxp_secret(config.vxp, base)
+    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        tls_path: Path | None = getattr(config, key)
+        if tls_path is None:
+            continue
+        if base is not None and not tls_path.is_absolute():
+            tls_path = updates[key] = base / tls_path
+        if not os.access(tls_path, os.R_OK) or not tls_path.is_file():
+            raise ConfigError(f"{key}: cannot read {str(tls_path)!r}")
+    if (config.tls_cert_file is None) != (config.tls_key_file is None):
+        raise ConfigError("tls_cert_file and tls_key_file go together: give both or neither")
+    if not config.uses_tls and any(
+        getattr(config, k) for k in ("tls_ca_file", "tls_cert_file", "tls_key_file")
+    ):
+        raise ConfigError(
+            f"amqp_url: {config.safe_url()!r} is not amqps:// but tls_* keys are set; use "
+            "amqps://host:5671/vhost to connect over TLS"
+        )
     if updates:
         config = config.model_copy(update=updates)
+    if config.uses_tls:
+        try:
+            config.tls_context()
+        except (ssl.SSLError, OSError, ValueError) as e:
+            raise ConfigError(
+                f"tls_ca_file/tls_cert_file/tls_key_file: cannot be loaded as PEM ({e})"
+            ) from e
     user = urlsplit(config.amqp_url).username
     if user is not None and unquote(user) != config.agency:
         raise ConfigError(

@@ -27,6 +27,7 @@ from adapters.config import AdapterConfig
 from adapters.formats.registry import get_format
 from adapters.handover import FolderHandOver
 from adapters.inbox import InboxRecorder, RenderCheck
+from adapters.metrics import serve_metrics
 from adapters.outbox import OutboxScanner
 from adapters.received import ReceivedStore
 from adapters.spool import Spool, SpoolError
@@ -112,6 +113,7 @@ class Adapter:
                 format=config.format,
             )
             spool = Spool(config.spool_path)  # created (tables, WAL) before the threads open it
+            monitoring = serve_metrics(config, self.broker.connected)  # metrics_addr, if set
             threads = [threading.Thread(target=self.broker.run, name="broker", daemon=True)]
             if self.folder_inbox:
                 threads.append(
@@ -149,6 +151,8 @@ class Adapter:
                     sdk.stop()
                 for thread in threads:
                     thread.join(timeout=30)
+                if monitoring is not None:
+                    monitoring.stop()
             log.info("adapter.stopped", agency=config.agency)
 
     def _hand_over(self) -> None:

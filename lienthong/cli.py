@@ -44,10 +44,15 @@ def _register() -> None:
     from lienthong.demo import demo
     from relay.cli.agency import agency
     from relay.cli.operations import failures, resend, trace
+    from relay.cli.overdue import overdue
     from relay.cli.relay import relay
+    from relay.cli.retention import retention
+    from relay.console.cli import console
 
-    for command in (relay, agency, adapter, edxml, trace, failures, resend, demo):
+    for command in (relay, agency, adapter, edxml, trace, failures, resend, demo, console):
         cli.add_command(command)
+    cli.add_command(overdue)
+    cli.add_command(retention)
 
 
 _register()

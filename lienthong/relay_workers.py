@@ -13,6 +13,7 @@ import sys
 
 from lienthong.logs import configure_logging
 from relay.config import load_settings
+from relay.metrics.endpoint import serving_metrics
 from relay.worker.supervisor import run_workers
 
 
@@ -24,7 +25,9 @@ def command(log_level: str, log_format: str) -> list[str]:
 def main(argv: list[str]) -> int:
     log_level, log_format = argv
     configure_logging(log_level, log_format)
-    return run_workers(load_settings(), functools.partial(configure_logging, log_level, log_format))
+    settings = load_settings()
+    with serving_metrics(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
+        return run_workers(settings, functools.partial(configure_logging, log_level, log_format))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ No other module reads ``os.environ``. Defaults work against RabbitMQ and Postgre
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+import datetime as dt
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +18,13 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/lienthong"
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/lienthong"
     management_url: str = "http://guest:guest@127.0.0.1:15672"
+
+    # TLS to RabbitMQ (with an amqps:// URL): added to the AMQP URL as pika's ``ssl_options``,
+    # so every connection the relay and the CLI open uses them. PostgreSQL's TLS is set in the
+    # database URL itself (``?sslmode=verify-full&sslrootcert=…``, passed through to libpq).
+    tls_ca_file: str = Field("", description="CA bundle verifying the broker's certificate")
+    tls_cert_file: str = Field("", description="the relay's client certificate (PEM), if asked")
+    tls_key_file: str = Field("", description="its private key (PEM)")
 
     # Relay pipeline
     workers: int = Field(
@@ -60,9 +68,97 @@ class Settings(BaseSettings):
     inbox_ttl_ms: int = Field(7 * 24 * 3600 * 1000, ge=1000)
     inbox_delivery_limit: int = Field(20, ge=1)
     outbox_max_length_bytes: int = Field(2 * 1024**3, ge=1024)
+    outbox_delivery_limit: int = Field(
+        1000,
+        ge=1,
+        description="deliveries of one submission to the relay before it is set aside "
+        "(lienthong.failed-submissions) and its sender told",
+    )
+    dead_letter_delivery_limit: int = Field(
+        1000,
+        ge=1,
+        description="deliveries of one message of lienthong.returned or "
+        "lienthong.failed-submissions before it is parked (lienthong.parked)",
+    )
+
+    # Per-agency broker limits, set on the agency's RabbitMQ user at provisioning (an adapter
+    # needs one connection and one channel; the rest is room for `adapter send` and restarts).
+    agency_max_connections: int = Field(
+        10, ge=1, description="connections one agency's user may hold open at once"
+    )
+    agency_max_channels: int = Field(
+        50, ge=1, description="channels one agency's user may hold open, over all connections"
+    )
+
+    # Web console (relay/console)
+    console_secret: str = Field(
+        "", description="key signing the console's session cookies; random at start if empty"
+    )
+    console_session_hours: float = Field(8.0, gt=0, description="how long a console login lasts")
 
     log_level: str = "info"
     log_format: str = Field("json", pattern="^(json|console)$")
+
+    # Operations (issue 18): monitoring endpoint, Decree 30 deadlines, retention
+    metrics_addr: str = Field(
+        "127.0.0.1:9464", description="host:port of /metrics, /healthz, /readyz; empty: off"
+    )
+    urgent_deadline_seconds: float = Field(
+        900.0, gt=0, description="01 and 03 of an urgent document (Priority 1-4) are due after"
+    )
+    workday_end: dt.time = Field(dt.time(17, 0), description="a working day ends (Vietnam)")
+    extra_holidays: str = Field(
+        "", description="days off announced by the Government: YYYY-MM-DD,YYYY-MM-DD,…"
+    )
+    makeup_working_days: str = Field(
+        "", description="make-up working days announced by the Government: YYYY-MM-DD,…"
+    )
+    deadline_tick_seconds: float = Field(
+        15.0, gt=0, description="how often due times are filled in and overdue ones notified"
+    )
+    retention_days: int = Field(
+        0, ge=0, description="payloads of finished documents older than this are removed; 0: off"
+    )
+    retention_batch_size: int = Field(500, ge=1, le=100_000)
+    retention_interval_seconds: float = Field(3600.0, gt=0)
+
+    @field_validator("extra_holidays", "makeup_working_days")
+    @classmethod
+    def _comma_separated_dates(cls, v: str) -> str:
+        parse_dates(v)
+        return v
+
+    @property
+    def extra_holiday_dates(self) -> list[dt.date]:
+        return parse_dates(self.extra_holidays)
+
+    @property
+    def makeup_working_dates(self) -> list[dt.date]:
+        return parse_dates(self.makeup_working_days)
+
+    @model_validator(mode="after")
+    def _tls_into_the_url(self) -> Settings:
+        tls = {
+            k: v
+            for k, v in (
+                ("ca_certs", self.tls_ca_file),
+                ("certfile", self.tls_cert_file),
+                ("keyfile", self.tls_key_file),
+            )
+            if v
+        }
+        if not tls:
+            return self
+        parts = urlsplit(self.amqp_url)
+        if parts.scheme != "amqps":
+            raise ValueError(
+                "LIENTHONG_TLS_* are set but LIENTHONG_AMQP_URL is not amqps://; use "
+                "amqps://host:5671/vhost to connect to RabbitMQ over TLS"
+            )
+        if "ssl_options=" not in parts.query:
+            query = "&".join(q for q in (parts.query, "ssl_options=" + quote(repr(tls))) if q)
+            self.amqp_url = urlunsplit(parts._replace(query=query))
+        return self
 
     @property
     def vhost(self) -> str:
@@ -75,6 +171,18 @@ def amqp_vhost(url: str) -> str:
     if path in ("", "/"):
         return "/"
     return unquote(path[1:])
+
+
+def parse_dates(text: str) -> list[dt.date]:
+    """``2026-01-02,2026-04-25`` → dates; a wrong one raises ValueError naming it."""
+    days = []
+    for part in text.split(","):
+        if part.strip():
+            try:
+                days.append(dt.date.fromisoformat(part.strip()))
+            except ValueError:
+                raise ValueError(f"{part.strip()!r} is not a date (YYYY-MM-DD)") from None
+    return days
 
 
 def load_settings() -> Settings:

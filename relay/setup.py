@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from relay.broker.management import ManagementClient
-from relay.broker.topology import declare_agency_queues, declare_core
+from relay.broker.topology import (
+    agency_limits,
+    agency_permissions,
+    declare_agency_queues,
+    declare_core,
+    grant_agency,
+    set_agency_limits,
+)
 from relay.config import Settings
 from relay.db import migrate
 from relay.db.engine import make_engine
 from relay.db.tables import agencies
+from relay.directory import broker_objects
+from relay.directory.model import ACTIVE
 from relay.errors import ServiceUnavailable
 
 log = structlog.get_logger()
@@ -46,6 +55,40 @@ def migrate_database(engine: Engine) -> None:
         raise ServiceUnavailable(f"PostgreSQL is unreachable: {e.orig}") from e
 
 
+def migrate_agencies(mgmt: ManagementClient, settings: Settings, states: dict[str, str]) -> None:
+    """Bring every connected agency to the current topology, idempotently.
+
+    Each gets its own submit exchange bound to its outbox. Its user, when this hub created it
+    (tagged; untagged users of earlier versions whose only rights are on this vhost are adopted),
+    gets the current permissions (write only its own exchange; the shared ``lienthong.submit``
+    no longer) and the per-agency limits. Users of other hubs are left alone.
+    """
+    vhost = settings.vhost
+    adopted = broker_objects.adopt_untagged(mgmt, vhost, list(states))
+    if adopted:
+        log.info("relay.users_adopted", vhost=vhost, count=len(adopted))
+    users = {u["name"]: u for u in mgmt.list_users()}
+    limits = agency_limits(settings)
+    # One read of each kind, so a hub of thousands of agencies is only written where it differs.
+    granted = mgmt.vhost_permissions(vhost)
+    with_topic = mgmt.vhost_topic_permissions(vhost)
+    current_limits = mgmt.all_user_limits()
+    for code, state in states.items():
+        declare_agency_queues(mgmt, vhost, code)
+        user = users.get(code)
+        if user is None:
+            continue
+        if not broker_objects.owned_by(user, vhost):
+            log.warning("relay.user_not_ours", agency=code, vhost=vhost)
+            continue
+        if current_limits.get(code) != limits:
+            set_agency_limits(mgmt, code, limits)
+        wanted = agency_permissions(code, can_write=state == ACTIVE)
+        have = {k: granted.get(code, {}).get(k) for k in wanted}
+        if have != wanted or code in with_topic:
+            grant_agency(mgmt, vhost, code, can_write=state == ACTIVE)
+
+
 def run_setup(settings: Settings) -> None:
     ensure_database(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -56,19 +99,13 @@ def run_setup(settings: Settings) -> None:
             # Re-declare every connected agency's queues, so setup repairs a broker that lost them.
             try:
                 with engine.connect() as conn:
-                    codes = (
-                        conn.execute(
-                            agencies.select()
-                            .with_only_columns(agencies.c.code)
-                            .where(agencies.c.host.is_(None))
-                        )
-                        .scalars()
-                        .all()
-                    )
+                    rows = conn.execute(
+                        select(agencies.c.code, agencies.c.state).where(agencies.c.host.is_(None))
+                    ).all()
             except SQLAlchemyError as e:
                 raise ServiceUnavailable(f"PostgreSQL query failed: {e}") from e
-            for code in codes:
-                declare_agency_queues(mgmt, settings.vhost, code)
+            codes = [row.code for row in rows]
+            migrate_agencies(mgmt, settings, {row.code: row.state for row in rows})
         log.info("relay.setup_done", vhost=settings.vhost, agencies=len(codes))
     finally:
         engine.dispose()

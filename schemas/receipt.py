@@ -19,6 +19,7 @@ class ReceiptKind(StrEnum):
     ACCEPTED = "accepted"  # the submission was recorded; see each recipient's outcome
     REJECTED = "rejected"  # the submission was refused; ``reason`` says why
     DELIVERY_FAILED = "delivery_failed"  # a recipient could not be reached after every attempt
+    OVERDUE = "overdue"  # a recipient's 01 or 03 is past its Decree 30 due time (once each)
 
 
 class RecipientOutcome(StrEnum):
@@ -44,6 +45,15 @@ class Receipt(WireModel):
     document_id: str | None = None
     sender: str | None = None
     recipients: list[RecipientResult] = Field(default_factory=list)
-    recipient: str | None = Field(None, description="for delivery_failed: who was not reached")
+    recipient: str | None = Field(
+        None, description="for delivery_failed: who was not reached; for overdue: who is late"
+    )
+    status_code: str | None = Field(None, description="for overdue: the status due (01 or 03)")
+    due_at: dt.datetime | None = Field(None, description="for overdue: when it was due")
+    duplicate_of: str | None = Field(
+        None,
+        description="for accepted: the DocumentId of an earlier document with the same number, "
+        "notation and date (Decree 30, Phụ lục VI III.1.h); delivered all the same",
+    )
     reason: str | None = None
     at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))

@@ -4,20 +4,41 @@ from __future__ import annotations
 
 import re
 
-#: Adapters publish here; routing key = their own agency code.
+#: The relay's own topic exchange into the outboxes (routing key = agency code). No agency may
+#: write to it: RabbitMQ before 4.0.3 does not check topic permissions against ``CC``/``BCC``
+#: headers, so a shared exchange would let one agency route into another's outbox.
 SUBMIT_EXCHANGE = "lienthong.submit"
+#: Prefix of each agency's own submit exchange (see :func:`submit_exchange`).
+SUBMIT_EXCHANGE_PREFIX = "lienthong.submit."
 #: The relay publishes deliveries, statuses and receipts here; routing key = inbox owner's code.
 DELIVER_EXCHANGE = "lienthong.deliver"
 #: Dead-letter target of every inbox (exchange and queue of the same name).
 RETURNED_EXCHANGE = "lienthong.returned"
 RETURNED_QUEUE = "lienthong.returned"
+#: Dead-letter target of every outbox (exchange and queue of the same name): submissions the
+#: relay failed to handle too many times. The relay reads it and tells each sender (a
+#: ``rejected`` receipt); see :mod:`relay.retry.deadletters`.
+FAILED_SUBMISSIONS_EXCHANGE = "lienthong.failed-submissions"
+FAILED_SUBMISSIONS_QUEUE = "lienthong.failed-submissions"
+#: Dead-letter target of ``lienthong.returned`` and ``lienthong.failed-submissions``: kept for an
+#: operator. A classic queue: it counts no deliveries, so RabbitMQ never drops from it (a
+#: quorum queue past its delivery limit drops, and dead-lettering back into a queue a message
+#: came from is a cycle RabbitMQ drops too).
+PARKED_EXCHANGE = "lienthong.parked"
+PARKED_QUEUE = "lienthong.parked"
+
+#: RabbitMQ user tag marking the agency users a hub created, one per hub (its vhost): a hub
+#: never takes over a user without it (users are broker-wide, vhosts are not).
+HUB_TAG_PREFIX = "lienthong-hub:"
 
 OUTBOX_POLICY = "lienthong-outbox"
 INBOX_POLICY = "lienthong-inbox"
 RETURNED_POLICY = "lienthong-returned"
+FAILED_SUBMISSIONS_POLICY = "lienthong-failed-submissions"
 OUTBOX_PATTERN = r"^agency\..+\.outbox$"
 INBOX_PATTERN = r"^agency\..+\.inbox$"
 RETURNED_PATTERN = r"^lienthong\.returned$"
+FAILED_SUBMISSIONS_PATTERN = r"^lienthong\.failed-submissions$"
 
 #: AMQP ``type`` property values.
 TYPE_DOCUMENT = "document"
@@ -32,12 +53,22 @@ HEADER_SENDER = "x-lienthong-sender"  # the connected agency that submitted it
 CONTENT_TYPE = "application/json"
 
 
+def hub_tag(vhost: str) -> str:
+    return HUB_TAG_PREFIX + vhost
+
+
 def outbox_queue(code: str) -> str:
     return f"agency.{code}.outbox"
 
 
 def inbox_queue(code: str) -> str:
     return f"agency.{code}.inbox"
+
+
+def submit_exchange(code: str) -> str:
+    """The fanout exchange an agency's adapter publishes to; only its own outbox is bound to it,
+    so no routing key or ``CC``/``BCC`` header can take a message anywhere else."""
+    return SUBMIT_EXCHANGE_PREFIX + code
 
 
 def submit_routing_key(code: str) -> str:

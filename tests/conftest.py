@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from relay.broker.management import ManagementClient
+from relay.broker.management import ManagementClient, user_tags
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.setup import run_setup
+from schemas import topology as t
 from tests.services import Services, find_services, unique_name
 
 
@@ -47,7 +48,8 @@ def _environments(services: Services, management: ManagementClient) -> Iterator[
             amqp_url=services.amqp_url_for(vhost),
             database_url=services.database_url_for(name),
             management_url=services.management_url,
-            **overrides,  # type: ignore[arg-type]
+            # No /metrics endpoint unless a test asks: parallel runs would fight over one port.
+            **{"metrics_addr": "", **overrides},  # type: ignore[arg-type]
         )
         created.append((vhost, name))
         run_setup(settings)
@@ -62,6 +64,11 @@ def _environments(services: Services, management: ManagementClient) -> Iterator[
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 for vhost, database in created:
                     management.delete_vhost(vhost)
+                    # Users are broker-wide: deleting the vhost leaves them behind. Every agency
+                    # user a hub provisions carries the hub's tag, so the run's users go too.
+                    for user in management.list_users():
+                        if t.hub_tag(vhost) in user_tags(user):
+                            management.delete_user(user["name"])
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         finally:
             admin.dispose()

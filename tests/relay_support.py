@@ -8,7 +8,7 @@ of a :class:`relay.config.Settings` (``make_env()`` / ``env`` fixtures):
 - :class:`RelayProcess` runs ``lienthong relay run`` as a subprocess with the settings as
   ``LIENTHONG_*`` environment variables; SIGTERM on exit, :meth:`RelayProcess.kill` for SIGKILL.
 - :func:`publish` / :func:`publish_many` submit as an agency (its own credentials, ``user_id``
-  = its code, exchange ``lienthong.submit``, routing key = its code, publisher confirms);
+  = its code, its own exchange ``lienthong.submit.<code>``, routing key = its code, confirms);
   :func:`publish_as_admin` publishes with the test's admin user (to forge what an agency cannot).
 - :func:`drain` reads an agency's inbox with the agency's credentials.
 - :func:`make_document` / :func:`make_status` build valid wire messages.
@@ -266,7 +266,7 @@ def publish_many(
             body, kind = _body_and_type(message)
             mid = message_ids[n] if message_ids else str(uuid.uuid4())
             ch.basic_publish(
-                t.SUBMIT_EXCHANGE,
+                t.submit_exchange(agency.code),
                 t.submit_routing_key(agency.code),
                 body,
                 properties=_props(mid, message_type or kind, uid),
@@ -285,7 +285,8 @@ def publish_as_admin(
     message_type: str | None = t.TYPE_DOCUMENT,
     user_id: str | None = None,
 ) -> str:
-    """Publish to ``lienthong.submit`` with the settings' (admin) user: the broker lets it set
+    """Publish to the relay's ``lienthong.submit`` (routing key = the outbox owner's code) with
+    the settings' (admin) user, which no agency may write to: the broker lets it set
     ``user_id`` to its own name only, which lets a test send what no agency could."""
     mid = message_id or str(uuid.uuid4())
     conn = connect(settings.amqp_url)

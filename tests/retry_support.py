@@ -211,7 +211,7 @@ class FakeAdapter:
         self, channel: pika.adapters.blocking_connection.BlockingChannel, body: bytes
     ) -> None:
         channel.basic_publish(
-            t.SUBMIT_EXCHANGE,
+            t.submit_exchange(self.agency.code),
             t.submit_routing_key(self.agency.code),
             _status_01(self.agency.code, body),
             pika.BasicProperties(

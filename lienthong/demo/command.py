@@ -15,7 +15,7 @@ import click
 from sqlalchemy import Engine
 
 from lienthong.demo import environment as envmod
-from lienthong.demo import preflight
+from lienthong.demo import firstrun, preflight, users
 from lienthong.demo import scenario as sc
 from lienthong.demo.errors import DemoFailed, ServicesUnreachable
 from lienthong.demo.play import Play
@@ -111,7 +111,17 @@ def run_demo(options: Options) -> None:
 
     say("1/5  checking RabbitMQ, its management API and PostgreSQL…")
     started = time.monotonic()
-    failed = preflight.check(preflight.endpoints(settings))
+    targets = preflight.endpoints(settings)
+    failed = preflight.check(targets)
+    amqp, management = targets[0], targets[1]
+    if any(f.endpoint is management for f in failed) and not any(
+        f.endpoint is amqp for f in failed
+    ):
+        # A fresh install: the broker runs without its management plugin; enable it if local.
+        problem = firstrun.enable_management(management, settings.management_url, say)
+        failed = [f for f in failed if f.endpoint is not management]
+        if problem is not None:
+            failed.append(problem)
     if failed:
         raise ServicesUnreachable(
             "the demo needs RabbitMQ (with its management plugin) and PostgreSQL:\n"
@@ -126,6 +136,8 @@ def run_demo(options: Options) -> None:
     connected = [a for a in agencies if a.host is None]
 
     say(f"2/5  resetting vhost {settings.vhost!r} and database {options.database!r}, setting up…")
+    with ManagementClient(settings.management_url) as mgmt:
+        users.refuse_foreign_users(mgmt, [a.code for a in connected], settings.vhost)
     envmod.reset(settings)
     for attempt in envmod.patiently():
         with attempt:
@@ -153,6 +165,8 @@ def run_demo(options: Options) -> None:
             for a in connected
         ],
     )
+    with ManagementClient(settings.management_url) as mgmt:
+        users.mark_as_the_demos(mgmt, [a.code for a in connected])
     for a in connected:
         say(f"     agency add     {a.code}  {a.name} (RabbitMQ user, inbox and outbox)")
     hosted = [a for a in agencies if a.host is not None]
@@ -165,6 +179,7 @@ def run_demo(options: Options) -> None:
     try:
         say("3/5  starting the relay and one adapter per connected agency…")
         supervisor.start("relay", ["relay", "run"])
+        console_listen = _start_console(supervisor, workdir)
         for a in connected:
             supervisor.start(
                 f"adapter-{a.code}", ["adapter", "run", "--config", str(homes[a.code].config)]
@@ -172,6 +187,10 @@ def run_demo(options: Options) -> None:
         _wait_ready(settings, supervisor, [a.code for a in connected], deadline=60.0)
         for child in supervisor.children:
             say(f"     {child.name:<24} pid {child.process.pid:<7}  log {child.log_path}")
+        say(
+            f"     web console: http://{console_listen}/  (user {DEMO_CONSOLE_USER}, password "
+            f"{DEMO_CONSOLE_PASSWORD}; it stops with the demo)"
+        )
 
         say("4/5  playing the scenario (seconds since the công văn was sent)")
         play = Play(
@@ -217,6 +236,27 @@ def run_demo(options: Options) -> None:
     )
     say(f"The demo's data stay in vhost {settings.vhost!r} and database {options.database!r}:")
     say(f"  LIENTHONG_DATABASE_URL={settings.database_url} lienthong trace '{sc.DOCUMENT_ID}'")
+    say(
+        f"  LIENTHONG_DATABASE_URL={settings.database_url} lienthong console run   # then "
+        f"http://127.0.0.1:8080/, user {DEMO_CONSOLE_USER}, password {DEMO_CONSOLE_PASSWORD}"
+    )
+
+
+DEMO_CONSOLE_USER = "demo"
+DEMO_CONSOLE_PASSWORD = "lienthong-demo"
+
+
+def _start_console(supervisor: Supervisor, workdir: Path) -> str:
+    """The web console (issue 19) on the demo's data, with an operator login; its address."""
+    from relay.console.listen import free_listen
+
+    password_file = workdir / "console.secret"
+    password_file.write_text(DEMO_CONSOLE_PASSWORD + "\n", encoding="utf-8")
+    add = ["console", "user", "add", DEMO_CONSOLE_USER, "--role", "operator"]
+    supervisor.run("provision", [[*add, "--password-file", str(password_file)]])
+    listen = free_listen()
+    supervisor.start("console", ["console", "run", "--listen", listen])
+    return listen
 
 
 def _fresh_workdir(workdir: Path) -> Path:

@@ -7,8 +7,8 @@ names given on the command line), so a developer's hub and the test suite are le
 
 from __future__ import annotations
 
-import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -56,6 +56,8 @@ def child_environment(settings: Settings, inherited: dict[str, str]) -> dict[str
         LIENTHONG_MANAGEMENT_URL=settings.management_url,
         LIENTHONG_LOG_FORMAT="json",
         LIENTHONG_LOG_LEVEL="info",
+        # No /metrics endpoint: the port may be a real relay's (LIENTHONG_METRICS_ADDR).
+        LIENTHONG_METRICS_ADDR="",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -100,14 +102,14 @@ def reset(settings: Settings) -> None:
         admin.dispose()
 
 
-def demo_password(code: str) -> str:
-    """A fixed password per agency code.
+def demo_password() -> str:
+    """A random password for one run: never in the source, only in the work directory.
 
-    RabbitMQ users are global, not per vhost: two demos (a developer's and the test suite's,
-    each in its own vhost) provision the same users, and a random password per run would lock
-    the other run's adapters out. These users can only reach the vhosts the demo set up.
+    RabbitMQ users are global, not per vhost: a second demo running at the same time on the
+    same broker (in another vhost) sets new passwords and locks the first one's adapters out;
+    run them one after the other (or on separate brokers).
     """
-    return "demo-" + hashlib.sha256(f"lienthong-demo/{code}".encode()).hexdigest()[:24]
+    return "demo-" + secrets.token_urlsafe(18)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def prepare_home(
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
     secret = secrets_dir / f"{agency.code}.secret"
-    secret.write_text(demo_password(agency.code) + "\n", encoding="utf-8")
+    secret.write_text(demo_password() + "\n", encoding="utf-8")
     secret.chmod(0o600)
     # No credentials in the URL: the adapter connects as its agency code with password_file.
     amqp = urlsplit(settings.amqp_url)

@@ -1,15 +1,16 @@
 """A RabbitMQ definitions file of the hub's topology, for boot-time import (DESIGN §3).
 
 ``python -m relay.broker.definitions deploy/rabbitmq/definitions.json`` writes the vhost, the
-exchanges, the ``lienthong.returned`` queue and its binding, and the policies, from the same
+exchanges, the hub's own queues (``lienthong.returned``, ``lienthong.failed-submissions``,
+``lienthong.parked``) and their bindings, and the policies, from the same
 names (:mod:`schemas.topology`) and policy bodies (:func:`relay.broker.topology.policies`) that
 ``lienthong relay setup`` declares. The committed file uses the built-in default settings, not
 the environment, so it is reproducible; ``tests/unit/test_broker_definitions.py`` checks it.
 
-Agencies' users and queues are not in it: they are provisioned by ``lienthong agency add`` /
-``import``. A node that imports definitions at boot does not create the default ``guest`` user;
-``--admin-user NAME --admin-password-file FILE`` adds an administrator (password stored as a
-salted SHA-256 hash) to a deployment's own copy of the file.
+Agencies' users, queues and submit exchanges are not in it: they are provisioned by
+``lienthong agency add`` / ``import``. A node that imports definitions at boot does not create
+the default ``guest`` user; ``--admin-user NAME --admin-password-file FILE`` adds an
+administrator (password stored as a salted SHA-256 hash) to a deployment's own copy of the file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from relay.broker.topology import QUORUM, policies
+from relay.broker.topology import CORE_QUEUES, policies
 from relay.config import Settings
 from schemas import topology as t
 
@@ -57,26 +58,28 @@ def definitions(settings: Settings, vhost: str | None = None) -> dict[str, Any]:
         "exchanges": [
             _exchange(vhost, t.SUBMIT_EXCHANGE, "topic"),
             _exchange(vhost, t.DELIVER_EXCHANGE, "direct"),
-            _exchange(vhost, t.RETURNED_EXCHANGE, "fanout"),
+            *(_exchange(vhost, name, "fanout") for name in CORE_QUEUES),
         ],
         "queues": [
             {
-                "name": t.RETURNED_QUEUE,
+                "name": name,
                 "vhost": vhost,
                 "durable": True,
                 "auto_delete": False,
-                "arguments": dict(QUORUM),
+                "arguments": dict(arguments),
             }
+            for name, arguments in CORE_QUEUES.items()
         ],
         "bindings": [
             {
-                "source": t.RETURNED_EXCHANGE,
+                "source": name,
                 "vhost": vhost,
-                "destination": t.RETURNED_QUEUE,
+                "destination": name,
                 "destination_type": "queue",
                 "routing_key": "",
                 "arguments": {},
             }
+            for name in CORE_QUEUES
         ],
         "policies": [
             {"vhost": vhost, "name": name, **body}

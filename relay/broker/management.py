@@ -19,6 +19,14 @@ def _q(name: str) -> str:
     return quote(name, safe="")
 
 
+def user_tags(user: dict[str, Any]) -> list[str]:
+    """A user's tags: a list since RabbitMQ 3.9, a comma-separated string before."""
+    tags = user.get("tags") or []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    return [str(x).strip() for x in tags if str(x).strip()]
+
+
 class ManagementClient:
     """Thin wrapper over ``/api``; every method is idempotent where the API allows it."""
 
@@ -85,6 +93,24 @@ class ManagementClient:
     def put_user(self, name: str, password: str, tags: str = "") -> None:
         self._request("PUT", f"/users/{_q(name)}", {"password": password, "tags": tags})
 
+    def add_user_tag(self, name: str, tag: str) -> None:
+        """Add ``tag`` to an existing user, keeping its password (hash) and other tags."""
+        user = self.get_user(name)
+        if user is None:
+            raise PermanentError(f"RabbitMQ user {name!r} does not exist")
+        tags = user_tags(user)
+        if tag in tags:
+            return
+        self._request(
+            "PUT",
+            f"/users/{_q(name)}",
+            {
+                "password_hash": user.get("password_hash", ""),
+                "hashing_algorithm": user.get("hashing_algorithm", ""),
+                "tags": ",".join([*tags, tag]),
+            },
+        )
+
     def get_user(self, name: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._request("GET", f"/users/{_q(name)}")
         return result
@@ -117,6 +143,65 @@ class ManagementClient:
             f"/topic-permissions/{_q(vhost)}/{_q(user)}",
             {"exchange": exchange, "write": write, "read": read},
         )
+
+    def clear_topic_permissions(self, vhost: str, user: str) -> None:
+        self._delete_quietly(f"/topic-permissions/{_q(vhost)}/{_q(user)}")
+
+    def user_permissions(self, user: str) -> list[dict[str, Any]]:
+        """The user's permissions, one entry per vhost."""
+        result: list[dict[str, Any]] = self._request("GET", f"/users/{_q(user)}/permissions") or []
+        return result
+
+    def vhost_permissions(self, vhost: str) -> dict[str, dict[str, Any]]:
+        """Every user's permissions on ``vhost``, by user."""
+        found: list[dict[str, Any]] = self._request("GET", f"/vhosts/{_q(vhost)}/permissions") or []
+        return {p["user"]: p for p in found}
+
+    def vhost_topic_permissions(self, vhost: str) -> set[str]:
+        """The users that have topic permissions on ``vhost``."""
+        path = f"/vhosts/{_q(vhost)}/topic-permissions"
+        found: list[dict[str, Any]] = self._request("GET", path) or []
+        return {p["user"] for p in found}
+
+    def all_user_limits(self) -> dict[str, dict[str, int]]:
+        """The limits of every user that has some, by user."""
+        found: list[dict[str, Any]] = self._request("GET", "/user-limits") or []
+        return {x["user"]: dict(x["value"]) for x in found}
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user with its tags (a list of strings)."""
+        result: list[dict[str, Any]] = self._request("GET", "/users?columns=name,tags") or []
+        return result
+
+    def set_user_limit(self, user: str, name: str, value: int) -> None:
+        """``max-connections`` / ``max-channels`` of one user (broker-wide)."""
+        self._request("PUT", f"/user-limits/{_q(user)}/{_q(name)}", {"value": value})
+
+    def user_limits(self, user: str) -> dict[str, int]:
+        found: list[dict[str, Any]] = self._request("GET", f"/user-limits/{_q(user)}") or []
+        return dict(found[0]["value"]) if found else {}
+
+    def close_user_connections(self, user: str, reason: str) -> None:
+        """Close every connection the user has open (on any vhost of the broker)."""
+        self._http.headers["X-Reason"] = reason
+        try:
+            self._delete_quietly(f"/connections/username/{_q(user)}")
+        finally:
+            del self._http.headers["X-Reason"]
+
+    def list_connections(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = (
+            self._request("GET", "/connections?columns=name,user,vhost") or []
+        )
+        return result
+
+    def _delete_quietly(self, path: str) -> None:
+        """DELETE ``path``; one that is already gone (404) is fine."""
+        try:
+            self._request("DELETE", path)
+        except PermanentError as e:
+            if " 404 " not in str(e):
+                raise
 
     def clear_permissions(self, vhost: str, user: str) -> None:
         for path in (
@@ -170,6 +255,16 @@ class ManagementClient:
             f"/queues/{_q(vhost)}/{_q(name)}",
             {"durable": True, "auto_delete": False, "arguments": arguments or {}},
         )
+
+    def get_exchange(self, vhost: str, name: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._request("GET", f"/exchanges/{_q(vhost)}/{_q(name)}")
+        return result
+
+    def exchange_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
+        """The bindings whose source is exchange ``name``."""
+        path = f"/exchanges/{_q(vhost)}/{_q(name)}/bindings/source"
+        result: list[dict[str, Any]] = self._request("GET", path) or []
+        return result
 
     def delete_queue(self, vhost: str, name: str) -> None:
         try:

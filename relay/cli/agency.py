@@ -29,9 +29,11 @@ def agency() -> None:
 def add(code: str, name: str, host: str | None, password_file: Path | None, as_json: bool) -> None:
     """Add agency CODE to the directory.
 
-    A connected agency (no --host) gets a RabbitMQ user named CODE, least-privilege
-    permissions, and its inbox and outbox queues. A generated password is printed once.
-    Adding the same agency again is harmless; different data is an error.
+    A connected agency (no --host) gets a RabbitMQ user named CODE (tagged as this hub's),
+    least-privilege permissions, connection and channel limits, its own submit exchange, and
+    its inbox and outbox queues. A generated password is printed once. Adding the same agency
+    again is harmless; different data is an error. A RabbitMQ user CODE that this hub did not
+    create is refused, never taken over.
     """
     from relay.directory.service import add_agency
 
@@ -51,7 +53,10 @@ def add(code: str, name: str, host: str | None, password_file: Path | None, as_j
     kind = f"hosted by {a.host}" if a.host else "connected"
     click.echo(f"{a.code} {a.name!r}: {what}, {kind}")
     if result.provisioned:
-        click.echo(f"  RabbitMQ user {a.code!r}, queues agency.{a.code}.inbox/outbox: ready")
+        click.echo(
+            f"  RabbitMQ user {a.code!r}, exchange lienthong.submit.{a.code}, "
+            f"queues agency.{a.code}.inbox/outbox: ready"
+        )
     if result.generated_password is not None:
         click.echo(
             f"  password (shown once, keep it in the adapter's password_file): "

@@ -35,21 +35,24 @@ def run() -> None:
     the agencies' outboxes.
     """
     settings = settings_from_env()
-    if settings.workers == 1:
-        from relay.worker.main import run_relay
-
-        run_relay(settings)
-        return
-    from relay.worker.supervisor import run_workers
-
     obj = click.get_current_context().find_root().obj or {}
     argv = obj.get("relay_workers_argv")
-    if argv:
-        # The console script's parent of the worker processes, without the rest of the console
-        # script in memory: same process id, same environment.
+    if settings.workers > 1 and argv:
+        # The console script's parent of the worker processes (it serves the metrics too),
+        # without the rest of the console script in memory: same process id, same environment.
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(argv[0], argv)
-    status = run_workers(settings, obj.get("configure_logging"))
+    from relay.metrics.endpoint import serving_metrics
+
+    with serving_metrics(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
+        if settings.workers == 1:
+            from relay.worker.main import run_relay
+
+            run_relay(settings)
+            return
+        from relay.worker.supervisor import run_workers
+
+        status = run_workers(settings, obj.get("configure_logging"))
     if status:
         raise SystemExit(status)

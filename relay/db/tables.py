@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -69,9 +70,25 @@ documents = Table(
     Column("subject", Text),
     Column("payload", LargeBinary, nullable=False),  # the body as received, for redelivery
     _ts("received_at"),
+    # edXML OtherInfo/Priority: 1-4 are urgent (Decree 30 due times, migration 0005).
+    Column("priority", SmallInteger),
+    # Số, ký hiệu, ngày: a possible duplicate (Phụ lục VI III.1.h, relay/duplicates.py).
+    Column("code_number", Text),
+    Column("code_notation", Text),
+    Column("promulgation_date", Date),
+    # Set when retention emptied ``payload`` (relay/retention, migration 0005).
+    Column("payload_removed_at", DateTime(timezone=True)),
     Index("ix_documents_document_id", "document_id"),
     Index("ix_documents_message_id", "message_id"),
     UniqueConstraint("submitted_by", "message_id"),
+    Index(
+        "ix_documents_registration",
+        "sender",
+        "code_number",
+        "code_notation",
+        "promulgation_date",
+        postgresql_where=text("code_number IS NOT NULL"),
+    ),
 )
 
 #: One row per document x recipient: the delivery receipt.
@@ -89,6 +106,11 @@ deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True)),
     _ts("created_at"),
     _ts("updated_at"),
+    # Decree 30 due times of the recipient's 01 and 03 (relay/deadlines, migration 0005).
+    Column("ack_due_at", DateTime(timezone=True)),
+    Column("register_due_at", DateTime(timezone=True)),
+    Column("urgent", Boolean),
+    Column("overdue_notified_at", DateTime(timezone=True)),
     UniqueConstraint("document_pk", "recipient"),
     Index(
         "ix_deliveries_open",
@@ -97,6 +119,12 @@ deliveries = Table(
         postgresql_where=text("state IN ('pending', 'retrying')"),
     ),
     Index("ix_deliveries_route_to", "route_to"),
+    Index("ix_deliveries_undated", "id", postgresql_where=text("ack_due_at IS NULL")),
+    Index(
+        "ix_deliveries_awaiting",
+        "ack_due_at",
+        postgresql_where=text("state IN ('pending', 'queued', 'retrying', 'failed', 'delivered')"),
+    ),
 )
 
 #: The timeline: everything that happened to a document or one of its deliveries.
@@ -197,4 +225,64 @@ bounces = Table(
     _ts("created_at"),
     _ts("updated_at"),
     Index("ix_bounces_due", "next_attempt_at", postgresql_where=text("state = 'retrying'")),
+)
+
+
+#: The web console lists documents newest first and counts them per day (issue 19).
+Index("ix_documents_received_at", documents.c.received_at)
+
+#: People who use the web console (issue 19). ``role`` is operator, clerk or auditor
+#: (relay/console/roles.py); a clerk's ``agency`` bounds what it sees.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("agency", Text, ForeignKey("agencies.code")),
+    Column("password_hash", Text, nullable=False),  # argon2id, PHC string
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+#: What operators did in the console: who, what, when, and how it ended.
+console_audit = Table(
+    "console_audit",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _ts("at"),
+    Column("username", Text, nullable=False),
+    Column("action", Text, nullable=False),  # resend, suspend, resume
+    Column("target", Text, nullable=False),  # the document id or agency code acted on
+    Column("outcome", Text, nullable=False),  # done, nothing, refused
+    Column("detail", JSONB),
+    Column("client", Text),  # the client's address, as the console saw it
+    Index("ix_console_audit_at", "at"),
+)
+
+#: Header fields the console reads from each stored submission (number/notation, priority,
+#: dates), so they can be searched and shown without decoding ``documents.payload`` again.
+console_document_headers = Table(
+    "console_document_headers",
+    metadata,
+    # A copy of what the document says: it goes when the document goes.
+    Column(
+        "document_pk", BigInteger, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("code_number", Text),
+    Column("code_notation", Text),
+    Column("priority", SmallInteger),
+    Column("promulgation_date", Date),
+    Column("due_date", Date),
+    Index("ix_console_document_headers_code_number", "code_number"),
+)
+
+
+#: Where a restartable batch job (retention) got to (migration 0005).
+operation_checkpoints = Table(
+    "operation_checkpoints",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    _ts("updated_at"),
 )

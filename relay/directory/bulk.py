@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import Connection, text
 
 from relay.broker.management import ManagementClient
+from relay.broker.topology import agency_limits
 from relay.config import Settings
 from relay.directory import broker_objects, passwords, repository
 from relay.directory.csv_rows import (
@@ -181,17 +182,37 @@ def provision_targets(
 def _provision(
     conn: Connection,
     mgmt: ManagementClient,
+    settings: Settings,
     vhost: str,
     rows: list[CsvRow],
     new_connected: list[str],
     password_dir: Path | None,
     result: ImportResult,
 ) -> None:
-    targets = provision_targets(rows, new_connected, mgmt.list_user_names())
+    users = {u["name"]: u for u in mgmt.list_users()}
+    ours = {name for name, u in users.items() if broker_objects.owned_by(u, vhost)}
+    targets = provision_targets(rows, new_connected, ours)
+    # Users are broker-wide: a user this hub did not create is never taken over.
+    foreign = [
+        code
+        for code in targets
+        if code in users and code not in ours and not broker_objects.abandoned(mgmt, users[code])
+    ]
+    if foreign:
+        shown = ", ".join(foreign[:20]) + (
+            f" (and {len(foreign) - 20} more)" if len(foreign) > 20 else ""
+        )
+        raise InvalidInput(
+            f"{len(foreign)} connected agencies have a RabbitMQ user this hub (vhost {vhost!r}) "
+            f"did not create: {shown}; nothing imported. Their passwords are left alone: give "
+            "this hub its own broker or these agencies other codes, run `lienthong relay setup` "
+            "to adopt users this hub made before users were tagged, or delete the users"
+        )
     chosen = _passwords_for(targets, password_dir, result)
+    limits = agency_limits(settings)
     suspended = {a.code for a in repository.get_many(conn, targets).values() if a.suspended}
     for code in targets:
-        broker_objects.provision(mgmt, vhost, code, chosen[code])
+        broker_objects.provision(mgmt, vhost, code, chosen[code], limits)
         if code in suspended:
             broker_objects.set_write_allowed(mgmt, vhost, code, False)
         result.provisioned.append(code)
@@ -228,7 +249,9 @@ def import_agencies(
         result.unchanged = result.rows - result.inserted - result.updated
         if provision and result.connected:
             with ManagementClient(settings.management_url) as mgmt:
-                _provision(conn, mgmt, settings.vhost, rows, new_connected, password_dir, result)
+                _provision(
+                    conn, mgmt, settings, settings.vhost, rows, new_connected, password_dir, result
+                )
         else:
             result.not_provisioned = new_connected
     result.seconds = time.perf_counter() - started

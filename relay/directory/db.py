@@ -31,9 +31,26 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     except OperationalError as e:
         raise ServiceUnavailable(
             f"PostgreSQL at {engine.url.render_as_string(hide_password=True)} failed: "
-            f"{str(e.orig).strip() if e.orig else e}"
+            f"{str(e.orig).strip() if e.orig else e}{_not_set_up_hint(e)}"
         ) from e
     except IntegrityError as e:
         raise InvalidInput(f"the directory refused the change: {str(e.orig).strip()}") from e
     except SQLAlchemyError as e:
+        hint = _not_set_up_hint(e)
+        if hint:
+            first = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            raise PermanentError(f"the relay's database is not set up ({first}){hint}") from e
         raise PermanentError(f"directory query failed: {e}") from e
+
+
+#: SQLSTATE of a missing database and of a missing table (PostgreSQL error codes).
+_NOT_SET_UP = {"3D000", "42P01"}
+
+
+def _not_set_up_hint(e: SQLAlchemyError) -> str:
+    """For a database or table that does not exist: what to run first (issue 18)."""
+    orig = getattr(e, "orig", None)
+    missing_database = 'database "' in str(orig) and "does not exist" in str(orig)
+    if getattr(orig, "sqlstate", None) in _NOT_SET_UP or missing_database:
+        return "; run `lienthong relay setup` first (it creates and migrates the database)"
+    return ""

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from relay.broker.management import ManagementClient
+from relay.broker.topology import agency_limits
 from relay.config import Settings
 from relay.directory import broker_objects, passwords, repository
 from relay.directory.db import engine_for, transaction
@@ -98,14 +99,14 @@ def add_agency(
 
         generated: str | None = None
         with ManagementClient(settings.management_url) as mgmt:
+            # Users are broker-wide: one this hub did not create is never taken over.
+            ours = broker_objects.check_not_foreign(mgmt, settings.vhost, code)
             password = given_password
-            # A new agency always gets a password (a user left over on the broker is taken
-            # over); an existing one keeps its password unless a file is given.
-            if password is None and (
-                existing is None or not broker_objects.user_exists(mgmt, code)
-            ):
+            # A new agency always gets a password (a user this hub left over is taken over);
+            # an existing one keeps its password unless a file is given.
+            if password is None and (existing is None or not ours):
                 password = generated = passwords.generate()
-            broker_objects.provision(mgmt, settings.vhost, code, password)
+            broker_objects.provision(mgmt, settings.vhost, code, password, agency_limits(settings))
             if agency.suspended:
                 broker_objects.set_write_allowed(mgmt, settings.vhost, code, False)
         log.info("agency.added" if existing is None else "agency.reprovisioned", agency=code)
@@ -165,8 +166,11 @@ def _set_state(settings: Settings, code: str, state: str) -> StateChange:
         if agency.connected:
             # Done even when the state did not change, so a retried command repairs the broker.
             with ManagementClient(settings.management_url) as mgmt:
-                if broker_objects.user_exists(mgmt, code):
+                user = mgmt.get_user(code)
+                if user is not None and broker_objects.owned_by(user, settings.vhost):
                     broker_objects.set_write_allowed(mgmt, settings.vhost, code, state == ACTIVE)
+                elif user is not None:
+                    log.warning("agency.user_not_ours", agency=code, vhost=settings.vhost)
         updated = repository.get(conn, code)
     assert updated is not None
     log.info(

@@ -49,6 +49,7 @@ from relay.broker.topology import QUORUM
 from relay.config import Settings
 from relay.domain.intake import envelope
 from relay.domain.safe_text import json_safe, raw_of_unsafe
+from relay.metrics.hot import intake_paused, observe_batch
 from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
@@ -337,6 +338,7 @@ class RelayLoop:
         """Too many bytes held: stop taking outbox messages (cancelled consumers keep what they
         were given; it is handled and acked as usual) until ``_resume_intake``."""
         self._paused = True
+        intake_paused(True)
         ch = self._consume
         if ch is not None and ch.is_open:
             for tag in self._consumers.values():
@@ -346,6 +348,7 @@ class RelayLoop:
 
     def _resume_intake(self) -> None:
         self._paused = False
+        intake_paused(False)
         ch = self._consume
         if ch is None or not ch.is_open or self._stopping or self._closing:
             return
@@ -402,12 +405,24 @@ class RelayLoop:
             consume(None)
             self._declare_next()
 
+        own = t.submit_exchange(code)
+
+        def bind_shared(_frame: Any) -> None:
+            ch.queue_bind(
+                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=declared
+            )
+
+        def bind_own(_frame: Any) -> None:
+            ch.queue_bind(queue, own, routing_key="", callback=bind_shared)
+
+        # The agency's own fanout exchange and its one binding come back with the queue, so an
+        # outbox the broker lost is writable again without waiting for `relay setup`.
         ch.queue_declare(
             queue,
             durable=True,
             arguments=dict(QUORUM),
-            callback=lambda _f: ch.queue_bind(
-                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=declared
+            callback=lambda _f: ch.exchange_declare(
+                own, exchange_type="fanout", durable=True, callback=bind_own
             ),
         )
 
@@ -538,6 +553,7 @@ class RelayLoop:
         neighbours forever."""
         max_bytes = self.settings.max_message_bytes
         handled: list[Handled] = []
+        started = time.perf_counter()
         try:
             with conn.begin_nested():
                 handled = BatchProcessor(conn, max_bytes, self._publishing).run(batch)
@@ -555,6 +571,7 @@ class RelayLoop:
                     if pub.delivery_id is not None:
                         did = pub.delivery_id
                         self._publishing[did] = self._publishing.get(did, 0) + 1
+        observe_batch(len(batch), time.perf_counter() - started)
         return handled
 
     def _process_one(self, conn: Connection, m: Inbound) -> Handled:

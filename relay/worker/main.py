@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.directory.publish import start_directory_publisher
+from relay.periodic import start_periodic_jobs
+from relay.retry.deadletters import FailedSubmissionsWorker
 from relay.retry.worker import STATEMENT_TIMEOUT_MS as RETRY_STATEMENT_TIMEOUT_MS
 from relay.retry.worker import RetryWorker
 from relay.worker.loop import RelayLoop
@@ -46,20 +48,30 @@ def build_retry_engine(settings: Settings) -> Engine:
     )
 
 
-def _start_retry_worker(settings: Settings, stop: threading.Event) -> threading.Thread:
-    """The retry worker in a thread of its own, with its own connection and engine."""
-    engine = build_retry_engine(settings)
-    worker = RetryWorker(settings, engine)
+def build_side_engine(settings: Settings) -> Engine:
+    """A small engine of its own for a side worker (failed submissions)."""
+    return make_engine(settings.database_url, pool_size=1)
+
+
+def _start_in_thread(
+    name: str,
+    worker: RetryWorker | FailedSubmissionsWorker,
+    stop: threading.Event,
+    engine: Engine | None = None,
+) -> threading.Thread:
+    """A leader's side worker in a thread of its own, with its own connection and engine
+    (``engine``, when the composition root built it, is disposed of when the worker ends)."""
 
     def run() -> None:
         try:
             worker.run(stop)
         except Exception:
-            log.exception("relay.retry_worker_crashed")
+            log.exception("relay.side_worker_crashed", worker=name)
         finally:
-            engine.dispose()
+            if engine is not None:
+                engine.dispose()
 
-    thread = threading.Thread(target=run, name="lienthong-retry", daemon=True)
+    thread = threading.Thread(target=run, name=f"lienthong-{name}", daemon=True)
     thread.start()
     return thread
 
@@ -109,7 +121,16 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     engine = build_engine(settings)
-    retry_thread = _start_retry_worker(settings, stop) if partition.leader else None
+    side_threads: list[threading.Thread] = []
+    if partition.leader:
+        retry_engine = build_retry_engine(settings)
+        dead_engine = build_side_engine(settings)
+        dead_letters = FailedSubmissionsWorker(settings, dead_engine)
+        side_threads = [
+            _start_in_thread("retry", RetryWorker(settings, retry_engine), stop, retry_engine),
+            _start_in_thread("failed-submissions", dead_letters, stop, dead_engine),
+            start_periodic_jobs(settings, stop),
+        ]
     start_directory_publisher(settings, stop, leader=partition.leader)
     delay = RECONNECT_FIRST_SECONDS
     try:
@@ -132,8 +153,8 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
     finally:
         stop.set()
-        if retry_thread is not None:
-            retry_thread.join(timeout=30)
+        for thread in side_threads:
+            thread.join(timeout=30)
         engine.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

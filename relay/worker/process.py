@@ -31,6 +31,8 @@ from relay.domain.outgoing import (
 )
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
+from relay.duplicates import DuplicateDetector, duplicate_event, registration_columns
+from relay.duplicates import reason as duplicate_reason
 from relay.worker import store
 from schemas import (
     BusinessType,
@@ -273,6 +275,8 @@ class BatchProcessor:
         # A submission is (submitting agency, message_id): the same id from two agencies is two
         # submissions (issue 12 item 4).
         first: dict[tuple[str, str], int] = {}  # submission -> index of its first copy here
+        duplicates = DuplicateDetector(self.conn, [d for _, d in docs])  # Phụ lục VI III.1.h
+        duplicate_of: dict[tuple[str, str], str] = {}
         rows: list[dict[str, Any]] = []
         plans: dict[tuple[str, str], tuple[list[RecipientResult], Receipt, str, str]] = {}
         for i, doc in docs:
@@ -288,6 +292,8 @@ class BatchProcessor:
             owner, mid = key
             results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
             rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value, by=owner)
+            if (earlier := duplicates.check(doc)) is not None:
+                duplicate_of[key] = earlier
             receipt = Receipt(
                 at=self.now,
                 receipt_id=rid,  # pydantic reads the UUID text
@@ -297,6 +303,8 @@ class BatchProcessor:
                 document_id=doc.document_id,
                 sender=doc.sender.organ_id,
                 recipients=results,
+                duplicate_of=duplicate_of.get(key),
+                reason=duplicate_reason(doc, duplicate_of[key]) if key in duplicate_of else None,
             )
             body = _receipt_json(receipt)
             plans[key] = (results, receipt, body, rid)
@@ -308,6 +316,8 @@ class BatchProcessor:
                     "sender": doc.sender.organ_id,
                     "submitted_by": owner,
                     "subject": doc.subject,
+                    "priority": doc.other_info.priority if doc.other_info else None,  # Decree 30
+                    **registration_columns(doc),
                     "payload": env.body,
                 }
             )
@@ -336,6 +346,8 @@ class BatchProcessor:
                         }
                     )
             self.receipt_rows.append(_receipt_row(owner, receipt, body, rid_s))
+            if key in duplicate_of:
+                event_rows.append(duplicate_event(pk, doc, duplicate_of[key], doc.sender.organ_id))
             kind = ev.CHANGE_EVENT.get(doc.business_type)
             if kind is not None:
                 for ref in _referenced_documents(doc):

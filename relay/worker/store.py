@@ -30,6 +30,7 @@ _PG_TYPES = {
     "LargeBinary": "bytea",
     "JSONB": "jsonb",
     "DateTime": "timestamptz",
+    "Date": "date",
     "Boolean": "boolean",
 }
 

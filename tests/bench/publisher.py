@@ -1,9 +1,9 @@
 """The simulated agency adapters: one process, one connection per agency, streamed confirms.
 
 Each agency publishes as its own RabbitMQ user (``user_id`` = its code, as DESIGN §2 step 1
-requires) to ``lienthong.submit`` with its code as routing key, persistent and mandatory. All
-connections share one pika IOLoop; confirms stream (a bounded window of unconfirmed publishes
-per agency), so the publisher is not what limits the systems measured.
+requires) to its own ``lienthong.submit.<code>`` with its code as routing key, persistent and
+mandatory. All connections share one pika IOLoop; confirms stream (a bounded window of
+unconfirmed publishes per agency), so the publisher is not what limits the systems measured.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ class Publisher:
         )
         body = a.template.body(document_id_for(a.code, self.seq))
         a.channel.basic_publish(
-            t.SUBMIT_EXCHANGE, t.submit_routing_key(a.code), body, props, mandatory=True
+            t.submit_exchange(a.code), t.submit_routing_key(a.code), body, props, mandatory=True
         )
         a.confirms.published()
         job.sent += 1

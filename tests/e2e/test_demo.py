@@ -109,9 +109,11 @@ def test_the_demo_plays_the_scenario_and_every_delivery_ends_in_its_expected_sta
     assert re.search(r"Thu hồi\s+000\.00\.00\.H29\s+UBND Thành phố Hồ Chí Minh\s+delivered", table)
     # The live timeline showed the statuses coming back to Văn phòng Chính phủ.
     assert re.search(r"000\.00\.00\.H29 .*→ 000\.00\.00\.G22\s+04 Phân công", done.stdout)
-    # Every process the demo started (relay, four adapters) is gone.
+    # The web console ran on the demo's data, with a login to try it (issue 19).
+    assert re.search(r"web console: http://127\.0\.0\.1:\d+/\s+\(user demo, password ", done.stdout)
+    # Every process the demo started (relay, web console, four adapters) is gone.
     pids = [int(p) for p in re.findall(r"\bpid (\d+)", done.stdout)]
-    assert len(pids) == 5, done.stdout
+    assert len(pids) == 6, done.stdout
     alive = [
         p
         for p in pids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -156,7 +157,8 @@ def test_suspend_and_resume_change_the_state_and_the_publish_right(
         perms = management._request("GET", f"/permissions/{env.vhost}/{code}")
         return str(perms["write"])
 
-    assert write_permission() == "^lienthong\\.submit$"
+    own_exchange = "^" + re.escape(t.submit_exchange(code)) + "$"
+    assert write_permission() == own_exchange
     assert "suspended" in run_agency(env, "suspend", code).stdout
     assert show(env, code)["state"] == "suspended"
     assert write_permission() == "^$"
@@ -164,7 +166,7 @@ def test_suspend_and_resume_change_the_state_and_the_publish_right(
 
     assert "active again" in run_agency(env, "resume", code).stdout
     assert show(env, code)["state"] == "active"
-    assert write_permission() == "^lienthong\\.submit$"
+    assert write_permission() == own_exchange
 
 
 def test_list_shows_added_agencies(env: Settings) -> None:

@@ -10,6 +10,7 @@ import pika
 import pytest
 from sqlalchemy import Engine, select
 
+from relay.broker.management import ManagementClient
 from relay.config import Settings
 from relay.db.tables import deliveries, documents, events, receipts, rejections
 from schemas import encode_message
@@ -54,14 +55,19 @@ def _state(db: Engine, submitted_by: str, message_id: str, recipient: str) -> st
 # -- item 2: a message found in another agency's outbox ------------------------------------
 
 
-def _publish_with_cc(a: Agency, b: Agency, message_id: str) -> bytes:
-    """As A, routing key A, with a CC header naming B: RabbitMQ before 4.0.3 puts a copy in
-    B's outbox too (the broker-side fix is another branch's; the relay must cope anyway)."""
+def _publish_into_both_outboxes(settings: Settings, a: Agency, b: Agency, message_id: str) -> bytes:
+    """As A, a message that also lands in B's outbox. The broker no longer allows that to an
+    agency (each publishes to its own fanout exchange, bound to its own outbox only: see
+    test_agency_routes.py; before, a ``CC`` header did it on RabbitMQ < 4.0.3), so the test
+    binds B's outbox to A's exchange itself, as a mistaken binding would: the relay must still
+    never answer B about a message B did not send."""
+    with ManagementClient(settings.management_url) as mgmt:
+        mgmt.bind_queue(settings.vhost, t.submit_exchange(a.code), t.outbox_queue(b.code), "")
     body = encode_message(make_document(a.code, [a.code]))
     with agency_channel(a) as ch:
         ch.basic_publish(
-            t.SUBMIT_EXCHANGE,
-            t.submit_routing_key(a.code),
+            t.submit_exchange(a.code),
+            "",
             body,
             properties=pika.BasicProperties(
                 content_type=t.CONTENT_TYPE,
@@ -69,7 +75,6 @@ def _publish_with_cc(a: Agency, b: Agency, message_id: str) -> bytes:
                 message_id=message_id,
                 type=t.TYPE_DOCUMENT,
                 user_id=a.code,
-                headers={"CC": [t.submit_routing_key(b.code)]},
             ),
             mandatory=True,
         )
@@ -86,7 +91,7 @@ def test_a_message_copied_into_another_outbox_is_answered_to_its_publisher_only(
     assert json.loads(drain(b, expect=1)[0].body)["kind"] == "accepted"
     drain(a, expect=1)
 
-    body = _publish_with_cc(a, b, mid)
+    body = _publish_into_both_outboxes(relay_env, a, b, mid)
 
     def found_in_b_outbox() -> list[dict[str, object]]:
         with db.connect() as conn:

@@ -48,8 +48,8 @@ def _publish_raw(
     """Publish as ``agency`` with properties an adapter would never set."""
     with agency_channel(agency) as ch:
         ch.basic_publish(
-            t.SUBMIT_EXCHANGE,
-            t.submit_routing_key(agency.code),
+            t.submit_exchange(agency.code),
+            "",
             body,
             properties=pika.BasicProperties(
                 content_type=t.CONTENT_TYPE,
@@ -75,8 +75,8 @@ def _then_later_documents_flow(a: Agency, b: Agency, received: list[Any]) -> Non
     with agency_channel(a) as ch:
         for doc in good:
             ch.basic_publish(
-                t.SUBMIT_EXCHANGE,
-                t.submit_routing_key(a.code),
+                t.submit_exchange(a.code),
+                "",
                 encode_message(doc),
                 properties=pika.BasicProperties(
                     content_type=t.CONTENT_TYPE,

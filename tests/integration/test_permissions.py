@@ -66,9 +66,12 @@ def channel(env: Settings, two_agencies: list[Provisioned]) -> Iterator[Blocking
         connection.close()
 
 
-def publish(ch: BlockingChannel, routing_key: str, user_id: str) -> None:
+def publish(
+    ch: BlockingChannel, routing_key: str, user_id: str, exchange_of: str | None = None
+) -> None:
+    """Publish to the submit exchange of ``exchange_of`` (default: the agency ``routing_key``)."""
     ch.basic_publish(
-        t.SUBMIT_EXCHANGE,
+        t.submit_exchange(exchange_of or routing_key),
         routing_key,
         b'{"probe": true}',
         pika.BasicProperties(
@@ -95,7 +98,7 @@ def outbox_count(env: Settings, code: str) -> int:
         connection.close()
 
 
-def test_an_agency_publishes_to_submit_with_its_own_code_as_routing_key(
+def test_an_agency_publishes_to_its_own_submit_exchange(
     env: Settings, two_agencies: list[Provisioned], channel: BlockingChannel
 ) -> None:
     a = two_agencies[0]
@@ -104,7 +107,7 @@ def test_an_agency_publishes_to_submit_with_its_own_code_as_routing_key(
     assert outbox_count(env, a.code) == before + 1
 
 
-def test_publishing_with_another_agencys_code_as_routing_key_is_refused(
+def test_publishing_to_another_agencys_submit_exchange_is_refused(
     two_agencies: list[Provisioned], channel: BlockingChannel
 ) -> None:
     b = two_agencies[1]
@@ -112,11 +115,24 @@ def test_publishing_with_another_agencys_code_as_routing_key_is_refused(
     assert "ACCESS_REFUSED" in text
 
 
+def test_the_shared_submit_exchange_is_no_longer_writable_by_an_agency(
+    two_agencies: list[Provisioned], channel: BlockingChannel
+) -> None:
+    a = two_agencies[0]
+    text = refused(
+        lambda: channel.basic_publish(
+            t.SUBMIT_EXCHANGE, a.code, b"{}", pika.BasicProperties(user_id=a.code)
+        ),
+        ACCESS_REFUSED,
+    )
+    assert t.SUBMIT_EXCHANGE in text
+
+
 def test_publishing_with_another_agencys_user_id_is_refused(
     two_agencies: list[Provisioned], channel: BlockingChannel
 ) -> None:
     a, b = two_agencies
-    text = refused(lambda: publish(channel, a.code, b.code), PRECONDITION_FAILED)
+    text = refused(lambda: publish(channel, a.code, b.code, a.code), PRECONDITION_FAILED)
     assert "PRECONDITION_FAILED" in text and "user_id" in text
 
 

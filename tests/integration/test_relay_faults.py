@@ -149,8 +149,8 @@ def test_an_outbox_deleted_under_the_relay_is_consumed_again_when_it_is_back(
         try:
             with agency_channel(a) as ch:
                 ch.basic_publish(
-                    t.SUBMIT_EXCHANGE,
-                    t.submit_routing_key(a.code),
+                    t.submit_exchange(a.code),
+                    "",
                     json.dumps(
                         json.loads(make_document(a.code, [b.code]).model_dump_json(by_alias=True))
                     ).encode(),

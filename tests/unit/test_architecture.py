@@ -70,8 +70,35 @@ def test_adapters_never_import_the_relay() -> None:
     assert violations("adapters", forbidden={"relay"}) == []
 
 
+#: Modules of ``lienthong`` that the relay and the adapters share and that import nothing of
+#: the project themselves (leaves placed in the top package; checked below).
+SHARED_LEAVES = {"lienthong.monitoring"}
+
+
+def full_imports(source: str) -> Iterator[tuple[int, str]]:
+    """(line, dotted module) of every absolute import in ``source``."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            yield node.lineno, node.module
+
+
 def test_the_relay_never_imports_the_console_script_above_it() -> None:
-    assert violations("relay", forbidden={"lienthong"}) == []
+    found = []
+    for path in sorted((ROOT / "relay").rglob("*.py")):
+        for line, module in full_imports(path.read_text(encoding="utf-8")):
+            if module.split(".")[0] == "lienthong" and module not in SHARED_LEAVES:
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert found == []
+
+
+@pytest.mark.parametrize("leaf", sorted(SHARED_LEAVES))
+def test_a_shared_leaf_of_the_top_package_imports_nothing_of_the_project(leaf: str) -> None:
+    path = ROOT / (leaf.replace(".", "/") + ".py")
+    project = {"lienthong", "relay", "adapters", "schemas"}
+    assert [m for _, m in full_imports(path.read_text()) if m.split(".")[0] in project] == []
 
 
 #: Calls that build an engine or a broker connection.

@@ -30,15 +30,20 @@ def test_the_committed_definitions_file_has_not_drifted_from_the_code() -> None:
     )
 
 
-def test_the_definitions_hold_the_exchanges_the_returned_queue_and_every_policy() -> None:
+def test_the_definitions_hold_the_exchanges_the_hubs_queues_and_every_policy() -> None:
     doc = definitions(default_settings())
     assert {e["name"]: e["type"] for e in doc["exchanges"]} == {
         t.SUBMIT_EXCHANGE: "topic",
         t.DELIVER_EXCHANGE: "direct",
         t.RETURNED_EXCHANGE: "fanout",
+        t.FAILED_SUBMISSIONS_EXCHANGE: "fanout",
+        t.PARKED_EXCHANGE: "fanout",
     }
-    assert [q["name"] for q in doc["queues"]] == [t.RETURNED_QUEUE]
-    assert doc["queues"][0]["arguments"] == {"x-queue-type": "quorum"}
+    assert {q["name"]: q["arguments"]["x-queue-type"] for q in doc["queues"]} == {
+        t.RETURNED_QUEUE: "quorum",
+        t.FAILED_SUBMISSIONS_QUEUE: "quorum",
+        t.PARKED_QUEUE: "classic",  # counts no deliveries: nothing is ever dropped from it
+    }
     assert sorted(p["name"] for p in doc["policies"]) == sorted(policies(default_settings()))
     assert {
         item["vhost"]

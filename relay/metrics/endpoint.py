@@ -1,0 +1,84 @@
+"""``LIENTHONG_METRICS_ADDR``: the relay's ``/metrics``, ``/healthz`` and ``/readyz``.
+
+Served by the process the operator started: with one worker, the relay itself; with several,
+the parent, which sets ``PROMETHEUS_MULTIPROC_DIR`` (a directory of its own, removed at the
+end) before the workers start so that prometheus-client's multiprocess mode sums what they
+measure. The figures read from the database are the same in either case.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from sqlalchemy.engine import make_url
+
+from lienthong.monitoring import AddressError, MonitoringServer, parse_addr
+from relay.config import Settings
+from relay.db.engine import make_engine
+from relay.errors import InvalidInput, ServiceUnavailable
+from relay.metrics.collector import DatabaseCollector
+from relay.metrics.health import (
+    CHECK_TIMEOUT_SECONDS,
+    broker_problem,
+    database_problem,
+    schema_problem,
+)
+
+log = structlog.get_logger()
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def serving_metrics(settings: Settings) -> Iterator[MonitoringServer | None]:
+    """Serve the endpoint (if ``metrics_addr`` is set) while the relay runs."""
+    try:
+        addr = parse_addr(settings.metrics_addr)
+    except AddressError as e:
+        raise InvalidInput(f"LIENTHONG_METRICS_ADDR: {e}") from e
+    if addr is None:
+        yield None
+        return
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from relay.metrics.hot import hot_metrics
+
+    shared: str | None = None
+    registry = CollectorRegistry(auto_describe=True)
+    if settings.workers > 1:
+        shared = tempfile.mkdtemp(prefix="lienthong-metrics-")
+        os.environ[MULTIPROC_ENV] = shared  # inherited by the workers it starts
+        MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(hot_metrics().registry)
+    url = make_url(settings.database_url).update_query_dict(
+        {"connect_timeout": str(int(CHECK_TIMEOUT_SECONDS))}
+    )
+    engine = make_engine(url.render_as_string(hide_password=False), pool_size=2)
+    registry.register(DatabaseCollector(engine))
+    server = MonitoringServer(
+        addr,
+        registry,
+        health=[lambda: broker_problem(settings.amqp_url), lambda: database_problem(engine)],
+        ready=[lambda: schema_problem(engine)],
+    )
+    try:
+        server.start()
+    except AddressError as e:
+        engine.dispose()
+        raise ServiceUnavailable(f"LIENTHONG_METRICS_ADDR: {e}") from e
+    log.info("relay.metrics_serving", addr=f"{addr[0]}:{server.port}")
+    try:
+        yield server
+    finally:
+        server.stop()
+        engine.dispose()
+        if shared is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(shared, ignore_errors=True)

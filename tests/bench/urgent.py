@@ -1,0 +1,93 @@
+"""``python -m tests.bench.urgent``: an urgent document behind a backlog of ordinary ones.
+
+The baseline for the urgent lanes of issue 18 (not built yet): the relay is stopped while
+agency A queues ``--backlog`` ordinary documents to B and then one urgent one (``Priority`` 1,
+Khẩn); the relay starts; a consumer reads B's inbox as fast as it can. Reported: the urgent
+document's position in B's inbox and its latency from the relay's start, beside the time for
+the whole backlog. Outboxes and inboxes are FIFO quorum queues (no priorities before RabbitMQ
+4.0), so today the urgent document waits behind all of them, twice: in A's outbox at the relay
+and in B's inbox at B's adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+
+from sqlalchemy import text
+
+from relay.broker.management import ManagementClient
+from relay.config import Settings
+from relay.db.engine import make_engine
+from relay.setup import run_setup
+from schemas import topology as t
+from schemas.document import OtherInfo
+from schemas.envelope import encode_message
+from tests.bench.env import services_from_env
+from tests.relay_support import RelayProcess, add_agency, connect, make_document, publish_many
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    p = argparse.ArgumentParser(prog="python -m tests.bench.urgent", description=__doc__)
+    p.add_argument("--backlog", type=int, default=5000)
+    args = p.parse_args(argv)
+    services = services_from_env()
+    name = f"lienthong_bench_urgent_{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        amqp_url=services.amqp_url_for(name.replace("_", "-")),
+        database_url=services.database_url_for(name),
+        management_url=services.management_url,
+        metrics_addr="",
+        log_level="warning",
+    )
+    run_setup(settings)
+    engine = make_engine(settings.database_url)
+    a = add_agency(settings, engine, "000.00.00.G22")
+    b = add_agency(settings, engine, "000.00.00.H29")
+    ordinary = [encode_message(make_document(a.code, [b.code])) for _ in range(args.backlog)]
+    urgent = make_document(a.code, [b.code], document_id=f"{a.code},2026/11/30,1/KHAN")
+    urgent.other_info = OtherInfo(priority=1)
+    publish_many(a, [*ordinary, encode_message(urgent)])
+    assert b.amqp_url is not None
+    conn = connect(b.amqp_url)
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=1000)
+    with RelayProcess(settings, log_level="warning").start(wait=False) as relay:
+        started = time.monotonic()
+        urgent_at = None
+        inbox = ch.consume(t.inbox_queue(b.code), inactivity_timeout=60)
+        for position, (method, _props, body) in enumerate(inbox, 1):
+            if method is None:
+                raise SystemExit(f"the inbox stayed empty for 60 s:\n{relay.log_text()[-3000:]}")
+            ch.basic_ack(method.delivery_tag)
+            if urgent_at is None and urgent.document_id.encode() in body:
+                urgent_at = time.monotonic() - started
+                urgent_position = position
+            if position >= args.backlog + 1:
+                break
+        everything = time.monotonic() - started
+    conn.close()
+    engine.dispose()
+    with ManagementClient(services.management_url, timeout=120) as mgmt:
+        mgmt.delete_vhost(settings.vhost)
+        for code in (a.code, b.code):
+            mgmt.delete_user(code)
+    admin = make_engine(services.database_url_for("postgres"))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    assert urgent_at is not None
+    result = {
+        "backlog": args.backlog,
+        "urgent_position_in_inbox": urgent_position,
+        "urgent_latency_from_relay_start_seconds": round(urgent_at, 2),
+        "whole_backlog_seconds": round(everything, 2),
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
