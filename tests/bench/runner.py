@@ -322,6 +322,8 @@ class Runner:
             )
             res.drain_s = round(time.monotonic() - started, 2)
             done = self.report(collector, phase)
+            if not done:
+                raise BenchError(f"{res.system}: the collector reported no document of this phase")
             res.docs = len(done)
             first = min(c[2] for c in done)
             last = max(c[2] for c in done)
