@@ -48,8 +48,20 @@ def _register() -> None:
     from relay.cli.relay import relay
     from relay.cli.retention import retention
     from relay.console.cli import console
+    from relay.federation.cli import federation
 
-    for command in (relay, agency, adapter, edxml, trace, failures, resend, demo, console):
+    for command in (
+        relay,
+        agency,
+        adapter,
+        edxml,
+        trace,
+        failures,
+        resend,
+        demo,
+        console,
+        federation,
+    ):
         cli.add_command(command)
     cli.add_command(overdue)
     cli.add_command(retention)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -14,6 +15,13 @@ from relay.db.engine import make_engine
 from relay.setup import run_setup
 from schemas import topology as t
 from tests.services import Services, find_services, unique_name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No relay a test starts serves /metrics on the default 127.0.0.1:9464 (a second one would
+    fail to bind it): the settings and every process started from the tests inherit this.
+    Tests of the endpoint give a port of their own."""
+    os.environ.setdefault("LIENTHONG_METRICS_ADDR", "")
 
 
 @pytest.fixture(scope="session")

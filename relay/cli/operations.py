@@ -42,6 +42,7 @@ def _event_line(e: Any) -> str:
 def trace(document_id: str, as_json: bool) -> None:
     """The whole timeline of a document, per recipient (times in UTC)."""
     from relay.db.engine import make_engine
+    from relay.federation.store import id_there
     from relay.queries.trace import load_trace
 
     engine = make_engine(settings_from_env().database_url, pool_size=1)
@@ -63,6 +64,10 @@ def trace(document_id: str, as_json: bool) -> None:
             f"Submission {i}/{n}  {s.message_id}  {s.business} ({s.business_type})  "
             f"from {s.sender} via {s.submitted_by}  received {_when(s.received_at)}"
         )
+        if s.submitted_by in result.hubs:  # relay/federation: it came from another hub
+            click.echo(
+                f"  came from another hub: {s.submitted_by} is {result.hubs[s.submitted_by]['is']}"
+            )
         if s.subject:
             click.echo(f"  Trích yếu: {s.subject}")
         for e in s.events:
@@ -76,6 +81,12 @@ def trace(document_id: str, as_json: bool) -> None:
                 f"  Recipient {r.recipient}{via}: {r.state.upper()}  attempts {r.attempts}"
                 + (f"  next attempt {_when(r.next_attempt_at)}" if r.next_attempt_at else "")
             )
+            hub = result.hubs.get(r.route_to)
+            if hub is not None:  # relay/federation: it went on to another hub
+                there = id_there(hub["direction"], s.submitted_by, s.message_id)
+                click.echo(
+                    f"    went on to another hub: {r.route_to} is {hub['is']}; there: {there}"
+                )
             if r.last_error and r.state in ("retrying", "failed"):
                 click.echo(f"    last error: {r.last_error}")
             for e in r.events:

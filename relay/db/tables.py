@@ -286,3 +286,26 @@ operation_checkpoints = Table(
     Column("position", BigInteger, nullable=False),
     _ts("updated_at"),
 )
+
+#: Federation links to other hubs (relay/federation, issue 16): this hub is agency ``agency``
+#: on the remote hub at ``amqp_url`` (no password in it) and the link is a connected agency of
+#: the same code here, with the same password (one identity; on one broker, one user). The
+#: relay runs the link, so it keeps that password (protect the database accordingly).
+federation_links = Table(
+    "federation_links",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("agency", Text, nullable=False, unique=True),
+    Column("amqp_url", Text, nullable=False),
+    Column("password", Text, nullable=False),
+    _ts("created_at"),
+)
+
+#: Agencies of this hub that are other hubs: each may push its units as its hosted units
+#: (``lienthong federation sync-directory`` on that hub; ``federation peer add`` here).
+federation_peers = Table(
+    "federation_peers",
+    metadata,
+    Column("agency", Text, ForeignKey("agencies.code"), primary_key=True),
+    _ts("created_at"),
+)

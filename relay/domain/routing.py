@@ -6,7 +6,7 @@ Pure functions over a snapshot of the directory: the worker loads the entries a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -14,6 +14,9 @@ from schemas import RecipientOutcome, RecipientResult
 
 ACTIVE: Final = "active"
 SUSPENDED: Final = "suspended"
+
+#: The routing outcome of a code sent on to the hub above (the reason of its result starts so).
+UPSTREAM: Final = "upstream"
 
 #: Host chains longer than this are treated as a directory error (and cycles never loop).
 MAX_HOST_DEPTH: Final = 4
@@ -36,10 +39,27 @@ class Entry:
 Directory = Mapping[str, Entry]
 
 
-def resolve_recipient(code: str, directory: Directory) -> RecipientResult:
-    """Which connected agency's inbox receives for ``code``, or why none does."""
+def resolve_recipient(
+    code: str, directory: Directory, *, upstream: str | None = None
+) -> RecipientResult:
+    """Which connected agency's inbox receives for ``code``, or why none does.
+
+    ``upstream``: the agency code of this hub's federation link to the hub above it
+    (:mod:`relay.federation`), given only for what an agency of this hub submitted: a code the
+    directory does not serve goes there (the *upstream* outcome: queued to the link, with a
+    reason saying so). What came in through a link is never given one, so a code unknown on
+    both hubs is refused, never bounced between them.
+    """
     entry = directory.get(code)
     if entry is None:
+        if upstream is not None:
+            return RecipientResult(
+                code=code,
+                outcome=RecipientOutcome.QUEUED,
+                route_to=upstream,
+                reason=f"{UPSTREAM}: {code} is not in this hub's directory; sent on to the "
+                f"hub above through its federation link ({upstream})",
+            )
         return RecipientResult(
             code=code,
             outcome=RecipientOutcome.UNKNOWN,
@@ -71,11 +91,22 @@ def resolve_recipient(code: str, directory: Directory) -> RecipientResult:
     )
 
 
-def sender_refusal(owner: str, sender: str, directory: Directory) -> str | None:
+def sender_refusal(
+    owner: str, sender: str, directory: Directory, *, links: Collection[str] = ()
+) -> str | None:
     """Why connected agency ``owner`` may not send as ``sender``, or None if it may.
 
-    An adapter sends for its own agency and for the units it hosts.
+    An adapter sends for its own agency and for the units it hosts. A federation link (its
+    agency code in ``links``) brings in what another hub's agencies send: only codes outside
+    this hub's own directory.
     """
+    if owner in links:
+        if sender in directory:
+            return (
+                f"sender.organ_id: {sender!r} is an agency of this hub; federation link {owner} "
+                "may bring in only codes outside this hub's directory"
+            )
+        return None
     if sender == owner:
         entry = directory.get(owner)
         if entry is not None and entry.state != ACTIVE:

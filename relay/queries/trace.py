@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select
 
 from relay.db.tables import deliveries, documents, events, receipts
 from relay.errors import NotFound
+from relay.federation.store import hub_neighbours
 from schemas import BusinessType, describe_status
 
 
@@ -55,6 +56,8 @@ class Submission:
 class Trace:
     document_id: str
     submissions: list[Submission]
+    #: agency codes that stand for another hub, and what they are (relay/federation)
+    hubs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,4 +174,8 @@ def load_trace(conn: Connection, document_id: str) -> Trace:
         )
     for d in docs:
         subs[d.id].events.insert(0, _submitted(d, accepted.get(d.message_id)))
-    return Trace(document_id=document_id, submissions=[subs[pk] for pk in pks])
+    return Trace(
+        document_id=document_id,
+        submissions=[subs[pk] for pk in pks],
+        hubs=hub_neighbours(conn),
+    )

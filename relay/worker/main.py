@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.directory.publish import start_directory_publisher
+from relay.federation.link import start_federation_links
 from relay.periodic import start_periodic_jobs
 from relay.retry.deadletters import FailedSubmissionsWorker
 from relay.retry.worker import STATEMENT_TIMEOUT_MS as RETRY_STATEMENT_TIMEOUT_MS
@@ -132,6 +133,8 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
             start_periodic_jobs(settings, stop),
         ]
     start_directory_publisher(settings, stop, leader=partition.leader)
+    if partition.leader:
+        start_federation_links(settings, stop)  # relay/federation: links to other hubs
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():

@@ -33,6 +33,8 @@ from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
 from relay.duplicates import DuplicateDetector, duplicate_event, registration_columns
 from relay.duplicates import reason as duplicate_reason
+from relay.federation.directory_sync import apply_push
+from relay.federation.store import Links, federation_links
 from relay.worker import store
 from schemas import (
     BusinessType,
@@ -44,6 +46,7 @@ from schemas import (
     Status,
 )
 from schemas import topology as t
+from schemas.directory import TYPE_DIRECTORY
 from schemas.envelope import encode_message
 
 log = structlog.get_logger()
@@ -142,6 +145,7 @@ class BatchProcessor:
         #: the time stamped on this batch's receipts (the clock is read once per batch)
         self.now = dt.datetime.now(dt.UTC)
         self.rejection_rows: list[dict[str, Any]] = []
+        self.links = Links()
 
     # -- entry point --------------------------------------------------------------------
 
@@ -150,6 +154,9 @@ class BatchProcessor:
         decoded: list[tuple[int, Document | Status]] = []
         foreign: list[tuple[int, Refusal]] = []
         for i, m in enumerate(batch):
+            if m.envelope.message_type == TYPE_DIRECTORY:  # relay/federation: a hub's units
+                self._directory_push(handled[i])
+                continue
             result = read_submission(m.envelope, self.max_bytes)
             if isinstance(result, Refusal):
                 if result.publisher is not None:
@@ -168,6 +175,7 @@ class BatchProcessor:
                 codes.update(msg.recipient_codes())
         codes.update(r.publisher for _, r in foreign if r.publisher is not None)
         directory = store.load_directory(self.conn, codes)
+        self.links = federation_links(self.conn)  # relay/federation: links to other hubs
         for i, foreign_refusal in foreign:
             # Never a receipt to the outbox's owner about a message it did not send (it may
             # even carry the id of the owner's own submission); the real publisher is told
@@ -179,7 +187,9 @@ class BatchProcessor:
         docs: list[tuple[int, Document]] = []
         stats: list[tuple[int, Status]] = []
         for i, msg in decoded:
-            refusal = sender_refusal(batch[i].envelope.owner, msg.sender.organ_id, directory)
+            refusal = sender_refusal(
+                batch[i].envelope.owner, msg.sender.organ_id, directory, links=self.links.codes
+            )
             if refusal is not None:
                 self._reject(handled[i], refusal, document_id=msg.document_id)
             elif isinstance(msg, Document):
@@ -191,6 +201,19 @@ class BatchProcessor:
         self._statuses(batch, handled, stats)
         self._flush_rows()
         return handled
+
+    def _directory_push(self, h: Handled) -> None:
+        assert h.inbound is not None
+        result = apply_push(self.conn, h.inbound.envelope, self.now)
+        if isinstance(result, Refusal):
+            # a push found in another agency's outbox: kept, and its owner is never answered
+            self._reject(h, result.reason, answer_to=None if result.publisher else True)
+            return
+        body = _receipt_json(result)
+        self.receipt_rows.append(_receipt_row(h.inbound.envelope.owner, result, body))
+        out = _receipt_outgoing(result.sender or "", result.in_reply_to, body.encode(), "accepted")
+        h.publishes.append(Publish(outgoing=out))
+        h.outcome = "accepted"
 
     # -- rejections ---------------------------------------------------------------------
 
@@ -290,7 +313,8 @@ class BatchProcessor:
                 continue
             first[key] = i
             owner, mid = key
-            results = [resolve_recipient(code, directory) for code in doc.recipient_codes()]
+            up = self.links.upstream_for(owner)
+            results = [resolve_recipient(c, directory, upstream=up) for c in doc.recipient_codes()]
             rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value, by=owner)
             if (earlier := duplicates.check(doc)) is not None:
                 duplicate_of[key] = earlier

@@ -1,0 +1,129 @@
+"""The ``federation_links`` table: what the relay's worker, the link runner and the CLI read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from relay.db.tables import deliveries, documents
+from relay.db.tables import federation_links as table
+from relay.federation.bridge import DOWN, UP, forward_id
+from schemas import topology as t
+
+
+@dataclass(frozen=True)
+class Links:
+    """This hub's federation links as routing needs them: the links' agency codes here, and
+    the one that receives what no agency of this hub serves (the first link by name)."""
+
+    codes: frozenset[str] = field(default_factory=frozenset)
+    upstream: str | None = None
+
+    def upstream_for(self, submitted_by: str) -> str | None:
+        """Where codes unknown here go for a submission of ``submitted_by``: upstream, unless
+        it came in through a link (so nothing is bounced back and forth)."""
+        return None if submitted_by in self.codes else self.upstream
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    agency: str
+    amqp_url: str  # the remote hub, without a password
+    password: str
+
+
+def federation_links(conn: Connection) -> Links:
+    """The links, for one batch of the relay's worker (a tiny table: one short query)."""
+    rows = conn.execute(select(table.c.name, table.c.agency).order_by(table.c.name)).all()
+    return Links(
+        codes=frozenset(agency for _, agency in rows),
+        upstream=rows[0][1] if rows else None,
+    )
+
+
+def all_links(conn: Connection) -> list[Link]:
+    rows = conn.execute(
+        select(
+            table.c.name,
+            table.c.agency,
+            table.c.amqp_url,
+            table.c.password,
+        ).order_by(table.c.name)
+    ).all()
+    return [Link(*row) for row in rows]
+
+
+def get_link(conn: Connection, name: str) -> Link | None:
+    return next((link for link in all_links(conn) if link.name == name), None)
+
+
+def insert_link(conn: Connection, link: Link) -> None:
+    conn.execute(
+        insert(table).values(
+            name=link.name,
+            agency=link.agency,
+            amqp_url=link.amqp_url,
+            password=link.password,
+        )
+    )
+
+
+def delete_link(conn: Connection, name: str) -> bool:
+    return conn.execute(delete(table).where(table.c.name == name)).rowcount > 0
+
+
+def forwarded_submission(
+    conn: Connection, link_agency: str, document_id: str | None, forwarded_as: str
+) -> tuple[str, list[str]] | None:
+    """(document sender, recipients routed to the link) of this hub's submission that the link
+    forwarded under ``forwarded_as`` (see :func:`upstream_id`)."""
+    if not document_id:
+        return None
+    rows = conn.execute(
+        select(
+            documents.c.submitted_by,
+            documents.c.message_id,
+            documents.c.sender,
+            deliveries.c.recipient,
+        )
+        .join(deliveries, deliveries.c.document_pk == documents.c.id)
+        .where(documents.c.document_id == document_id, deliveries.c.route_to == link_agency)
+        .order_by(deliveries.c.id)
+    ).all()
+    sender: str | None = None
+    recipients: list[str] = []
+    for submitted_by, message_id, doc_sender, recipient in rows:
+        if upstream_id(submitted_by, message_id) == forwarded_as:
+            sender = doc_sender
+            recipients.append(recipient)
+    return None if sender is None else (sender, recipients)
+
+
+def update_password(conn: Connection, name: str, password: str) -> None:
+    conn.execute(update(table).where(table.c.name == name).values(password=password))
+
+
+def hub_neighbours(conn: Connection) -> dict[str, dict[str, str]]:
+    """Agency codes that stand for another hub (for ``lienthong trace``): what each is, and
+    the direction what is routed to it travels (``up`` through a link, ``down`` to a peer)."""
+    from relay.federation.directory_sync import peers
+
+    found = {
+        link.agency: {"is": f"federation link {link.name!r} to {link.amqp_url}", "direction": UP}
+        for link in all_links(conn)
+    }
+    for code in peers(conn):
+        found.setdefault(code, {"is": "a peer hub (its units are hosted by it)", "direction": DOWN})
+    return found
+
+
+def id_there(direction: str, submitted_by: str, message_id: str) -> str:
+    """The id a submission of this hub has on the next hub (:func:`bridge.forward_id`)."""
+    headers = {t.HEADER_SENDER: submitted_by, t.HEADER_SUBMISSION_ID: message_id}
+    return forward_id(direction, headers, message_id)
+
+
+def upstream_id(submitted_by: str, message_id: str) -> str:
+    return id_there(UP, submitted_by, message_id)
