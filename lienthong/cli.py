@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
 
+from lienthong import relay_workers
 from lienthong.logs import configure_logging
 
 
@@ -24,9 +26,16 @@ from lienthong.logs import configure_logging
     envvar="LIENTHONG_LOG_FORMAT",
     type=click.Choice(["json", "console"]),
 )
-def cli(log_level: str, log_format: str) -> None:
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, log_format: str) -> None:
     """lienthong: the document exchange hub (trục liên thông văn bản)."""
     configure_logging(log_level, log_format)
+    # Relay worker processes (spawned) set up their logs with this, given extra fields: the
+    # relay never imports this package (dependencies point inward).
+    obj = ctx.ensure_object(dict)
+    obj["configure_logging"] = functools.partial(configure_logging, log_level, log_format)
+    # The multi-process relay's parent, exec'd by 'relay run' (see lienthong.relay_workers).
+    obj["relay_workers_argv"] = relay_workers.command(log_level, log_format)
 
 
 def _register() -> None:

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, description="messages handled in one transaction")
     batch_wait_ms: int = Field(20, ge=0, description="how long a partial batch waits for more")
     intake_max_bytes: int = Field(
-        128 * 1024 * 1024,
+        16 * 1024 * 1024,
         ge=1024 * 1024,
         description="outbox bytes one worker holds unacked; above it, it stops taking more",
     )

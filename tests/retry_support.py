@@ -28,6 +28,7 @@ from relay.db.tables import agencies, deliveries, documents, events
 from relay.domain.outgoing import delivery, delivery_message_id
 from relay.retry import amqp
 from relay.retry.worker import RetryWorker
+from relay.worker.main import build_retry_engine
 from schemas import Document, Status, decode_message, encode_message
 from schemas import topology as t
 from tests.services import random_code
@@ -294,7 +295,8 @@ def running_adapter(adapter: FakeAdapter) -> Iterator[FakeAdapter]:
 
 @contextlib.contextmanager
 def retry_worker(settings: Settings) -> Iterator[RetryWorker]:
-    worker = RetryWorker(settings)
+    engine = build_retry_engine(settings)
+    worker = RetryWorker(settings, engine)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
@@ -303,6 +305,7 @@ def retry_worker(settings: Settings) -> Iterator[RetryWorker]:
     finally:
         stop.set()
         thread.join(15)
+        engine.dispose()
         assert not thread.is_alive(), "the retry worker did not stop"
 
 

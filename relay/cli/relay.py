@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from relay.cli.common import friendly_errors, settings_from_env
@@ -31,9 +34,17 @@ def run() -> None:
     With LIENTHONG_WORKERS > 1 it runs that many worker processes, each consuming a share of
     the agencies' outboxes.
     """
+    settings = settings_from_env()
+    obj = click.get_current_context().find_root().obj or {}
+    argv = obj.get("relay_workers_argv")
+    if settings.workers > 1 and argv:
+        # The console script's parent of the worker processes (it serves the metrics too),
+        # without the rest of the console script in memory: same process id, same environment.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(argv[0], argv)
     from relay.metrics.endpoint import serving_metrics
 
-    settings = settings_from_env()
     with serving_metrics(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
         if settings.workers == 1:
             from relay.worker.main import run_relay
@@ -42,8 +53,6 @@ def run() -> None:
             return
         from relay.worker.supervisor import run_workers
 
-        root = click.get_current_context().find_root().params
-        log_level, log_format = root.get("log_level", "info"), root.get("log_format", "json")
-        status = run_workers(settings, log_level, log_format)
+        status = run_workers(settings, obj.get("configure_logging"))
     if status:
         raise SystemExit(status)

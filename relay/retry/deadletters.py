@@ -30,7 +30,6 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.db.tables import documents, receipts, rejections
 from relay.domain.outgoing import Outgoing, receipt_message_id
 from relay.domain.safe_text import json_safe, optional_text
@@ -161,14 +160,14 @@ def _out(agency: str, receipt_id: str, submission_id: str, body: bytes) -> Outgo
 class FailedSubmissionsWorker:
     """Consumes ``lienthong.failed-submissions``; one thread, one connection, one engine."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        """``engine``: its own (built by the composition root, which disposes of it)."""
         self.settings = settings
-        self._engine: Engine | None = None
+        self._engine: Engine | None = engine
         self._publish_channel: BlockingChannel | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; survives broker and database outages."""
-        self._engine = make_engine(self.settings.database_url, pool_size=1)
         delay = RECONNECT_FIRST
         try:
             while not stop.is_set():
@@ -182,7 +181,7 @@ class FailedSubmissionsWorker:
                 stop.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
         finally:
-            self._engine.dispose()
+            log.debug("deadletter.worker_stopped")
 
     def _session(self, stop: threading.Event) -> None:
         conn = amqp.connect(self.settings.amqp_url, name="lienthong relay failed submissions")

@@ -16,15 +16,14 @@ import structlog
 from sqlalchemy import Engine, select
 
 from relay.db.tables import deliveries, documents
+from relay.domain.events import RESENT, RETRY_PUBLISHED
 from relay.errors import NotFound
 from relay.retry import store
 from relay.retry.returns import PublishFn
-from relay.retry.schedule import CLAIM_LEASE_SECONDS, RETRY_PUBLISHED, outgoing
+from relay.retry.schedule import CLAIM_LEASE_SECONDS, outgoing
 from schemas import topology as t
 
 log = structlog.get_logger()
-
-RESENT = "resent"
 
 
 @dataclass(frozen=True)

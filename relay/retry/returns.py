@@ -22,6 +22,14 @@ from sqlalchemy import Connection, Engine, insert
 from relay.config import Settings
 from relay.db.tables import rejections
 from relay.domain import states
+from relay.domain.events import (
+    DESTINATION_DOWN,
+    FAILED,
+    RETRY_SCHEDULED,
+    RETURN_IGNORED,
+    RETURNED,
+)
+from relay.domain.events import RETRY_HELD as HELD
 from relay.domain.outgoing import Outgoing, receipt_message_id
 from relay.retry import bounces, store
 from relay.retry.policy import Decision, on_return, return_reason, should_mark_down
@@ -30,15 +38,6 @@ from schemas import topology as t
 from schemas.envelope import encode_message
 
 log = structlog.get_logger()
-
-# Timeline event kinds written here (the relay writes submitted, queued, status, …).
-RETURNED = "returned"
-RETRY_SCHEDULED = "retry_scheduled"
-HELD = "retry_held"
-FAILED = "failed"
-RETURN_IGNORED = "return_ignored"
-DESTINATION_DOWN = "destination_down"
-DESTINATION_UP = "destination_up"
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,16 @@ from sqlalchemy import Connection, Engine
 
 from relay.config import Settings
 from relay.domain import states
+from relay.domain.events import DESTINATION_UP, PROBE_PUBLISHED, RETRY_PUBLISHED
 from relay.domain.outgoing import Outgoing, delivery
 from relay.retry import bounces, store
 from relay.retry.amqp import NotConfirmed, Unroutable
 from relay.retry.policy import REACHED_STATES
-from relay.retry.returns import DESTINATION_UP, PublishFn, apply_return
+from relay.retry.returns import PublishFn, apply_return
 from schemas import topology as t
 
 log = structlog.get_logger()
 
-RETRY_PUBLISHED = "retry_published"
-PROBE_PUBLISHED = "probe_published"
 
 #: Down destinations looked at per pass (there are few; this only bounds one pass).
 PROBE_BATCH = 50

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, and_, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from relay.db.tables import deliveries, destinations, documents, events, receipts
+from relay.domain import events as ev
 from relay.domain import states
 from relay.retry.policy import REACHED_STATES
 
@@ -259,7 +260,7 @@ def failing_deliveries(conn: Connection, route_to: str, *, window_seconds: float
         .select_from(events)
         .join(deliveries, deliveries.c.id == events.c.delivery_id)
         .where(
-            events.c.kind == "returned",
+            events.c.kind == ev.RETURNED,
             events.c.actor == route_to,
             events.c.at > func.now() - dt.timedelta(seconds=window_seconds),
             deliveries.c.state.in_(sorted(states.OPEN_STATES)),
@@ -272,7 +273,7 @@ def seconds_since_last_return(conn: Connection, route_to: str) -> float | None:
     """Seconds since a copy to ``route_to`` last came back (None: never)."""
     value: float | None = conn.execute(
         select(func.extract("epoch", func.now() - func.max(events.c.at))).where(
-            events.c.kind == "returned", events.c.actor == route_to
+            events.c.kind == ev.RETURNED, events.c.actor == route_to
         )
     ).scalar_one_or_none()
     return None if value is None else float(value)

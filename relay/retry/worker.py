@@ -23,7 +23,6 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.domain.outgoing import Outgoing
 from relay.errors import LienthongError
 from relay.retry import amqp, schedule
@@ -48,10 +47,12 @@ TICK_BACKOFF_SECONDS = 2.0
 class RetryWorker:
     """Returned deliveries in, retries and probes out (DESIGN §2 step 6)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        """``engine``: the retry worker's own (built by the composition root,
+        :func:`relay.worker.main.build_retry_engine`; its caller disposes of it)."""
         self.settings = settings
         self._rng = random.Random()
-        self._engine: Engine | None = None
+        self._engine: Engine | None = engine
         self._publish_channel: BlockingChannel | None = None
         self._next_tick = 0.0
         self._started = False
@@ -65,9 +66,6 @@ class RetryWorker:
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; survives broker and database outages."""
-        self._engine = make_engine(
-            self.settings.database_url, pool_size=2, statement_timeout_ms=STATEMENT_TIMEOUT_MS
-        )
         delay = RECONNECT_FIRST
         try:
             while not stop.is_set():
@@ -83,7 +81,6 @@ class RetryWorker:
                 stop.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
         finally:
-            self._engine.dispose()
             log.info("retry.worker_stopped")
 
     def _session(self, stop: threading.Event) -> None:

@@ -2,8 +2,13 @@
 
 Modules:
 
-- :mod:`relay.worker.main` — composition root: signals, reconnect backoff, the retry worker
-  thread (``relay.retry.worker.RetryWorker`` when installed).
+- :mod:`relay.worker.main` — composition root: builds the engines (the loop's and each side
+  worker's), signals, reconnect backoff, the retry worker thread.
+- :mod:`relay.worker.amqp` — the AMQP seam: every pika internal the relay relies on (frame
+  gathering, publish encoding, zero-copy bodies, the counters, ``_on_deliver``), pinned by
+  ``tests/unit/test_publish_frames.py`` and ``tests/integration/test_amqp_seam_broker.py``.
+- :mod:`relay.worker.confirms` — pure bookkeeping of publisher confirms, what a confirm means
+  for each publish, and the one ack/hold decision about outbox messages (``verdict``).
 - :mod:`relay.worker.loop` — the pika ``SelectConnection``: one consuming channel for every
   active connected agency's outbox (the directory is polled every ``agency_poll_seconds``), one
   confirm-mode publishing channel, batching, streamed confirms, acks, the pending sweep.

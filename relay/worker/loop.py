@@ -29,14 +29,12 @@ when the queue is back.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pika
@@ -50,43 +48,35 @@ from sqlalchemy.exc import SQLAlchemyError
 from relay.broker.topology import QUORUM
 from relay.config import Settings
 from relay.domain.intake import envelope
-from relay.domain.outgoing import Outgoing
 from relay.domain.safe_text import json_safe, raw_of_unsafe
 from relay.metrics.hot import intake_paused, observe_batch
 from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
+from relay.worker.amqp import (
+    Properties,
+    RelayConnection,
+    take_deliveries,
+    unused_consumer_callback,
+)
+from relay.worker.confirms import Confirms, InFlight, Outcome, Verdict, outcome, verdict
 from relay.worker.dbthread import DatabaseHealth, DbThread, Failure, classify
-from relay.worker.frames import Properties, publish_frames
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
 from schemas import topology as t
 
 log = structlog.get_logger()
 
-#: A batch is also cut when its bodies add up to this many bytes (big attachments).
-BATCH_MAX_BYTES = 32 * 1024 * 1024
+#: A batch is also cut when its bodies add up to this many bytes (big attachments): half the
+#: default ``intake_max_bytes``, so one batch is stored while the next gathers.
+BATCH_MAX_BYTES = 8 * 1024 * 1024
 #: How many stale pending deliveries one sweep republishes.
 SWEEP_LIMIT = 1000
+#: ... and how many bytes of documents one sweep holds (each document is read once, however
+#: many of its deliveries are pending; the first document goes whatever its size).
+SWEEP_MAX_BYTES = 32 * 1024 * 1024
 #: How long a stop waits for outstanding confirms before handing messages back.
 STOP_GRACE_SECONDS = 15.0
-
-
-@dataclass
-class InFlight:
-    """A handled batch whose publishes await their confirms."""
-
-    handled: list[Handled]
-    outstanding: int = 0
-    #: when its messages were handed to the broker (the ``queued`` events' time)
-    published_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    confirmed: list[int] = field(default_factory=list)  # delivery ids
-    failures: dict[int, str] = field(default_factory=dict)  # delivery id -> why not queued
-    #: deliveries the broker returned (no inbox): handed to the retry schedule
-    unroutable: set[int] = field(default_factory=set)
-    #: statuses and receipts the broker returned, with why: kept and retried (bounces)
-    bounced: list[tuple[Outgoing, str]] = field(default_factory=list)
-    nacked: set[int] = field(default_factory=set)  # indexes into handled
 
 
 def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
@@ -117,51 +107,6 @@ def _properties_dict(props: pika.spec.BasicProperties) -> dict[str, Any]:
     return out
 
 
-class _GatheringConnection(pika.SelectConnection):  # type: ignore[misc]
-    """A ``SelectConnection`` that hands the socket one chunk per ioloop turn, and publishes
-    without building pika's per-message objects (``send_publish``).
-
-    pika gives its transport every frame separately (a publish is three) and the transport
-    sends each with a ``send()`` of its own; a batch of publishes and acks made in one turn
-    of the ioloop here becomes one buffer, so the kernel sees one call instead of thousands.
-    Order is kept: everything goes through this method.
-
-    Both rely on pika internals (``_adapter_emit_data``, ``_body_max_length``, the byte and
-    frame counters), checked against pika 1.3 by ``tests/unit/test_publish_frames.py`` and the
-    relay's integration tests; pika is pinned below 2.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._gathered: list[bytes] = []
-        super().__init__(*args, **kwargs)
-
-    def _adapter_emit_data(self, data: bytes) -> None:
-        if not self._gathered:
-            self.ioloop.call_later(0, self._emit_gathered)
-        self._gathered.append(data)
-
-    def send_publish(self, channel: int, routing_key: str, body: bytes, props: Properties) -> None:
-        """``basic.publish`` to ``lienthong.deliver`` (mandatory) on ``channel``: the bytes
-        pika's ``Channel.basic_publish`` sends, encoded in one pass (:mod:`.frames`)."""
-        data = publish_frames(
-            channel,
-            t.DELIVER_EXCHANGE,
-            routing_key,
-            body,
-            props,
-            mandatory=True,
-            body_max=self._body_max_length,
-        )
-        self.bytes_sent += len(data)
-        self.frames_sent += 2 + -(-len(body) // self._body_max_length)
-        self._adapter_emit_data(data)
-
-    def _emit_gathered(self) -> None:
-        data, self._gathered = self._gathered, []
-        if data and self._transport is not None:  # None once the connection is gone
-            super()._adapter_emit_data(b"".join(data))
-
-
 class RelayLoop:
     """One connection's lifetime. ``run()`` returns when the connection is closed."""
 
@@ -178,7 +123,7 @@ class RelayLoop:
         self.partition = partition or Partition()
         self._stop_event = stop or threading.Event()
         self.connected = False  # became true once both channels were ready
-        self._conn: pika.SelectConnection | None = None
+        self._conn: RelayConnection | None = None
         self._consume: pika.channel.Channel | None = None
         self._publish: pika.channel.Channel | None = None
         self._consumers: dict[str, str] = {}  # agency code -> consumer tag
@@ -199,9 +144,8 @@ class RelayLoop:
         self._pending_bytes = 0
         self._flush_timer: object | None = None
         self._timers: dict[str, object] = {}
-        self._seq = 0
-        self._by_seq: dict[int, tuple[InFlight, int, Publish]] = {}
-        self._seq_order: deque[int] = deque()
+        #: publishes awaiting their confirm, with the batch each belongs to (see .confirms)
+        self._confirms: Confirms[tuple[InFlight, Publish]] = Confirms()
         self._returned: dict[str, str] = {}
         self._inflight: set[int] = set()  # ids of InFlight objects not yet completed
         self._publishing: dict[int, int] = {}  # delivery id -> publishes awaiting confirm
@@ -222,7 +166,7 @@ class RelayLoop:
     def run(self) -> None:
         params = pika.URLParameters(self.settings.amqp_url)
         params.connection_attempts = 1
-        self._conn = _GatheringConnection(
+        self._conn = RelayConnection(
             params,
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
@@ -278,7 +222,7 @@ class RelayLoop:
 
     def _on_consume_channel(self, ch: pika.channel.Channel) -> None:
         self._consume = ch
-        ch._on_deliver = self._dispatch_delivery  # pika internal, see _dispatch_delivery
+        take_deliveries(ch, self._dispatch_delivery)
         ch.add_on_close_callback(self._on_channel_closed)
         ch.add_on_cancel_callback(self._on_broker_cancel)
         ch.basic_qos(prefetch_count=self.settings.prefetch, callback=self._on_qos)
@@ -424,7 +368,7 @@ class RelayLoop:
         def consume(_frame: Any) -> None:
             if self._consumers.get(code) == tag and not self._stopping:
                 self._handlers[tag] = (queue, code)
-                ch.basic_consume(queue, self._on_deliver_unused, consumer_tag=tag)
+                ch.basic_consume(queue, unused_consumer_callback, consumer_tag=tag)
                 if resuming:
                     log.debug("relay.outbox_consumed", agency=code, queue=queue)
                 else:
@@ -533,22 +477,15 @@ class RelayLoop:
         ch.basic_cancel(tag, callback=lambda _frame: None)
 
     def _dispatch_delivery(
-        self, method_frame: pika.frame.Method, header_frame: pika.frame.Header, body: bytes
+        self, method: pika.spec.Basic.Deliver, props: pika.spec.BasicProperties, body: bytes
     ) -> None:
-        """Replaces the consume channel's ``_on_deliver``: pika would reject (requeue) a message
-        that arrives for a consumer it was asked to cancel, which puts it behind the outbox's
-        later messages; here it is handled like any other, so each outbox stays in order when
-        intake pauses or an agency is released."""
-        method = method_frame.method
+        """Every delivery of the consume channel (:func:`relay.worker.amqp.take_deliveries`),
+        including one for a consumer being cancelled: each outbox stays in order."""
         where = self._handlers.get(method.consumer_tag)
         if where is None:  # cannot happen: a handler lives until its CancelOk
             log.error("relay.unexpected_delivery", consumer_tag=method.consumer_tag)
             return
-        self._on_message(where[0], where[1], method, header_frame.properties, body)
-
-    @staticmethod
-    def _on_deliver_unused(*_args: Any) -> None:
-        raise AssertionError("deliveries go through _dispatch_delivery")
+        self._on_message(where[0], where[1], method, props, body)
 
     # -- consuming and batching ---------------------------------------------------------
 
@@ -700,7 +637,7 @@ class RelayLoop:
             raise pika.exceptions.ChannelWrongStateError("the publish channel is not open")
         now = int(time.time())
         number = ch.channel_number
-        for idx, h in enumerate(flight.handled):
+        for h in flight.handled:
             for pub in h.publishes:
                 out = pub.outgoing
                 props = Properties(
@@ -713,10 +650,8 @@ class RelayLoop:
                     type=out.message_type,
                     app_id="lienthong-relay",
                 )
-                conn.send_publish(number, out.routing_key, out.body, props)
-                self._seq += 1
-                self._by_seq[self._seq] = (flight, idx, pub)
-                self._seq_order.append(self._seq)
+                conn.send_publish(number, t.DELIVER_EXCHANGE, out.routing_key, out.body, props)
+                self._confirms.published((flight, pub))
                 flight.outstanding += 1
         if flight.outstanding == 0:
             self._complete(flight)
@@ -743,50 +678,15 @@ class RelayLoop:
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        ok = isinstance(method, pika.spec.Basic.Ack)
-        tag: int = method.delivery_tag
-        if method.multiple:
-            seqs = []
-            while self._seq_order and self._seq_order[0] <= tag:
-                seqs.append(self._seq_order.popleft())
-        else:
-            seqs = [tag]
-        for seq in seqs:
-            entry = self._by_seq.pop(seq, None)
-            if entry is not None:
-                self._settle(entry, ok)
-        # Single confirms leave settled numbers at the front of the order; drop them.
-        while self._seq_order and self._seq_order[0] not in self._by_seq:
-            self._seq_order.popleft()
-
-    def _settle(self, entry: tuple[InFlight, int, Publish], ok: bool) -> None:
-        flight, _idx, pub = entry
-        returned = self._returned.pop(pub.outgoing.message_id, None)
-        if ok and returned is None:
-            if pub.delivery_id is not None:
-                flight.confirmed.append(pub.delivery_id)
-        elif returned is not None:
-            # Unroutable (the inbox is missing): a failed attempt. The delivery goes to the
-            # retry schedule (backoff, then ``failed`` and the sender told); a status or
-            # receipt is kept and retried the same way (issue 12 item 6). The outbox message
-            # is done: the database holds everything needed to publish again.
-            if pub.delivery_id is not None:
-                flight.failures[pub.delivery_id] = returned
-                flight.unroutable.add(pub.delivery_id)
-            else:
-                flight.bounced.append((pub.outgoing, returned))
-        else:
-            log.warning("delivery.nacked", message_id=pub.outgoing.message_id)
-            if pub.delivery_id is not None:
-                flight.failures[pub.delivery_id] = "nacked by the broker"
-            else:
-                # Kept and retried by the schedule rather than handing the outbox message back
-                # (a requeue is a redelivery a quorum queue counts towards its limit).
-                flight.bounced.append((pub.outgoing, "nacked by the broker"))
-        flight.outstanding -= 1
-        if flight.outstanding == 0:
-            self._inflight.discard(id(flight))
-            self._complete(flight)
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        for flight, pub in self._confirms.confirmed(method.delivery_tag, multiple=method.multiple):
+            returned = self._returned.pop(pub.outgoing.message_id, None)
+            result = outcome(acked, returned)
+            if result is Outcome.NACKED:
+                log.warning("delivery.nacked", message_id=pub.outgoing.message_id)
+            if flight.settle(pub, result, returned):
+                self._inflight.discard(id(flight))
+                self._complete(flight)
 
     def _complete(self, flight: InFlight) -> None:
         assert self._db_queued is not None
@@ -812,18 +712,15 @@ class RelayLoop:
                         left = self._publishing.pop(pub.delivery_id, 1) - 1
                         if left > 0:
                             self._publishing[pub.delivery_id] = left
-        if self._closing:
-            return
         ch = self._consume
+        if verdict(recorded=True, closing=self._closing) is Verdict.HOLD:
+            return  # the broker hands the outbox messages back when the channel closes
         if ch is not None and ch.is_open:
-            for idx, h in enumerate(flight.handled):
+            for h in flight.handled:
                 if h.inbound is None:
                     continue
                 self._held_bytes -= len(h.inbound.envelope.body)
-                ok = idx not in flight.nacked
-                if not ok:
-                    ch.basic_nack(h.inbound.tag, requeue=True)
-                self._acks.settle(h.inbound.tag, ok)
+                self._acks.settle(h.inbound.tag, True)
             self._ack_settled(ch)
             if self._paused and self._held_bytes <= self.settings.intake_max_bytes // 2:
                 self._resume_intake()
@@ -849,7 +746,8 @@ class RelayLoop:
         assert self._db_queued is not None
         older_than = self.settings.pending_sweep_seconds
         self._db_queued.submit(
-            lambda conn: store.claim_stale_pending(conn, older_than, SWEEP_LIMIT), self._on_swept
+            lambda conn: store.claim_stale_pending(conn, older_than, SWEEP_LIMIT, SWEEP_MAX_BYTES),
+            self._on_swept,
         )
 
     def _on_swept(self, stale: list[store.PendingDelivery]) -> None:

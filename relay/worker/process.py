@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select
 from relay.blobs import service as blobs
 from relay.db.tables import events
 from relay.document_headers import header_columns
+from relay.domain import events as ev
 from relay.domain import states
 from relay.domain.intake import Envelope, Refusal, read_submission
 from relay.domain.outgoing import (
@@ -51,13 +52,6 @@ from schemas.directory import TYPE_DIRECTORY
 from schemas.envelope import encode_message
 
 log = structlog.get_logger()
-
-#: Timeline event kind added to an earlier document's deliveries by a later change to it.
-CHANGE_EVENT = {
-    BusinessType.REVOKE: "revoked",
-    BusinessType.UPDATE: "updated",
-    BusinessType.REPLACE: "replaced",
-}
 
 
 @dataclass(slots=True)
@@ -394,7 +388,7 @@ class BatchProcessor:
             self.receipt_rows.append(_receipt_row(owner, receipt, body, rid_s))
             if key in duplicate_of:
                 event_rows.append(duplicate_event(pk, doc, duplicate_of[key], doc.sender.organ_id))
-            kind = CHANGE_EVENT.get(doc.business_type)
+            kind = ev.CHANGE_EVENT.get(doc.business_type)
             if kind is not None:
                 for ref in _referenced_documents(doc):
                     for r in results:
@@ -525,7 +519,7 @@ class BatchProcessor:
         Only a document's own sender may revoke, update or replace it (issue 12 item 8): a
         DocumentId that is known only from other senders is refused; one never seen is let
         through (it changes nothing the hub holds)."""
-        if doc.business_type not in CHANGE_EVENT:
+        if doc.business_type not in ev.CHANGE_EVENT:
             return None
         refs = _referenced_documents(doc)
         senders = store.document_senders(self.conn, refs)
@@ -533,7 +527,7 @@ class BatchProcessor:
         for ref in refs:
             others = senders.get(ref, set())
             if others and sender not in others:
-                action = CHANGE_EVENT[doc.business_type].removesuffix("d")
+                action = ev.CHANGE_EVENT[doc.business_type].removesuffix("d")
                 return (
                     f"business: document {ref!r} was sent by {', '.join(sorted(others))}, not "
                     f"by {sender}; only its sender may {action} it"
@@ -632,7 +626,7 @@ class BatchProcessor:
                 {
                     "document_pk": route.delivery.document_pk,
                     "delivery_id": did,
-                    "kind": "status",
+                    "kind": ev.STATUS,
                     "status_code": st.status_code,
                     "description": st.description or st.status_text,
                     "staff": staff,

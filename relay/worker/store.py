@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, func, select, tuple_,
 from sqlalchemy.dialects.postgresql import insert
 
 from relay.db.tables import agencies, deliveries, documents, events, receipts, rejections
+from relay.domain import events as ev
 from relay.domain.routing import MAX_HOST_DEPTH, Entry
 from relay.domain.states import PENDING, QUEUED, RETRYING
 from relay.domain.statuses import DeliveryRef
@@ -212,6 +213,8 @@ class PendingDelivery:
 
 
 def _pending_select() -> Any:
+    """Pending deliveries without their payload: a document's payload is read once for all
+    its deliveries (:func:`_with_payloads`), not once per recipient."""
     return select(
         deliveries.c.id,
         deliveries.c.document_pk,
@@ -221,11 +224,20 @@ def _pending_select() -> Any:
         documents.c.submitted_by,
         deliveries.c.recipient,
         deliveries.c.route_to,
-        documents.c.payload,
     ).join(documents, documents.c.id == deliveries.c.document_pk)
 
 
-def _as_pending(rows: Iterable[Any]) -> list[PendingDelivery]:
+def _with_payloads(conn: Connection, rows: Iterable[Any]) -> list[PendingDelivery]:
+    """The rows as deliveries, each document's payload fetched once and shared by all of its
+    deliveries (a 20 MB document to 95 agencies is 20 MB here, not 1.9 GB)."""
+    rows = list(rows)
+    pks = sorted({r[1] for r in rows})
+    payloads: dict[int, bytes] = {}
+    if pks:
+        for pk, payload in conn.execute(
+            select(documents.c.id, documents.c.payload).where(documents.c.id.in_(pks))
+        ):
+            payloads[pk] = bytes(payload)
     return [
         PendingDelivery(
             delivery_id=r[0],
@@ -236,7 +248,7 @@ def _as_pending(rows: Iterable[Any]) -> list[PendingDelivery]:
             submitted_by=r[5],
             recipient=r[6],
             route_to=r[7],
-            payload=bytes(r[8]),
+            payload=payloads[r[1]],
         )
         for r in rows
     ]
@@ -251,32 +263,44 @@ def pending_deliveries_of(conn: Connection, document_pks: Sequence[int]) -> list
         .where(deliveries.c.document_pk.in_(list(document_pks)), deliveries.c.state == PENDING)
         .order_by(deliveries.c.id)
     )
-    return _as_pending(rows)
+    return _with_payloads(conn, rows)
 
 
-def claim_stale_pending(conn: Connection, older_than_s: float, limit: int) -> list[PendingDelivery]:
-    """Pending deliveries untouched for ``older_than_s``, claimed for republishing.
+def claim_stale_pending(
+    conn: Connection, older_than_s: float, limit: int, max_bytes: int
+) -> list[PendingDelivery]:
+    """Pending deliveries untouched for ``older_than_s``, claimed for republishing: at most
+    ``limit`` of them, and documents of at most ``max_bytes`` of payload between them (the
+    first document always, however large), so one sweep holds a bounded number of bytes.
 
     ``FOR UPDATE SKIP LOCKED`` lets several relays sweep at once without taking the same rows;
-    touching ``updated_at`` keeps the next sweep off them until they are stale again.
+    touching ``updated_at`` keeps the next sweep off them until they are stale again. Rows left
+    out by ``max_bytes`` stay stale and are taken by the next sweep.
     """
     cutoff = func.now() - dt.timedelta(seconds=older_than_s)
-    ids = (
-        conn.execute(
-            select(deliveries.c.id)
-            .where(deliveries.c.state == PENDING, deliveries.c.updated_at < cutoff)
-            .order_by(deliveries.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        .scalars()
-        .all()
-    )
+    candidates = conn.execute(
+        select(deliveries.c.id, deliveries.c.document_pk, func.octet_length(documents.c.payload))
+        .join(documents, documents.c.id == deliveries.c.document_pk)
+        .where(deliveries.c.state == PENDING, deliveries.c.updated_at < cutoff)
+        .order_by(deliveries.c.id)
+        .limit(limit)
+        .with_for_update(of=deliveries, skip_locked=True)
+    ).all()
+    ids: list[int] = []
+    seen: set[int] = set()
+    held = 0
+    for did, pk, size in candidates:
+        if pk not in seen:
+            if seen and held + size > max_bytes:
+                continue  # the next sweep; a later, smaller document may still fit
+            seen.add(pk)
+            held += size
+        ids.append(did)
     if not ids:
         return []
     conn.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(updated_at=func.now()))
     rows = conn.execute(_pending_select().where(deliveries.c.id.in_(ids)).order_by(deliveries.c.id))
-    return _as_pending(rows)
+    return _with_payloads(conn, rows)
 
 
 _MARK_QUEUED = (
@@ -284,7 +308,7 @@ _MARK_QUEUED = (
     " UPDATE deliveries SET state = %s, updated_at = now(), last_error = NULL"
     " WHERE id = ANY(CAST(%b AS bigint[])) AND state = %s)"
     " INSERT INTO events (document_pk, delivery_id, kind, at)"
-    " SELECT document_pk, id, 'queued', %s FROM deliveries"
+    f" SELECT document_pk, id, '{ev.QUEUED}', %s FROM deliveries"
     " WHERE id = ANY(CAST(%b AS bigint[]))"
 )
 
@@ -386,7 +410,7 @@ def before_recall_of(conn: Connection, delivery_id: int) -> str | None:
         select(events.c.detail)
         .where(
             events.c.delivery_id == delivery_id,
-            events.c.kind == "status",
+            events.c.kind == ev.STATUS,
             events.c.detail["before_recall"].astext.is_not(None),
         )
         .order_by(events.c.id.desc())

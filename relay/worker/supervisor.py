@@ -12,8 +12,12 @@ non-zero, so that systemd (or whoever started it) restarts the whole relay.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import multiprocessing
 import signal
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -29,23 +33,47 @@ log = structlog.get_logger()
 STOP_TIMEOUT_SECONDS = 60.0
 
 
-def _worker(settings: Settings, partition: Partition, log_level: str, log_format: str) -> None:
+#: Sets up a process's logs with extra fields in every line; picklable (it crosses ``spawn``),
+#: e.g. a ``functools.partial`` of the console script's logging set-up.
+LogSetup = Callable[[Mapping[str, str]], None]
+
+
+def _worker(settings: Settings, partition: Partition, log_setup: LogSetup | None) -> None:
     """A worker process's entry point (spawned: nothing is inherited but its arguments)."""
-    from lienthong.logs import configure_logging
     from relay.worker.main import run_relay
 
-    configure_logging(log_level, log_format, {"worker": str(partition)})
+    if log_setup is not None:
+        log_setup({"worker": str(partition)})
     run_relay(settings, partition)
 
 
-def run_workers(settings: Settings, log_level: str, log_format: str) -> int:
-    """Run ``settings.workers`` relay processes until a signal; returns the exit status."""
+@contextlib.contextmanager
+def _spawned_import_this_module() -> Iterator[None]:
+    """A spawned process first runs its parent's ``__main__`` again; for the console script
+    that is every command of ``lienthong`` (the adapter, the SDK API, the demo: about 13 MB
+    and a second per worker). Named by its ``__spec__``, the main module a child runs is this
+    one instead, which imports only what a worker needs (multiprocessing's spawn reads
+    ``__main__.__spec__.name`` when the process starts)."""
+    main = sys.modules["__main__"]
+    saved = getattr(main, "__spec__", None)
+    main.__spec__ = importlib.util.find_spec(__name__)
+    try:
+        yield
+    finally:
+        main.__spec__ = saved
+
+
+def run_workers(settings: Settings, log_setup: LogSetup | None = None) -> int:
+    """Run ``settings.workers`` relay processes until a signal; returns the exit status.
+
+    ``log_setup`` is called first thing in each worker process (the composition root, the
+    console script, passes its own; the relay does not import it)."""
     ctx = multiprocessing.get_context("spawn")
     count = settings.workers
     procs: list[BaseProcess] = [
         ctx.Process(
             target=_worker,
-            args=(settings, Partition(i, count), log_level, log_format),
+            args=(settings, Partition(i, count), log_setup),
             name=f"lienthong-relay-{i + 1}",
         )
         for i in range(count)
@@ -64,8 +92,9 @@ def run_workers(settings: Settings, log_level: str, log_format: str) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     status = 0
     try:
-        for p in procs:
-            p.start()
+        with _spawned_import_this_module():
+            for p in procs:
+                p.start()
         log.info("relay.workers_started", workers=count, pids=[p.pid for p in procs])
         running = list(procs)
         while running:

@@ -13,7 +13,7 @@ from tests.bench.env import bench_env, services_from_env
 from tests.bench.processes import BenchError
 from tests.bench.report import machine, print_ratios, print_table, ratios, write_json
 from tests.bench.runner import RELAY_WORKERS, PhaseResult, Runner
-from tests.bench.scenarios import SYSTEMS, limits, scenarios
+from tests.bench.scenarios import SYSTEMS, large_scenarios, limits, scenarios
 from tests.bench.soak import soak
 
 
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=0,
         metavar="N",
-        help="only run N documents through the relay and print its RSS at start, middle and end",
+        help="only run N documents through the relay and print its PSS at start, middle and end",
     )
     p.add_argument(
         "--relay-workers",
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = scenarios(args.quick, args.fanout)
     if args.scenarios:
         names = set(args.scenarios.split(","))
+        chosen += large_scenarios(args.quick, args.fanout)
         missing = names - {s.name for s in chosen}
         if missing:
             print(

@@ -1,4 +1,4 @@
-"""The processes of a run: spawned Python workers, the relay subprocess, and an RSS sampler."""
+"""The processes of a run: spawned Python workers, the relay subprocess, a memory sampler."""
 
 from __future__ import annotations
 
@@ -40,42 +40,57 @@ def expect(conn: Connection, kind: str, timeout: float, what: str) -> tuple[Any,
     return msg
 
 
-class RssSampler:
-    """Samples a process's resident set size (with its children) on a thread; keeps the peak."""
+class MemorySampler:
+    """Samples a process tree's memory on a thread (the process and all its children).
+
+    The figure is **PSS summed** over the tree (proportional set size: a page shared by N
+    processes counts 1/N in each), so the relay's worker processes, which share the
+    interpreter's and libraries' pages, are not counted several times as RSS summed would be.
+    RSS summed (and the kernel's per-process ``VmHWM``) is kept beside it for comparison.
+    """
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.pid = pid
         self.interval = interval
-        self.peak = 0
+        self.peak = 0  # PSS summed
+        self.peak_rss = 0  # RSS summed
         self.last = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"rss-{pid}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"memory-{pid}", daemon=True)
 
-    def start(self) -> RssSampler:
+    def start(self) -> MemorySampler:
         self._thread.start()
         return self
 
     def sample(self) -> int:
+        """PSS summed over the tree now (bytes)."""
         try:
             p = psutil.Process(self.pid)
-            rss = p.memory_info().rss
-            for child in p.children(recursive=True):
-                with _quiet():
-                    rss += child.memory_info().rss
+            procs = [p, *p.children(recursive=True)]
         except psutil.Error:
             return self.last
-        self.last = rss
-        self.peak = max(self.peak, rss)
-        return rss
+        pss = rss = 0
+        for proc in procs:
+            with _quiet():
+                full = proc.memory_full_info()  # reads smaps_rollup
+                pss += full.pss
+                rss += full.rss
+        if pss == 0:
+            return self.last
+        self.last = pss
+        self.peak = max(self.peak, pss)
+        self.peak_rss = max(self.peak_rss, rss)
+        return pss
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.sample()
 
     def stop(self) -> int:
-        """Stop sampling; returns the peak (also the kernel's high-water mark where readable)."""
+        """Stop sampling; returns the peak PSS (``peak_rss`` also holds the kernel's RSS
+        high-water mark of the top process where readable)."""
         self.sample()
-        self.peak = max(self.peak, _vm_hwm(self.pid))
+        self.peak_rss = max(self.peak_rss, _vm_hwm(self.pid))
         self._stop.set()
         self._thread.join(timeout=2)
         return self.peak

@@ -59,7 +59,7 @@ def _ratio(x: float | None) -> str:
 def print_table(results: list[PhaseResult]) -> None:
     head = (
         f"{'scenario':<18}{'system':<9}{'docs':>7}{'docs/s':>10}{'MB/s':>8}{'copies/s':>10}"
-        f"{'load/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'RSS MB':>8}"
+        f"{'load/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'PSS MB':>8}{'RSS MB':>8}"
     )
     print(head)
     print("-" * len(head))
@@ -69,7 +69,7 @@ def print_table(results: list[PhaseResult]) -> None:
             f"{r.scenario:<18}{r.system:<9}{_fmt(r.docs, 7)}{_fmt(r.docs_per_s, 10)}"
             f"{_fmt(r.mb_per_s, 8)}{_fmt(r.copies_per_s, 10)}{_fmt(r.offered_rate, 9)}"
             f"{_fmt(lat.get('p50_ms'), 9)}{_fmt(lat.get('p95_ms'), 9)}"
-            f"{_fmt(lat.get('p99_ms'), 9)}{_fmt(r.peak_rss_mb, 8)}"
+            f"{_fmt(lat.get('p99_ms'), 9)}{_fmt(r.peak_pss_mb, 8)}{_fmt(r.peak_rss_mb, 8)}"
         )
         for note in r.notes:
             print(f"{'':27}note: {note}")

@@ -8,7 +8,8 @@ Per system and scenario:
    ``drain_cap_s`` is purged;
 3. the adapters offer documents at half that throughput for ``paced_s``; the latency of each is
    its last copy's arrival minus its send time;
-4. the system stops; its peak RSS is kept.
+4. the system stops; its peak memory is kept (PSS summed over its process tree; RSS summed
+   beside it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import Engine, text
 
 from relay.db.engine import make_engine
@@ -35,8 +37,8 @@ from tests.bench.payloads import Template, build_template
 from tests.bench.processes import (
     CTX,
     BenchError,
+    MemorySampler,
     RelayProcess,
-    RssSampler,
     Worker,
     expect,
 )
@@ -70,7 +72,8 @@ class PhaseResult:
     latency_sent: int = 0
     latency: dict[str, float | int] | None = None
     latency_at_relay_load: dict[str, float | int] | None = None  # ceiling: at the relay's rate
-    peak_rss_mb: float | None = None
+    peak_pss_mb: float | None = None  # PSS summed over the system's process tree
+    peak_rss_mb: float | None = None  # RSS summed (counts shared pages once per process)
     publish_nacked: int = 0
     seconds: float | None = None  # wall time of this system's whole measurement
     error: str | None = None
@@ -83,11 +86,12 @@ class PhaseResult:
 class System:
     """A running system under test, whatever its kind."""
 
-    def __init__(self, name: str, handle: Worker | RelayProcess, sampler: RssSampler) -> None:
+    def __init__(self, name: str, handle: Worker | RelayProcess, sampler: MemorySampler) -> None:
         self.name = name
         self.handle = handle
         self.sampler = sampler
         self.profiler: subprocess.Popen[bytes] | None = None
+        self.peak_rss = 0
 
     def check(self) -> None:
         if not self.handle.alive():
@@ -103,6 +107,7 @@ class System:
             except subprocess.TimeoutExpired:
                 self.profiler.kill()
         peak = self.sampler.stop()
+        self.peak_rss = self.sampler.peak_rss
         self.handle.stop()
         return peak
 
@@ -125,6 +130,7 @@ class Runner:
         self.profile_dir = profile_dir
         self.profile_idle = profile_idle  # py-spy --idle: waiting shows too (wall clock)
         self.phase = 0
+        self.peak_rss = 0  # RSS summed of the system measured now (see MemorySampler)
         self.engine: Engine = make_engine(env.settings.database_url, pool_size=1)
 
     def close(self) -> None:
@@ -184,8 +190,10 @@ class Runner:
         else:
             raise BenchError(f"unknown system {name!r}")
         pid = handle.pid
-        system = System(name, handle, RssSampler(pid).start())
+        system = System(name, handle, MemorySampler(pid).start())
         if profile_as and self.profile_dir is not None:
+            if name == "relay" and int(env.get("LIENTHONG_WORKERS", "1")) > 1:
+                _wait_for_exec(pid)  # py-spy follows a process image, not a pid through exec
             self.profile_dir.mkdir(parents=True, exist_ok=True)
             out = self.profile_dir / f"{profile_as}.txt"
             system.profiler = subprocess.Popen(
@@ -273,14 +281,16 @@ class Runner:
     ) -> PhaseResult:
         res = PhaseResult(sc.name, system_name, sc.recipients, body_bytes, sc.preload)
         peak = 0
+        self.peak_rss = 0
         began = time.monotonic()
         try:
             peak = self.throughput_phase(res, sc, publisher, collector, completed, body_bytes)
-            if res.docs_per_s:
+            if res.docs_per_s and sc.latency:
                 peak = max(peak, self.latency_phase(res, sc, publisher, collector, completed))
         except BenchError as e:
             res.error = str(e)
-        res.peak_rss_mb = round(peak / 2**20, 1) if peak else None
+        res.peak_pss_mb = round(peak / 2**20, 1) if peak else None
+        res.peak_rss_mb = round(self.peak_rss / 2**20, 1) if self.peak_rss else None
         res.seconds = round(time.monotonic() - began, 1)
         return res
 
@@ -293,7 +303,7 @@ class Runner:
         completed: Synchronized[int],
         body_bytes: int,
     ) -> int:
-        """Drain a preload; returns the system's peak RSS."""
+        """Drain a preload; returns the system's peak PSS."""
         phase = self.next_phase()
         nacked, returned = self.publish(publisher, phase, sc.preload, None, timeout=600)
         res.publish_nacked = nacked
@@ -312,6 +322,8 @@ class Runner:
             )
             res.drain_s = round(time.monotonic() - started, 2)
             done = self.report(collector, phase)
+            if not done:
+                raise BenchError(f"{res.system}: the collector reported no document of this phase")
             res.docs = len(done)
             first = min(c[2] for c in done)
             last = max(c[2] for c in done)
@@ -331,6 +343,7 @@ class Runner:
                 res.copies_per_s = _r(rate * sc.recipients)
         finally:
             peak = system.stop()
+            self.peak_rss = max(self.peak_rss, system.peak_rss)
             res.purged = self.reset(collector)
         return peak
 
@@ -350,7 +363,7 @@ class Runner:
         collector: Worker,
         completed: Synchronized[int],
     ) -> int:
-        """Offer half the measured throughput to a freshly started system; returns its peak RSS."""
+        """Offer half the measured throughput to a freshly started system; returns its peak PSS."""
         assert res.docs_per_s
         rate = res.docs_per_s / 2
         res.offered_rate = round(rate, 2)
@@ -373,7 +386,7 @@ class Runner:
     ) -> tuple[dict[str, float | int] | None, int, list[str], int]:
         """Offer ``rate`` documents/s for ``paced_s`` to a freshly started system.
 
-        Returns (latency summary, documents sent, notes, peak RSS)."""
+        Returns (latency summary, documents sent, notes, peak PSS)."""
         lim = self.limits
         count = max(lim.paced_min_docs, int(rate * lim.paced_s))
         if count / rate > 3 * lim.paced_s:
@@ -400,6 +413,7 @@ class Runner:
             summary = summarize_latencies([c[2] - c[1] for c in done])
         finally:
             peak = system.stop()
+            self.peak_rss = max(self.peak_rss, system.peak_rss)
             self.reset(collector)
         return (summary.as_dict() if summary else None), count, notes, peak
 
@@ -447,6 +461,21 @@ class Runner:
         return results
 
 
+def _wait_for_exec(pid: int, timeout: float = 10.0) -> None:
+    """With several workers, ``lienthong relay run`` execs the slim parent
+    (``lienthong.relay_workers``) at once; wait until it has, so py-spy attaches to the
+    process that stays."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            return
+        if "lienthong.relay_workers" in cmdline:
+            return
+        time.sleep(0.05)
+
+
 def run_publisher_entry(*args: Any) -> None:
     """Spawn target (imported lazily so the runner imports stay light)."""
     from tests.bench.publisher import run_publisher
@@ -466,7 +495,7 @@ def _line(r: PhaseResult) -> str:
         f"{r.mb_per_s} MB/s",
         f"p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms"
         f" at {r.offered_rate}/s",
-        f"peak RSS {r.peak_rss_mb} MB",
+        f"peak PSS {r.peak_pss_mb} MB (RSS summed {r.peak_rss_mb} MB)",
         f"{r.seconds} s (drain {r.drain_s} s)",
     ]
     if r.error:

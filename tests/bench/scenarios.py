@@ -16,9 +16,25 @@ class Scenario:
     body_bytes: int
     attachment_bytes: int
     preload: int  # documents queued before a system starts, for its maximum throughput
+    #: False: throughput and memory only (the half-load phase's warm-up sends a document per
+    #: sender, 40 GB of inbox copies for a 20 MB document to 95 agencies)
+    latency: bool = True
+
+
+def large_scenarios(quick: bool, fanout: int = 95) -> list[Scenario]:
+    """Run only when named (``--scenarios 20MB-fanout95``): each document puts about 2 GB into
+    the recipients' inboxes, which a broker shared with others should not get unasked. What it
+    shows is the relay's memory with a large document fanned out to many agencies."""
+    # 15 MiB of attachment is about 21 MB of JSON (base64): a 20 MB document.
+    return [
+        Scenario(
+            f"20MB-fanout{fanout}", fanout, 2 * KIB, 15 * MIB, 1 if quick else 3, latency=False
+        )
+    ]
 
 
 def scenarios(quick: bool, fanout: int = 95) -> list[Scenario]:
+    """The scenarios a run measures by default."""
     if quick:
         return [
             Scenario("2KiB-1", 1, 2 * KIB, 0, 1_000),

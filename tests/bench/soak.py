@@ -1,4 +1,4 @@
-"""``--soak N``: N documents through the relay, its RSS sampled as they go (flat or growing?)."""
+"""``--soak N``: N documents through the relay, its PSS sampled as they go (flat or growing?)."""
 
 from __future__ import annotations
 
@@ -31,15 +31,15 @@ def soak(runner: Runner, n: int, body_bytes: int) -> dict[str, Any]:
             system.check()
             value = completed.value
             while next_mark < len(marks) and value >= marks[next_mark]:
-                rss = system.sampler.sample()
+                pss = system.sampler.sample()
                 trace.append(
                     {
                         "docs": value,
                         "seconds": round(time.monotonic() - started, 1),
-                        "rss_mb": round(rss / 2**20, 1),
+                        "pss_mb": round(pss / 2**20, 1),
                     }
                 )
-                print(f"  soak: {value:>7} docs, relay RSS {rss / 2**20:7.1f} MB", flush=True)
+                print(f"  soak: {value:>7} docs, relay PSS {pss / 2**20:7.1f} MB", flush=True)
                 next_mark += 1
             if time.monotonic() > deadline:
                 raise BenchError(f"soak: only {value} of {n} documents after {deadline - started}s")
@@ -58,18 +58,18 @@ def soak(runner: Runner, n: int, body_bytes: int) -> dict[str, Any]:
             "docs_per_s": None if rate is None else round(rate, 1),
             "mb_per_s": None if rate is None else round(rate * body_bytes / MB, 2),
             "latency_at_max_backlog": lat.as_dict() if lat else None,
-            "rss_start_mb": trace[0]["rss_mb"],  # at the first document
-            "rss_warm_mb": trace[min(1, len(trace) - 1)]["rss_mb"],  # at 10 %, warmed up
-            "rss_middle_mb": trace[len(trace) // 2]["rss_mb"],
-            "rss_end_mb": trace[-1]["rss_mb"],
-            "peak_rss_mb": round(peak, 1),
+            "pss_start_mb": trace[0]["pss_mb"],  # at the first document
+            "pss_warm_mb": trace[min(1, len(trace) - 1)]["pss_mb"],  # at 10 %, warmed up
+            "pss_middle_mb": trace[len(trace) // 2]["pss_mb"],
+            "pss_end_mb": trace[-1]["pss_mb"],
+            "peak_pss_mb": round(peak, 1),
             "trace": trace,
         }
         print(
-            f"soak: {n} documents, {result['docs_per_s']} docs/s; relay RSS start "
-            f"{result['rss_start_mb']} MB (at 10 %: {result['rss_warm_mb']} MB), middle "
-            f"{result['rss_middle_mb']} MB, end "
-            f"{result['rss_end_mb']} MB (peak {result['peak_rss_mb']} MB)",
+            f"soak: {n} documents, {result['docs_per_s']} docs/s; relay PSS start "
+            f"{result['pss_start_mb']} MB (at 10 %: {result['pss_warm_mb']} MB), middle "
+            f"{result['pss_middle_mb']} MB, end "
+            f"{result['pss_end_mb']} MB (peak {result['peak_pss_mb']} MB)",
             flush=True,
         )
         return result

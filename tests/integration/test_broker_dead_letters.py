@@ -106,13 +106,15 @@ def test_a_submission_the_relay_keeps_failing_on_is_set_aside_and_its_sender_tol
     wait_for(admin, t.FAILED_SUBMISSIONS_QUEUE, 1)  # dead-lettered, not dropped
 
     stop = threading.Event()
-    worker = threading.Thread(target=FailedSubmissionsWorker(dl_env).run, args=(stop,))
+    engine = make_engine(dl_env.database_url, pool_size=1)
+    worker = threading.Thread(target=FailedSubmissionsWorker(dl_env, engine).run, args=(stop,))
     worker.start()
     try:
         wait_for(admin, t.inbox_queue(code), 1)
     finally:
         stop.set()
         worker.join(30)
+        engine.dispose()
     method, props, body = admin.basic_get(t.inbox_queue(code), auto_ack=True)
     assert method is not None
     receipt = json.loads(body)

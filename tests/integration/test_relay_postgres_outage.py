@@ -120,7 +120,7 @@ def test_the_retry_worker_holds_returns_through_an_outage_without_reconnecting(
     run_setup(settings)
     engine = make_engine(own_postgres)
     stop = threading.Event()
-    worker = RetryWorker(settings)
+    worker = RetryWorker(settings, engine)
     try:
         with structlog.testing.capture_logs() as logs:
             thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)

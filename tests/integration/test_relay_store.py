@@ -8,8 +8,10 @@ import uuid
 import pytest
 from sqlalchemy import Engine, insert, select
 
+from relay.db.engine import make_engine
 from relay.db.tables import deliveries, documents, events
 from relay.worker import store
+from tests.conftest import EnvFactory
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
@@ -90,3 +92,65 @@ def test_a_confirm_that_comes_after_the_return_keeps_the_state_and_still_records
             .order_by(events.c.at, events.c.id)
         ).scalars()
         assert list(kinds) == ["queued", "returned"]
+
+
+def _stale_document(engine: Engine, payload: bytes, recipients: int) -> tuple[int, list[int]]:
+    """A stored document with ``recipients`` pending deliveries untouched for an hour."""
+    code = random_code()
+    with engine.begin() as conn:
+        pk = conn.execute(
+            insert(documents)
+            .values(
+                message_id=str(uuid.uuid4()),
+                document_id=f"{code},2026/11/24,{uuid.uuid4().hex[:8]}/VP",
+                business_type=0,
+                sender=code,
+                submitted_by=code,
+                payload=payload,
+            )
+            .returning(documents.c.id)
+        ).scalar_one()
+        an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        dids = [
+            conn.execute(
+                insert(deliveries)
+                .values(
+                    document_pk=pk,
+                    recipient=random_code(),
+                    route_to=code,
+                    message_id=str(uuid.uuid4()),
+                    state="pending",
+                    updated_at=an_hour_ago,
+                )
+                .returning(deliveries.c.id)
+            ).scalar_one()
+            for _ in range(recipients)
+        ]
+    return pk, dids
+
+
+def test_the_sweep_reads_each_document_once_and_holds_a_bounded_number_of_bytes(
+    make_env: EnvFactory,
+) -> None:
+    own = make_engine(make_env().database_url)  # no other test's stale deliveries here
+    try:
+        first = _stale_document(own, b"a" * 1000, 3)
+        second = _stale_document(own, b"b" * 1000, 2)
+        third = _stale_document(own, b"c" * 1000, 1)
+        big = _stale_document(own, b"d" * 5000, 2)
+
+        def sweep() -> list[store.PendingDelivery]:
+            with own.begin() as conn:
+                return store.claim_stale_pending(conn, 60, limit=100, max_bytes=2500)
+
+        got = sweep()
+        assert [p.delivery_id for p in got] == first[1] + second[1]
+        # one bytes object per document, shared by its deliveries
+        assert len({id(p.payload) for p in got}) == 2
+        assert {p.payload for p in got} == {b"a" * 1000, b"b" * 1000}
+        # the rest stays stale for the next sweeps; a document larger than the bound goes alone
+        assert [p.delivery_id for p in sweep()] == third[1]
+        assert [p.delivery_id for p in sweep()] == big[1]
+        assert sweep() == []
+    finally:
+        own.dispose()

@@ -8,7 +8,13 @@ import pika.frame
 import pika.spec
 import pytest
 
-from relay.worker.frames import FRAME_OVERHEAD, Properties, publish_frames
+from relay.worker.amqp import (
+    FRAME_OVERHEAD,
+    ZERO_COPY_BYTES,
+    Properties,
+    publish_frames,
+    publish_pieces,
+)
 
 
 def pika_bytes(
@@ -87,3 +93,46 @@ def test_bodies_are_split_at_the_negotiated_frame_size_like_pika(size: int) -> N
 def test_a_short_string_longer_than_255_bytes_is_refused() -> None:
     with pytest.raises(ValueError, match="longer than 255 bytes"):
         publish_frames(1, "lienthong.deliver", "k" * 256, b"", Properties())
+
+
+def test_the_pika_internals_the_seam_overrides_or_reads_exist_in_the_installed_pika() -> None:
+    """A pika upgrade that renames one of them fails here, not silently in the relay."""
+    import inspect
+
+    import pika.channel
+    import pika.connection
+
+    from relay.worker.amqp import RelayConnection
+
+    base = pika.connection.Connection
+    # overridden: pika must still route every outgoing byte through this method
+    assert "_adapter_emit_data" in vars(base)
+    assert RelayConnection._adapter_emit_data is not base._adapter_emit_data
+    send = inspect.getsource(base._output_marshaled_frames)
+    assert "self._adapter_emit_data(" in send and "self.bytes_sent +=" in send
+    assert "self.frames_sent +=" in send
+    # read: the negotiated body frame size, set when the connection is tuned
+    assert "self._body_max_length = " in inspect.getsource(base._on_connection_tune)
+    # replaced per channel: pika dispatches every basic.deliver through self._on_deliver
+    assert list(inspect.signature(pika.channel.Channel._on_deliver).parameters) == [
+        "self",
+        "method_frame",
+        "header_frame",
+        "body",
+    ]
+    assert "self._on_deliver(" in inspect.getsource(pika.channel.Channel._handle_content_frame)
+
+
+@pytest.mark.parametrize("size", [ZERO_COPY_BYTES - 1, ZERO_COPY_BYTES, 20 * 1024 * 1024 + 3])
+def test_a_large_body_is_sent_as_views_of_itself_not_copied(size: int) -> None:
+    body = bytes(size)
+    pieces = publish_pieces(1, "lienthong.deliver", "k", body, Properties(message_id="m"))
+    copied = sum(len(p) for p in pieces if not isinstance(p, memoryview))
+    assert b"".join(pieces) == publish_frames(
+        1, "lienthong.deliver", "k", body, Properties(message_id="m")
+    )
+    if size >= ZERO_COPY_BYTES:
+        assert all(p.obj is body for p in pieces if isinstance(p, memoryview))
+        assert copied < 1024 + 9 * len(pieces), "only frame headers are new bytes"
+    else:
+        assert copied > size
