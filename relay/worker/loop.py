@@ -423,6 +423,13 @@ class RelayLoop:
 
         def consume(_frame: Any) -> None:
             if self._consumers.get(code) == tag and not self._stopping:
+                # Urgent lane first, with a prefetch of its own (basic.qos is per consumer):
+                # an ordinary backlog never holds its deliveries back (issue 18).
+                urgent = t.outbox_queue(code, urgent=True)
+                self._handlers[tag + t.URGENT_SUFFIX] = (urgent, code)
+                ch.basic_consume(
+                    urgent, self._on_deliver_unused, consumer_tag=tag + t.URGENT_SUFFIX
+                )
                 self._handlers[tag] = (queue, code)
                 ch.basic_consume(queue, self._on_deliver_unused, consumer_tag=tag)
                 if resuming:
@@ -463,9 +470,27 @@ class RelayLoop:
 
         own = t.submit_exchange(code)
 
+        urgent, own_urgent = t.outbox_queue(code, urgent=True), t.submit_exchange(code, urgent=True)
+
+        def declare_urgent(_frame: Any) -> None:  # the urgent lane's outbox and exchange too
+            ch.queue_declare(
+                urgent,
+                durable=True,
+                arguments=dict(QUORUM),
+                callback=lambda _f: ch.exchange_declare(
+                    own_urgent,
+                    exchange_type="fanout",
+                    durable=True,
+                    callback=lambda _f: ch.queue_bind(urgent, own_urgent, "", callback=declared),
+                ),
+            )
+
         def bind_shared(_frame: Any) -> None:
             ch.queue_bind(
-                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=declared
+                queue,
+                t.SUBMIT_EXCHANGE,
+                routing_key=t.submit_routing_key(code),
+                callback=declare_urgent,
             )
 
         def bind_own(_frame: Any) -> None:
@@ -520,7 +545,8 @@ class RelayLoop:
     def _cancel_consumer(self, ch: pika.channel.Channel, tag: str) -> None:
         """Cancel one consumer; what the broker sent it before the cancel took effect is
         still handled (see ``_dispatch_delivery``)."""
-        ch.basic_cancel(tag, callback=lambda _frame: self._handlers.pop(tag, None))
+        for lane in (tag + t.URGENT_SUFFIX, tag):  # an agency's two outboxes go together
+            ch.basic_cancel(lane, callback=lambda _frame, lane=lane: self._handlers.pop(lane, None))
 
     def _dispatch_delivery(
         self, method_frame: pika.frame.Method, header_frame: pika.frame.Header, body: bytes

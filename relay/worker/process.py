@@ -44,6 +44,7 @@ from schemas import (
 )
 from schemas import topology as t
 from schemas.envelope import encode_message
+from schemas.urgency import is_urgent_document
 
 log = structlog.get_logger()
 
@@ -398,6 +399,7 @@ class BatchProcessor:
                                 message_type=t.TYPE_DOCUMENT,
                                 body=env.body,
                                 message_id=delivery_mids[(pk, r.code)],
+                                urgent=is_urgent_document(by_index[i]),  # urgent lane
                             ),
                             delivery_id=delivery_pk,
                         )

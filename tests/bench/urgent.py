@@ -1,12 +1,13 @@
 """``python -m tests.bench.urgent``: an urgent document behind a backlog of ordinary ones.
 
-The baseline for the urgent lanes of issue 18 (not built yet): the relay is stopped while
-agency A queues ``--backlog`` ordinary documents to B and then one urgent one (``Priority`` 1,
-Khẩn); the relay starts; a consumer reads B's inbox as fast as it can. Reported: the urgent
-document's position in B's inbox and its latency from the relay's start, beside the time for
-the whole backlog. Outboxes and inboxes are FIFO quorum queues (no priorities before RabbitMQ
-4.0), so today the urgent document waits behind all of them, twice: in A's outbox at the relay
-and in B's inbox at B's adapter.
+The relay's half of the urgent lanes of issue 18 (:mod:`tests.bench.urgent_adapter` is the
+adapter's): the relay is stopped while agency A queues ``--backlog`` ordinary documents to B and
+then one urgent one (``Priority`` 1, Khẩn), each to the submit exchange A's adapter would choose
+(:func:`schemas.urgency.is_urgent_submission`); the relay starts; a consumer reads B's inboxes
+(ordinary and urgent) as fast as it can. Reported: the urgent document's position among what B
+received and its latency from the relay's start, beside the time for the whole backlog. Before
+the urgent lanes, outboxes and inboxes were single FIFO quorum queues (no priorities before
+RabbitMQ 4.0): the urgent document came out last, 5,001 of 5,001.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import argparse
 import json
 import time
 import uuid
+from typing import Any
 
+import pika
 from sqlalchemy import text
 
 from relay.broker.management import ManagementClient
@@ -25,8 +28,16 @@ from relay.setup import run_setup
 from schemas import topology as t
 from schemas.document import OtherInfo
 from schemas.envelope import encode_message
+from schemas.urgency import is_urgent_submission
 from tests.bench.env import services_from_env
-from tests.relay_support import RelayProcess, add_agency, connect, make_document, publish_many
+from tests.relay_support import (
+    RelayProcess,
+    add_agency,
+    agency_channel,
+    connect,
+    make_document,
+    publish_many,
+)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -49,26 +60,51 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ordinary = [encode_message(make_document(a.code, [b.code])) for _ in range(args.backlog)]
     urgent = make_document(a.code, [b.code], document_id=f"{a.code},2026/11/30,1/KHAN")
     urgent.other_info = OtherInfo(priority=1)
-    publish_many(a, [*ordinary, encode_message(urgent)])
+    publish_many(a, ordinary)
+    urgent_body = encode_message(urgent)
+    with agency_channel(a) as ach:
+        ach.basic_publish(
+            t.submit_exchange(a.code, urgent=is_urgent_submission(t.TYPE_DOCUMENT, urgent_body)),
+            "",
+            urgent_body,
+            properties=pika.BasicProperties(
+                message_id=str(uuid.uuid4()),
+                type=t.TYPE_DOCUMENT,
+                user_id=a.code,
+                delivery_mode=2,
+                content_type=t.CONTENT_TYPE,
+            ),
+            mandatory=True,
+        )
     assert b.amqp_url is not None
     conn = connect(b.amqp_url)
     ch = conn.channel()
     ch.basic_qos(prefetch_count=1000)
+    received: list[tuple[float, bytes]] = []
+
+    def on_message(channel: Any, method: Any, _props: Any, body: bytes) -> None:
+        channel.basic_ack(method.delivery_tag)
+        received.append((time.monotonic(), body))
+
+    for queue in (t.inbox_queue(b.code), t.inbox_queue(b.code, urgent=True)):
+        ch.basic_consume(queue, on_message)
     with RelayProcess(settings, log_level="warning").start(wait=False) as relay:
         started = time.monotonic()
         urgent_at = None
-        inbox = ch.consume(t.inbox_queue(b.code), inactivity_timeout=60)
-        for position, (method, _props, body) in enumerate(inbox, 1):
-            if method is None:
+        last = started
+        while len(received) < args.backlog + 1:
+            seen = len(received)
+            conn.process_data_events(time_limit=0.5)
+            if len(received) > seen:
+                last = time.monotonic()
+            elif time.monotonic() - last > 60:
                 raise SystemExit(f"the inbox stayed empty for 60 s:\n{relay.log_text()[-3000:]}")
-            ch.basic_ack(method.delivery_tag)
-            if urgent_at is None and urgent.document_id.encode() in body:
-                urgent_at = time.monotonic() - started
-                urgent_position = position
-            if position >= args.backlog + 1:
-                break
         everything = time.monotonic() - started
     conn.close()
+    for position, (at, body) in enumerate(received, 1):
+        if urgent.document_id.encode() in body:
+            urgent_at, urgent_position = at - started, position
+            break
     engine.dispose()
     with ManagementClient(services.management_url, timeout=120) as mgmt:
         mgmt.delete_vhost(settings.vhost)
