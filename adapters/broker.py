@@ -5,7 +5,8 @@ Urgent documents (``Priority`` 1-4, :mod:`schemas.urgency`) take the urgent lane
 they are published to ``lienthong.submit.<code>.urgent``, and the urgent inbox is consumed on a
 channel of its own (its own prefetch), its deliveries stored before the ordinary ones of the same
 round, so a backlog in the ordinary inbox never delays them. A hub that has no urgent lane yet
-(``relay setup`` of this version not run) is used as before, ordinary lane only, and said once.
+(``relay setup`` of this version not run: the urgent inbox is refused, 403, or missing, 404) is
+used as before, ordinary lane only, and said once.
 
 One thread owns the connection (pika's BlockingConnection is not thread-safe). It reconnects
 forever with exponential backoff and jitter (tenacity) until asked to stop, and logs each
@@ -388,8 +389,9 @@ class BrokerLoop:
     def _consume_urgent(
         self, connection: pika.BlockingConnection, writer: InboxWriter
     ) -> InboxConsumer | None:
-        """The urgent inbox's consumer, or None when the hub has no urgent inbox for this
-        agency (404: provisioned before the urgent lane; ``relay setup`` adds it)."""
+        """The urgent inbox's consumer, or None when the hub has no urgent lane for this agency
+        (provisioned before it: 403, the user may not read it, or 404, it is missing;
+        ``relay setup`` adds it)."""
         queue = t.inbox_queue(self.config.agency, urgent=True)
         channel = connection.channel()
         try:
@@ -397,7 +399,7 @@ class BrokerLoop:
             consumer = InboxConsumer(channel, writer)
             channel.basic_consume(queue, consumer.on_message)
         except pika.exceptions.ChannelClosedByBroker as e:
-            if e.reply_code != 404:
+            if e.reply_code not in (403, 404):
                 raise
             if not self._no_urgent_lane_said:
                 self._no_urgent_lane_said = True

@@ -39,7 +39,9 @@ BACKLOG = 600
 
 
 def urgent_document(sender: str, recipient: str, priority: int = 1) -> Document:
-    doc = make_document(sender, [recipient], document_id=f"{sender},2026/11/30,{priority}/KHAN")
+    doc = make_document(
+        sender, [recipient], document_id=f"{sender},2026/11/30,{uuid.uuid4().hex[:6]}/KHAN"
+    )
     doc.other_info = OtherInfo(priority=priority)
     return doc
 
