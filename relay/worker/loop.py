@@ -579,15 +579,21 @@ class RelayLoop:
         if self._stopping or self._closing:
             return  # left unacked: handed back when the channel closes
         self._acks.delivered(method.delivery_tag)
-        self._pending.append(
-            Inbound(
-                tag=method.delivery_tag,
-                queue=queue,
-                envelope=envelope(owner, props.message_id, props.user_id, props.type, body),
-                properties=functools.partial(_properties_dict, props),
-            )
+        inbound = Inbound(
+            tag=method.delivery_tag,
+            queue=queue,
+            envelope=envelope(owner, props.message_id, props.user_id, props.type, body),
+            properties=functools.partial(_properties_dict, props),
         )
-        self._pending_bytes += len(body)
+        if queue.endswith(t.URGENT_SUFFIX):
+            # Urgent lane (issue 18): a batch of its own at once, on the other database thread,
+            # never behind the ordinary batches already taken (up to the prefetch).
+            assert self._db_queued is not None
+            self._jobs += 1
+            self._db_queued.submit(lambda c: self._process_in(c, [inbound]), self._after_urgent)
+        else:
+            self._pending.append(inbound)
+            self._pending_bytes += len(body)
         self._held_bytes += len(body)
         if not self._paused and self._held_bytes > self.settings.intake_max_bytes:
             self._pause_intake()
@@ -634,6 +640,11 @@ class RelayLoop:
             size=sum(1 for h in handled if h.inbound is not None),
             publishes=sum(len(h.publishes) for h in handled),
         )
+
+    def _after_urgent(self, handled: list[Handled]) -> None:
+        self._jobs -= 1
+        if not self._closing:
+            self._send(InFlight(handled=handled))
 
     def _process_in(self, conn: Connection, batch: list[Inbound]) -> list[Handled]:
         """Runs in the database thread, inside its transaction. A database error about this
