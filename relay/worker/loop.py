@@ -538,8 +538,15 @@ class RelayLoop:
         if where is None:
             return
         queue, code = where
-        if self._consumers.get(code) == tag:
+        base = tag.removesuffix(t.URGENT_SUFFIX)
+        if self._consumers.get(code) == base:
             del self._consumers[code]
+            # An agency's two lanes come back together (declared and consumed again).
+            other = base + t.URGENT_SUFFIX if tag == base else base
+            if other in self._handlers and self._consume is not None and self._consume.is_open:
+                self._consume.basic_cancel(
+                    other, callback=lambda _frame: self._handlers.pop(other, None)
+                )
         log.warning("relay.outbox_cancelled", agency=code, queue=queue)
 
     def _cancel_consumer(self, ch: pika.channel.Channel, tag: str) -> None:

@@ -13,9 +13,11 @@ import uuid
 from pathlib import Path
 
 import pika
+import pika.exceptions
 import pytest
 from sqlalchemy import Engine, func, select
 
+from relay.broker.management import ManagementClient
 from relay.config import Settings
 from relay.db.tables import deliveries, documents
 from schemas import topology as t
@@ -210,3 +212,51 @@ def test_an_adapter_publishes_an_urgent_document_to_its_urgent_lane_and_others_a
         conn.close()
     assert json.loads(body)["other_info"]["priority"] == 3
     assert props.user_id == a.code
+
+
+@pytest.mark.parametrize("deleted", ["urgent", "ordinary"])
+def test_an_outbox_deleted_under_the_relay_brings_both_lanes_back_at_the_next_poll(
+    relay_env: Settings, db: Engine, deleted: str
+) -> None:
+    a = add_agency(relay_env, db, random_code())
+    b = add_agency(relay_env, db, random_code())
+    with RelayProcess(relay_env) as relay:
+        relay.wait_consuming([a.code, b.code])
+        with ManagementClient(relay_env.management_url) as mgmt:
+            mgmt.delete_queue(relay_env.vhost, t.outbox_queue(a.code, urgent=deleted == "urgent"))
+        relay.wait_for_log('"relay.outbox_cancelled"', timeout=20)
+        since = len(relay.log_text())
+        relay.wait_for_log('"relay.outbox_consumed"', timeout=20, since=since)
+        urgent = urgent_document(a.code, b.code)
+        assert a.amqp_url is not None
+
+        def submitted() -> bool:  # the urgent lane is declared (and bound) again
+            conn = connect(a.amqp_url or "")
+            try:
+                ch = conn.channel()
+                ch.confirm_delivery()
+                ch.basic_publish(
+                    t.submit_exchange(a.code, urgent=True),
+                    "",
+                    encode_message(urgent),
+                    pika.BasicProperties(
+                        message_id=str(uuid.uuid4()),
+                        type=t.TYPE_DOCUMENT,
+                        user_id=a.code,
+                        delivery_mode=2,
+                    ),
+                    mandatory=True,
+                )
+                return True
+            except pika.exceptions.UnroutableError:
+                return False
+            finally:
+                conn.close()
+
+        wait_until(submitted, timeout=30, interval=0.5)
+        # Taken by the relay: the copy reaches B's urgent inbox.
+        wait_until(
+            lambda: depth(relay_env, t.inbox_queue(b.code, urgent=True)) >= 1,
+            timeout=30,
+            interval=0.2,
+        )
