@@ -1,6 +1,13 @@
 """The adapter's RabbitMQ side: drain the spool to the agency's own submit
 exchange (``lienthong.submit.<code>``), consume the inbox.
 
+Urgent documents (``Priority`` 1-4, :mod:`schemas.urgency`) take the urgent lane (DESIGN §3):
+they are published to ``lienthong.submit.<code>.urgent``, and the urgent inbox is consumed on a
+channel of its own (its own prefetch), its deliveries stored before the ordinary ones of the same
+round, so a backlog in the ordinary inbox never delays them. A hub that has no urgent lane yet
+(``relay setup`` of this version not run: the urgent inbox is refused, 403, or missing, 404) is
+used as before, ordinary lane only, and said once.
+
 One thread owns the connection (pika's BlockingConnection is not thread-safe). It reconnects
 forever with exponential backoff and jitter (tenacity) until asked to stop, and logs each
 outage once (``adapter.broker_down`` … ``adapter.broker_back``), not once per attempt.
@@ -26,6 +33,7 @@ from adapters.config import AdapterConfig
 from adapters.inbox import Action, Delivery, InboxWriter
 from adapters.spool import Outgoing, Spool
 from schemas import topology as t
+from schemas.urgency import is_urgent_submission
 
 log = structlog.get_logger()
 
@@ -94,8 +102,12 @@ class Publisher:
     #: How long a batch may wait for its confirms before the connection is considered lost.
     CONFIRM_TIMEOUT_SECONDS = 60.0
 
-    def __init__(self, connection: pika.BlockingConnection, channel: Any) -> None:
+    def __init__(
+        self, connection: pika.BlockingConnection, channel: Any, *, urgent_lane: bool = False
+    ) -> None:
         self.connection = connection
+        #: whether urgent documents go to the urgent submit exchange (the hub has the lane)
+        self.urgent_lane = urgent_lane
         self._impl = channel._impl  # pika.channel.Channel behind the BlockingChannel
         self._next_tag = 1
         self._pending: dict[int, str] = {}  # delivery tag -> message_id, awaiting a confirm
@@ -151,8 +163,9 @@ class Publisher:
         self._acked.clear()
         self._failed.clear()
         for row in rows:
+            urgent = self.urgent_lane and is_urgent_submission(row.message_type, row.body)
             self._impl.basic_publish(
-                exchange=t.submit_exchange(config.agency),
+                exchange=t.submit_exchange(config.agency, urgent=urgent),
                 routing_key=t.submit_routing_key(config.agency),
                 body=chunks.wire_body(config, row),  # issue 17: a chunk's bytes, from disk
                 properties=publish_properties(config, row.message_id, row.message_type),
@@ -239,6 +252,19 @@ class InboxConsumer:
                 self.channel.basic_reject(tag, requeue=False)
 
 
+class InboxLanes:
+    """The urgent inbox's consumer (when the hub has one) and the ordinary inbox's: what a round
+    handed over is stored and acked urgent lane first."""
+
+    def __init__(self, ordinary: InboxConsumer, urgent: InboxConsumer | None) -> None:
+        self.consumers = [c for c in (urgent, ordinary) if c is not None]
+        self.writer = ordinary.writer  # both lanes store through the one writer
+
+    def flush(self) -> None:
+        for consumer in self.consumers:
+            consumer.flush()
+
+
 class BrokerLoop:
     """Runs in its own thread: connect, consume the inbox, drain the spool, until stopped."""
 
@@ -256,6 +282,7 @@ class BrokerLoop:
         self._writer_factory = writer_factory
         self._down_since: float | None = None
         self._attempts = 0
+        self._no_urgent_lane_said = False
         self.connected = threading.Event()
         self.log = log.bind(agency=config.agency)
 
@@ -342,14 +369,14 @@ class BrokerLoop:
         finally:
             spool.close()
 
-    def _open(
-        self, writer: InboxWriter
-    ) -> tuple[pika.BlockingConnection, Publisher, InboxConsumer]:
-        """Connect, open a confirm-mode channel and consume the inbox: one attempt."""
+    def _open(self, writer: InboxWriter) -> tuple[pika.BlockingConnection, Publisher, InboxLanes]:
+        """Connect, consume the urgent inbox on a channel of its own, open a confirm-mode
+        channel and consume the inbox: one attempt."""
         connection = connect(self.config)
         try:
+            urgent = self._consume_urgent(connection, writer)
             channel = connection.channel()
-            publisher = Publisher(connection, channel)
+            publisher = Publisher(connection, channel, urgent_lane=urgent is not None)
             channel.basic_qos(prefetch_count=self.config.prefetch)
 
             consumer = InboxConsumer(channel, writer)
@@ -359,13 +386,40 @@ class BrokerLoop:
             if isinstance(e, BrokerUnavailable):
                 raise
             raise BrokerUnavailable(describe(e)) from e
-        return connection, publisher, consumer
+        return connection, publisher, InboxLanes(consumer, urgent)
+
+    def _consume_urgent(
+        self, connection: pika.BlockingConnection, writer: InboxWriter
+    ) -> InboxConsumer | None:
+        """The urgent inbox's consumer, or None when the hub has no urgent lane for this agency
+        (provisioned before it: 403, the user may not read it, or 404, it is missing;
+        ``relay setup`` adds it)."""
+        queue = t.inbox_queue(self.config.agency, urgent=True)
+        channel = connection.channel()
+        try:
+            channel.basic_qos(prefetch_count=self.config.prefetch)
+            consumer = InboxConsumer(channel, writer)
+            channel.basic_consume(queue, consumer.on_message)
+        except pika.exceptions.ChannelClosedByBroker as e:
+            if e.reply_code not in (403, 404):
+                raise
+            if not self._no_urgent_lane_said:
+                self._no_urgent_lane_said = True
+                self.log.warning(
+                    "adapter.no_urgent_lane",
+                    queue=queue,
+                    reason=describe(e),
+                    action="urgent documents use the ordinary lane until the hub operator "
+                    "runs 'lienthong relay setup'",
+                )
+            return None
+        return consumer
 
     def _serve(
         self,
         connection: pika.BlockingConnection,
         publisher: Publisher,
-        consumer: InboxConsumer,
+        consumer: InboxLanes,
         spool: Spool,
     ) -> None:
         """Consume and publish until stopped; BrokerUnavailable when the connection breaks."""

@@ -35,8 +35,9 @@ OUTBOX_POLICY = "lienthong-outbox"
 INBOX_POLICY = "lienthong-inbox"
 RETURNED_POLICY = "lienthong-returned"
 FAILED_SUBMISSIONS_POLICY = "lienthong-failed-submissions"
-OUTBOX_PATTERN = r"^agency\..+\.outbox$"
-INBOX_PATTERN = r"^agency\..+\.inbox$"
+#: Each pattern covers the ordinary and the urgent queue of every agency (same limits).
+OUTBOX_PATTERN = r"^agency\..+\.outbox(\.urgent)?$"
+INBOX_PATTERN = r"^agency\..+\.inbox(\.urgent)?$"
 RETURNED_PATTERN = r"^lienthong\.returned$"
 FAILED_SUBMISSIONS_PATTERN = r"^lienthong\.failed-submissions$"
 
@@ -52,34 +53,46 @@ HEADER_SENDER = "x-lienthong-sender"  # the connected agency that submitted it
 
 CONTENT_TYPE = "application/json"
 
+#: Suffix of an agency's urgent-lane objects (issue 18): ``agency.<code>.outbox.urgent``,
+#: ``agency.<code>.inbox.urgent``, ``lienthong.submit.<code>.urgent`` and the routing key
+#: ``<code>.urgent`` on ``lienthong.deliver``. Quorum queues have no priorities before RabbitMQ
+#: 4.0, so urgent documents get queues of their own, consumed first (DESIGN §3). Agency codes
+#: are digits and capital letters, so no code ends with it and no name can mean two agencies.
+URGENT_SUFFIX = ".urgent"
+
 
 def hub_tag(vhost: str) -> str:
     return HUB_TAG_PREFIX + vhost
 
 
-def outbox_queue(code: str) -> str:
-    return f"agency.{code}.outbox"
+def _lane(urgent: bool) -> str:
+    return URGENT_SUFFIX if urgent else ""
 
 
-def inbox_queue(code: str) -> str:
-    return f"agency.{code}.inbox"
+def outbox_queue(code: str, *, urgent: bool = False) -> str:
+    return f"agency.{code}.outbox" + _lane(urgent)
 
 
-def submit_exchange(code: str) -> str:
-    """The fanout exchange an agency's adapter publishes to; only its own outbox is bound to it,
-    so no routing key or ``CC``/``BCC`` header can take a message anywhere else."""
-    return SUBMIT_EXCHANGE_PREFIX + code
+def inbox_queue(code: str, *, urgent: bool = False) -> str:
+    return f"agency.{code}.inbox" + _lane(urgent)
+
+
+def submit_exchange(code: str, *, urgent: bool = False) -> str:
+    """The fanout exchange an agency's adapter publishes to; only its own outbox (of the same
+    lane) is bound to it, so no routing key or ``CC``/``BCC`` header can take a message
+    anywhere else."""
+    return SUBMIT_EXCHANGE_PREFIX + code + _lane(urgent)
 
 
 def submit_routing_key(code: str) -> str:
     return code
 
 
-def deliver_routing_key(code: str) -> str:
-    return code
+def deliver_routing_key(code: str, *, urgent: bool = False) -> str:
+    return code + _lane(urgent)
 
 
 def agency_of_outbox(queue: str) -> str | None:
-    """The agency code owning an outbox queue name, or None if it is not one."""
-    m = re.fullmatch(r"agency\.(.+)\.outbox", queue)
+    """The agency code owning an outbox queue name (either lane), or None if it is not one."""
+    m = re.fullmatch(r"agency\.(.+?)\.outbox(?:\.urgent)?", queue)
     return m.group(1) if m else None

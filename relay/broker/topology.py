@@ -108,24 +108,29 @@ def declare_core(mgmt: ManagementClient, settings: Settings) -> None:
 
 
 def agency_permissions(code: str, *, can_write: bool = True) -> dict[str, str]:
-    """Least privilege: write its own submit exchange, read its own inbox, configure nothing.
+    """Least privilege: write its own submit exchanges, read its own inboxes (each of both
+    lanes), configure nothing.
 
     A suspended agency (``can_write=False``) keeps reading its inbox but can publish nothing.
     The shared ``lienthong.submit`` is not writable by any agency (see :mod:`schemas.topology`).
     """
+    lane = "(" + re.escape(t.URGENT_SUFFIX) + ")?$"  # the ordinary and the urgent lane
     return {
         "configure": "^$",
-        "write": "^" + re.escape(t.submit_exchange(code)) + "$" if can_write else "^$",
-        "read": "^" + re.escape(t.inbox_queue(code)) + "$",
+        "write": "^" + re.escape(t.submit_exchange(code)) + lane if can_write else "^$",
+        "read": "^" + re.escape(t.inbox_queue(code)) + lane,
     }
 
 
 def declare_agency_queues(mgmt: ManagementClient, vhost: str, code: str) -> None:
-    """The agency's submit exchange, outbox and inbox quorum queues, and their bindings.
+    """The agency's submit exchanges, outbox and inbox quorum queues, and their bindings, for
+    the ordinary and the urgent lane (:data:`schemas.topology.URGENT_SUFFIX`).
 
-    The agency's fanout exchange has exactly one binding, to its own outbox: whatever routing
-    key or ``CC``/``BCC`` header a publish carries, it can reach no other queue. The outbox is
-    also bound to the relay's ``lienthong.submit`` (the relay re-declares that binding itself).
+    Each of the agency's fanout exchanges has exactly one binding, to its own outbox of the same
+    lane: whatever routing key or ``CC``/``BCC`` header a publish carries, it can reach no other
+    queue. The ordinary outbox is also bound to the relay's ``lienthong.submit`` (the relay
+    re-declares that binding itself). All of it is idempotent: ``relay setup`` runs it for every
+    agency, which adds the urgent lane to a hub provisioned before it existed.
     """
     mgmt.put_exchange(vhost, t.submit_exchange(code), "fanout")
     mgmt.put_queue(vhost, t.outbox_queue(code), QUORUM)
@@ -133,6 +138,17 @@ def declare_agency_queues(mgmt: ManagementClient, vhost: str, code: str) -> None
     mgmt.bind_queue(vhost, t.SUBMIT_EXCHANGE, t.outbox_queue(code), t.submit_routing_key(code))
     mgmt.put_queue(vhost, t.inbox_queue(code), QUORUM)
     mgmt.bind_queue(vhost, t.DELIVER_EXCHANGE, t.inbox_queue(code), t.deliver_routing_key(code))
+    urgent_outbox, urgent_inbox = (
+        t.outbox_queue(code, urgent=True),
+        t.inbox_queue(code, urgent=True),
+    )
+    mgmt.put_exchange(vhost, t.submit_exchange(code, urgent=True), "fanout")
+    mgmt.put_queue(vhost, urgent_outbox, QUORUM)
+    mgmt.bind_queue(vhost, t.submit_exchange(code, urgent=True), urgent_outbox, "")
+    mgmt.put_queue(vhost, urgent_inbox, QUORUM)
+    mgmt.bind_queue(
+        vhost, t.DELIVER_EXCHANGE, urgent_inbox, t.deliver_routing_key(code, urgent=True)
+    )
 
 
 def grant_agency(mgmt: ManagementClient, vhost: str, code: str, *, can_write: bool = True) -> None:

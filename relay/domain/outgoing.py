@@ -84,10 +84,12 @@ class Outgoing:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     correlation_id: str | None = None  # the submission's message_id
+    #: an urgent document's copy goes to the recipient's urgent inbox (DESIGN §3)
+    urgent: bool = False
 
     @property
     def routing_key(self) -> str:
-        return t.deliver_routing_key(self.route_to)
+        return t.deliver_routing_key(self.route_to, urgent=self.urgent)
 
 
 def delivery(
@@ -99,6 +101,7 @@ def delivery(
     message_type: str,
     body: bytes,
     message_id: str | None = None,
+    urgent: bool = False,
 ) -> Outgoing:
     """The copy of a document or status submission for one recipient.
 
@@ -120,4 +123,5 @@ def delivery(
             t.HEADER_SENDER: sender,
         },
         correlation_id=submission_id,
+        urgent=urgent,
     )

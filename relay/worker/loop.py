@@ -367,6 +367,13 @@ class RelayLoop:
 
         def consume(_frame: Any) -> None:
             if self._consumers.get(code) == tag and not self._stopping:
+                # Urgent lane first, with a prefetch of its own (basic.qos is per consumer):
+                # an ordinary backlog never holds its deliveries back (issue 18).
+                urgent = t.outbox_queue(code, urgent=True)
+                self._handlers[tag + t.URGENT_SUFFIX] = (urgent, code)
+                ch.basic_consume(
+                    urgent, unused_consumer_callback, consumer_tag=tag + t.URGENT_SUFFIX
+                )
                 self._handlers[tag] = (queue, code)
                 ch.basic_consume(queue, unused_consumer_callback, consumer_tag=tag)
                 if resuming:
@@ -407,9 +414,27 @@ class RelayLoop:
 
         own = t.submit_exchange(code)
 
+        urgent, own_urgent = t.outbox_queue(code, urgent=True), t.submit_exchange(code, urgent=True)
+
+        def declare_urgent(_frame: Any) -> None:  # the urgent lane's outbox and exchange too
+            ch.queue_declare(
+                urgent,
+                durable=True,
+                arguments=dict(QUORUM),
+                callback=lambda _f: ch.exchange_declare(
+                    own_urgent,
+                    exchange_type="fanout",
+                    durable=True,
+                    callback=lambda _f: ch.queue_bind(urgent, own_urgent, "", callback=declared),
+                ),
+            )
+
         def bind_shared(_frame: Any) -> None:
             ch.queue_bind(
-                queue, t.SUBMIT_EXCHANGE, routing_key=t.submit_routing_key(code), callback=declared
+                queue,
+                t.SUBMIT_EXCHANGE,
+                routing_key=t.submit_routing_key(code),
+                callback=declare_urgent,
             )
 
         def bind_own(_frame: Any) -> None:
@@ -457,8 +482,15 @@ class RelayLoop:
         if where is None:
             return
         queue, code = where
-        if self._consumers.get(code) == tag:
+        base = tag.removesuffix(t.URGENT_SUFFIX)
+        if self._consumers.get(code) == base:
             del self._consumers[code]
+            # An agency's two lanes come back together (declared and consumed again).
+            other = base + t.URGENT_SUFFIX if tag == base else base
+            if other in self._handlers and self._consume is not None and self._consume.is_open:
+                self._consume.basic_cancel(
+                    other, callback=lambda _frame: self._handlers.pop(other, None)
+                )
         log.warning("relay.outbox_cancelled", agency=code, queue=queue)
 
     def _cancel_consumer(self, ch: pika.channel.Channel, tag: str) -> None:
@@ -467,14 +499,16 @@ class RelayLoop:
         # pika fires a basic_cancel callback on the channel's *first* CancelOk, whichever
         # consumer it is for: with several consumers cancelled at once (an intake pause), the
         # others' handlers went before their last deliveries came. Only this consumer's
-        # CancelOk (matched on its tag) ends its handler.
-        ch.callbacks.add(
-            ch.channel_number,
-            pika.spec.Basic.CancelOk,
-            lambda _frame: self._handlers.pop(tag, None),
-            arguments={"consumer_tag": tag},
-        )
-        ch.basic_cancel(tag, callback=lambda _frame: None)
+        # CancelOk (matched on its tag) ends its handler. An agency's two outboxes (the urgent
+        # lane's consumer tag has the urgent suffix) go together.
+        for lane in (tag + t.URGENT_SUFFIX, tag):
+            ch.callbacks.add(
+                ch.channel_number,
+                pika.spec.Basic.CancelOk,
+                lambda _frame, lane=lane: self._handlers.pop(lane, None),
+                arguments={"consumer_tag": lane},
+            )
+            ch.basic_cancel(lane, callback=lambda _frame: None)
 
     def _dispatch_delivery(
         self, method: pika.spec.Basic.Deliver, props: pika.spec.BasicProperties, body: bytes
@@ -500,15 +534,21 @@ class RelayLoop:
         if self._stopping or self._closing:
             return  # left unacked: handed back when the channel closes
         self._acks.delivered(method.delivery_tag)
-        self._pending.append(
-            Inbound(
-                tag=method.delivery_tag,
-                queue=queue,
-                envelope=envelope(owner, props.message_id, props.user_id, props.type, body),
-                properties=functools.partial(_properties_dict, props),
-            )
+        inbound = Inbound(
+            tag=method.delivery_tag,
+            queue=queue,
+            envelope=envelope(owner, props.message_id, props.user_id, props.type, body),
+            properties=functools.partial(_properties_dict, props),
         )
-        self._pending_bytes += len(body)
+        if queue.endswith(t.URGENT_SUFFIX):
+            # Urgent lane (issue 18): a batch of its own at once, on the other database thread,
+            # never behind the ordinary batches already taken (up to the prefetch).
+            assert self._db_queued is not None
+            self._jobs += 1
+            self._db_queued.submit(lambda c: self._process_in(c, [inbound]), self._after_urgent)
+        else:
+            self._pending.append(inbound)
+            self._pending_bytes += len(body)
         self._held_bytes += len(body)
         if not self._paused and self._held_bytes > self.settings.intake_max_bytes:
             self._pause_intake()
@@ -555,6 +595,11 @@ class RelayLoop:
             size=sum(1 for h in handled if h.inbound is not None),
             publishes=sum(len(h.publishes) for h in handled),
         )
+
+    def _after_urgent(self, handled: list[Handled]) -> None:
+        self._jobs -= 1
+        if not self._closing:
+            self._send(InFlight(handled=handled))
 
     def _process_in(self, conn: Connection, batch: list[Inbound]) -> list[Handled]:
         """Runs in the database thread, inside its transaction. A database error about this

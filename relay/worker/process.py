@@ -50,6 +50,7 @@ from schemas import (
 from schemas import topology as t
 from schemas.directory import TYPE_DIRECTORY
 from schemas.envelope import encode_message
+from schemas.urgency import is_urgent_document
 
 log = structlog.get_logger()
 
@@ -432,6 +433,7 @@ class BatchProcessor:
                                 message_type=t.TYPE_DOCUMENT,
                                 body=env.body,
                                 message_id=delivery_mids[(pk, r.code)],
+                                urgent=is_urgent_document(by_index[i]),  # urgent lane
                             ),
                             delivery_id=delivery_pk,
                         )

@@ -157,7 +157,7 @@ def test_suspend_and_resume_change_the_state_and_the_publish_right(
         perms = management._request("GET", f"/permissions/{env.vhost}/{code}")
         return str(perms["write"])
 
-    own_exchange = "^" + re.escape(t.submit_exchange(code)) + "$"
+    own_exchange = "^" + re.escape(t.submit_exchange(code)) + r"(\.urgent)?$"
     assert write_permission() == own_exchange
     assert "suspended" in run_agency(env, "suspend", code).stdout
     assert show(env, code)["state"] == "suspended"

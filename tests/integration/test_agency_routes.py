@@ -3,7 +3,9 @@
 RabbitMQ before 4.0.3 does not check topic permissions against the ``CC``/``BCC`` headers, so a
 shared topic exchange let agency A write into agency B's outbox (issue 12, item 2). Every
 exchange A might publish to is tried with every way of naming B; each publish must be refused
-by the broker or land in A's own outbox, and nothing may reach another queue.
+by the broker or land in A's own outbox, and nothing may reach another queue. The urgent lane
+(issue 18: ``lienthong.submit.<code>.urgent``, ``agency.<code>.outbox.urgent`` and
+``agency.<code>.inbox.urgent``) is tried and watched the same way.
 """
 
 from __future__ import annotations
@@ -106,12 +108,18 @@ def test_no_exchange_key_or_header_lets_an_agency_reach_another_agencys_queues(
         t.outbox_queue(b),
         t.inbox_queue(a),
         t.inbox_queue(b),
+        t.outbox_queue(a, urgent=True),
+        t.outbox_queue(b, urgent=True),
+        t.inbox_queue(a, urgent=True),
+        t.inbox_queue(b, urgent=True),
         t.RETURNED_QUEUE,
     ]
     exchanges = [
         "lienthong.submit",  # the shared exchange of earlier versions
         f"lienthong.submit.{a}",
         f"lienthong.submit.{b}",
+        f"lienthong.submit.{a}.urgent",
+        f"lienthong.submit.{b}.urgent",
         "",  # the default exchange: routing key = a queue name
         t.DELIVER_EXCHANGE,
         t.RETURNED_EXCHANGE,
@@ -129,7 +137,14 @@ def test_no_exchange_key_or_header_lets_an_agency_reach_another_agencys_queues(
         (t.inbox_queue(b), {}),
         (t.inbox_queue(a), {}),
         (t.outbox_queue(a), {}),
+        (t.outbox_queue(b, urgent=True), {}),
+        (t.inbox_queue(b, urgent=True), {}),
+        (t.inbox_queue(a, urgent=True), {}),
+        (t.outbox_queue(a, urgent=True), {}),
+        (f"{a}.urgent", {}),
+        (f"{b}.urgent", {}),
         (a, {"CC": [b]}),
+        (a, {"CC": [f"{b}.urgent"], "BCC": [t.outbox_queue(b, urgent=True)]}),
         (a, {"BCC": [b]}),
         (a, {"CC": [t.outbox_queue(b)], "BCC": [t.inbox_queue(b)]}),
         ("#", {}),
@@ -144,13 +159,20 @@ def test_no_exchange_key_or_header_lets_an_agency_reach_another_agencys_queues(
 
     accepted = [k for k, v in outcomes.items() if v == ACCEPTED]
     changed = {q: after[q] - before[q] for q in watched if after[q] != before[q]}
-    # Only A's own outbox may have grown, by exactly what the broker accepted.
-    assert changed == ({t.outbox_queue(a): len(accepted)} if accepted else {}), (
-        changed,
-        accepted,
-    )
-    # Every accepted publish went through A's own submit exchange.
-    assert {exchange for exchange, _, _ in accepted} <= {t.submit_exchange(a)}, accepted
+    # Only A's own outboxes may have grown, each by exactly what the broker accepted through
+    # the submit exchange of its lane.
+    expected = {
+        t.outbox_queue(a, urgent=urgent): n
+        for urgent in (False, True)
+        if (n := sum(1 for x, _, _ in accepted if x == t.submit_exchange(a, urgent=urgent)))
+    }
+    assert changed == expected, (changed, accepted)
+    # Every accepted publish went through one of A's own submit exchanges.
+    assert {exchange for exchange, _, _ in accepted} <= {
+        t.submit_exchange(a),
+        t.submit_exchange(a, urgent=True),
+    }, accepted
+    assert expected.get(t.outbox_queue(a, urgent=True)), "A could not use its own urgent lane"
 
 
 def test_an_agency_cannot_declare_or_bind_exchanges_to_make_its_own_route(
@@ -165,6 +187,9 @@ def test_an_agency_cannot_declare_or_bind_exchanges_to_make_its_own_route(
         lambda ch: ch.exchange_bind(t.submit_exchange(a), t.submit_exchange(b)),
         lambda ch: ch.queue_bind(t.outbox_queue(b), t.submit_exchange(a)),
         lambda ch: ch.queue_bind(t.outbox_queue(b), "amq.fanout"),
+        lambda ch: ch.queue_bind(t.outbox_queue(b, urgent=True), t.submit_exchange(a, urgent=True)),
+        lambda ch: ch.exchange_bind(t.submit_exchange(b, urgent=True), t.submit_exchange(a)),
+        lambda ch: ch.queue_bind(t.inbox_queue(b, urgent=True), t.submit_exchange(a)),
     ]
     for call in tries:
         ch = connection.channel()
@@ -177,11 +202,13 @@ def test_an_agencys_submit_exchange_has_no_alternate_exchange_and_one_binding(
     env: Settings, management: ManagementClient, pair: Pair
 ) -> None:
     for code in (pair.a, pair.b):
-        exchange = management.get_exchange(env.vhost, t.submit_exchange(code))
-        assert exchange is not None, f"{t.submit_exchange(code)} is missing"
-        assert exchange["arguments"] == {}
-        assert "alternate-exchange" not in (exchange.get("effective_policy_definition") or {})
-        bindings = management.exchange_bindings(env.vhost, t.submit_exchange(code))
-        assert [(x["destination"], x["destination_type"]) for x in bindings] == [
-            (t.outbox_queue(code), "queue")
-        ]
+        for urgent in (False, True):
+            name = t.submit_exchange(code, urgent=urgent)
+            exchange = management.get_exchange(env.vhost, name)
+            assert exchange is not None, f"{name} is missing"
+            assert exchange["arguments"] == {}
+            assert "alternate-exchange" not in (exchange.get("effective_policy_definition") or {})
+            bindings = management.exchange_bindings(env.vhost, name)
+            assert [(x["destination"], x["destination_type"]) for x in bindings] == [
+                (t.outbox_queue(code, urgent=urgent), "queue")
+            ]

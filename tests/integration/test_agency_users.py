@@ -219,7 +219,7 @@ def test_relay_setup_migrates_a_hub_of_the_earlier_topology(
     assert user is not None and t.hub_tag(vhost) in user["tags"]
     assert user["password_hash"]  # the adapter keeps its password
     perms = management._request("GET", f"/permissions/{vhost}/{code}")
-    assert perms["write"] == "^" + re.escape(own_exchange(code)) + "$"
+    assert perms["write"] == "^" + re.escape(own_exchange(code)) + r"(\.urgent)?$"
     assert management._request("GET", f"/topic-permissions/{vhost}/{code}") in (None, [])
     assert management.user_limits(code) == {
         "max-connections": env.agency_max_connections,
@@ -250,4 +250,4 @@ def test_relay_setup_keeps_a_suspended_agency_unable_to_publish(
     resume_agency(env, code)
     run_setup(env)
     perms = management._request("GET", f"/permissions/{env.vhost}/{code}")
-    assert perms["write"] == "^" + re.escape(own_exchange(code)) + "$"
+    assert perms["write"] == "^" + re.escape(own_exchange(code)) + r"(\.urgent)?$"

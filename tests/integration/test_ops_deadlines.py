@@ -83,8 +83,9 @@ def test_an_urgent_document_to_an_agency_whose_adapter_is_down_becomes_overdue_o
         publish(a, urgent)
         publish(a, normal)
         assert len(receipts_of("accepted", drain(a, expect=2))) == 2
-        if time.monotonic() - sent_at < URGENT_SECONDS - 1:
-            assert overdue(relay_env) == []
+        early = overdue(relay_env)  # a command that takes seconds to start on a loaded machine
+        if time.monotonic() - sent_at < URGENT_SECONDS:  # it read before the due time
+            assert early == []
 
         wait_until = sent_at + URGENT_SECONDS + 1
         time.sleep(max(0.0, wait_until - time.monotonic()))

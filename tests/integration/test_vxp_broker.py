@@ -69,6 +69,8 @@ def test_send_edoc_while_rabbitmq_is_down_is_ok_and_published_once_when_it_is_ba
         )
     package = SAMPLE.read_bytes().replace(b"000.00.00.G22", code.encode())
     client = SdkClient(f"http://127.0.0.1:{port}", "dms-x", "s3cret")
+    # The sample is Priority 1 (Khẩn): the adapter publishes it to the urgent lane (issue 18).
+    outbox = t.outbox_queue(code, urgent=True)
     with adapter_thread(config) as adapter, Broker(settings) as broker:
 
         def up() -> bool:
@@ -85,13 +87,13 @@ def test_send_edoc_while_rabbitmq_is_down_is_ok_and_published_once_when_it_is_ba
         answer = client.send_edoc(package)
         assert answer["status"] == "OK", answer
         assert client.send_edoc(package)["DocId"] == answer["DocId"]  # a retry while down
-        assert broker.count(t.outbox_queue(code)) == 0
+        assert broker.count(outbox) == 0
 
         proxy.restore()
-        wait_for(lambda: broker.count(t.outbox_queue(code)) == 1, 60, "the publish")
+        wait_for(lambda: broker.count(outbox) == 1, 60, "the publish")
         assert client.send_edoc(package)["DocId"] == answer["DocId"]  # a retry once sent
-        [(props, _body)] = broker.take(t.outbox_queue(code))
+        [(props, _body)] = broker.take(outbox)
         assert getattr(props, "message_id", None) == answer["DocId"]
         assert getattr(props, "type", None) == t.TYPE_DOCUMENT
-        assert broker.count(t.outbox_queue(code)) == 0
+        assert broker.count(outbox) == 0
     client.close()

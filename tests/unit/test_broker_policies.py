@@ -27,6 +27,8 @@ def policy_of(queue: str) -> dict[str, object] | None:
     [
         t.outbox_queue("000.00.00.G22"),
         t.inbox_queue("000.00.00.G22"),
+        t.outbox_queue("000.00.00.G22", urgent=True),
+        t.inbox_queue("000.00.00.G22", urgent=True),
         t.RETURNED_QUEUE,
         t.FAILED_SUBMISSIONS_QUEUE,
     ],
@@ -49,9 +51,10 @@ def test_every_quorum_queue_has_a_delivery_limit_and_an_at_least_once_dead_lette
 def test_outboxes_dead_letter_to_the_queue_the_relay_reads_and_that_one_to_the_parking_queue() -> (
     None
 ):
-    outbox = policy_of(t.outbox_queue("000.00.00.G22"))
-    assert outbox is not None
-    assert EXCHANGE_TARGETS[str(outbox["dead-letter-exchange"])] == t.FAILED_SUBMISSIONS_QUEUE
+    for urgent in (False, True):
+        outbox = policy_of(t.outbox_queue("000.00.00.G22", urgent=urgent))
+        assert outbox is not None
+        assert EXCHANGE_TARGETS[str(outbox["dead-letter-exchange"])] == t.FAILED_SUBMISSIONS_QUEUE
     for queue in (t.RETURNED_QUEUE, t.FAILED_SUBMISSIONS_QUEUE):
         definition = policy_of(queue)
         assert definition is not None
