@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from schemas import topology as t
-from schemas.document import Document
+from schemas.document import TRANSFER_CHUNKS, Document
 
 #: ``OtherInfo/Priority`` values of urgent documents (0 or absent: ordinary).
 URGENT_PRIORITIES: frozenset[int] = frozenset({1, 2, 3, 4})
@@ -45,5 +45,15 @@ def is_urgent_submission(message_type: str, body: bytes) -> bool:
         data = json.loads(body)
     except ValueError:
         return False
-    other_info = data.get("other_info") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return False
+    attachments = data.get("attachments")
+    if isinstance(attachments, list) and any(
+        isinstance(a, dict) and a.get("transfer") == TRANSFER_CHUNKS for a in attachments
+    ):
+        # Its chunks go through the ordinary outbox and the relay refuses a document whose
+        # bytes it does not hold yet; the lanes keep no order between them, so the document
+        # follows its chunks in the ordinary lane.
+        return False
+    other_info = data.get("other_info")
     return isinstance(other_info, dict) and is_urgent_priority(other_info.get("priority"))
