@@ -84,6 +84,12 @@ def handle_dead_submission(engine: Engine, msg: DeadSubmission) -> Outgoing | No
     outbox, reason, _ = death(msg.headers)
     owner = t.agency_of_outbox(outbox) if outbox else None
     mid = optional_text(msg.message_id) or ""
+    publisher = optional_text(msg.user_id)  # validated by the broker at publish time
+    if owner is not None and publisher != owner:
+        # The death headers are the publisher's to write too: only the agency the broker
+        # authenticated, when it owns that outbox, is ever told (nobody else, issue 12 item 2).
+        log.warning("deadletter.owner_mismatch", message_id=mid, queue=outbox, user_id=publisher)
+        owner = None
     message_type = optional_text(msg.message_type)
     why = (
         f"submission {mid!r} was set aside: {describe(reason)}. Nothing was delivered; "

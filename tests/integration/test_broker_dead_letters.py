@@ -15,16 +15,17 @@ from pathlib import Path
 
 import pika
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from relay.config import Settings
 from relay.db.engine import make_engine
-from relay.db.tables import rejections
+from relay.db.tables import receipts, rejections
 from relay.directory.service import add_agency
-from relay.retry.deadletters import FailedSubmissionsWorker
+from relay.retry.deadletters import DeadSubmission, FailedSubmissionsWorker, handle_dead_submission
 from schemas import topology as t
 from tests.conftest import EnvFactory
 from tests.integration.test_agency_cli import new_code, remove_created_users
+from tests.services import random_code
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +157,27 @@ def test_what_the_relay_cannot_handle_either_is_parked_not_dropped(
         seen.append(props.message_id)
     admin.basic_nack(method.delivery_tag, multiple=True, requeue=True)  # parked stays parked
     assert marker in seen
+
+
+def test_a_forged_death_header_never_makes_the_hub_answer_another_agency(engine: Engine) -> None:
+    """``x-first-death-queue`` is a header the publisher may set itself: a dead submission whose
+    headers name B's outbox but whose broker-validated ``user_id`` is A tells nobody (and never
+    B), and is still kept."""
+    a, b = random_code(), random_code()
+    mid = f"forged-{uuid.uuid4()}"
+    msg = DeadSubmission(
+        message_id=mid,
+        message_type=t.TYPE_DOCUMENT,
+        user_id=a,
+        headers={
+            "x-first-death-queue": t.outbox_queue(b),
+            "x-first-death-reason": "delivery_limit",
+        },
+        body=b"{}",
+    )
+    assert handle_dead_submission(engine, msg) is None
+    with engine.connect() as conn:
+        told = conn.execute(select(receipts.c.agency).where(receipts.c.in_reply_to == mid)).all()
+        kept = conn.execute(select(rejections.c.queue).where(rejections.c.message_id == mid)).all()
+    assert told == []
+    assert [q for (q,) in kept] == [t.outbox_queue(b)]
