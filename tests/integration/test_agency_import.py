@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import secrets
 import stat
 import time
 from pathlib import Path
@@ -46,23 +47,33 @@ def count(settings: Settings) -> int:
 def test_the_sample_directory_imports_with_broker_objects_for_connected_agencies_only(
     make_env: EnvFactory, management: ManagementClient, tmp_path: Path
 ) -> None:
+    # The sample's real codes with a prefix of this run's own: broker users are global, and a
+    # demo (or another hub) on the same broker may own 000.00.00.G22 and friends, which this
+    # hub rightly refuses to take over (tests/integration/test_agency_users.py).
+    prefix = f"{secrets.randbelow(900) + 100}."
+    data = tmp_path / "agencies.csv"
+    data.write_text(DATA.read_text(encoding="utf-8").replace("000.", prefix), encoding="utf-8")
+
+    def code(sample: str) -> str:
+        return sample.replace("000.", prefix, 1)
+
     env = make_env()
     secrets_dir = tmp_path / "secrets"
-    CREATED.extend(line.split(",")[0] for line in DATA.read_text(encoding="utf-8").splitlines()[1:])
-    result = run_agency(env, "import", str(DATA), "--password-dir", str(secrets_dir))
+    CREATED.extend(line.split(",")[0] for line in data.read_text(encoding="utf-8").splitlines()[1:])
+    result = run_agency(env, "import", str(data), "--password-dir", str(secrets_dir))
     assert "38 new" in result.stdout
     assert "(33 connected, 5 hosted units)" in result.stdout
 
     files = sorted(p.name for p in secrets_dir.iterdir())
-    assert len(files) == 33 and "000.00.00.H26.secret" in files
+    assert len(files) == 33 and f"{code('000.00.00.H26')}.secret" in files
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in secrets_dir.iterdir())
-    assert management.get_user("000.00.00.G22") is not None
-    assert management.get_queue(env.vhost, t.inbox_queue("000.00.00.H26")) is not None
-    assert management.get_user("000.00.01.H26") is None  # a hosted unit
-    assert management.get_queue(env.vhost, t.inbox_queue("000.00.01.H26")) is None
-    assert show(env, "000.00.00.H26")["hosted_units"] == 5
+    assert management.get_user(code("000.00.00.G22")) is not None
+    assert management.get_queue(env.vhost, t.inbox_queue(code("000.00.00.H26"))) is not None
+    assert management.get_user(code("000.00.01.H26")) is None  # a hosted unit
+    assert management.get_queue(env.vhost, t.inbox_queue(code("000.00.01.H26"))) is None
+    assert show(env, code("000.00.00.H26"))["hosted_units"] == 5
 
-    again = run_agency(env, "import", str(DATA), "--password-dir", str(secrets_dir))
+    again = run_agency(env, "import", str(data), "--password-dir", str(secrets_dir))
     assert "0 new, 0 updated, 38 unchanged" in again.stdout
     assert "broker objects created" not in again.stdout
 
