@@ -30,7 +30,7 @@ test: $(STAMP)
 # It starts RabbitMQ nodes and a PostgreSQL cluster of its own (ports in tests/chaos/ports.py).
 # The hostile-agency cases of issue 12 (marker hostile, on the shared services) run with it.
 chaos: $(STAMP)
-	$(BIN)/python -m pytest tests/chaos tests/integration -m "chaos or hostile" --durations=0 $(CHAOS_ARGS)
+	$(BIN)/python -m pytest tests/chaos tests/integration tests/e2e -m "chaos or hostile" --durations=0 $(CHAOS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas relay adapters lienthong tests

@@ -24,7 +24,13 @@ from tests.bigdocs_support import json_attachment_to_file, random_file, sha256_o
 from tests.relay_support import Agency, RelayProcess, add_agency, wait_until
 from tests.services import random_code
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+# Fault cases of a few minutes: `make chaos` runs them, `make test` does not (README, Tests).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.chaos_long,
+    pytest.mark.timeout(400),
+]
 
 MiB = 1024 * 1024
 SIZE = 40 * MiB

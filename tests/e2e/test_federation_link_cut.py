@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from relay.db.engine import make_engine
@@ -27,6 +28,9 @@ from tests.relay_support import (
     publish_many,
 )
 from tests.services import random_code
+
+# A fault case of two minutes: `make chaos` runs it, `make test` does not (README, Tests).
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.chaos_long]
 
 #: This suite's own ports (5701-5704 are the federation tests').
 PROXY_PORT = 5701
