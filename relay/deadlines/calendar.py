@@ -9,19 +9,18 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from schemas.urgency import is_urgent_priority
+
 #: Government offices keep Vietnam's time.
 VIETNAM: ZoneInfo = ZoneInfo("Asia/Ho_Chi_Minh")
-
-#: edXML ``OtherInfo/Priority`` values that are urgent (Khẩn, Thượng khẩn, Hỏa tốc, Hỏa tốc hẹn
-#: giờ); 0 (Thường) and a missing priority are not.
-URGENT_PRIORITIES: frozenset[int] = frozenset({1, 2, 3, 4})
 
 #: A bound on the search for the next working day (Tết is at most about nine days off in a row).
 _MAX_DAYS_OFF = 60
 
 
 def is_urgent(priority: int | None) -> bool:
-    return priority in URGENT_PRIORITIES
+    """Priority 1-4, the rule the urgent lanes use too (:mod:`schemas.urgency`)."""
+    return is_urgent_priority(priority)
 
 
 class WorkCalendar:
