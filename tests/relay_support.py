@@ -318,8 +318,9 @@ def drain(
     expect: int | None = None,
     timeout: float = 10.0,
     quiet: float = 0.5,
+    urgent: bool = False,
 ) -> list[Received]:
-    """Read (and ack) the agency's inbox until ``expect`` messages came, or it stayed empty for
+    """Read (and ack) the agency's inbox (its urgent lane with ``urgent``) until ``expect`` messages came, or it stayed empty for
     ``quiet`` seconds (when ``expect`` is None), or ``timeout`` passed."""
     assert agency.amqp_url is not None
     out: list[Received] = []
@@ -329,7 +330,9 @@ def drain(
         ch = conn.channel()
         ch.basic_qos(prefetch_count=500)
         last = time.monotonic()
-        for method, props, body in ch.consume(t.inbox_queue(agency.code), inactivity_timeout=0.1):
+        for method, props, body in ch.consume(
+            t.inbox_queue(agency.code, urgent=urgent), inactivity_timeout=0.1
+        ):
             now = time.monotonic()
             if method is not None:
                 out.append(

@@ -4,6 +4,7 @@ recipients take to answer 01 and 03."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -90,10 +91,16 @@ def load_agencies(
     ):
         medians[(recipient, code)] = float(median)
 
-    def count(name: str, field: str) -> int | None:
+    def one(name: str, field: str) -> int | None:
         q = queues.get(name)
         value = q.get(field) if q else None
         return int(value) if isinstance(value, int) else None
+
+    def lanes(queue_of: Callable[..., str], code: str, field: str) -> int | None:
+        """The ordinary and the urgent lane together (DESIGN §3): what waits is what waits."""
+        found = [one(queue_of(code, urgent=u), field) for u in (False, True)]
+        known = [n for n in found if n is not None]
+        return sum(known) if known else None
 
     found = []
     for a in directory:
@@ -104,9 +111,9 @@ def load_agencies(
                 name=a.name,
                 host=a.host,
                 state=a.state,
-                inbox=count(t.inbox_queue(a.code), "messages") if connected else None,
-                outbox=count(t.outbox_queue(a.code), "messages") if connected else None,
-                inbox_consumers=count(t.inbox_queue(a.code), "consumers") if connected else None,
+                inbox=lanes(t.inbox_queue, a.code, "messages") if connected else None,
+                outbox=lanes(t.outbox_queue, a.code, "messages") if connected else None,
+                inbox_consumers=one(t.inbox_queue(a.code), "consumers") if connected else None,
                 last_sent=last_sent.get(a.code),
                 last_status=last_status.get(a.code),
                 median_to_01=medians.get((a.code, "01")),

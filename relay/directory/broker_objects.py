@@ -121,9 +121,15 @@ def adopt_untagged(mgmt: ManagementClient, vhost: str, codes: list[str]) -> list
 
 
 def backlog(mgmt: ManagementClient, vhost: str, code: str) -> dict[str, Any]:
-    """Messages waiting in the agency's inbox and outbox (None for a queue that is missing)."""
+    """Messages waiting in the agency's inbox and outbox, each lane (``inbox_urgent``,
+    ``outbox_urgent``: DESIGN §3) on its own; None for a queue that is missing."""
     result: dict[str, Any] = {}
-    for kind, name in (("inbox", t.inbox_queue(code)), ("outbox", t.outbox_queue(code))):
+    lanes = [
+        (f"{kind}{'_urgent' if urgent else ''}", queue_of(code, urgent=urgent))
+        for kind, queue_of in (("inbox", t.inbox_queue), ("outbox", t.outbox_queue))
+        for urgent in (False, True)
+    ]
+    for kind, name in lanes:
         queue = mgmt.get_queue(vhost, name)
         result[kind] = (
             None if queue is None else {"queue": name, **{f: queue.get(f) for f in QUEUE_FIELDS}}

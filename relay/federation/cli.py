@@ -113,6 +113,8 @@ def show(name: str, as_json: bool) -> None:
         click.echo(f"here:        unavailable ({here['error']})")
     else:
         click.echo(f"to send:     {_queue(here['to_send'])}")
+        if here.get("to_send_urgent") is not None:
+            click.echo(f"  urgent:    {_queue(here['to_send_urgent'])}")
         click.echo(f"taken in:    {_queue(here['taken_in'])}")
     click.echo(f"to bring in: {_queue(data['there'])}")
 

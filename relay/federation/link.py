@@ -130,45 +130,73 @@ class Pump:
 
     def _pump(self, inp: BlockingChannel, out: BlockingChannel, dst: Any) -> None:
         exchange, routing_key = submit_target(self.link.agency)
-        queue = t.inbox_queue(self.link.agency)
-        for method, props, body in inp.consume(queue, inactivity_timeout=IDLE_SECONDS):
-            if self.stop.is_set():
-                break
-            if method is None:
-                dst.process_data_events(0)  # heartbeats of the idle side
-                continue
-            message = bridge.Incoming(
-                message_id=props.message_id,
-                message_type=props.type,
-                headers=dict(props.headers or {}),
-                body=body,
+
+        def forward(
+            ch: BlockingChannel, method: Any, props: pika.BasicProperties, body: bytes
+        ) -> None:
+            self._forward(out, exchange, routing_key, props, body)
+            ch.basic_ack(method.delivery_tag)
+
+        # Both lanes of the link agency's inbox (DESIGN §3): the relay puts an urgent document's
+        # copy for the other hub in the urgent one, which is consumed first.
+        tags = [inp.basic_consume(queue, forward) for queue in self._lanes(inp)]
+        while not self.stop.is_set():
+            # a failed forward raises out of here: the message is not acked and comes back on
+            # the next session
+            inp.connection.process_data_events(time_limit=IDLE_SECONDS)
+            dst.process_data_events(0)  # heartbeats of the other side
+        for tag in tags:
+            inp.basic_cancel(tag)
+
+    def _lanes(self, inp: BlockingChannel) -> list[str]:
+        """The link agency's inbox queues on the source, urgent first; a hub of a version
+        without urgent lanes has only the ordinary one."""
+        urgent = t.inbox_queue(self.link.agency, urgent=True)
+        probe = inp.connection.channel()
+        try:
+            probe.queue_declare(urgent, passive=True)
+        except pika.exceptions.ChannelClosedByBroker:
+            self.log.info("federation.no_urgent_lane", queue=urgent)
+            return [t.inbox_queue(self.link.agency)]
+        if probe.is_open:
+            probe.close()
+        return [urgent, t.inbox_queue(self.link.agency)]
+
+    def _forward(
+        self,
+        out: BlockingChannel,
+        exchange: str,
+        routing_key: str,
+        props: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        message = bridge.Incoming(
+            message_id=props.message_id,
+            message_type=props.type,
+            headers=dict(props.headers or {}),
+            body=body,
+        )
+        result = bridge.handle(self.direction, message, self.recipients_of)
+        if isinstance(result, bridge.Dropped):
+            self.log.info(result.event, detail=result.detail, message_id=props.message_id)
+            return
+        for f in result:
+            # Raises (UnroutableError, NackError) unless the broker confirmed it.
+            out.basic_publish(
+                exchange=exchange,
+                routing_key=routing_key,
+                body=f.body,
+                properties=pika.BasicProperties(
+                    message_id=f.message_id,
+                    type=f.message_type,
+                    user_id=self.link.agency,
+                    delivery_mode=2,
+                    content_type=t.CONTENT_TYPE,
+                    app_id=f"lienthong-federation {self.link.name}",
+                ),
+                mandatory=True,
             )
-            result = bridge.handle(self.direction, message, self.recipients_of)
-            if isinstance(result, bridge.Dropped):
-                self.log.info(result.event, detail=result.detail, message_id=props.message_id)
-            else:
-                for f in result:
-                    # Raises (UnroutableError, NackError) unless the broker confirmed it: the
-                    # source message is then not acked and comes back on the next session.
-                    out.basic_publish(
-                        exchange=exchange,
-                        routing_key=routing_key,
-                        body=f.body,
-                        properties=pika.BasicProperties(
-                            message_id=f.message_id,
-                            type=f.message_type,
-                            user_id=self.link.agency,
-                            delivery_mode=2,
-                            content_type=t.CONTENT_TYPE,
-                            app_id=f"lienthong-federation {self.link.name}",
-                        ),
-                        mandatory=True,
-                    )
-                    self.log.debug(
-                        "federation.forwarded", message_id=f.message_id, type=f.message_type
-                    )
-            inp.basic_ack(method.delivery_tag)
-        inp.cancel()
+            self.log.debug("federation.forwarded", message_id=f.message_id, type=f.message_type)
 
 
 def _close(connection: pika.BlockingConnection) -> None:

@@ -246,7 +246,12 @@ def show_link(settings: Settings, name: str) -> dict[str, Any]:
     try:
         with ManagementClient(settings.management_url, timeout=5.0) as mgmt:
             found = broker_objects.backlog(mgmt, settings.vhost, link.agency)
-            here = {"vhost": settings.vhost, "to_send": found["inbox"], "taken_in": found["outbox"]}
+            here = {
+                "vhost": settings.vhost,
+                "to_send": found["inbox"],
+                "to_send_urgent": found["inbox_urgent"],
+                "taken_in": found["outbox"],
+            }
     except LienthongError as e:
         here = {"vhost": settings.vhost, "error": str(e)}
     return {

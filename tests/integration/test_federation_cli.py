@@ -80,6 +80,7 @@ def test_a_link_is_added_listed_shown_and_removed(two: Two, tmp_path: Path) -> N
 
     shown = run(two.here, "show", "national").stdout
     assert f"agency.{two.link.code}.inbox" in shown and "to bring in:" in shown
+    assert f"agency.{two.link.code}.inbox.urgent" in shown  # what waits in the urgent lane too
 
     gone = run(two.here, "remove", "national").stdout
     assert "removed" in gone and "suspended" in gone

@@ -19,6 +19,7 @@ from relay.db.tables import agencies, documents
 from relay.federation.service import add_link, set_peer, sync_directory
 from schemas import Receipt, Status, decode_message
 from schemas import topology as t
+from schemas.document import OtherInfo
 from tests.conftest import EnvFactory
 from tests.integration.conftest import FAST_RELAY
 from tests.relay_support import (
@@ -122,6 +123,21 @@ def test_a_ministry_writes_to_a_department_and_sees_its_01(hubs: Hubs) -> None:
     assert [(s.status_code, s.sender.organ_id) for s in _statuses(back)] == [
         ("01", hubs.department.code)
     ]
+
+
+def test_an_urgent_document_crosses_the_link_in_its_urgent_lane(hubs: Hubs) -> None:
+    # The provincial relay puts the copy for the national hub in the link agency's urgent
+    # inbox; the link must take it from there too (it read only the ordinary one).
+    doc = make_document(hubs.department.code, [hubs.ministry.code])
+    doc.other_info = OtherInfo(priority=1)  # hỏa tốc
+    publish(hubs.department, doc)
+    got: list[Received] = []
+    for _ in range(15):
+        got += drain(hubs.ministry, timeout=2.0, quiet=1.0, urgent=True)
+        if any(r.type == t.TYPE_DOCUMENT for r in got):
+            break
+    docs = [json.loads(r.body)["document_id"] for r in got if r.type == t.TYPE_DOCUMENT]
+    assert docs == [doc.document_id], "the urgent document never reached the ministry"
 
 
 def test_a_code_unknown_on_both_hubs_is_refused_to_the_sender_not_bounced(hubs: Hubs) -> None:
