@@ -7,9 +7,6 @@ publish once that transaction is committed.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -31,6 +28,7 @@ from relay.domain.events import (
 )
 from relay.domain.events import RETRY_HELD as HELD
 from relay.domain.outgoing import Outgoing, receipt_message_id
+from relay.domain.safe_text import json_safe
 from relay.retry import bounces, store
 from relay.retry.policy import Decision, on_return, return_reason, should_mark_down
 from schemas import Receipt, ReceiptKind
@@ -284,26 +282,6 @@ def _record_stray(conn: Connection, msg: Returned, reason: str) -> None:
     log.warning(
         "returned.stray", message_id=msg.message_id, message_type=msg.message_type, reason=reason
     )
-
-
-def json_safe(value: Any) -> Any:
-    """AMQP header values (bytes, datetimes, decimals, nested tables) as JSON values."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return base64.b64encode(value).decode("ascii")
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 PublishFn = Callable[[Outgoing], None]

@@ -68,7 +68,11 @@ def _record(
     with engine.begin() as conn:
         current = store.lock_delivery(conn, d.message_id)
         if current is None or current.state not in (states.RETRYING, states.FAILED):
-            return outcome is None  # a status overtook the copy: it is not moved back
+            # A status overtook the copy: the delivery is not moved back, but the attempt that
+            # reached the recipient is on its timeline all the same.
+            if outcome is None and current is not None:
+                _published(conn, d, kind)
+            return outcome is None
         if isinstance(outcome, Unroutable):
             _, receipts = apply_return(
                 conn, settings, dataclasses.replace(current, state=states.QUEUED), str(outcome)
@@ -81,24 +85,28 @@ def _record(
         if outcome is not None:
             return False  # not confirmed: the lease ends and the schedule tries again
         store.mark_queued(conn, d.id)
-        attempt = d.attempts + 1
-        store.add_event(
-            conn,
-            kind=kind,
-            document_pk=d.document_pk,
-            delivery_id=d.id,
-            actor=d.route_to,
-            description=f"attempt {attempt} published to {t.inbox_queue(d.route_to)}",
-            detail={"attempt": attempt},
-        )
+        _published(conn, d, kind)
+    return True
+
+
+def _published(conn: Connection, d: store.Delivery, kind: str) -> None:
+    attempt = d.attempts + 1
+    store.add_event(
+        conn,
+        kind=kind,
+        document_pk=d.document_pk,
+        delivery_id=d.id,
+        actor=d.route_to,
+        description=f"attempt {attempt} published to {t.inbox_queue(d.route_to)}",
+        detail={"attempt": attempt},
+    )
     log.info(
         "delivery.retry_published" if kind == RETRY_PUBLISHED else "destination.probe_published",
         message_id=d.message_id,
         document_id=d.document_id,
         agency=d.route_to,
-        attempt=d.attempts + 1,
+        attempt=attempt,
     )
-    return True
 
 
 def _publish_one(publish: PublishFn, due: store.Due) -> Exception | None:

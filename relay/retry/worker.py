@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relay.config import Settings
 from relay.domain.outgoing import Outgoing
+from relay.domain.safe_text import optional_text
 from relay.errors import LienthongError
 from relay.retry import amqp, schedule
 from relay.retry.returns import Handled, Returned, handle_returned
@@ -148,8 +149,9 @@ class RetryWorker:
         assert self._engine is not None
         headers: dict[str, Any] = dict(props.headers or {})
         msg = Returned(
-            message_id=props.message_id,
-            message_type=props.type,
+            # text PostgreSQL accepts (a NUL made visible): a message id nobody can match
+            message_id=optional_text(props.message_id),
+            message_type=optional_text(props.type),
             headers=headers,
             body=body,
             correlation_id=props.correlation_id,

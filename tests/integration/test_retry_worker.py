@@ -236,6 +236,48 @@ def test_a_returned_message_that_is_no_delivery_is_recorded_and_acked(
     assert "matches no delivery" in reasons
 
 
+def test_a_returned_message_with_a_nul_in_its_id_or_headers_is_recorded_safely(
+    fast_env: Settings, db: Engine
+) -> None:
+    # PostgreSQL text and jsonb refuse NUL: kept as it was, the record failed and the worker
+    # took the message again and again; the stray after it waited behind it.
+    conn = pika.BlockingConnection(pika.URLParameters(fast_env.amqp_url))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for mid, headers in (
+            ("nul\x00in-the-id", {"x-first-death-reason": "rejected"}),
+            ("nul-in-a-header", {"x-note": "a\x00b", "x\x00key": b"\x00\xff"}),
+            ("after-the-nuls", {}),
+        ):
+            ch.basic_publish(
+                t.RETURNED_EXCHANGE,
+                "",
+                b"{}",
+                pika.BasicProperties(message_id=mid, type=t.TYPE_STATUS, headers=headers),
+            )
+    finally:
+        conn.close()
+    wanted = ["nul\\x00in-the-id", "nul-in-a-header", "after-the-nuls"]
+    with retry_worker(fast_env):
+
+        def recorded() -> int:
+            with db.connect() as c:
+                n: int = c.execute(
+                    select(func.count())
+                    .select_from(rejections)
+                    .where(rejections.c.message_id.in_(wanted))
+                ).scalar_one()
+            return n
+
+        wait_until(lambda: recorded() == 3, 15, "the three strays to be recorded")
+    with db.connect() as c:
+        props = c.execute(
+            select(rejections.c.properties).where(rejections.c.message_id == "nul-in-a-header")
+        ).scalar_one()
+    assert props["headers"]["x-note"] == "a\\x00b"
+
+
 def test_a_delivery_nobody_takes_before_the_inbox_ttl_comes_back_and_fails_with_that_reason(
     fast_env: Settings, db: Engine, management: ManagementClient
 ) -> None:
