@@ -320,8 +320,9 @@ def drain(
     quiet: float = 0.5,
     urgent: bool = False,
 ) -> list[Received]:
-    """Read (and ack) the agency's inbox (its urgent lane with ``urgent``) until ``expect`` messages came, or it stayed empty for
-    ``quiet`` seconds (when ``expect`` is None), or ``timeout`` passed."""
+    """Read (and ack) the agency's inbox (its urgent lane with ``urgent``) until ``expect``
+    messages came, or it stayed empty for ``quiet`` seconds (when ``expect`` is None), or
+    ``timeout`` passed."""
     assert agency.amqp_url is not None
     out: list[Received] = []
     conn = connect(agency.amqp_url)
