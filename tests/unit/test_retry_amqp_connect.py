@@ -61,15 +61,6 @@ def test_a_stalled_handshake_is_service_unavailable(silent_port: int) -> None:
         amqp.connect(url, name="test")
 
 
-def test_a_refused_connection_is_service_unavailable() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
-    url = f"amqp://guest:guest@127.0.0.1:{port}/%2F?connection_attempts=1&socket_timeout=0.5"
-    with pytest.raises(ServiceUnavailable):
-        amqp.connect(url, name="test")
-
-
 def test_the_health_probe_reports_a_stalled_broker_as_a_problem(
     silent_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
