@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import structlog
+from sqlalchemy import Connection
 
 from relay.blobs import service as blobs
 from relay.document_headers import header_columns
@@ -35,7 +36,7 @@ from relay.duplicates import DuplicateDetector, duplicate_event, keys_of
 from relay.duplicates import reason as duplicate_reason
 from relay.federation.store import Links
 from relay.worker import store
-from relay.worker.repository import BatchRepository
+from relay.worker.repository import BatchRepository, SqlBatchRepository
 from schemas import (
     BusinessType,
     Document,
@@ -142,9 +143,13 @@ class BatchProcessor:
     a :class:`~relay.worker.repository.SqlBatchRepository` on its transaction's connection)."""
 
     def __init__(
-        self, repo: BatchRepository, max_bytes: int, publishing: Container[int] = frozenset()
+        self,
+        repo: BatchRepository | Connection,
+        max_bytes: int,
+        publishing: Container[int] = frozenset(),
     ) -> None:
-        self.repo = repo
+        #: a bare connection (a test or a tool working in its own transaction) gets the SQL one
+        self.repo = repo if isinstance(repo, BatchRepository) else SqlBatchRepository(repo)
         self.max_bytes = max_bytes
         #: deliveries this relay has published and awaits the confirm of: not published again
         self.publishing = publishing
