@@ -33,12 +33,13 @@ from adapters.config import AdapterConfig
 from adapters.inbox import Action, Delivery, InboxWriter
 from adapters.spool import Outgoing, Spool
 from schemas import topology as t
+from schemas.errors import ServiceUnavailable
 from schemas.urgency import is_urgent_submission
 
 log = structlog.get_logger()
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(ServiceUnavailable):
     """RabbitMQ cannot be reached or dropped the connection; try again later."""
 
 

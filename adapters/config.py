@@ -30,9 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from lienthong.monitoring import parse_addr
 from schemas.agency_code import validate_agency_code
+from schemas.errors import InvalidInput
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput, ValueError):
     """The configuration cannot be used; ``str()`` names the key and the value."""
 
 

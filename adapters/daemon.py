@@ -33,15 +33,16 @@ from adapters.received import ReceivedStore
 from adapters.spool import Spool, SpoolError
 from adapters.vxp.inbox import DirectoryAwareRecorder, edxml_check
 from adapters.vxp.server import SdkServer, SdkServerFailed
+from schemas.errors import LienthongError, PermanentError
 
 log = structlog.get_logger()
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(PermanentError, RuntimeError):
     """Another adapter daemon holds this root."""
 
 
-class AdapterFailed(RuntimeError):
+class AdapterFailed(LienthongError, RuntimeError):
     """The daemon cannot go on (its broker thread died); the service manager restarts it."""
 
 

@@ -54,6 +54,7 @@ from adapters.spool import NewMessage, Spool
 from schemas import Document, Receipt, Status
 from schemas import topology as t
 from schemas.envelope import InvalidMessage, decode_message, encode_message
+from schemas.errors import NotFound
 
 log = structlog.get_logger()
 
@@ -65,7 +66,7 @@ TAKEN: Final = "taken"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so text order is time order
 
 
-class UnknownItem(LookupError):
+class UnknownItem(NotFound, LookupError):
     """No received item has this kind and message id."""
 
 

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.errors import LienthongError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outgoing (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,7 +67,7 @@ DROP TABLE received;
 """
 
 
-class SpoolError(RuntimeError):
+class SpoolError(LienthongError, RuntimeError):
     """The spool cannot be read or written (disk full, permission denied, corrupt file)."""
 
 

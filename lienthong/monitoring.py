@@ -15,6 +15,8 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from schemas.errors import InvalidInput
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 Check = Callable[[], str | None]
 
 
-class AddressError(ValueError):
+class AddressError(InvalidInput, ValueError):
     """A monitoring address that cannot be used."""
 
 

@@ -13,7 +13,9 @@ import sys
 
 from lienthong.logs import configure_logging
 from relay.config import load_settings
+from relay.db.engine import disposing, monitoring_engine
 from relay.metrics.endpoint import serving_metrics
+from relay.metrics.health import CHECK_TIMEOUT_SECONDS
 from relay.worker.supervisor import run_workers
 
 
@@ -26,7 +28,10 @@ def main(argv: list[str]) -> int:
     log_level, log_format = argv
     configure_logging(log_level, log_format)
     settings = load_settings()
-    with serving_metrics(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
+    with (
+        disposing(monitoring_engine(settings.database_url, CHECK_TIMEOUT_SECONDS)) as engine,
+        serving_metrics(settings, engine),  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
+    ):
         return run_workers(settings, functools.partial(configure_logging, log_level, log_format))
 
 

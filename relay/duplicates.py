@@ -13,16 +13,17 @@ values is never flagged; the same DocumentId again (a revoke, an update) is not 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
 from sqlalchemy import Connection, select, tuple_
 
 from relay.db.tables import documents
+from relay.domain import events as ev
 from schemas import Document
 
 #: The timeline event of a flagged document.
-DUPLICATE_EVENT: Final = "duplicate"
+DUPLICATE_EVENT: Final = ev.DUPLICATE
 
 Key = tuple[str, str, str, dt.date]
 
@@ -47,32 +48,43 @@ def reason(doc: Document, earlier: str) -> str:
     )
 
 
-class DuplicateDetector:
-    """The earlier documents of one batch's keys, read once; :meth:`check` per document."""
+def keys_of(docs: Iterable[Document]) -> set[Key]:
+    """The registration keys of ``docs`` (those that have one)."""
+    return {k for k in (registration_key(d) for d in docs) if k is not None}
 
-    def __init__(self, conn: Connection, docs: Iterable[Document]) -> None:
-        self._seen: dict[Key, set[str]] = {}
-        keys = {k for k in (registration_key(d) for d in docs) if k is not None}
-        if not keys:
-            return
-        rows = conn.execute(
-            select(
+
+def earlier_documents(conn: Connection, keys: Collection[Key]) -> dict[Key, set[str]]:
+    """The DocumentIds stored under each of ``keys``."""
+    seen: dict[Key, set[str]] = {}
+    if not keys:
+        return seen
+    rows = conn.execute(
+        select(
+            documents.c.sender,
+            documents.c.code_number,
+            documents.c.code_notation,
+            documents.c.promulgation_date,
+            documents.c.document_id,
+        ).where(
+            tuple_(
                 documents.c.sender,
                 documents.c.code_number,
                 documents.c.code_notation,
                 documents.c.promulgation_date,
-                documents.c.document_id,
-            ).where(
-                tuple_(
-                    documents.c.sender,
-                    documents.c.code_number,
-                    documents.c.code_notation,
-                    documents.c.promulgation_date,
-                ).in_(sorted(keys))
-            )
+            ).in_(sorted(keys))
         )
-        for sender, number, notation, date, document_id in rows:
-            self._seen.setdefault((sender, number, notation, date), set()).add(document_id)
+    )
+    for sender, number, notation, date, document_id in rows:
+        seen.setdefault((sender, number, notation, date), set()).add(document_id)
+    return seen
+
+
+class DuplicateDetector:
+    """The earlier documents of one batch's keys, read once (:func:`earlier_documents`, or the
+    batch repository's ``registered_documents``); :meth:`check` per document."""
+
+    def __init__(self, earlier: Mapping[Key, set[str]]) -> None:
+        self._seen: dict[Key, set[str]] = {k: set(ids) for k, ids in earlier.items()}
 
     def check(self, doc: Document) -> str | None:
         """The DocumentId of an earlier document this one duplicates (None if none); the

@@ -1,27 +1,22 @@
-"""The project's error hierarchy. Library errors are translated at the edge (``raise … from e``)."""
+"""The project's error hierarchy, as the relay imports it: defined in :mod:`schemas.errors`,
+the bottom layer the relay, the adapters and the console script may all import."""
 
 from __future__ import annotations
 
+from schemas.errors import (
+    InvalidInput,
+    LienthongError,
+    NotFound,
+    PermanentError,
+    ServiceUnavailable,
+    TransientError,
+)
 
-class LienthongError(Exception):
-    """Base of every error the project raises on purpose."""
-
-
-class PermanentError(LienthongError):
-    """Retrying will not help: bad input, a refused permission, an unknown agency."""
-
-
-class TransientError(LienthongError):
-    """Retrying may help: a broker or database that is unreachable or restarting."""
-
-
-class InvalidInput(PermanentError):
-    """Input a person must fix; the message names the field and the value."""
-
-
-class NotFound(PermanentError):
-    """The thing asked for does not exist."""
-
-
-class ServiceUnavailable(TransientError):
-    """RabbitMQ, its management API or PostgreSQL cannot be reached."""
+__all__ = [
+    "InvalidInput",
+    "LienthongError",
+    "NotFound",
+    "PermanentError",
+    "ServiceUnavailable",
+    "TransientError",
+]

@@ -19,7 +19,6 @@ from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import Engine
 
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.deadlines.job import DeadlineJob
 from relay.domain.outgoing import Outgoing
 from relay.retry import amqp
@@ -94,11 +93,13 @@ class PeriodicJobs:
             log.warning("jobs.pass_failed", job=name, reason=f"{type(e).__name__}: {e}")
 
 
-def start_periodic_jobs(settings: Settings, stop: threading.Event) -> threading.Thread:
-    """The jobs in a daemon thread of their own until ``stop`` is set."""
+def start_periodic_jobs(
+    settings: Settings, stop: threading.Event, engine: Engine
+) -> threading.Thread:
+    """The jobs in a daemon thread of their own until ``stop`` is set. ``engine``: their own,
+    built by the composition root; disposed of when the jobs end."""
 
     def run() -> None:
-        engine = make_engine(settings.database_url, pool_size=2)
         publisher = ReceiptPublisher(settings)
         try:
             PeriodicJobs(settings, engine, publisher).run(stop)

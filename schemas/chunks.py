@@ -16,6 +16,7 @@ from typing import Final, Literal
 from pydantic import Field, ValidationError
 
 from schemas.common import WireModel
+from schemas.errors import InvalidInput
 
 CHUNK_SCHEMA: Final = "lienthong.chunk/1"
 CHUNK_REQUEST_SCHEMA: Final = "lienthong.chunk_request/1"
@@ -33,7 +34,7 @@ MAX_REQUESTED: Final = 64
 SHA256_PATTERN: Final = r"^[0-9a-f]{64}$"
 
 
-class InvalidChunk(ValueError):
+class InvalidChunk(InvalidInput, ValueError):
     """A chunk or chunk request that cannot be read; ``str()`` says why."""
 
 

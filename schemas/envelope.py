@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.document import Document
+from schemas.errors import InvalidInput
 from schemas.receipt import Receipt
 from schemas.status import Status
 
@@ -29,7 +30,7 @@ _BY_TYPE: dict[str, type[Document] | type[Status] | type[Receipt]] = {
 }
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(InvalidInput, ValueError):
     """A body that is not a valid wire message; ``str()`` says what and where, for a person."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from schemas.errors import InvalidInput
 
-class EdxmlError(ValueError):
+
+class EdxmlError(InvalidInput, ValueError):
     """An edXML package that cannot be read or a model that cannot be written as edXML.
 
     ``reasons`` lists every problem found (one line each); ``str()`` joins them. ``kind``

@@ -6,9 +6,10 @@ import abc
 from collections.abc import Mapping
 
 from schemas import Document, Receipt, Status
+from schemas.errors import InvalidInput
 
 
-class FormatError(ValueError):
+class FormatError(InvalidInput, ValueError):
     """A file that cannot be read; ``str()`` says what is wrong, for the person who sent it."""
 
 

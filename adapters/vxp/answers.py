@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.errors import LienthongError, TransientError
+
 OK = "OK"
 FAIL = "FAIL"
 
@@ -18,7 +20,7 @@ def ok(**extra: Any) -> dict[str, Any]:
     return {"status": OK, "ErrorCode": "0", "ErrorDesc": "", **extra}
 
 
-class VxpError(Exception):
+class VxpError(LienthongError):
     """A refused call; ``str()`` is the ``ErrorDesc``. Subclasses fix the ``ErrorCode``."""
 
     code = "1"
@@ -67,7 +69,7 @@ class NotSupported(VxpError):
     code = "501"
 
 
-class Unavailable(VxpError):
+class Unavailable(VxpError, TransientError):
     """The adapter's local store cannot be written now (disk full…); the call can be retried."""
 
     code = "503"

@@ -11,11 +11,12 @@ import uvicorn
 from adapters.config import AdapterConfig
 from adapters.formats.base import FileFormat
 from adapters.vxp.app import create_app
+from schemas.errors import LienthongError
 
 log = structlog.get_logger()
 
 
-class SdkServerFailed(RuntimeError):
+class SdkServerFailed(LienthongError, RuntimeError):
     """The HTTP server could not start (address in use…) or stopped on its own."""
 
 

@@ -13,6 +13,7 @@ import pika.exceptions
 from sqlalchemy.exc import OperationalError
 
 from relay.cli.common import echo_json, friendly_errors, settings_from_env
+from relay.domain import states
 from relay.errors import ServiceUnavailable
 
 
@@ -87,7 +88,7 @@ def trace(document_id: str, as_json: bool) -> None:
                 click.echo(
                     f"    went on to another hub: {r.route_to} is {hub['is']}; there: {there}"
                 )
-            if r.last_error and r.state in ("retrying", "failed"):
+            if r.last_error and r.state in (states.RETRYING, states.FAILED):
                 click.echo(f"    last error: {r.last_error}")
             for e in r.events:
                 click.echo("    " + _event_line(e))
@@ -120,7 +121,7 @@ def failures(as_json: bool, limit: int) -> None:
             f"last probe {_when(d.last_probe_at)}; last error: {d.last_error}"
         )
     for m in result.messages:
-        nxt = _when(m.next_attempt_at) if m.state == "retrying" else "-"
+        nxt = _when(m.next_attempt_at) if m.state == states.RETRYING else "-"
         click.echo(
             f"{m.state.upper()} {m.message_type} {m.message_id} to {m.route_to} "
             f"(about submission {m.correlation_id or '-'}): {m.attempts} attempts, next {nxt}; "

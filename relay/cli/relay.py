@@ -43,9 +43,14 @@ def run() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(argv[0], argv)
+    from relay.db.engine import disposing, monitoring_engine
     from relay.metrics.endpoint import serving_metrics
+    from relay.metrics.health import CHECK_TIMEOUT_SECONDS
 
-    with serving_metrics(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
+    with (
+        disposing(monitoring_engine(settings.database_url, CHECK_TIMEOUT_SECONDS)) as engine,
+        serving_metrics(settings, engine),  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
+    ):
         if settings.workers == 1:
             from relay.worker.main import run_relay
 

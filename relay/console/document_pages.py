@@ -26,6 +26,7 @@ from relay.console.roles import User
 from relay.console.scope import scope_of
 from relay.console.sessions import Session
 from relay.console.web import console_of, language, not_found, notice, render, signed_in
+from relay.domain import states
 from relay.errors import NotFound
 
 CHART_DAYS = 14
@@ -113,7 +114,11 @@ def _load(request: Request, user: User, document_id: str) -> DocumentView:
     with console.engine.begin() as conn:
         scope = scope_of(conn, user)
         return load_document(
-            conn, scope, document_id, now=dt.datetime.now(dt.UTC), queued_name=t.state("queued")
+            conn,
+            scope,
+            document_id,
+            now=dt.datetime.now(dt.UTC),
+            queued_name=t.state(states.QUEUED),
         )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, exists, func, or_, select
 from relay.console.deadlines import overdue
 from relay.console.scope import Scope
 from relay.db.tables import agencies, deliveries, documents, events
+from relay.domain import events as ev
 from relay.errors import NotFound
 from relay.queries.trace import Event, load_trace
 from schemas import describe_status
@@ -22,7 +23,7 @@ VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 PAGE_SIZE: Final = 50
 
 #: The steps of a recipient's timeline, in order: sent to its inbox, then the progress codes.
-QUEUED_STEP: Final = "queued"
+QUEUED_STEP: Final = ev.QUEUED
 PROGRESS_CODES: Final = ("01", "03", "04", "05", "06")
 DIRECTIONS: Final = ("all", "sent", "received")
 
@@ -232,7 +233,7 @@ class DocumentView:
 def _steps(timeline: list[Event], queued_name: str) -> list[Step]:
     first: dict[str, dt.datetime] = {}
     for e in timeline:
-        key = e.status_code if e.status_code else (QUEUED_STEP if e.kind == "queued" else None)
+        key = e.status_code if e.status_code else (QUEUED_STEP if e.kind == ev.QUEUED else None)
         if key is not None and key not in first:
             first[key] = e.at
     steps = [Step(QUEUED_STEP, queued_name, first.get(QUEUED_STEP))]

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, select
 from relay.broker.management import ManagementClient
 from relay.db.tables import deliveries, documents, events
 from relay.directory import repository
+from relay.domain import events as ev
 from relay.errors import LienthongError
 from schemas import topology as t
 
@@ -66,7 +67,7 @@ def load_agencies(
     last_status = dict(
         conn.execute(
             select(events.c.actor, func.max(events.c.at))
-            .where(events.c.kind == "status")
+            .where(events.c.kind == ev.STATUS)
             .group_by(events.c.actor)
         )
         .tuples()
@@ -83,7 +84,7 @@ def load_agencies(
         .join(deliveries, deliveries.c.id == events.c.delivery_id)
         .join(documents, documents.c.id == deliveries.c.document_pk)
         .where(
-            events.c.kind == "status",
+            events.c.kind == ev.STATUS,
             events.c.status_code.in_(["01", "03"]),
             documents.c.received_at >= now - ANSWER_WINDOW,
         )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from relay.domain import events as ev
+from relay.domain import states
+
 VI: Final = "vi"
 EN: Final = "en"
 LANGUAGES: Final = (VI, EN)
@@ -138,18 +141,18 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
 
 #: Delivery states (relay/domain/states.py) as a person reads them.
 STATES: Final[dict[str, tuple[str, str]]] = {
-    "pending": ("Chờ gửi", "Pending"),
-    "queued": ("Đã chuyển", "In the inbox"),
-    "retrying": ("Đang gửi lại", "Retrying"),
-    "failed": ("Gửi lỗi", "Failed"),
-    "delivered": ("Đã đến", "Delivered"),
-    "accepted": ("Đã tiếp nhận", "Registered"),
-    "assigned": ("Phân công", "Assigned"),
-    "processing": ("Đang xử lý", "Processing"),
-    "completed": ("Hoàn thành", "Completed"),
-    "refused": ("Từ chối", "Refused"),
-    "recall_requested": ("Đề nghị lấy lại", "Take-back requested"),
-    "recalled": ("Đã lấy lại", "Taken back"),
+    states.PENDING: ("Chờ gửi", "Pending"),
+    states.QUEUED: ("Đã chuyển", "In the inbox"),
+    states.RETRYING: ("Đang gửi lại", "Retrying"),
+    states.FAILED: ("Gửi lỗi", "Failed"),
+    states.DELIVERED: ("Đã đến", "Delivered"),
+    states.ACCEPTED: ("Đã tiếp nhận", "Registered"),
+    states.ASSIGNED: ("Phân công", "Assigned"),
+    states.PROCESSING: ("Đang xử lý", "Processing"),
+    states.COMPLETED: ("Hoàn thành", "Completed"),
+    states.REFUSED: ("Từ chối", "Refused"),
+    states.RECALL_REQUESTED: ("Đề nghị lấy lại", "Take-back requested"),
+    states.RECALLED: ("Đã lấy lại", "Taken back"),
 }
 
 #: edXML OtherInfo/Priority (độ khẩn).
@@ -163,17 +166,17 @@ PRIORITIES: Final[dict[int, tuple[str, str]]] = {
 
 #: Timeline event kinds (the relay's event rows).
 EVENTS: Final[dict[str, tuple[str, str]]] = {
-    "submitted": ("Tiếp nhận văn bản gửi", "Submitted"),
-    "queued": ("Đã chuyển vào hộp thư nơi nhận", "Published to the recipient's inbox"),
-    "status": ("Trạng thái", "Status"),
-    "returned": ("Bị trả lại", "Returned"),
-    "retry_scheduled": ("Hẹn gửi lại", "Retry scheduled"),
-    "retry_published": ("Đã gửi lại", "Published again"),
-    "retry_held": ("Tạm giữ", "Held"),
-    "failed": ("Gửi lỗi", "Failed"),
-    "resent": ("Gửi lại bởi người vận hành", "Resent by an operator"),
-    "revoked": ("Thu hồi", "Revoked"),
-    "probe_published": ("Gửi thăm dò", "Probe published"),
+    ev.SUBMITTED: ("Tiếp nhận văn bản gửi", "Submitted"),
+    ev.QUEUED: ("Đã chuyển vào hộp thư nơi nhận", "Published to the recipient's inbox"),
+    ev.STATUS: ("Trạng thái", "Status"),
+    ev.RETURNED: ("Bị trả lại", "Returned"),
+    ev.RETRY_SCHEDULED: ("Hẹn gửi lại", "Retry scheduled"),
+    ev.RETRY_PUBLISHED: ("Đã gửi lại", "Published again"),
+    ev.RETRY_HELD: ("Tạm giữ", "Held"),
+    ev.FAILED: ("Gửi lỗi", "Failed"),
+    ev.RESENT: ("Gửi lại bởi người vận hành", "Resent by an operator"),
+    ev.REVOKED: ("Thu hồi", "Revoked"),
+    ev.PROBE_PUBLISHED: ("Gửi thăm dò", "Probe published"),
 }
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
 
 #: How long opening a connection may take before it counts as PostgreSQL being unreachable
 #: (libpq waits for the OS otherwise: minutes on a dropped network).
@@ -25,3 +28,19 @@ def make_engine(url: str, *, pool_size: int = 5, statement_timeout_ms: int | Non
     return create_engine(
         url, pool_size=pool_size, pool_pre_ping=True, future=True, connect_args=connect_args
     )
+
+
+@contextlib.contextmanager
+def disposing(engine: Engine) -> Iterator[Engine]:
+    """``engine`` for the block; its connections are closed when the block ends."""
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def monitoring_engine(url: str, connect_timeout_s: float) -> Engine:
+    """The small engine of ``/metrics`` and ``/readyz``: a health check that finds PostgreSQL
+    gone answers within ``connect_timeout_s`` rather than the usual connect timeout."""
+    quick = make_url(url).update_query_dict({"connect_timeout": str(int(connect_timeout_s))})
+    return make_engine(quick.render_as_string(hide_password=False), pool_size=2)

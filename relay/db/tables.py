@@ -22,6 +22,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from relay.domain import events as ev
+from relay.domain import states as st
+
+
+def _state_in(*states: str) -> str:
+    """``state IN ('a', 'b')`` built from the state constants (the literals are fixed words)."""
+    return f"state IN ({', '.join(repr(s) for s in states)})"
+
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -102,7 +111,7 @@ deliveries = Table(
     Column("recipient", Text, nullable=False),  # as addressed (maybe a hosted unit)
     Column("route_to", Text, nullable=False),  # the connected agency whose inbox receives it
     Column("message_id", Text, nullable=False, unique=True),  # deterministic delivery id
-    Column("state", Text, nullable=False, server_default=text("'pending'")),
+    Column("state", Text, nullable=False, server_default=text(f"'{st.PENDING}'")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
     Column("next_attempt_at", DateTime(timezone=True)),
@@ -118,14 +127,16 @@ deliveries = Table(
         "ix_deliveries_open",
         "state",
         "next_attempt_at",
-        postgresql_where=text("state IN ('pending', 'retrying')"),
+        postgresql_where=text(_state_in(st.PENDING, st.RETRYING)),
     ),
     Index("ix_deliveries_route_to", "route_to"),
     Index("ix_deliveries_undated", "id", postgresql_where=text("ack_due_at IS NULL")),
     Index(
         "ix_deliveries_awaiting",
         "ack_due_at",
-        postgresql_where=text("state IN ('pending', 'queued', 'retrying', 'failed', 'delivered')"),
+        postgresql_where=text(
+            _state_in(st.PENDING, st.QUEUED, st.RETRYING, st.FAILED, st.DELIVERED)
+        ),
     ),
 )
 
@@ -157,7 +168,7 @@ events = Table(
     ),
     # Recent returns per destination (retry helper, issue 5); only 'returned' rows are indexed,
     # so the relay's hot path pays nothing for it.
-    Index("ix_events_returned", "actor", "at", postgresql_where=text("kind = 'returned'")),
+    Index("ix_events_returned", "actor", "at", postgresql_where=text(f"kind = '{ev.RETURNED}'")),
 )
 
 #: Messages the relay refused, kept with the reason (nothing is silently dropped).
@@ -220,13 +231,13 @@ bounces = Table(
     Column("correlation_id", Text),
     Column("headers", JSONB),
     Column("body", LargeBinary, nullable=False),
-    Column("state", Text, nullable=False, server_default=text("'retrying'")),
+    Column("state", Text, nullable=False, server_default=text(f"'{st.RETRYING}'")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
     Column("next_attempt_at", DateTime(timezone=True)),
     _ts("created_at"),
     _ts("updated_at"),
-    Index("ix_bounces_due", "next_attempt_at", postgresql_where=text("state = 'retrying'")),
+    Index("ix_bounces_due", "next_attempt_at", postgresql_where=text(f"state = '{st.RETRYING}'")),
 )
 
 #: The hub's content-addressed store of attachment bytes that travel in chunks (issue 17,

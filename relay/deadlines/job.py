@@ -32,6 +32,7 @@ from relay.deadlines.store import (
     mark_notified,
     overdue_deliveries,
 )
+from relay.domain import events as ev
 from relay.domain.outgoing import Outgoing, receipt_uuid
 from schemas import Receipt, ReceiptKind
 from schemas import topology as t
@@ -41,7 +42,7 @@ from schemas.status_codes import describe_status
 log = structlog.get_logger()
 
 #: The timeline event added to a delivery when its sender is told it is overdue.
-OVERDUE_EVENT: Final = "overdue"
+OVERDUE_EVENT: Final = ev.OVERDUE
 #: Overdue notices sent per transaction.
 NOTICE_BATCH: Final = 200
 

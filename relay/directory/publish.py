@@ -26,9 +26,9 @@ import structlog
 from sqlalchemy import Engine
 
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.directory import repository
 from relay.directory.model import Agency
+from relay.retry import amqp
 from schemas import topology as t
 from schemas.directory import (
     DIRECTORY_ENCODING,
@@ -67,13 +67,15 @@ def snapshot_message_id(version: str, code: str) -> str:
 class DirectoryPublisher:
     """Publishes the directory when it changes; runs until ``stop`` is set."""
 
-    def __init__(self, settings: Settings, stop: threading.Event) -> None:
+    def __init__(self, settings: Settings, stop: threading.Event, engine: Engine) -> None:
         self.settings = settings
         self.stop = stop
+        self.engine = engine
         self.published: str | None = None
 
     def run(self) -> None:
-        engine = make_engine(self.settings.database_url, pool_size=1)
+        """Publish until ``stop``; the engine is disposed of at the end."""
+        engine = self.engine
         try:
             while not self.stop.is_set():
                 try:
@@ -93,7 +95,7 @@ class DirectoryPublisher:
             return False
         body = encode_snapshot(snapshot)
         targets = [a.code for a in agencies if a.connected and a.state == "active"]
-        connection = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        connection = amqp.connect(self.settings.amqp_url, name="lienthong-relay-directory")
         try:
             channel = connection.channel()
             channel.confirm_delivery()
@@ -129,12 +131,9 @@ class DirectoryPublisher:
         return True
 
 
-def start_directory_publisher(
-    settings: Settings, stop: threading.Event, *, leader: bool = True
-) -> None:
-    """Start the publisher in a daemon thread when ``directory_publish_seconds`` is set, in the
-    leading relay process only (one publisher per relay)."""
-    if settings.directory_publish_seconds <= 0 or not leader:
-        return
-    publisher = DirectoryPublisher(settings, stop)
+def start_directory_publisher(settings: Settings, stop: threading.Event, engine: Engine) -> None:
+    """Start the publisher in a daemon thread (the composition root does so when
+    ``directory_publish_seconds`` is set, in the leading relay process only: one publisher per
+    relay). ``engine``: its own, disposed of when it stops."""
+    publisher = DirectoryPublisher(settings, stop, engine)
     threading.Thread(target=publisher.run, name="lienthong-directory", daemon=True).start()

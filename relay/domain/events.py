@@ -9,6 +9,9 @@ from typing import Final
 
 from schemas import BusinessType
 
+#: Not stored: ``lienthong trace`` and the console show the submission as a timeline's first
+#: event under this kind.
+SUBMITTED: Final = "submitted"
 #: The broker confirmed a copy (pending → queued).
 QUEUED: Final = "queued"
 #: A status about a delivery (its code and who sent it are in the detail).
@@ -17,6 +20,11 @@ STATUS: Final = "status"
 REVOKED: Final = "revoked"
 UPDATED: Final = "updated"
 REPLACED: Final = "replaced"
+
+#: Phụ lục VI III.1.h: a possible duplicate of an earlier document (:mod:`relay.duplicates`).
+DUPLICATE: Final = "duplicate"
+#: Decree 30 deadlines: a delivery's 01 or 03 is overdue (:mod:`relay.deadlines`).
+OVERDUE: Final = "overdue"
 
 # The retry worker (relay/retry): a copy the broker or the recipient's adapter returned.
 RETURNED: Final = "returned"

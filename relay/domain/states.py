@@ -76,6 +76,13 @@ REACHED_STATES: Final = frozenset(
 #: ``pending`` too: the copy was published, its confirm just had not been recorded yet.
 RETURNABLE_STATES: Final = frozenset({PENDING, QUEUED})
 
+#: A confirmed publish to the recipient's inbox moves a delivery from ``pending`` to ``queued``
+#: and moves nothing else: a status (01…) or the retry worker may already have overtaken the
+#: confirm. The one definition of that rule; :func:`relay.worker.store.mark_queued` applies it
+#: in SQL.
+CONFIRM_MOVES_FROM: Final = PENDING
+CONFIRM_MOVES_TO: Final = QUEUED
+
 #: States in which the hub still owes the recipient the document (``failures`` shows the last
 #: two).
 OPEN_STATES: Final = frozenset({PENDING, QUEUED, RETRYING})
@@ -137,11 +144,3 @@ def after_status(current: str, code: str, *, before_recall: str | None = None) -
         return _stay(current)
     # Unknown codes are recorded by the caller but never move a delivery.
     return _stay(current)
-
-
-def after_publish_confirmed(current: str) -> str:
-    """A confirmed publish to the recipient's inbox makes a ``pending`` delivery ``queued``.
-
-    Any other state is kept: a status (01…) may already have overtaken the confirm.
-    """
-    return QUEUED if current == PENDING else current

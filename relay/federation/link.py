@@ -26,7 +26,6 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from sqlalchemy import Engine
 
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.federation import bridge, store
 from schemas import Receipt
 from schemas import topology as t
@@ -239,13 +238,15 @@ def pumps(
 class LinkRunner:
     """Runs every link in the table, starting and stopping them as the table changes."""
 
-    def __init__(self, settings: Settings, stop: threading.Event) -> None:
+    def __init__(self, settings: Settings, stop: threading.Event, engine: Engine) -> None:
         self.settings = settings
         self.stop = stop
+        self.engine = engine
         self.running: dict[str, tuple[store.Link, threading.Event, list[threading.Thread]]] = {}
 
     def run(self) -> None:
-        engine = make_engine(self.settings.database_url, pool_size=2)
+        """Run the links until ``stop``; the engine is disposed of at the end."""
+        engine = self.engine
         try:
             while not self.stop.is_set():
                 try:
@@ -299,9 +300,12 @@ def _either(a: threading.Event, b: threading.Event) -> threading.Event:
     return both
 
 
-def start_federation_links(settings: Settings, stop: threading.Event) -> threading.Thread:
-    """Run this hub's federation links beside the relay until ``stop`` is set."""
-    runner = LinkRunner(settings, stop)
+def start_federation_links(
+    settings: Settings, stop: threading.Event, engine: Engine
+) -> threading.Thread:
+    """Run this hub's federation links beside the relay until ``stop`` is set, with ``engine``
+    (their own, built by the composition root)."""
+    runner = LinkRunner(settings, stop, engine)
     thread = threading.Thread(target=runner.run, name="lienthong-federation", daemon=True)
     thread.start()
     return thread

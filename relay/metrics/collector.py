@@ -35,8 +35,8 @@ from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from relay.db.tables import deliveries, destinations, documents, events, rejections
-from relay.deadlines.job import OVERDUE_EVENT
 from relay.deadlines.store import count_overdue
+from relay.domain import events as ev
 from relay.domain import states
 from schemas import topology as t
 
@@ -46,8 +46,6 @@ log = structlog.get_logger()
 SETTLE_SECONDS: Final = 5.0
 #: End-to-end latency buckets: seconds when all is well, hours when an adapter is down.
 E2E_BUCKETS: Final = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
-RETRY_SCHEDULED: Final = "retry_scheduled"  # relay/retry/returns.py's event kind
-STATUS_EVENT: Final = "status"
 
 _FIELD = re.compile(r"^([a-z_]+)(\.|:|\s)")
 
@@ -189,13 +187,13 @@ class DatabaseCollector(Collector):
             rows = conn.execute(
                 select(events.c.kind, events.c.status_code, func.count())
                 .where(events.c.id > w[0], events.c.id <= w[1])
-                .where(events.c.kind.in_((STATUS_EVENT, RETRY_SCHEDULED, OVERDUE_EVENT)))
+                .where(events.c.kind.in_((ev.STATUS, ev.RETRY_SCHEDULED, ev.OVERDUE)))
                 .group_by(events.c.kind, events.c.status_code)
             )
             for kind, code, n in rows:
-                if kind == STATUS_EVENT:
+                if kind == ev.STATUS:
                     self.statuses[code or ""] += n
-                elif kind == RETRY_SCHEDULED:
+                elif kind == ev.RETRY_SCHEDULED:
                     self.retries += n
                 else:
                     self.overdue_notices += n
@@ -203,7 +201,7 @@ class DatabaseCollector(Collector):
                 select(func.extract("epoch", events.c.at - documents.c.received_at).label("s"))
                 .join(documents, documents.c.id == events.c.document_pk)
                 .where(events.c.id > w[0], events.c.id <= w[1])
-                .where(events.c.kind == STATUS_EVENT, events.c.status_code == "01")
+                .where(events.c.kind == ev.STATUS, events.c.status_code == "01")
             ):
                 value = max(float(seconds), 0.0)
                 self.e2e_buckets[bisect.bisect_left(E2E_BUCKETS, value)] += 1

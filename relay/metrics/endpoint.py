@@ -15,15 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
 from lienthong.monitoring import AddressError, MonitoringServer, parse_addr
 from relay.config import Settings
-from relay.db.engine import make_engine
 from relay.errors import InvalidInput, ServiceUnavailable
 from relay.metrics.collector import DatabaseCollector
 from relay.metrics.health import (
-    CHECK_TIMEOUT_SECONDS,
     broker_problem,
     database_problem,
     schema_problem,
@@ -35,8 +33,11 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager
-def serving_metrics(settings: Settings) -> Iterator[MonitoringServer | None]:
-    """Serve the endpoint (if ``metrics_addr`` is set) while the relay runs."""
+def serving_metrics(settings: Settings, engine: Engine) -> Iterator[MonitoringServer | None]:
+    """Serve the endpoint (if ``metrics_addr`` is set) while the relay runs.
+
+    ``engine``: the figures' and the checks' own (:func:`relay.db.engine.monitoring_engine`),
+    built and disposed of by the caller, the composition root."""
     try:
         addr = parse_addr(settings.metrics_addr)
     except AddressError as e:
@@ -57,10 +58,6 @@ def serving_metrics(settings: Settings) -> Iterator[MonitoringServer | None]:
         MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
     else:
         registry.register(hot_metrics().registry)
-    url = make_url(settings.database_url).update_query_dict(
-        {"connect_timeout": str(int(CHECK_TIMEOUT_SECONDS))}
-    )
-    engine = make_engine(url.render_as_string(hide_password=False), pool_size=2)
     registry.register(DatabaseCollector(engine))
     server = MonitoringServer(
         addr,
@@ -71,14 +68,12 @@ def serving_metrics(settings: Settings) -> Iterator[MonitoringServer | None]:
     try:
         server.start()
     except AddressError as e:
-        engine.dispose()
         raise ServiceUnavailable(f"LIENTHONG_METRICS_ADDR: {e}") from e
     log.info("relay.metrics_serving", addr=f"{addr[0]}:{server.port}")
     try:
         yield server
     finally:
         server.stop()
-        engine.dispose()
         if shared is not None:
             os.environ.pop(MULTIPROC_ENV, None)
             shutil.rmtree(shared, ignore_errors=True)

@@ -9,6 +9,7 @@ import pika
 import pika.exceptions
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,7 +37,10 @@ def broker_problem(amqp_url: str) -> str | None:
     params.client_properties = {"connection_name": "lienthong-healthz"}
     try:
         conn = pika.BlockingConnection(params)
-    except (pika.exceptions.AMQPError, pika.exceptions.AMQPConnectorException, OSError) as e:
+    # A stalled handshake raises AMQPConnectorException, which is no AMQPError and lives in
+    # pika's connection workflow module, not in pika.exceptions (naming it there raised
+    # AttributeError the moment the broker did not answer).
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         why = str(e) or type(e).__name__
         return f"RabbitMQ is unreachable at {without_password(amqp_url)}: {why}"
     with contextlib.suppress(pika.exceptions.AMQPError):

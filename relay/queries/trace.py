@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from relay.db.tables import deliveries, documents, events, receipts
+from relay.domain import events as ev
 from relay.errors import NotFound
 from relay.federation.store import hub_neighbours
-from schemas import BusinessType, describe_status
+from schemas import BusinessType, ReceiptKind, RecipientOutcome, describe_status
 
 
 @dataclass
@@ -72,7 +73,7 @@ def _business(code: int) -> str:
 
 #: What an event says when its row has no description of its own.
 _DEFAULT_DESCRIPTIONS = {
-    "queued": "attempt 1 published to the recipient's inbox",
+    ev.QUEUED: "attempt 1 published to the recipient's inbox",
 }
 
 
@@ -96,7 +97,7 @@ def _submitted(doc: Any, receipt: dict[str, Any] | None) -> Event:
     results = (receipt or {}).get("recipients") or []
     return Event(
         at=doc.received_at,
-        kind="submitted",
+        kind=ev.SUBMITTED,
         actor=doc.sender,
         description=_business(doc.business_type),
         detail={
@@ -106,7 +107,7 @@ def _submitted(doc: Any, receipt: dict[str, Any] | None) -> Event:
             "not_routed": [
                 {"code": r.get("code"), "outcome": r.get("outcome"), "reason": r.get("reason")}
                 for r in results
-                if r.get("outcome") != "queued"
+                if r.get("outcome") != RecipientOutcome.QUEUED.value
             ],
         },
     )
@@ -160,7 +161,7 @@ def load_trace(conn: Connection, document_id: str) -> Trace:
         .where(receipts.c.in_reply_to.in_(list(by_message)))
         .order_by(receipts.c.at, receipts.c.id)
     ):
-        if rc.kind == "accepted" and rc.in_reply_to not in accepted:
+        if rc.kind == ReceiptKind.ACCEPTED.value and rc.in_reply_to not in accepted:
             accepted[rc.in_reply_to] = rc.body or {}
         by_message[rc.in_reply_to].receipts.append(
             {

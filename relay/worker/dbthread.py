@@ -40,6 +40,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from relay.errors import LienthongError, TransientError
+
 log = structlog.get_logger()
 
 Work = Callable[[Connection], Any]
@@ -78,7 +80,7 @@ def classify(error: BaseException) -> Failure:
     return Failure.FATAL
 
 
-class _Conflict(Exception):
+class _Conflict(TransientError):
     pass
 
 
@@ -236,7 +238,7 @@ class DbThread:
         self._post(_bind(self._on_error, why))
 
 
-class _Stopping(Exception):
+class _Stopping(LienthongError):
     """The relay stops while waiting for the database."""
 
 

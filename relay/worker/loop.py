@@ -63,6 +63,7 @@ from relay.worker.confirms import Confirms, InFlight, Outcome, Verdict, outcome,
 from relay.worker.dbthread import DatabaseHealth, DbThread, Failure, classify
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
+from relay.worker.repository import SqlBatchRepository
 from schemas import topology as t
 
 log = structlog.get_logger()
@@ -611,7 +612,9 @@ class RelayLoop:
         started = time.perf_counter()
         try:
             with conn.begin_nested():
-                handled = BatchProcessor(conn, max_bytes, self._publishing).run(batch)
+                handled = BatchProcessor(SqlBatchRepository(conn), max_bytes, self._publishing).run(
+                    batch
+                )
         except SQLAlchemyError as e:
             if classify(e) is not Failure.FATAL:
                 raise  # the database is gone or the transaction conflicted: all of it again
@@ -633,7 +636,8 @@ class RelayLoop:
         max_bytes = self.settings.max_message_bytes
         try:
             with conn.begin_nested():
-                return BatchProcessor(conn, max_bytes, self._publishing).run([m])[0]
+                repo = SqlBatchRepository(conn)
+                return BatchProcessor(repo, max_bytes, self._publishing).run([m])[0]
         except SQLAlchemyError as e:
             if classify(e) is not Failure.FATAL:
                 raise
@@ -667,9 +671,8 @@ class RelayLoop:
     def _store_rejection(self, conn: Connection, m: Inbound, reason: str, *, bare: bool) -> Handled:
         with conn.begin_nested():
             h = Handled(inbound=m)
-            proc = BatchProcessor(conn, self.settings.max_message_bytes)
-            proc._reject(h, reason, bare=bare)
-            proc._flush_rows()
+            proc = BatchProcessor(SqlBatchRepository(conn), self.settings.max_message_bytes)
+            proc.reject_alone(h, reason, bare=bare)
         return h
 
     # -- publishing and confirms --------------------------------------------------------

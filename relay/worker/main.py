@@ -49,9 +49,10 @@ def build_retry_engine(settings: Settings) -> Engine:
     )
 
 
-def build_side_engine(settings: Settings) -> Engine:
-    """A small engine of its own for a side worker (failed submissions)."""
-    return make_engine(settings.database_url, pool_size=1)
+def build_side_engine(settings: Settings, pool_size: int = 1) -> Engine:
+    """A small engine of its own for a side worker (failed submissions, periodic jobs, the
+    directory publisher, federation links): none of them waits for another's connections."""
+    return make_engine(settings.database_url, pool_size=pool_size)
 
 
 def _start_in_thread(
@@ -132,11 +133,12 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
         side_threads = [
             _start_in_thread("retry", RetryWorker(settings, retry_engine), stop, retry_engine),
             _start_in_thread("failed-submissions", dead_letters, stop, dead_engine),
-            start_periodic_jobs(settings, stop),
+            start_periodic_jobs(settings, stop, build_side_engine(settings, pool_size=2)),
         ]
-    start_directory_publisher(settings, stop, leader=partition.leader)
-    if partition.leader:
-        start_federation_links(settings, stop)  # relay/federation: links to other hubs
+        if settings.directory_publish_seconds > 0:  # one publisher per relay
+            start_directory_publisher(settings, stop, build_side_engine(settings))
+        # relay/federation: links to other hubs
+        start_federation_links(settings, stop, build_side_engine(settings, pool_size=2))
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():

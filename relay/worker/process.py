@@ -13,13 +13,12 @@ import json
 import uuid
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import structlog
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from relay.blobs import service as blobs
-from relay.db.tables import events
 from relay.document_headers import header_columns
 from relay.domain import events as ev
 from relay.domain import states
@@ -33,11 +32,11 @@ from relay.domain.outgoing import (
 )
 from relay.domain.routing import Directory, resolve_recipient, sender_refusal
 from relay.domain.statuses import route_status
-from relay.duplicates import DuplicateDetector, duplicate_event
+from relay.duplicates import DuplicateDetector, duplicate_event, keys_of
 from relay.duplicates import reason as duplicate_reason
-from relay.federation.directory_sync import apply_push
-from relay.federation.store import Links, federation_links
+from relay.federation.store import Links
 from relay.worker import store
+from relay.worker.repository import BatchRepository, SqlBatchRepository
 from schemas import (
     BusinessType,
     Document,
@@ -53,6 +52,11 @@ from schemas.envelope import encode_message
 from schemas.urgency import is_urgent_document
 
 log = structlog.get_logger()
+
+#: What became of an outbox message (:attr:`Handled.outcome`; logs and tests).
+ACCEPTED: Final = "accepted"
+DUPLICATE: Final = "duplicate"  # a submission already stored: answered again as it was
+REJECTED: Final = "rejected"
 
 
 @dataclass(slots=True)
@@ -80,7 +84,7 @@ class Handled:
 
     inbound: Inbound | None
     publishes: list[Publish] = field(default_factory=list)
-    outcome: str = ""  # accepted | duplicate | rejected (for logs and tests)
+    outcome: str = ""  # ACCEPTED | DUPLICATE | REJECTED, or a chunk's type (logs and tests)
 
 
 def _receipt_outgoing(
@@ -135,12 +139,17 @@ def republish_pending(pending: Sequence[store.PendingDelivery]) -> list[Publish]
 
 
 class BatchProcessor:
-    """Handles one batch inside one transaction (``conn``)."""
+    """Handles one batch inside one transaction: the one ``repo`` works in (the caller builds
+    a :class:`~relay.worker.repository.SqlBatchRepository` on its transaction's connection)."""
 
     def __init__(
-        self, conn: Connection, max_bytes: int, publishing: Container[int] = frozenset()
+        self,
+        repo: BatchRepository | Connection,
+        max_bytes: int,
+        publishing: Container[int] = frozenset(),
     ) -> None:
-        self.conn = conn
+        #: a bare connection (a test or a tool working in its own transaction) gets the SQL one
+        self.repo = repo if isinstance(repo, BatchRepository) else SqlBatchRepository(repo)
         self.max_bytes = max_bytes
         #: deliveries this relay has published and awaits the confirm of: not published again
         self.publishing = publishing
@@ -180,8 +189,8 @@ class BatchProcessor:
             if isinstance(msg, Document):
                 codes.update(msg.recipient_codes())
         codes.update(r.publisher for _, r in foreign if r.publisher is not None)
-        directory = store.load_directory(self.conn, codes)
-        self.links = federation_links(self.conn)  # relay/federation: links to other hubs
+        directory = self.repo.directory(codes)
+        self.links = self.repo.links()  # relay/federation: links to other hubs
         for i, foreign_refusal in foreign:
             # Never a receipt to the outbox's owner about a message it did not send (it may
             # even carry the id of the owner's own submission); the real publisher is told
@@ -197,7 +206,7 @@ class BatchProcessor:
                 batch[i].envelope.owner, msg.sender.organ_id, directory, links=self.links.codes
             )
             if refusal is None and isinstance(msg, Document):
-                refusal = blobs.missing(self.conn, batch[i].envelope.owner, msg)
+                refusal = self.repo.missing_chunks(batch[i].envelope.owner, msg)
             if refusal is not None:
                 self._reject(handled[i], refusal, document_id=msg.document_id)
             elif isinstance(msg, Document):
@@ -212,7 +221,7 @@ class BatchProcessor:
 
     def _chunks(self, batch: Sequence[Inbound], handled: list[Handled]) -> None:
         at = [i for i, m in enumerate(batch) if blobs.handles(m.envelope)]
-        answers = blobs.answer(self.conn, [batch[i].envelope for i in at]) if at else []
+        answers = self.repo.answer_chunks([batch[i].envelope for i in at]) if at else []
         for i, a in zip(at, answers, strict=True):
             if a.refusal is not None:
                 self._reject(handled[i], a.refusal, answer_to=True if a.tell_owner else None)
@@ -222,16 +231,18 @@ class BatchProcessor:
 
     def _directory_push(self, h: Handled) -> None:
         assert h.inbound is not None
-        result = apply_push(self.conn, h.inbound.envelope, self.now)
+        result = self.repo.apply_directory_push(h.inbound.envelope, self.now)
         if isinstance(result, Refusal):
             # a push found in another agency's outbox: kept, and its owner is never answered
             self._reject(h, result.reason, answer_to=None if result.publisher else True)
             return
         body = _receipt_json(result)
         self.receipt_rows.append(_receipt_row(h.inbound.envelope.owner, result, body))
-        out = _receipt_outgoing(result.sender or "", result.in_reply_to, body.encode(), "accepted")
+        out = _receipt_outgoing(
+            result.sender or "", result.in_reply_to, body.encode(), ReceiptKind.ACCEPTED.value
+        )
         h.publishes.append(Publish(outgoing=out))
-        h.outcome = "accepted"
+        h.outcome = ACCEPTED
 
     # -- rejections ---------------------------------------------------------------------
 
@@ -289,10 +300,10 @@ class BatchProcessor:
         )
         if to is not None:
             out = _receipt_outgoing(
-                to, mid, body.encode("utf-8"), "rejected", str(receipt.receipt_id)
+                to, mid, body.encode("utf-8"), ReceiptKind.REJECTED.value, str(receipt.receipt_id)
             )
             h.publishes.append(Publish(outgoing=out))
-        h.outcome = "rejected"
+        h.outcome = REJECTED
         log.warning(
             "submission.rejected",
             message_id=env.message_id,
@@ -316,7 +327,8 @@ class BatchProcessor:
         # A submission is (submitting agency, message_id): the same id from two agencies is two
         # submissions (issue 12 item 4).
         first: dict[tuple[str, str], int] = {}  # submission -> index of its first copy here
-        duplicates = DuplicateDetector(self.conn, [d for _, d in docs])  # Phụ lục VI III.1.h
+        # Phụ lục VI III.1.h
+        duplicates = DuplicateDetector(self.repo.registered_documents(keys_of(d for _, d in docs)))
         duplicate_of: dict[tuple[str, str], str] = {}
         rows: list[dict[str, Any]] = []
         plans: dict[tuple[str, str], tuple[list[RecipientResult], Receipt, str, str]] = {}
@@ -341,7 +353,7 @@ class BatchProcessor:
                 receipt_id=rid,  # pydantic reads the UUID text
                 kind=ReceiptKind.ACCEPTED,
                 in_reply_to=mid,
-                message_type="document",
+                message_type=t.TYPE_DOCUMENT,
                 document_id=doc.document_id,
                 sender=doc.sender.organ_id,
                 recipients=results,
@@ -362,7 +374,7 @@ class BatchProcessor:
                     "payload": env.body,
                 }
             )
-        inserted = store.insert_documents(self.conn, rows)
+        inserted = self.repo.insert_documents(rows)
 
         delivery_rows: list[dict[str, Any]] = []
         delivery_mids: dict[tuple[int, str], str] = {}
@@ -395,11 +407,11 @@ class BatchProcessor:
                     for r in results:
                         change_refs.append((ref, r.code, pk, kind, doc.sender.organ_id))
 
-        delivery_ids = store.insert_deliveries(self.conn, delivery_rows)
+        delivery_ids = self.repo.insert_deliveries(delivery_rows)
         if change_refs:
             # Only the original sender's own deliveries (issue 12 item 8).
-            found = store.earlier_deliveries(
-                self.conn, [(ref, rcpt, pk, sender) for ref, rcpt, pk, _, sender in change_refs]
+            found = self.repo.earlier_deliveries(
+                [(ref, rcpt, pk, sender) for ref, rcpt, pk, _, sender in change_refs]
             )
             for n, did, old_pk in found:
                 ref, rcpt, new_pk, kind, _ = change_refs[n]
@@ -412,7 +424,7 @@ class BatchProcessor:
                         "detail": {"by_document_pk": new_pk, "document_id": ref},
                     }
                 )
-        store.insert_events(self.conn, event_rows)
+        self.repo.insert_events(event_rows)
 
         for key, pk in inserted.items():
             i = first[key]
@@ -439,9 +451,13 @@ class BatchProcessor:
                         )
                     )
             h.publishes.append(
-                Publish(outgoing=_receipt_outgoing(owner, mid, body.encode(), "accepted", rid_s))
+                Publish(
+                    outgoing=_receipt_outgoing(
+                        owner, mid, body.encode(), ReceiptKind.ACCEPTED.value, rid_s
+                    )
+                )
             )
-            h.outcome = "accepted"
+            h.outcome = ACCEPTED
             log.debug(
                 "document.accepted",
                 message_id=mid,
@@ -457,19 +473,17 @@ class BatchProcessor:
         dup_indexes = [
             (i, d)
             for i, d in docs
-            if handled[i].outcome != "rejected"
+            if handled[i].outcome != REJECTED
             and (first.get(key_of(i)) != i or key_of(i) not in inserted)
         ]
         if not dup_indexes:
             return
         dup_keys = sorted({key_of(i) for i, _ in dup_indexes} - inserted.keys())
-        existing = store.existing_documents(self.conn, dup_keys)
+        existing = self.repo.existing_documents(dup_keys)
         # The receipt each stored submission got, sent again as it was (found by what it
         # answers, so a receipt stored under an older id scheme is found too).
-        stored_receipts = store.stored_receipts(
-            self.conn, list(existing), ReceiptKind.ACCEPTED.value
-        )
-        pending = store.pending_deliveries_of(self.conn, [s.pk for s in existing.values()])
+        stored_receipts = self.repo.stored_receipts(list(existing), ReceiptKind.ACCEPTED.value)
+        pending = self.repo.pending_deliveries_of([s.pk for s in existing.values()])
         by_pk: dict[int, list[store.PendingDelivery]] = {}
         for p in pending:
             by_pk.setdefault(p.document_pk, []).append(p)
@@ -483,11 +497,15 @@ class BatchProcessor:
                 h.publishes.append(
                     Publish(
                         outgoing=_receipt_outgoing(
-                            owner, mid, plans[key][2].encode(), "accepted", plans[key][3]
+                            owner,
+                            mid,
+                            plans[key][2].encode(),
+                            ReceiptKind.ACCEPTED.value,
+                            plans[key][3],
                         )
                     )
                 )
-                h.outcome = "duplicate"
+                h.outcome = DUPLICATE
                 continue
             stored = existing.get(key)
             if stored is None:
@@ -507,12 +525,12 @@ class BatchProcessor:
                             owner,
                             mid,
                             json.dumps(stored_body, ensure_ascii=False).encode(),
-                            "accepted",
+                            ReceiptKind.ACCEPTED.value,
                             stored_id,
                         )
                     )
                 )
-            h.outcome = "duplicate"
+            h.outcome = DUPLICATE
             log.info("document.duplicate", message_id=mid, document_id=doc.document_id)
 
     def _change_refusal(self, doc: Document) -> str | None:
@@ -524,7 +542,7 @@ class BatchProcessor:
         if doc.business_type not in ev.CHANGE_EVENT:
             return None
         refs = _referenced_documents(doc)
-        senders = store.document_senders(self.conn, refs)
+        senders = self.repo.document_senders(refs)
         sender = doc.sender.organ_id
         for ref in refs:
             others = senders.get(ref, set())
@@ -543,16 +561,11 @@ class BatchProcessor:
     ) -> None:
         if not stats:
             return
-        candidates, known = store.status_candidates(self.conn, [s.document_id for _, s in stats])
+        candidates, known = self.repo.status_candidates([s.document_id for _, s in stats])
         # A status is (its sender, message_id): the same id from another agency is another
         # status (issue 12 item 4).
         mids = [batch[i].envelope.message_id or "" for i, _ in stats]
-        seen_before = {
-            (actor, mid)
-            for actor, mid in self.conn.execute(
-                select(events.c.actor, events.c.message_id).where(events.c.message_id.in_(mids))
-            ).all()
-        }
+        seen_before = self.repo.statuses_seen(mids)
         current: dict[int, str] = {}
         before_recall: dict[int, str | None] = {}
         for refs in candidates.values():
@@ -595,7 +608,7 @@ class BatchProcessor:
                 receipt_id=receipt_uuid(mid, ReceiptKind.ACCEPTED.value, by=env.owner),
                 kind=ReceiptKind.ACCEPTED,
                 in_reply_to=mid,
-                message_type="status",
+                message_type=t.TYPE_STATUS,
                 document_id=st.document_id,
                 sender=st.sender.organ_id,
                 recipients=[
@@ -609,14 +622,14 @@ class BatchProcessor:
             if key in seen_before or key in done_in_batch:
                 # Already recorded: forward it again (same message id) and resend the receipt.
                 resend_receipts.append(i)
-                h.outcome = "duplicate"
+                h.outcome = DUPLICATE
                 continue
             done_in_batch.add(key)
             did = route.delivery.delivery_id
             was = current.get(did, route.delivery.state)
             remembered = before_recall.get(did)
             if was == states.RECALL_REQUESTED and did not in before_recall:
-                remembered = store.before_recall_of(self.conn, did)
+                remembered = self.repo.before_recall_of(did)
             move = states.after_status(was, st.status_code, before_recall=remembered)
             if move.moved:
                 current[did] = move.state
@@ -649,11 +662,15 @@ class BatchProcessor:
             h.publishes.append(
                 Publish(
                     outgoing=_receipt_outgoing(
-                        env.owner, mid, body.encode(), "accepted", str(receipt.receipt_id)
+                        env.owner,
+                        mid,
+                        body.encode(),
+                        ReceiptKind.ACCEPTED.value,
+                        str(receipt.receipt_id),
                     )
                 )
             )
-            h.outcome = "accepted"
+            h.outcome = ACCEPTED
             log.debug(
                 "status.routed",
                 message_id=mid,
@@ -663,7 +680,7 @@ class BatchProcessor:
                 status_code=st.status_code,
                 state=move.state,
             )
-        new = store.insert_status_events(self.conn, event_rows)
+        new = self.repo.insert_status_events(event_rows)
         lost = {(r["actor"], r["message_id"]) for r in event_rows} - new
         if lost:
             # Another relay recorded the same status between our check and our insert: its
@@ -671,13 +688,13 @@ class BatchProcessor:
             for r in event_rows:
                 if (r["actor"], r["message_id"]) in lost and r["detail"]["moved"]:
                     new_states.pop(r["delivery_id"], None)
-        store.set_states(self.conn, new_states)
+        self.repo.set_states(new_states)
         if resend_receipts:
             wanted = [
                 (batch[i].envelope.owner, batch[i].envelope.message_id or "")
                 for i in resend_receipts
             ]
-            bodies = store.stored_receipts(self.conn, wanted, ReceiptKind.ACCEPTED.value)
+            bodies = self.repo.stored_receipts(wanted, ReceiptKind.ACCEPTED.value)
             for i, key in zip(resend_receipts, wanted, strict=True):
                 found = bodies.get(key)
                 if found is not None:
@@ -687,22 +704,28 @@ class BatchProcessor:
                                 key[0],
                                 key[1],
                                 json.dumps(found[1], ensure_ascii=False).encode(),
-                                "accepted",
+                                ReceiptKind.ACCEPTED.value,
                                 found[0],
                             )
                         )
                     )
 
+    def reject_alone(self, h: Handled, reason: str, *, bare: bool = False) -> None:
+        """Refuse ``h``'s message on its own and store the rejection at once: the worker's last
+        resort for a message it could not process (see :meth:`_reject` for ``bare``)."""
+        self._reject(h, reason, bare=bare)
+        self._flush_rows()
+
     # -- storing what was gathered ------------------------------------------------------
 
     def _flush_rows(self) -> None:
-        new_receipts = store.insert_receipts(self.conn, self.receipt_rows)
+        new_receipts = self.repo.insert_receipts(self.receipt_rows)
         rejections = []
         for row in self.rejection_rows:
             rid = row.pop("_receipt_id")
             if rid is None or rid in new_receipts:  # a rejection seen again is not stored twice
                 rejections.append(row)
-        store.insert_rejections(self.conn, rejections)
+        self.repo.insert_rejections(rejections)
 
 
 def _referenced_documents(doc: Document) -> list[str]:

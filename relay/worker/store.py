@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from relay.db.tables import agencies, deliveries, documents, events, receipts, rejections
 from relay.domain import events as ev
 from relay.domain.routing import MAX_HOST_DEPTH, Entry
-from relay.domain.states import PENDING, QUEUED, RETRYING
+from relay.domain.states import CONFIRM_MOVES_FROM, CONFIRM_MOVES_TO, PENDING, RETRYING
 from relay.domain.statuses import DeliveryRef
 
 _PG_TYPES = {
@@ -325,7 +325,7 @@ def mark_queued(conn: Connection, delivery_ids: Sequence[int], published_at: dt.
     ids = list(delivery_ids)
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cur:
-        cur.execute(_MARK_QUEUED, (QUEUED, ids, PENDING, published_at, ids))
+        cur.execute(_MARK_QUEUED, (CONFIRM_MOVES_TO, ids, CONFIRM_MOVES_FROM, published_at, ids))
 
 
 def note_publish_failure(conn: Connection, failures: dict[int, str]) -> None:
@@ -516,3 +516,15 @@ def earlier_deliveries(
         )
         out.extend((n, did, pk) for did, pk in rows)
     return out
+
+
+def statuses_seen(conn: Connection, message_ids: Sequence[str]) -> set[tuple[str, str]]:
+    """The (actor, message_id) of the recorded events that carry one of these message ids."""
+    if not message_ids:
+        return set()
+    rows = conn.execute(
+        select(events.c.actor, events.c.message_id).where(
+            events.c.message_id.in_(list(message_ids))
+        )
+    )
+    return {(actor, mid) for actor, mid in rows}

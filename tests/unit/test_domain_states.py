@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.domain import states as s
-from relay.domain.states import after_publish_confirmed, after_status
+from relay.domain.states import after_status
 
 
 def _walk(start: str, codes: list[str]) -> str:
@@ -92,12 +92,6 @@ def test_a_completed_or_recalled_delivery_cannot_be_recalled() -> None:
 
 def test_an_unknown_code_never_moves_a_delivery() -> None:
     assert not after_status(s.QUEUED, "99").moved
-
-
-def test_a_confirmed_publish_queues_only_a_pending_delivery() -> None:
-    assert after_publish_confirmed(s.PENDING) == s.QUEUED
-    assert after_publish_confirmed(s.DELIVERED) == s.DELIVERED
-    assert after_publish_confirmed(s.RETRYING) == s.RETRYING
 
 
 def test_every_state_a_status_can_produce_is_a_known_state() -> None:
