@@ -16,12 +16,15 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from adapters import blobs
 from adapters.config import AdapterConfig
 from adapters.edxml.errors import EdxmlError
-from adapters.edxml.stream import StreamLimits, read_package_streaming
+from adapters.edxml.stream import StreamedPackage, StreamLimits, read_package_streaming
 from adapters.formats.base import FormatError
 from adapters.spool import NewMessage, Outgoing, Spool
 from schemas.chunks import TYPE_CHUNK, ChunkHeader, chunk_offsets, encode_chunk
@@ -52,8 +55,22 @@ def submit_streamed(config: AdapterConfig, spool: Spool, path: Path) -> tuple[Ou
     Returns (entry, created) like :func:`adapters.outbox.submit`: the same file spooled before
     is recognised by its name and SHA-256 and not sent twice.
     """
-    out = outgoing_dir(config)
-    out.mkdir(parents=True, exist_ok=True)
+    with staged(config, path) as package:
+        key = f"{path.name}:{package.file_sha256}"
+        earlier = spool.find_source(key)
+        if earlier is not None:
+            return earlier, False
+        return spool_package(config, spool, package, key), True
+
+
+@contextmanager
+def staged(config: AdapterConfig, path: Path) -> Iterator[StreamedPackage]:
+    """The edXML file at ``path`` read from disk, its attachments decoded into a staging
+    folder under ``.lienthong-blobs/`` (removed when the block ends); FormatError says what is
+    wrong with the file."""
+    # The broker thread creates .lienthong-blobs/ when it first connects: not before a file
+    # dropped while the broker is down (mkdtemp's FileNotFoundError read as "file gone").
+    config.blobs_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=config.blobs_dir))
     try:
         limits = StreamLimits(max_file_bytes=config.max_package_bytes)
@@ -61,46 +78,57 @@ def submit_streamed(config: AdapterConfig, spool: Spool, path: Path) -> tuple[Ou
             package = read_package_streaming(path, staging, limits)
         except EdxmlError as e:
             raise FormatError("; ".join(e.reasons)) from e
-        key = f"{path.name}:{package.file_sha256}"
-        earlier = spool.find_source(key)
-        if earlier is not None:
-            return earlier, False
-        for sha256, staged in package.files.items():
-            os.replace(staged.path, out / sha256)  # content-addressed: the same bytes, once
-        document = package.document
-        message_id = str(uuid.uuid4())
-        rows: list[NewMessage] = []
-        for a in document.chunked_attachments():
-            for offset in chunk_offsets(a.size, config.chunk_bytes):
-                length = min(config.chunk_bytes, a.size - offset)
-                ref = {"sha256": a.sha256, "size": a.size, "offset": offset, "length": length}
-                rows.append(
-                    NewMessage(
-                        message_id=str(
-                            uuid.uuid5(CHUNK_NAMESPACE, f"{message_id}/{a.sha256}/{offset}")
-                        ),
-                        message_type=TYPE_CHUNK,
-                        body=json.dumps(ref).encode("ascii"),
-                        document_id=document.document_id,
-                    )
+        yield package
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def spool_package(
+    config: AdapterConfig, spool: Spool, package: StreamedPackage, key: str
+) -> Outgoing:
+    """Move a staged package's attachments to ``out/`` and spool, in one transaction, a row per
+    chunk followed by the document (``key``: its spool source key)."""
+    out = outgoing_dir(config)
+    out.mkdir(parents=True, exist_ok=True)
+    document = package.document
+    message_id = str(uuid.uuid4())
+    rows: list[NewMessage] = []
+    for a in document.chunked_attachments():
+        for offset in chunk_offsets(a.size, config.chunk_bytes):
+            length = min(config.chunk_bytes, a.size - offset)
+            ref = {"sha256": a.sha256, "size": a.size, "offset": offset, "length": length}
+            rows.append(
+                NewMessage(
+                    message_id=str(
+                        uuid.uuid5(CHUNK_NAMESPACE, f"{message_id}/{a.sha256}/{offset}")
+                    ),
+                    message_type=TYPE_CHUNK,
+                    body=json.dumps(ref).encode("ascii"),
+                    document_id=document.document_id,
                 )
-        rows.append(
-            NewMessage(
-                message_id=message_id,
-                message_type="document",
-                body=encode_message(document),
-                document_id=document.document_id,
-                source_key=key,
             )
+    rows.append(
+        NewMessage(
+            message_id=message_id,
+            message_type="document",
+            body=encode_message(document),
+            document_id=document.document_id,
+            source_key=key,
         )
+    )
+    blobs.ensure_schema(spool)
+    # out/<sha256> is kept until the relay's receipt of this document (adapters/blobs.py);
+    # the sweep does not look at out/ between the move and the commit.
+    with blobs.OUT_LOCK:
+        for sha256, file in package.files.items():
+            os.replace(file.path, out / sha256)  # content-addressed: the same bytes, once
         with spool.transaction() as db:
             for row in rows:
                 Spool.insert(db, row)
-        entry = spool.get(message_id)
-        assert entry is not None
-        return entry, True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            blobs.record_outgoing(db, message_id, sorted(package.files))
+    entry = spool.get(message_id)
+    assert entry is not None
+    return entry
 
 
 def wire_body(config: AdapterConfig, row: Outgoing) -> bytes:

@@ -157,6 +157,7 @@ class InboxRecorder:
             new.append((i, item, bound.bind(document_id=item.document_id)))
         if new:
             try:
+                self._release_sent_attachments([item for _, item, _ in new])
                 created = self.store.record([item for _, item, _ in new])
             except SpoolError as e:
                 for i, _, bound in new:
@@ -171,6 +172,18 @@ class InboxRecorder:
         for later, first in copies:  # acked only if the first copy was recorded
             actions[later] = actions[first]
         return [a if a is not None else Action.REJECT for a in actions]
+
+    def _release_sent_attachments(self, items: list[NewItem]) -> None:
+        """The relay's receipts of chunked submissions free their ``out/`` files (issue 17,
+        :mod:`adapters.blobs`): released before the receipts are recorded and acked, so a crash
+        in between releases them again when the receipts come back."""
+        receipts = [
+            decode_message(item.body, expect=t.TYPE_RECEIPT)
+            for item in items
+            if item.kind == t.TYPE_RECEIPT
+        ]
+        if receipts:
+            self.assembler.blobs.release([r for r in receipts if isinstance(r, Receipt)])
 
     def _item(self, delivery: Delivery, bound: Any) -> NewItem | None:
         """The item to record for one delivery; None, logged, if it cannot be handed over."""
