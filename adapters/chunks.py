@@ -11,6 +11,7 @@ a crash at any point publishes the rest again, and the relay stores a chunk once
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,10 +25,17 @@ from typing import Final
 from adapters import blobs
 from adapters.config import AdapterConfig
 from adapters.edxml.errors import EdxmlError
-from adapters.edxml.stream import StreamedPackage, StreamLimits, read_package_streaming
+from adapters.edxml.stream import (
+    StagedFile,
+    StreamedPackage,
+    StreamLimits,
+    read_package_streaming,
+)
 from adapters.formats.base import FormatError
 from adapters.spool import NewMessage, Outgoing, Spool
+from schemas import Attachment, Document
 from schemas.chunks import TYPE_CHUNK, ChunkHeader, chunk_offsets, encode_chunk
+from schemas.document import TRANSFER_CHUNKS
 from schemas.envelope import encode_message
 
 #: Namespace of the message ids of chunk rows (derived from the document's id: sent again
@@ -36,7 +44,8 @@ CHUNK_NAMESPACE: Final = uuid.UUID("0b6c8f3e-7a51-4c2d-9e84-5d1f2a3b4c6d")
 
 
 def streams(config: AdapterConfig, path: Path) -> bool:
-    """Whether the outbox file at ``path`` takes the chunked path (large edXML)."""
+    """Whether the outbox file at ``path`` is read from disk and its attachments sent in
+    chunks (large edXML; a large JSON file is read whole, :func:`stage_document`)."""
     if path.suffix.lower() != ".edxml":
         return False
     try:
@@ -81,6 +90,35 @@ def staged(config: AdapterConfig, path: Path) -> Iterator[StreamedPackage]:
         yield package
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def stage_document(config: AdapterConfig, document: Document, file_sha256: str) -> StreamedPackage:
+    """A document read whole (a JSON outbox file above ``chunk_threshold_bytes``, held in
+    memory up to ``max_file_bytes`` like any JSON file) made ready to send in chunks: each
+    inline attachment is decoded into a staging folder under ``.lienthong-blobs/`` and becomes
+    ``transfer = "chunks"``, so that no message is larger than a chunk (RabbitMQ 4.x refuses
+    messages over 16 MiB). :func:`spool_package` then moves the files to ``out/``; a staging
+    folder left by a crash is removed by the sweep (:mod:`adapters.blobs`)."""
+    config.blobs_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=config.blobs_dir))
+    files: dict[str, StagedFile] = {}
+    attachments: list[Attachment] = []
+    for a in document.attachments:
+        if a.transfer == TRANSFER_CHUNKS:
+            attachments.append(a)
+            continue
+        if a.sha256 not in files:
+            path = staging / a.sha256
+            path.write_bytes(a.content())
+            files[a.sha256] = StagedFile(path=path, size=a.size, sha256=a.sha256)
+        attachments.append(
+            Attachment.model_validate(a.model_dump() | {"data": "", "transfer": TRANSFER_CHUNKS})
+        )
+    return StreamedPackage(
+        document=document.model_copy(update={"attachments": attachments}),
+        files=files,
+        file_sha256=file_sha256,
+    )
 
 
 def spool_package(
@@ -128,6 +166,9 @@ def spool_package(
             blobs.record_outgoing(db, message_id, sorted(package.files))
     entry = spool.get(message_id)
     assert entry is not None
+    for file in package.files.values():  # a staging folder of stage_document, now empty
+        with contextlib.suppress(OSError):
+            file.path.parent.rmdir()
     return entry
 
 
