@@ -128,13 +128,7 @@ class Assembler:
         self._prepare()
         bound = log.bind(agency=self.config.agency, message_id=message_id)
         if message_type == TYPE_CHUNK:
-            try:
-                header, data = decode_chunk(body)
-            except InvalidChunk as e:
-                bound.error("inbox.chunk_invalid", reason=str(e))
-                return True  # nothing to retry: the relay would send the same bytes again
-            self._write_chunk(header.sender or "", header.sha256, header.offset, data)
-            return True
+            return self.take_chunks([(message_id, body)])[0]
         if message_type == TYPE_CHUNK_REFUSED:
             try:
                 refusal = ChunkRefused.model_validate_json(body, by_alias=True)
@@ -185,40 +179,80 @@ class Assembler:
         )
         return True
 
-    def _write_chunk(self, sender: str, sha256: str, offset: int, data: memoryview) -> None:
+    def take_chunks(self, chunks: list[tuple[str, bytes]]) -> list[bool]:
+        """Record a batch of chunk deliveries (message id, body); True to ack each.
+
+        Each chunk is written at its offset into its part file, every file written is fsynced
+        once, then every chunk is recorded in one transaction: only then may they be acked (a
+        chunk lost in a crash before that is asked for again). A chunk delivered twice is
+        written once; one nobody waits for any more (its assembly finished or was abandoned)
+        is not written. OSError or SpoolError: nothing of the batch may be acked.
+        """
+        self._prepare()
+        results: list[bool] = []
+        written: dict[tuple[str, str, int], int] = {}  # (sender, sha256, offset) -> length
+        files: dict[Path, int] = {}
+        try:
+            for message_id, body in chunks:
+                results.append(True)
+                try:
+                    header, data = decode_chunk(body)
+                except InvalidChunk as e:
+                    # nothing to retry: the relay would send the same bytes again
+                    log.error(
+                        "inbox.chunk_invalid",
+                        agency=self.config.agency,
+                        message_id=message_id,
+                        reason=str(e),
+                    )
+                    continue
+                sender, sha256, offset = header.sender or "", header.sha256, header.offset
+                if (sender, sha256, offset) in written or not self._wanted(sender, sha256, offset):
+                    continue
+                part = self._part(sender, sha256)
+                fd = files.get(part)
+                if fd is None:
+                    fd = files[part] = os.open(part, os.O_WRONLY | os.O_CREAT, 0o600)
+                view, at = data, offset
+                while view:
+                    n = os.pwrite(fd, view, at)
+                    view, at = view[n:], at + n
+                written[(sender, sha256, offset)] = len(data)
+            for fd in files.values():
+                os.fsync(fd)
+        finally:
+            for fd in files.values():
+                os.close(fd)
+        if written:
+            now = time.time()
+            with self.spool.transaction() as db:
+                db.executemany(
+                    "INSERT INTO assembly_parts (sender, sha256, offset, length) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [(s, h, o, n) for (s, h, o), n in written.items()],
+                )
+                for sender, sha256 in {(s, h) for s, h, _ in written}:
+                    db.execute(
+                        "UPDATE assemblies SET progress_at = ?, chunk_at = ? "
+                        "WHERE sender = ? AND abandoned_at IS NULL AND instr(body, ?) > 0",
+                        (now, now, sender, sha256.encode("ascii")),
+                    )
+        return results
+
+    def _wanted(self, sender: str, sha256: str, offset: int) -> bool:
+        """Whether a chunk is to be written: not written before, and waited for."""
         if (self.done / sha256).exists() or self.spool.read(
             "SELECT 1 FROM assembly_parts WHERE sender = ? AND sha256 = ? AND offset = ?",
             (sender, sha256, offset),
         ):
-            return  # a chunk delivered twice is written once
+            return False  # a chunk delivered twice is written once
         if not self._waited_for(sender, sha256):
             # asked for by an assembly finished or abandoned since: nothing to write it into
             log.info(
                 "inbox.chunk_unwanted", agency=self.config.agency, sha256=sha256, sender=sender
             )
-            return
-        fd = os.open(self._part(sender, sha256), os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            view = data
-            at = offset
-            while view:
-                n = os.pwrite(fd, view, at)
-                view, at = view[n:], at + n
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with self.spool.transaction() as db:
-            db.execute(
-                "INSERT INTO assembly_parts (sender, sha256, offset, length) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (sender, sha256, offset, len(data)),
-            )
-            now = time.time()
-            db.execute(
-                "UPDATE assemblies SET progress_at = ?, chunk_at = ? "
-                "WHERE sender = ? AND abandoned_at IS NULL AND instr(body, ?) > 0",
-                (now, now, sender, sha256.encode("ascii")),
-            )
+            return False
+        return True
 
     def _waited_for(self, sender: str, sha256: str) -> bool:
         """Whether an active assembly from ``sender`` waits for attachment ``sha256``."""
