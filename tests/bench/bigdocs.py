@@ -143,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipients", type=int, default=1)
     p.add_argument("--kill", choices=["relay", "adapter"], default=None)
     p.add_argument("--chunk-mb", type=int, default=1, choices=[1, 2, 3, 4])
+    p.add_argument(
+        "--chunk-window",
+        type=int,
+        default=None,
+        help="the adapters' chunk_window (default: theirs)",
+    )
     p.add_argument("--dir", type=Path, default=None)
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
@@ -185,6 +191,7 @@ def _run(args: argparse.Namespace, size: int, base: Path) -> int:
                 format="json",
                 chunk_bytes=args.chunk_mb * 1024 * 1024,
                 chunk_retry_seconds=5.0,
+                **({"chunk_window": args.chunk_window} if args.chunk_window else {}),
             )
             argv = [*lienthong_command(), "adapter", "run", "--config", str(config)]
             adapters.append(Proc(f"adapter {code}", argv, dict(os.environ), folder / "adapter.log"))
