@@ -43,7 +43,7 @@ THRESHOLD = 64 * KiB
 
 
 class Site:
-    def __init__(self, tmp: Path, daemons: contextlib.ExitStack) -> None:
+    def __init__(self, tmp: Path, daemons: contextlib.ExitStack, **extra: object) -> None:
         self.tmp = tmp
         self.code = random_code()
         dead = free_port()  # RabbitMQ is "down" for the whole test
@@ -54,6 +54,7 @@ class Site:
             "pw",
             chunk_threshold_bytes=THRESHOLD,
             max_file_bytes=128 * KiB,  # the single-message limit is below the packages here
+            **extra,
         )
         port = free_port()
         (tmp / "vxp.secret").write_text(SECRET + "\n", encoding="utf-8")
@@ -223,3 +224,30 @@ def test_get_edoc_and_download_edoc_stream_a_document_assembled_from_chunks(
     assert site.blobs("in") == []
     gone = client.get_edoc(listed["docId"])
     assert gone["status"] == "FAIL" and "no longer kept" in gone["ErrorDesc"]
+
+
+def test_a_package_over_max_package_bytes_is_refused_whether_its_size_is_declared_or_not(
+    tmp_path: Path,
+) -> None:
+    with contextlib.ExitStack() as daemons:
+        site = Site(tmp_path / "site", daemons, max_package_bytes=512 * KiB)
+        scan = tmp_path / "scan.bin"
+        random_file(scan, 400 * KiB)  # 530 KiB of base64 in the package
+        path = tmp_path / "package.edxml"
+        write_package(path, scan, sender=site.code, recipients=[random_code()], number="20")
+        package = path.read_bytes()
+        client = site.client()
+        declared = client.send_edoc(package)  # Content-Length says it all
+        assert declared["ErrorCode"] == "413" and "max_package_bytes" in declared["ErrorDesc"]
+
+        def pieces() -> Iterator[bytes]:  # no Content-Length: chunked transfer encoding
+            for at in range(0, len(package), 64 * KiB):
+                yield package[at : at + 64 * KiB]
+
+        headers, _ = client.signed_headers("application/octet-stream")
+        answer = httpx.post(
+            f"{site.base_url}/sendEdoc", headers=headers, content=pieces(), timeout=60
+        ).json()
+        assert answer["ErrorCode"] == "413" and "max_package_bytes" in answer["ErrorDesc"]
+        assert site.rows() == []
+        assert [p.name for p in site.config.blobs_dir.iterdir() if p.name.startswith(".")] == []
