@@ -20,7 +20,14 @@ from relay.config import Settings
 from tests.e2e.test_bigdocs_crash import Exchange, MiB
 from tests.relay_support import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+# Half a minute with an adapter away: `make chaos` runs it with the SIGKILL cases, `make test`
+# does not (README, Tests).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.chaos_long,
+    pytest.mark.timeout(300),
+]
 
 #: The hub's transfer timeout in this test (LIENTHONG_TRANSFER_TIMEOUT_HOURS, in seconds).
 TIMEOUT_SECONDS = 6.0
