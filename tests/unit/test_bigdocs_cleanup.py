@@ -17,6 +17,7 @@ from adapters.config import AdapterConfig
 from adapters.formats.registry import get_format
 from adapters.handover import FolderHandOver
 from adapters.inbox import Action, Delivery, InboxRecorder
+from adapters.metrics import SpoolCollector
 from adapters.outbox import OutboxScanner
 from adapters.received import ReceivedStore
 from adapters.spool import Spool
@@ -354,3 +355,14 @@ def test_an_assembly_without_progress_for_assembly_timeout_hours_is_abandoned(
     assert abandoned_at is not None and "assembly_timeout_hours" in str(reason)
     recipient.assembler.pump()
     assert recipient.files("parts") == [] and recipient.part_rows() == 0
+
+
+def test_the_metrics_count_active_and_abandoned_assemblies(recipient: Recipient) -> None:
+    collector = SpoolCollector(recipient.config, lambda: True)
+    assert "lienthong_adapter_assemblies" not in {m.name for m in collector.collect()}
+    data = os.urandom(MiB)
+    sha = recipient.deliver("d1", data)
+    recipient.deliver("d2", os.urandom(MiB))
+    recipient.assembler.take("r1", TYPE_CHUNK_REFUSED, _refusal(sha, ["d1"]), {})
+    [metric] = [m for m in collector.collect() if m.name == "lienthong_adapter_assemblies"]
+    assert {s.labels["state"]: s.value for s in metric.samples} == {"active": 1, "abandoned": 1}
