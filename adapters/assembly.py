@@ -83,6 +83,9 @@ _ADDED_COLUMNS: Final = {
     "abandon_reason": "TEXT",
 }
 _CHUNKED: Final = re.compile(rb'"transfer"\s*:\s*"chunks"')
+#: The states of an assembly (``abandoned_at`` set or not), as the metrics name them.
+ACTIVE: Final = "active"
+ABANDONED: Final = "abandoned"
 
 
 class Assembler:

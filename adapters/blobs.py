@@ -38,6 +38,7 @@ from typing import Final
 import structlog
 
 from adapters.config import AdapterConfig
+from adapters.received import PENDING
 from adapters.spool import Spool
 from schemas import topology as t
 from schemas.chunks import TYPE_CHUNK
@@ -208,9 +209,9 @@ class BlobKeeper:
             [(used,)] = self.spool.read(
                 "SELECT EXISTS (SELECT 1 FROM assemblies "
                 "               WHERE abandoned_at IS NULL AND instr(body, ?) > 0)"
-                " OR EXISTS (SELECT 1 FROM received_items WHERE kind = ? AND state = 'pending' "
+                " OR EXISTS (SELECT 1 FROM received_items WHERE kind = ? AND state = ? "
                 "            AND instr(body, ?) > 0)",
-                (needle, t.TYPE_DOCUMENT, needle),
+                (needle, t.TYPE_DOCUMENT, PENDING, needle),
             )
             if not used and _unlink(path):
                 deleted.append(path)

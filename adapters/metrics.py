@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from adapters.assembly import ABANDONED, ACTIVE
 from adapters.config import AdapterConfig
 from lienthong.monitoring import MonitoringServer, parse_addr
 
@@ -118,7 +119,7 @@ class SpoolCollector(Collector):
                 "Documents being received in chunks (active) and given up (abandoned)",
                 labels=[*names, "state"],
             )
-            for state in ("active", "abandoned"):
+            for state in (ACTIVE, ABANDONED):
                 g.add_metric([*values, state], float(assemblies.get(state, 0)))
             yield g
 
@@ -128,8 +129,9 @@ class SpoolCollector(Collector):
         try:
             with closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as db:
                 rows = db.execute(
-                    "SELECT CASE WHEN abandoned_at IS NULL THEN 'active' ELSE 'abandoned' END, "
-                    "count(*) FROM assemblies GROUP BY 1"
+                    "SELECT CASE WHEN abandoned_at IS NULL THEN ? ELSE ? END, count(*) "
+                    "FROM assemblies GROUP BY 1",
+                    (ACTIVE, ABANDONED),
                 ).fetchall()
         except sqlite3.Error:  # no such table (or column) yet: nothing received in chunks
             return None
