@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import IO, Final
 
 import structlog
+from pydantic import ValidationError
 
+from adapters.blobs import BlobKeeper, chunked_shas, part_name
 from adapters.config import AdapterConfig
 from adapters.edxml.attachments import encode_attachment
 from adapters.received import NewItem, ReceivedItem, ReceivedStore, json_headers
@@ -39,7 +41,9 @@ from schemas import Attachment, Document
 from schemas import topology as t
 from schemas.chunks import (
     TYPE_CHUNK,
+    TYPE_CHUNK_REFUSED,
     TYPE_CHUNK_REQUEST,
+    ChunkRefused,
     ChunkRequest,
     InvalidChunk,
     decode_chunk,
@@ -59,7 +63,10 @@ CREATE TABLE IF NOT EXISTS assemblies (
     body        BLOB NOT NULL,           -- the document as delivered (attachments by reference)
     asked       TEXT NOT NULL DEFAULT '{}',  -- sha256 -> offsets asked for and not yet here
     started_at  REAL NOT NULL,
-    progress_at REAL NOT NULL            -- last time a chunk came (or it was asked for)
+    progress_at REAL NOT NULL,           -- last time a chunk came (or it was asked for)
+    chunk_at    REAL,                    -- last time a chunk came
+    abandoned_at REAL,                   -- given up: never handed over (the row is the record)
+    abandon_reason TEXT
 );
 CREATE TABLE IF NOT EXISTS assembly_parts (
     sender  TEXT NOT NULL,
@@ -69,7 +76,16 @@ CREATE TABLE IF NOT EXISTS assembly_parts (
     PRIMARY KEY (sender, sha256, offset)
 );
 """
+# Columns added after the first version of the table (a spool written by it gets them).
+_ADDED_COLUMNS: Final = {
+    "chunk_at": "REAL",
+    "abandoned_at": "REAL",
+    "abandon_reason": "TEXT",
+}
 _CHUNKED: Final = re.compile(rb'"transfer"\s*:\s*"chunks"')
+#: The states of an assembly (``abandoned_at`` set or not), as the metrics name them.
+ACTIVE: Final = "active"
+ABANDONED: Final = "abandoned"
 
 
 class Assembler:
@@ -81,6 +97,7 @@ class Assembler:
         self.store = store
         self.parts = config.blobs_dir / "parts"
         self.done = config.blobs_dir / "in"
+        self.blobs = BlobKeeper(config, spool)
         self._ready = False
 
     def _prepare(self) -> None:
@@ -90,6 +107,10 @@ class Assembler:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            have = {row[1] for row in db.execute("PRAGMA table_info(assemblies)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE assemblies ADD COLUMN {column} {kind}")
         self.parts.mkdir(parents=True, exist_ok=True)
         self.done.mkdir(parents=True, exist_ok=True)
         self._ready = True
@@ -97,8 +118,9 @@ class Assembler:
     # -- deliveries -------------------------------------------------------------------
 
     def takes(self, message_type: str | None, body: bytes) -> bool:
-        """Whether a delivery is a chunk or a document whose attachments come in chunks."""
-        if message_type == TYPE_CHUNK:
+        """Whether a delivery is a chunk (or the relay's refusal to send more) or a document
+        whose attachments come in chunks."""
+        if message_type in (TYPE_CHUNK, TYPE_CHUNK_REFUSED):
             return True
         return message_type == t.TYPE_DOCUMENT and _CHUNKED.search(body) is not None
 
@@ -109,12 +131,14 @@ class Assembler:
         self._prepare()
         bound = log.bind(agency=self.config.agency, message_id=message_id)
         if message_type == TYPE_CHUNK:
+            return self.take_chunks([(message_id, body)])[0]
+        if message_type == TYPE_CHUNK_REFUSED:
             try:
-                header, data = decode_chunk(body)
-            except InvalidChunk as e:
-                bound.error("inbox.chunk_invalid", reason=str(e))
-                return True  # nothing to retry: the relay would send the same bytes again
-            self._write_chunk(header.sender or "", header.sha256, header.offset, data)
+                refusal = ChunkRefused.model_validate_json(body, by_alias=True)
+            except ValidationError as e:
+                bound.error("inbox.chunk_refused_invalid", reason=str(e))
+                return False  # dead-lettered: the relay's log shows it
+            self.refused(refusal)
             return True
         try:
             document = decode_message(body, expect=t.TYPE_DOCUMENT)
@@ -128,6 +152,14 @@ class Assembler:
             return True
         now = time.time()
         with self.spool.transaction() as db:
+            # A document delivered again after its assembly was abandoned (an operator's
+            # `resend` at the hub) starts it again; a redelivered copy of one under way does not.
+            revived = db.execute(
+                "UPDATE assemblies SET abandoned_at = NULL, abandon_reason = NULL, "
+                "asked = '{}', started_at = ?, progress_at = 0, chunk_at = NULL "
+                "WHERE message_id = ? AND abandoned_at IS NOT NULL",
+                (now, message_id),
+            ).rowcount
             db.execute(
                 "INSERT INTO assemblies (message_id, sender, addressee, document_id, headers, "
                 "body, started_at, progress_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -144,41 +176,99 @@ class Assembler:
                 ),
             )
         bound.info(
-            "inbox.assembly_started",
+            "inbox.assembly_restarted" if revived else "inbox.assembly_started",
             document_id=document.document_id,
             bytes=sum(a.size for a in document.chunked_attachments()),
         )
         return True
 
-    def _write_chunk(self, sender: str, sha256: str, offset: int, data: memoryview) -> None:
+    def take_chunks(self, chunks: list[tuple[str, bytes]]) -> list[bool]:
+        """Record a batch of chunk deliveries (message id, body); True to ack each.
+
+        Each chunk is written at its offset into its part file, every file written is fsynced
+        once, then every chunk is recorded in one transaction: only then may they be acked (a
+        chunk lost in a crash before that is asked for again). A chunk delivered twice is
+        written once; one nobody waits for any more (its assembly finished or was abandoned)
+        is not written. OSError or SpoolError: nothing of the batch may be acked.
+        """
+        self._prepare()
+        results: list[bool] = []
+        written: dict[tuple[str, str, int], int] = {}  # (sender, sha256, offset) -> length
+        files: dict[Path, int] = {}
+        try:
+            for message_id, body in chunks:
+                results.append(True)
+                try:
+                    header, data = decode_chunk(body)
+                except InvalidChunk as e:
+                    # nothing to retry: the relay would send the same bytes again
+                    log.error(
+                        "inbox.chunk_invalid",
+                        agency=self.config.agency,
+                        message_id=message_id,
+                        reason=str(e),
+                    )
+                    continue
+                sender, sha256, offset = header.sender or "", header.sha256, header.offset
+                if (sender, sha256, offset) in written or not self._wanted(sender, sha256, offset):
+                    continue
+                part = self._part(sender, sha256)
+                fd = files.get(part)
+                if fd is None:
+                    fd = files[part] = os.open(part, os.O_WRONLY | os.O_CREAT, 0o600)
+                view, at = data, offset
+                while view:
+                    n = os.pwrite(fd, view, at)
+                    view, at = view[n:], at + n
+                written[(sender, sha256, offset)] = len(data)
+            for fd in files.values():
+                os.fsync(fd)
+        finally:
+            for fd in files.values():
+                os.close(fd)
+        if written:
+            now = time.time()
+            with self.spool.transaction() as db:
+                db.executemany(
+                    "INSERT INTO assembly_parts (sender, sha256, offset, length) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [(s, h, o, n) for (s, h, o), n in written.items()],
+                )
+                for sender, sha256 in {(s, h) for s, h, _ in written}:
+                    db.execute(
+                        "UPDATE assemblies SET progress_at = ?, chunk_at = ? "
+                        "WHERE sender = ? AND abandoned_at IS NULL AND instr(body, ?) > 0",
+                        (now, now, sender, sha256.encode("ascii")),
+                    )
+        return results
+
+    def _wanted(self, sender: str, sha256: str, offset: int) -> bool:
+        """Whether a chunk is to be written: not written before, and waited for."""
         if (self.done / sha256).exists() or self.spool.read(
             "SELECT 1 FROM assembly_parts WHERE sender = ? AND sha256 = ? AND offset = ?",
             (sender, sha256, offset),
         ):
-            return  # a chunk delivered twice is written once
-        fd = os.open(self._part(sender, sha256), os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            view = data
-            at = offset
-            while view:
-                n = os.pwrite(fd, view, at)
-                view, at = view[n:], at + n
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with self.spool.transaction() as db:
-            db.execute(
-                "INSERT INTO assembly_parts (sender, sha256, offset, length) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (sender, sha256, offset, len(data)),
+            return False  # a chunk delivered twice is written once
+        if not self._waited_for(sender, sha256):
+            # asked for by an assembly finished or abandoned since: nothing to write it into
+            log.info(
+                "inbox.chunk_unwanted", agency=self.config.agency, sha256=sha256, sender=sender
             )
-            db.execute(
-                "UPDATE assemblies SET progress_at = ? WHERE sender = ?", (time.time(), sender)
+            return False
+        return True
+
+    def _waited_for(self, sender: str, sha256: str) -> bool:
+        """Whether an active assembly from ``sender`` waits for attachment ``sha256``."""
+        return bool(
+            self.spool.read(
+                "SELECT 1 FROM assemblies WHERE sender = ? AND abandoned_at IS NULL "
+                "AND instr(body, ?) > 0 LIMIT 1",
+                (sender, sha256.encode("ascii")),
             )
+        )
 
     def _part(self, sender: str, sha256: str) -> Path:
-        tag = hashlib.sha256(sender.encode("utf-8")).hexdigest()[:16]
-        return self.parts / f"{tag}-{sha256}.part"
+        return self.parts / part_name(sender, sha256)
 
     # -- progress ---------------------------------------------------------------------
 
@@ -188,16 +278,31 @@ class Assembler:
         self._prepare()
         rows = self.spool.read(
             "SELECT message_id, sender, addressee, document_id, headers, body, asked, "
-            "progress_at FROM assemblies ORDER BY started_at"
+            "progress_at, max(started_at, coalesce(chunk_at, 0)) FROM assemblies "
+            "WHERE abandoned_at IS NULL ORDER BY started_at"
         )
         completed = 0
-        for message_id, sender, addressee, document_id, headers, body, asked, progress in rows:
+        timeout = self.config.assembly_timeout_hours * 3600
+        for row in rows:
+            message_id, sender, addressee, document_id, headers, body, asked, progress, moved = row
             assert isinstance(message_id, str) and isinstance(sender, str)
             assert isinstance(body, bytes) and isinstance(asked, str)
             assert isinstance(headers, str) and isinstance(addressee, str)
-            assert isinstance(progress, float)
+            assert isinstance(progress, float) and isinstance(moved, float)
+            if self.store.is_recorded(t.TYPE_DOCUMENT, message_id):
+                # recorded for the DMS, and killed before the assembly was dropped
+                with self.spool.transaction() as db:
+                    db.execute("DELETE FROM assemblies WHERE message_id = ?", (message_id,))
+                continue
             document = decode_message(body, expect=t.TYPE_DOCUMENT)
             assert isinstance(document, Document)
+            if time.time() - moved > timeout:
+                self.abandon(
+                    [message_id],
+                    f"no chunk came for {self.config.assembly_timeout_hours:g} h "
+                    "(assembly_timeout_hours)",
+                )
+                continue
             waiting: dict[str, list[int]] = json.loads(asked)
             complete = True
             requests: list[ChunkRequest] = []
@@ -235,7 +340,79 @@ class Assembler:
                 continue
             if requests:
                 self._ask(message_id, sender, requests, waiting)
+        self.blobs.tick()
         return completed
+
+    # -- giving up --------------------------------------------------------------------
+
+    def refused(self, refusal: ChunkRefused) -> None:
+        """The relay gave up the transfer (``chunk_refused``): abandon every assembly from its
+        sender that waits for its attachment, and those it names."""
+        self._prepare()
+        named = set(refusal.message_ids)
+        rows = self.spool.read(
+            "SELECT message_id, sender, body FROM assemblies WHERE abandoned_at IS NULL"
+        )
+        doomed = [
+            str(message_id)
+            for message_id, sender, body in rows
+            if message_id in named
+            or (
+                sender == refusal.sender
+                and isinstance(body, bytes)
+                and refusal.sha256 in chunked_shas(body)
+            )
+        ]
+        self.abandon(doomed, f"the hub gave the transfer up: {refusal.reason}")
+
+    def abandon(self, message_ids: list[str], reason: str) -> int:
+        """Give these assemblies up: never hand them over, and let their parts go (the next
+        sweep deletes the files and ``assembly_parts`` rows). The row stays, marked, as the
+        record of it. Returns how many were abandoned (an assembly abandoned before is not
+        again)."""
+        self._prepare()
+        abandoned = 0
+        now = time.time()
+        for message_id in message_ids:
+            with self.spool.transaction() as db:
+                row = db.execute(
+                    "SELECT sender, document_id, body FROM assemblies "
+                    "WHERE message_id = ? AND abandoned_at IS NULL",
+                    (message_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                db.execute(
+                    "UPDATE assemblies SET abandoned_at = ?, abandon_reason = ? "
+                    "WHERE message_id = ?",
+                    (now, reason, message_id),
+                )
+            sender, document_id, body = row
+            abandoned += 1
+            log.error(
+                "inbox.assembly_abandoned",
+                agency=self.config.agency,
+                message_id=message_id,
+                document_id=document_id,
+                sender=sender,
+                bytes=sum(self._size_of(body)),
+                reason=reason,
+                action="the document was not handed to the DMS and its partial bytes are "
+                "deleted; the hub reports the failed delivery to the sender (delivery_failed) "
+                "when its own transfer timeout passes; the sender must send it again",
+            )
+        if abandoned:
+            self.blobs.soon()
+        return abandoned
+
+    @staticmethod
+    def _size_of(body: bytes) -> list[int]:
+        try:
+            document = decode_message(body, expect=t.TYPE_DOCUMENT)
+        except InvalidMessage:
+            return []
+        assert isinstance(document, Document)
+        return [a.size for a in document.chunked_attachments()]
 
     def _parts(self, sender: str, sha256: str) -> list[tuple[int, int]]:
         """(offset, length) of the chunks of ``sha256`` written, by offset."""

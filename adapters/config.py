@@ -138,6 +138,12 @@ class AdapterConfig(BaseModel):
     chunk_retry_seconds: float = Field(
         15.0, gt=0, le=3600, description="chunks asked for again after this long without one"
     )
+    assembly_timeout_hours: float = Field(
+        72.0,
+        gt=0,
+        le=24 * 365,
+        description="a received document whose chunks stop coming for this long is abandoned",
+    )
     metrics_addr: str = Field(
         "", description="host:port of /metrics, /healthz, /readyz (adapters/metrics.py); off"
     )

@@ -30,6 +30,7 @@ from adapters.received import KINDS, NewItem, ReceivedStore
 from adapters.spool import Spool, SpoolError
 from schemas import Document, Receipt, Status
 from schemas import topology as t
+from schemas.chunks import TYPE_CHUNK
 from schemas.envelope import InvalidMessage, decode_message, message_type
 
 log = structlog.get_logger()
@@ -118,7 +119,11 @@ class InboxRecorder:
         new: list[tuple[int, NewItem, Any]] = []
         seen: dict[tuple[str, str], int] = {}  # (kind, message id) -> its first index here
         copies: list[tuple[int, int]] = []  # (later copy, first copy): share the outcome
+        chunks: list[int] = []  # issue 17: chunks are written and recorded as one batch
         for i, delivery in enumerate(deliveries):
+            if delivery.message_type == TYPE_CHUNK:
+                chunks.append(i)
+                continue
             bound = log.bind(
                 message_id=delivery.id,
                 message_type=delivery.message_type,
@@ -157,6 +162,7 @@ class InboxRecorder:
             new.append((i, item, bound.bind(document_id=item.document_id)))
         if new:
             try:
+                self._release_sent_attachments([item for _, item, _ in new])
                 created = self.store.record([item for _, item, _ in new])
             except SpoolError as e:
                 for i, _, bound in new:
@@ -168,9 +174,31 @@ class InboxRecorder:
                     actions[i] = Action.ACK
                 if self.on_recorded is not None:
                     self.on_recorded()
+        if chunks:
+            try:
+                stored = self.assembler.take_chunks(
+                    [(deliveries[i].id, deliveries[i].body) for i in chunks]
+                )
+            except (SpoolError, OSError) as e:
+                log.error("inbox.store_failed", agency=self.config.agency, reason=str(e))
+                stored = [False] * len(chunks)
+            for i, done in zip(chunks, stored, strict=True):
+                actions[i] = Action.ACK if done else Action.REJECT
         for later, first in copies:  # acked only if the first copy was recorded
             actions[later] = actions[first]
         return [a if a is not None else Action.REJECT for a in actions]
+
+    def _release_sent_attachments(self, items: list[NewItem]) -> None:
+        """The relay's receipts of chunked submissions free their ``out/`` files (issue 17,
+        :mod:`adapters.blobs`): released before the receipts are recorded and acked, so a crash
+        in between releases them again when the receipts come back."""
+        receipts = [
+            decode_message(item.body, expect=t.TYPE_RECEIPT)
+            for item in items
+            if item.kind == t.TYPE_RECEIPT
+        ]
+        if receipts:
+            self.assembler.blobs.release([r for r in receipts if isinstance(r, Receipt)])
 
     def _item(self, delivery: Delivery, bound: Any) -> NewItem | None:
         """The item to record for one delivery; None, logged, if it cannot be handed over."""

@@ -10,7 +10,10 @@ the folders, so the adapter's work pays nothing for it:
   spool has recorded since it was created;
 - ``lienthong_adapter_files_rejected_total``: files in ``outbox/rejected/`` (each with its
   ``.error.txt``);
-- ``lienthong_adapter_broker_connected``: 1 while the adapter's AMQP connection is up.
+- ``lienthong_adapter_broker_connected``: 1 while the adapter's AMQP connection is up;
+- ``lienthong_adapter_assemblies{state}``: documents being received in chunks (``active``) and
+  those given up (``abandoned``: the hub refused the rest, or ``assembly_timeout_hours`` passed;
+  never handed over, the log says why).
 
 ``/healthz`` is 200 when the broker connection is up and the spool can be read, 503 with the
 reason otherwise; ``/readyz`` is the same (the adapter has nothing else to wait for).
@@ -29,6 +32,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from adapters.assembly import ABANDONED, ACTIVE
 from adapters.config import AdapterConfig
 from lienthong.monitoring import MonitoringServer, parse_addr
 
@@ -108,6 +112,30 @@ class SpoolCollector(Collector):
             n = 0
         rejected.add_metric(values, float(n))
         yield rejected
+        assemblies = self._assemblies()
+        if assemblies is not None:
+            g = GaugeMetricFamily(
+                "lienthong_adapter_assemblies",
+                "Documents being received in chunks (active) and given up (abandoned)",
+                labels=[*names, "state"],
+            )
+            for state in (ACTIVE, ABANDONED):
+                g.add_metric([*values, state], float(assemblies.get(state, 0)))
+            yield g
+
+    def _assemblies(self) -> dict[str, int] | None:
+        """Assemblies by state; None before the adapter received anything in chunks."""
+        uri = f"file:{self.config.spool_path}?mode=ro"
+        try:
+            with closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as db:
+                rows = db.execute(
+                    "SELECT CASE WHEN abandoned_at IS NULL THEN ? ELSE ? END, count(*) "
+                    "FROM assemblies GROUP BY 1",
+                    (ACTIVE, ABANDONED),
+                ).fetchall()
+        except sqlite3.Error:  # no such table (or column) yet: nothing received in chunks
+            return None
+        return {str(state): int(n) for state, n in rows}
 
 
 def serve_metrics(config: AdapterConfig, connected: threading.Event) -> MonitoringServer | None:

@@ -24,6 +24,7 @@ from adapters.files import move_no_clobber, write_atomic
 from adapters.formats.base import FormatError
 from adapters.formats.registry import format_for_file, is_candidate
 from adapters.spool import NewMessage, Outgoing, Spool
+from schemas import Document
 from schemas.envelope import encode_message, message_type
 
 log = structlog.get_logger()
@@ -68,10 +69,19 @@ def read_bounded(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def submit(spool: Spool, name: str, data: bytes, *, max_bytes: int) -> tuple[Outgoing, bool]:
+def submit(
+    spool: Spool,
+    name: str,
+    data: bytes,
+    *,
+    max_bytes: int,
+    config: AdapterConfig | None = None,
+) -> tuple[Outgoing, bool]:
     """Validate and spool one file's content; FormatError says what is wrong.
 
-    Returns (entry, created): created is False when this very file was spooled before.
+    Returns (entry, created): created is False when this very file was spooled before. With
+    ``config``, a document file larger than ``chunk_threshold_bytes`` sends its attachments in
+    chunks (issue 17, :func:`adapters.chunks.stage_document`).
     """
     key = source_key(name, data)
     earlier = spool.find_source(key)
@@ -84,6 +94,15 @@ def submit(spool: Spool, name: str, data: bytes, *, max_bytes: int) -> tuple[Out
         # A warning never stops a file (issue 13): it is sent, and the DMS's vendor can see
         # what was read leniently here or with ``lienthong edxml check``.
         log.warning("outbox.read_warnings", file=name, warnings=warnings)
+    if (
+        config is not None
+        and len(data) > config.chunk_threshold_bytes
+        and isinstance(message, Document)
+        and message.attachments
+    ):
+        sha = key.rsplit(":", 1)[1]
+        staged = chunks.stage_document(config, message, sha)
+        return chunks.spool_package(config, spool, staged, key), True
     return spool.add(
         NewMessage(
             message_id=str(uuid.uuid4()),
@@ -184,7 +203,11 @@ class OutboxScanner:
             else:
                 data = read_bounded(path, self.config.max_file_bytes)
                 entry, created = submit(
-                    self.spool, path.name, data, max_bytes=self.config.max_file_bytes
+                    self.spool,
+                    path.name,
+                    data,
+                    max_bytes=self.config.max_file_bytes,
+                    config=self.config,
                 )
         except FileNotFoundError:
             return None

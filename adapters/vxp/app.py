@@ -14,21 +14,25 @@ the calls keeps every write a plain durable transaction without a connection poo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from adapters.config import AdapterConfig
 from adapters.formats.base import FileFormat
 from adapters.spool import Spool, SpoolError
-from adapters.vxp.answers import FAIL, BadRequest, TooLarge, Unavailable, VxpError
-from adapters.vxp.package import package_from_text
+from adapters.vxp.answers import FAIL, BadRequest, TooLarge, Unavailable, VxpError, ok
+from adapters.vxp.package import Upload, package_from_text
 from adapters.vxp.protocol import SignedCall, verify
 from adapters.vxp.service import SdkService
 from adapters.vxp.store import SdkStore
@@ -38,6 +42,10 @@ log = structlog.get_logger()
 
 #: The multipart part that carries the package (clients of the axis other than the SDK).
 FILE_PART = "file_doc"
+#: Bytes read from an uploaded part at a time; bytes base64-encoded at a time into a streamed
+#: getEdoc answer (a multiple of 3, so that the pieces join up).
+UPLOAD_BLOCK = 1024 * 1024
+BASE64_BLOCK = 3 * 1024 * 1024
 
 
 class Answer(BaseModel):
@@ -98,16 +106,21 @@ _PACKAGE_BODY: dict[str, Any] = {
 Handler = Callable[[SdkService, SignedCall, Request], Awaitable[dict[str, Any] | Response]]
 
 
-async def _package(request: Request, limit: int) -> bytes:
+async def _upload(request: Request, config: AdapterConfig, upload: Upload) -> None:
+    """Stream the request's package into ``upload`` (a file on disk, never whole in memory);
+    TooLarge beyond ``max_package_bytes``, BadRequest without one."""
+    limit = config.max_package_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit * 4 // 3 + 65536:
         raise TooLarge(
             f"the request body is {declared} bytes, over this adapter's limit of {limit} "
-            "bytes for a package (max_file_bytes)"
+            "bytes for a package (max_package_bytes)"
         )
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=4, max_fields=64, max_part_size=limit)
+        # Starlette spools file parts to disk (past 1 MiB); a text field is held in memory,
+        # so it keeps the single-message limit.
+        form = await request.form(max_files=4, max_fields=64, max_part_size=config.max_file_bytes)
         part = form.get(FILE_PART)
         if part is None:
             files = [v for v in form.values() if isinstance(v, UploadFile)]
@@ -117,18 +130,64 @@ async def _package(request: Request, limit: int) -> bytes:
                 f"the multipart body has no part {FILE_PART!r}; put the edXML file in a part "
                 f"named {FILE_PART!r}"
             )
-        data = await part.read() if isinstance(part, UploadFile) else part.encode("utf-8")
-        return package_from_text(data)
-    return package_from_text(await request.body())
+        if isinstance(part, UploadFile):
+            while block := await part.read(UPLOAD_BLOCK):
+                upload.write(block)
+        else:
+            upload.write(part.encode("utf-8"))
+        return
+    async for block in request.stream():
+        upload.write(block)
 
 
 async def _send_edoc(service: SdkService, call: SignedCall, request: Request) -> dict[str, Any]:
-    package = await _package(request, service.config.max_file_bytes)
-    return service.send_edoc(call, package)
+    config = service.config
+    with Upload(config.blobs_dir, config.max_package_bytes) as upload:
+        await _upload(request, config, upload)
+        upload.finish()
+        if upload.size <= config.chunk_threshold_bytes:  # the single-message path
+            return service.send_edoc(call, package_from_text(upload.read()))
+        # issue 17: a large package is read from disk and its attachments sent in chunks
+        return service.send_edoc_file(call, upload.package(), upload.sha256())
 
 
 async def _download(service: SdkService, call: SignedCall, _request: Request) -> Response:
-    return Response(service.package(call), media_type="application/xml")
+    package = service.package_file(call)
+    if isinstance(package, bytes):
+        return Response(package, media_type="application/xml")
+    return FileResponse(
+        package, media_type="application/xml", background=BackgroundTask(_unlink, package)
+    )
+
+
+async def _get_edoc(
+    service: SdkService, call: SignedCall, _request: Request
+) -> dict[str, Any] | Response:
+    package = service.package_file(call)
+    if isinstance(package, bytes):
+        return ok(data=base64.b64encode(package).decode("ascii"))
+    # The answer's JSON streamed around the base64 of the package, read from disk.
+    head, tail = json.dumps(ok(data=_MARK)).split(json.dumps(_MARK))
+    return StreamingResponse(
+        _json_around_base64(head, package, tail),
+        media_type="application/json",
+        background=BackgroundTask(_unlink, package),
+    )
+
+
+_MARK = "lienthong-package"
+
+
+def _json_around_base64(head: str, path: Path, tail: str) -> Iterator[bytes]:
+    yield (head + '"').encode("ascii")
+    with open(path, "rb") as f:
+        while block := f.read(BASE64_BLOCK):
+            yield base64.b64encode(block)
+    yield ('"' + tail).encode("ascii")
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 def _sync(method: Callable[[SdkService, SignedCall], dict[str, Any]]) -> Handler:
@@ -145,7 +204,7 @@ ENDPOINTS: dict[str, tuple[Handler, str]] = {
         _sync(lambda s, c: s.received_list(c)),
         "Received documents (messagetype=edoc) or statuses (messagetype=status) not acked done",
     ),
-    "/getEdoc": (_sync(lambda s, c: s.get_edoc(c)), "A received package, base64 in data"),
+    "/getEdoc": (_get_edoc, "A received package, base64 in data"),
     "/downloadEdoc": (_download, "A received package, as its bytes"),
     "/updateStatus": (
         _sync(lambda s, c: s.update_status(c)),

@@ -155,7 +155,11 @@ def sdk_hex(digest: bytes) -> str:
 
 def hash_file_matches(given: str, data: bytes) -> bool:
     """True when ``given`` is the SHA-256 of ``data`` in the SDK's form or in plain hex."""
-    digest = hashlib.sha256(data).digest()
+    return hash_digest_matches(given, hashlib.sha256(data).digest())
+
+
+def hash_digest_matches(given: str, digest: bytes) -> bool:
+    """True when ``given`` is the SHA-256 ``digest`` in the SDK's form or in plain hex."""
     value = given.strip().lower().encode("ascii", "replace")
     return hmac.compare_digest(value, sdk_hex(digest).encode("ascii")) or hmac.compare_digest(
         value, digest.hex().encode("ascii")

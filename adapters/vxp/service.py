@@ -16,16 +16,21 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import os
+import tempfile
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
 
+from adapters import assembly, chunks
 from adapters.arrival import reply_status_id
 from adapters.config import AdapterConfig, VxpConfig
 from adapters.formats.base import FileFormat, FormatError
 from adapters.received import ReceivedItem, UnknownItem
-from adapters.spool import NewMessage, Spool
+from adapters.spool import NewMessage, Outgoing, Spool
 from adapters.vxp.answers import (
     BadHash,
     BadRequest,
@@ -38,6 +43,7 @@ from adapters.vxp.answers import (
 )
 from adapters.vxp.protocol import (
     SignedCall,
+    hash_digest_matches,
     hash_file_matches,
     parse_date,
     parse_int,
@@ -137,6 +143,64 @@ class SdkService:
             message = self.format.read(package)
         except FormatError as e:
             raise BadRequest(f"the package is not a valid edXML package: {e}") from e
+        return self._send(
+            call,
+            kind,
+            message,
+            lambda: self.spool.add(
+                NewMessage(
+                    message_id=str(uuid.uuid4()),
+                    message_type=kind,
+                    body=encode_message(message),
+                    document_id=message.document_id,
+                    source_key=key,
+                )
+            )[0],
+        )
+
+    def send_edoc_file(self, call: SignedCall, path: Path, digest: bytes) -> dict[str, Any]:
+        """``sendEdoc`` of a package too large for one message (issue 17), already on disk at
+        ``path`` with SHA-256 ``digest``: read from disk, its attachments sent in chunks, as a
+        large file dropped into ``outbox/`` is."""
+        kind = self._kind(call, default="edoc")
+        given_hash = call.require("hash-file")
+        if not hash_digest_matches(given_hash, digest):
+            raise BadHash(
+                f"hash-file {given_hash!r} is not the SHA-256 of the package received "
+                f"({sdk_hex(digest)} in the SDK's form): the package was changed or cut on the "
+                "way; nothing was sent, send it again"
+            )
+        key = f"vxp:{self.vxp.systemid}:{digest.hex()}"
+        earlier = self.spool.find_source(key)
+        if earlier is not None and self.store.sent(earlier.message_id) is not None:
+            self.log.info("sdk.send_repeated", doc_id=earlier.message_id)
+            return ok(DocId=earlier.message_id)
+        if kind != t.TYPE_DOCUMENT:
+            raise BadRequest(
+                f"messagetype='status' but the package is {path.stat().st_size} bytes, over "
+                f"chunk_threshold_bytes ({self.config.chunk_threshold_bytes}): only a document "
+                "carries attachments; send a document (messagetype=edoc)"
+            )
+        try:
+            with chunks.staged(self.config, path) as package:
+                return self._send(
+                    call,
+                    kind,
+                    package.document,
+                    lambda: chunks.spool_package(self.config, self.spool, package, key),
+                )
+        except FormatError as e:
+            raise BadRequest(f"the package is not a valid edXML package: {e}") from e
+
+    def _send(
+        self,
+        call: SignedCall,
+        kind: str,
+        message: Document | Status,
+        spool: Callable[[], Outgoing],
+    ) -> dict[str, Any]:
+        """Check a package read (its type, who may send it), spool it with ``spool`` and
+        record it for ``getSentEdocList``."""
         if type_of(message) != kind:
             want = "a document (messagetype=edoc)" if kind == t.TYPE_DOCUMENT else "a status"
             raise BadRequest(
@@ -159,15 +223,7 @@ class SdkService:
             if answered is not None:
                 self.log.info("sdk.status01_already_sent", doc_id=answered.message_id)
                 return ok(DocId=answered.message_id)
-        entry, _ = self.spool.add(
-            NewMessage(
-                message_id=str(uuid.uuid4()),
-                message_type=kind,
-                body=encode_message(message),
-                document_id=message.document_id,
-                source_key=key,
-            )
-        )
+        entry = spool()
         self.store.record_sent(
             SentPackage(
                 doc_id=entry.message_id,
@@ -264,13 +320,46 @@ class SdkService:
         return item
 
     def package(self, call: SignedCall) -> bytes:
-        """The edXML package of a received item (``downloadEdoc``)."""
+        """The edXML package of a received item (``downloadEdoc``), in memory."""
+        package = self.package_file(call)
+        if isinstance(package, Path):
+            try:
+                return package.read_bytes()
+            finally:
+                package.unlink(missing_ok=True)
+        return package
+
+    def package_file(self, call: SignedCall) -> bytes | Path:
+        """The edXML package of a received item: its bytes, or, for a document whose
+        attachments came in chunks (issue 17), a temporary file under ``.lienthong-blobs/``
+        with the attachments streamed in from disk, which the caller deletes."""
         item = self._received(call)
         message = item.message()
-        if isinstance(message, Document):
+        if isinstance(message, Status):
+            return self.format.write_status(message)
+        assert isinstance(message, Document)
+        if not assembly.is_chunked(item):
             return self.format.write_delivered_document(message, item.headers)
-        assert isinstance(message, Status)
-        return self.format.write_status(message)
+        missing = [
+            a.name
+            for a in message.chunked_attachments()
+            if not (self.config.blobs_dir / "in" / a.sha256).is_file()
+        ]
+        if missing:  # the DMS acked it done, and the adapter let the bytes go
+            raise UnknownDocId(
+                f"docId {call.require('docId')!r}: the attachments {missing} are no longer "
+                "kept here (the document was acked done, so the adapter deleted them); the "
+                "hub's operators can resend it"
+            )
+        fd, name = tempfile.mkstemp(prefix=".vxp-edoc-", dir=self.config.blobs_dir)
+        os.close(fd)
+        path = Path(name)
+        try:
+            assembly.write_document(self.format.write_delivered_document, item, path, self.config)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
 
     def get_edoc(self, call: SignedCall) -> dict[str, Any]:
         return ok(data=base64.b64encode(self.package(call)).decode("ascii"))

@@ -150,5 +150,14 @@ def test_the_recipients_adapter_killed_mid_transfer_still_hands_over_once_intact
     adapter = exchange.adapters[exchange.b.code]
     adapter.kill()
     assert not exchange.documents()
+    [part] = parts.glob("*.part")
+    assert part.stat().st_size < SIZE, "the assembly finished before the kill: make SIZE larger"
     adapter.start()
     exchange.arrives_once_intact(original, digest)
+    # and the restarted adapter lets the bytes go once the DMS folder has the document
+    blobs = exchange.root(exchange.b) / ".lienthong-blobs"
+    wait_until(
+        lambda: not any(blobs.glob("in/*")) and not any(blobs.glob("parts/*")),
+        timeout=60,
+        interval=0.5,
+    )

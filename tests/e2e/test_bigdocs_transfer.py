@@ -168,3 +168,29 @@ def test_the_hub_stores_the_bytes_once_for_all_recipients_and_every_message_is_s
     # Every message on the way is a chunk (<= chunk_bytes + a header line) or a document
     # without its attachments' bytes: far below RabbitMQ 4.x's 16 MiB default.
     assert biggest_document < 64 * 1024 < RABBITMQ_4_MAX_MESSAGE
+
+
+def test_no_adapter_keeps_the_attachment_once_the_relay_has_it_and_the_dms_has_the_document(
+    world: World,
+) -> None:
+    _original, digest = _send(world, 2 * MiB + 1, "5003", [world.b])
+    _received(world, world.b, "5003")
+
+    def blob_files() -> list[str]:
+        found = [
+            world.a.root / ".lienthong-blobs" / "out" / digest,
+            world.b.root / ".lienthong-blobs" / "in" / digest,
+            *(world.b.root / ".lienthong-blobs" / "parts").glob(f"*{digest}*"),
+        ]
+        return [str(p) for p in found if p.exists()]
+
+    # out/ goes when the relay's accepted receipt comes, in/ once the DMS folder has the file
+    # (a sweep every 10 s in each adapter's broker thread)
+    try:
+        wait_until(lambda: not blob_files(), timeout=60, interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"still there: {blob_files()}") from None
+    receipts = [
+        json.loads(p.read_text()) for p in (world.a.root / "inbox" / "receipts").glob("*.json")
+    ]
+    assert any(r["kind"] == "accepted" and r.get("document_id") for r in receipts)

@@ -13,6 +13,7 @@ from adapters.assembly import Assembler, is_chunked, write_document
 from adapters.config import AdapterConfig
 from adapters.edxml import parse_document
 from adapters.formats.registry import get_format
+from adapters.inbox import Action, Delivery, InboxRecorder
 from adapters.received import ReceivedStore
 from adapters.spool import Spool
 from schemas import Attachment
@@ -160,3 +161,28 @@ def test_the_dms_file_carries_the_attachment_streamed_from_disk(
         [got] = parse_document(target.read_bytes()).attachments
     assert got.content() == data and got.sha256 == hashlib.sha256(data).hexdigest()
     assert got.transfer == "inline"
+
+
+def test_a_batch_of_chunks_is_fsynced_once_per_file_and_acked_together(
+    config: AdapterConfig, spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(3 * MiB + 1)
+    recorder = InboxRecorder(config, spool)
+    _start(recorder.assembler, data)
+    pieces = _chunks(data)
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        fsynced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr("adapters.assembly.os.fsync", fsync)
+    batch = [Delivery(f"c{i}", TYPE_CHUNK, body) for i, body in enumerate(pieces)]
+    batch.append(Delivery("c0-again", TYPE_CHUNK, pieces[0]))  # a redelivered copy
+    assert recorder.handle_batch(batch) == [Action.ACK] * len(batch)
+    assert len(fsynced) == 1  # one part file, fsynced once for the whole batch
+    [(rows,)] = spool.read("SELECT count(*) FROM assembly_parts")
+    assert rows == len(pieces)
+    assert recorder.assembler.pump() == 1
+    assert (config.blobs_dir / "in" / hashlib.sha256(data).hexdigest()).read_bytes() == data
