@@ -26,6 +26,7 @@ from relay.retry.amqp import NotConfirmed, Unroutable
 from relay.retry.policy import REACHED_STATES
 from relay.retry.returns import PublishFn, apply_return
 from schemas import topology as t
+from schemas.urgency import is_urgent_priority
 
 log = structlog.get_logger()
 
@@ -45,6 +46,7 @@ def outgoing(due: store.Due) -> Outgoing:
         message_type=t.TYPE_DOCUMENT,
         body=due.payload,
         message_id=d.message_id,  # as stored: a delivery made before issue 12 keeps its id
+        urgent=is_urgent_priority(d.priority),  # in the lane the first copy took (DESIGN §3)
     )
 
 

@@ -35,6 +35,8 @@ class Delivery:
     document_id: str
     sender: str
     submitted_by: str
+    #: the document's edXML priority: an urgent one is sent again in the urgent lane
+    priority: int | None = None
 
 
 def _delivery_columns() -> list[Any]:
@@ -50,6 +52,7 @@ def _delivery_columns() -> list[Any]:
         documents.c.document_id,
         documents.c.sender,
         documents.c.submitted_by,
+        documents.c.priority,
     ]
 
 
@@ -66,6 +69,7 @@ def _to_delivery(row: Any) -> Delivery:
         document_id=row.document_id,
         sender=row.sender,
         submitted_by=row.submitted_by,
+        priority=row.priority,
     )
 
 
