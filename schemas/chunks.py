@@ -7,6 +7,11 @@ its offset in it, so a chunk sent twice is the same chunk, stored and written on
 
 ``lienthong.chunk_request/1`` is what a recipient's adapter publishes to its outbox to ask the
 relay for chunks of an attachment of a document it was delivered.
+
+``lienthong.chunk_refused/1`` is the relay's answer, to the requester's inbox, when it will not
+serve those chunks any more: every delivery to the requester naming the attachment has failed
+(the transfer did not finish in time, or an operator gave up on it). The adapter abandons the
+transfer: it deletes what it received and never hands the document over.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from schemas.common import WireModel
 
 CHUNK_SCHEMA: Final = "lienthong.chunk/1"
 CHUNK_REQUEST_SCHEMA: Final = "lienthong.chunk_request/1"
+CHUNK_REFUSED_SCHEMA: Final = "lienthong.chunk_refused/1"
 
 #: AMQP ``type`` of a chunk (adapter -> relay, relay -> adapter) and of a request for chunks.
 TYPE_CHUNK: Final = "chunk"
 TYPE_CHUNK_REQUEST: Final = "chunk_request"
+#: AMQP ``type`` of the relay's refusal of a chunk request (relay -> adapter).
+TYPE_CHUNK_REFUSED: Final = "chunk_refused"
 
 #: Chunk sizes an adapter may be configured with (RabbitMQ 4.x refuses messages over 16 MiB).
 MIN_CHUNK_BYTES: Final = 1024 * 1024
@@ -59,6 +67,19 @@ class ChunkRequest(WireModel):
     sha256: str = Field(pattern=SHA256_PATTERN)
     from_offset: int = Field(ge=0)
     count: int = Field(ge=1, le=MAX_REQUESTED)
+
+
+class ChunkRefused(WireModel):
+    """The relay will not serve the chunks of attachment ``sha256`` that ``sender`` sent: the
+    deliveries ``message_ids`` (the ids the recipient got the documents under) have failed.
+    The recipient's adapter abandons every transfer from ``sender`` waiting for ``sha256``;
+    ``reason`` says why, for a person."""
+
+    schema_: Literal["lienthong.chunk_refused/1"] = Field(CHUNK_REFUSED_SCHEMA, alias="schema")
+    sender: str = Field(min_length=1, max_length=100, description="the submitting agency")
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    message_ids: list[str] = Field(default_factory=list)
+    reason: str = Field(min_length=1)
 
 
 def encode_chunk(header: ChunkHeader, data: bytes | memoryview) -> bytes:
