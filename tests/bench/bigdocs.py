@@ -264,6 +264,8 @@ def _run(args: argparse.Namespace, size: int, base: Path) -> int:
             "killed": args.kill,
             "seconds": round(seconds, 1),
             "MB_per_s": round(size / MB / seconds, 1),
+            # a fan-out moves the attachment once per recipient
+            "delivered_MB_per_s": round(size * len(recipients) / MB / seconds, 1),
             "cp_seconds": round(cp, 2),
             "cp_MB_per_s": round(size / MB / cp, 1),
             "byte_exact": exact,
