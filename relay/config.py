@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         0.5, gt=0, description="how often the retry scheduler looks for due deliveries"
     )
     retry_batch_size: int = Field(100, ge=1, description="due deliveries claimed per tick")
+    transfer_timeout_hours: float = Field(
+        72.0,
+        gt=0,
+        description="a delivery whose attachments travel in chunks that is still queued this "
+        "long after it was queued (its recipient never finished the transfer) is failed and "
+        "its sender told (relay/blobs/expiry.py)",
+    )
 
     # Broker policies
     inbox_ttl_ms: int = Field(7 * 24 * 3600 * 1000, ge=1000)

@@ -8,6 +8,10 @@
   later, when the recipient's adapter asks again, so the relay never holds more than the cap.
 * A document whose attachments travel in chunks is accepted only when the hub holds every
   byte of them (:func:`missing`); the sender's adapter publishes the chunks first.
+* A ``chunk_request`` for an attachment whose every delivery to the requester has failed (the
+  transfer timed out, :mod:`relay.blobs.expiry`, or the retries gave up) is answered with one
+  ``chunk_refused`` (``schemas.chunks.ChunkRefused``): the adapter abandons the transfer. It
+  is not kept as a rejection: an adapter that does not know the answer asks again and again.
 
 Nothing here talks to RabbitMQ: answers are :class:`~relay.domain.outgoing.Outgoing` messages
 that the worker publishes with confirms before it acks what it took.
@@ -23,14 +27,17 @@ import structlog
 from sqlalchemy import Connection
 
 from relay.blobs import store
+from relay.domain import states
 from relay.domain.intake import Envelope
 from relay.domain.outgoing import Outgoing, hub_id
 from schemas import Document
 from schemas.chunks import (
     CHUNK_REQUEST_SCHEMA,
     TYPE_CHUNK,
+    TYPE_CHUNK_REFUSED,
     TYPE_CHUNK_REQUEST,
     ChunkHeader,
+    ChunkRefused,
     ChunkRequest,
     InvalidChunk,
     decode_chunk,
@@ -39,8 +46,9 @@ from schemas.chunks import (
 
 log = structlog.get_logger()
 
-#: Kind of the hub id of a chunk published to a recipient.
+#: Kind of the hub id of a chunk published to a recipient, and of a refusal to serve one.
 KIND_CHUNK: Final = "chunk"
+KIND_CHUNK_REFUSED: Final = "chunk_refused"
 #: Chunk bytes one batch publishes at most (the rest is asked for again).
 SERVE_BUDGET_BYTES: Final = 16 * 1024 * 1024
 
@@ -87,17 +95,21 @@ def answer(
             answers[i].refusal = f"{env.message_type}: {e}"
     store.store(conn, uploads)
     budget = serve_budget
-    allowed: dict[tuple[str, str, str], bool] = {}
+    known: dict[tuple[str, str, str], list[store.Reader]] = {}
     for i, request in requests:
         requester = envelopes[i].owner
         key = (requester, request.sender, request.sha256)
-        if key not in allowed:
-            allowed[key] = store.may_read(conn, requester, request.sender, request.sha256)
-        if not allowed[key]:
+        if key not in known:
+            known[key] = store.readers(conn, requester, request.sender, request.sha256)
+        through = known[key]
+        if not through:
             answers[i].refusal = (
                 f"{CHUNK_REQUEST_SCHEMA}: {requester!r} was delivered no document from "
                 f"{request.sender!r} with an attachment of SHA-256 {request.sha256}"
             )
+            continue
+        if all(r.state == states.FAILED for r in through):
+            answers[i].publishes.append(_refused(envelopes[i], request, through))
             continue
         if budget <= 0:
             log.info("chunks.deferred", requester=requester, sha256=request.sha256)
@@ -127,6 +139,30 @@ def _chunk_for(requester: str, chunk: store.StoredChunk) -> Outgoing:
         ),
         message_type=TYPE_CHUNK,
         body=encode_chunk(header, chunk.data),
+    )
+
+
+def _refused(env: Envelope, request: ChunkRequest, failed: list[store.Reader]) -> Outgoing:
+    why = "; ".join(dict.fromkeys(r.last_error or "its delivery failed" for r in failed))
+    refused = ChunkRefused(
+        sender=request.sender,
+        sha256=request.sha256,
+        message_ids=[r.message_id for r in failed],
+        reason=(
+            f"the hub no longer serves the chunks of attachment {request.sha256} from "
+            f"{request.sender}: every delivery to {env.owner} naming it has failed ({why}); "
+            f"abandon the transfer (the sender was told with a delivery_failed receipt)"
+        ),
+    )
+    log.info("chunks.refused", requester=env.owner, sender=request.sender, sha256=request.sha256)
+    return Outgoing(
+        route_to=env.owner,
+        message_id=hub_id(
+            KIND_CHUNK_REFUSED, request.sender, request.sha256, env.owner, env.message_id or ""
+        ),
+        message_type=TYPE_CHUNK_REFUSED,
+        body=refused.model_dump_json(by_alias=True).encode("utf-8"),
+        correlation_id=env.message_id,
     )
 
 

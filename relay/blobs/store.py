@@ -10,10 +10,12 @@ retention can delete with one ``DELETE … WHERE stored_at < …``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, func, select, text
+from sqlalchemy import Connection, bindparam, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from relay.db.tables import blob_chunks
@@ -86,16 +88,109 @@ def read(
         yield StoredChunk(submitted_by, sha256, int(row.size), int(offset), row.data)
 
 
-_MAY_READ = text(
-    "SELECT 1 FROM deliveries d JOIN documents doc ON doc.id = d.document_pk"
+_READERS = text(
+    "SELECT d.message_id, d.state, d.last_error FROM deliveries d"
+    " JOIN documents doc ON doc.id = d.document_pk"
     " WHERE d.route_to = :requester AND doc.submitted_by = :sender"
-    " AND position(:needle IN doc.payload) > 0 LIMIT 1"
+    " AND position(:needle IN doc.payload) > 0 ORDER BY d.id DESC LIMIT :limit"
 ).bindparams(bindparam("needle", type_=blob_chunks.c.data.type))
 
 
-def may_read(conn: Connection, requester: str, sender: str, sha256: str) -> bool:
-    """Whether ``requester`` was delivered a document from ``sender`` naming ``sha256``."""
-    row = conn.execute(
-        _MAY_READ, {"requester": requester, "sender": sender, "needle": sha256.encode("ascii")}
-    ).first()
-    return row is not None
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """A delivery through which a recipient may read an attachment's chunks."""
+
+    message_id: str
+    state: str
+    last_error: str | None
+
+
+def readers(
+    conn: Connection, requester: str, sender: str, sha256: str, limit: int = 50
+) -> list[Reader]:
+    """The deliveries to ``requester`` of documents from ``sender`` naming ``sha256`` (none:
+    it may not read the attachment)."""
+    rows = conn.execute(
+        _READERS,
+        {
+            "requester": requester,
+            "sender": sender,
+            "needle": sha256.encode("ascii"),
+            "limit": limit,
+        },
+    ).all()
+    return [Reader(r.message_id, r.state, r.last_error) for r in rows]
+
+
+# -- what stored documents name, and retention ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Chunked:
+    """An attachment that travels in chunks, as a stored document names it."""
+
+    name: str
+    size: int
+    sha256: str
+
+    def words(self) -> str:
+        return f"{self.name!r} ({self.size:,} bytes, SHA-256 {self.sha256})"
+
+
+def chunked_attachments(payload: bytes) -> list[Chunked]:
+    """The chunked attachments a stored document's JSON names (it was checked at intake; a
+    payload that does not read names none)."""
+    try:
+        attachments = json.loads(payload).get("attachments") or []
+    except (ValueError, AttributeError):
+        return []
+    return [
+        Chunked(str(a.get("name")), int(a.get("size") or 0), str(a.get("sha256")))
+        for a in attachments
+        if isinstance(a, dict) and a.get("transfer") == "chunks"
+    ]
+
+
+_NAMED = text(
+    "SELECT 1 FROM documents WHERE submitted_by = :agency AND payload_removed_at IS NULL"
+    " AND position(:needle IN payload) > 0 LIMIT 1"
+).bindparams(bindparam("needle", type_=blob_chunks.c.data.type))
+
+
+def drop_unreferenced(conn: Connection, keys: Iterable[tuple[str, str]]) -> tuple[int, int]:
+    """Delete the chunks of each (submitting agency, SHA-256) that no document of that agency
+    still keeping its payload names (retention keeps a payload while a delivery may need it,
+    so the chunks follow the same rule); returns (rows, bytes) deleted.
+
+    A document names an attachment by its SHA-256 in its JSON: a byte search over the
+    agency's kept payloads, one per key (the keys are few: one per large attachment)."""
+    rows = size = 0
+    for agency, sha256 in keys:
+        needle = sha256.encode("ascii")
+        if conn.execute(_NAMED, {"agency": agency, "needle": needle}).first() is not None:
+            continue
+        lengths = conn.execute(
+            delete(blob_chunks)
+            .where(blob_chunks.c.submitted_by == agency, blob_chunks.c.sha256 == sha256)
+            .returning(blob_chunks.c.length)
+        ).scalars()
+        for n in lengths:
+            rows, size = rows + 1, size + int(n)
+    return rows, size
+
+
+def stored_before(
+    conn: Connection, cutoff: dt.datetime, *, after: tuple[str, str], limit: int
+) -> list[tuple[str, str]]:
+    """Up to ``limit`` (submitting agency, SHA-256) after ``after`` whose chunks were all
+    stored before ``cutoff`` (a transfer still being uploaded has newer ones)."""
+    key = tuple_(blob_chunks.c.submitted_by, blob_chunks.c.sha256)
+    rows = conn.execute(
+        select(blob_chunks.c.submitted_by, blob_chunks.c.sha256)
+        .where(key > tuple_(*after))
+        .group_by(blob_chunks.c.submitted_by, blob_chunks.c.sha256)
+        .having(func.max(blob_chunks.c.stored_at) < cutoff)
+        .order_by(blob_chunks.c.submitted_by, blob_chunks.c.sha256)
+        .limit(limit)
+    ).all()
+    return [(r.submitted_by, r.sha256) for r in rows]

@@ -56,6 +56,8 @@ def run(days: int | None, batch_size: int | None, as_json: bool) -> None:
         "days": days,
         "payloads_removed": result.removed,
         "bytes_removed": result.bytes_removed,
+        "chunks_removed": result.chunks_removed,
+        "chunk_bytes_removed": result.chunk_bytes_removed,
         "batches": result.batches,
         "seconds": round(result.seconds, 3),
         "finished": result.finished,
@@ -65,6 +67,8 @@ def run(days: int | None, batch_size: int | None, as_json: bool) -> None:
         return
     click.echo(
         f"removed {result.removed} payloads ({result.bytes_removed / 1e6:.1f} MB as stored) "
-        f"older than {days} days in {result.batches} batches, {result.seconds:.1f} s"
+        f"older than {days} days and {result.chunks_removed} attachment chunks "
+        f"({result.chunk_bytes_removed / 1e6:.1f} MB) in {result.batches} batches, "
+        f"{result.seconds:.1f} s"
         + ("" if result.finished else "; stopped before the end, the next run resumes")
     )

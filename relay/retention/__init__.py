@@ -18,6 +18,14 @@ expires or cannot be stored), ``retrying``, ``failed`` (an operator may resend i
 ``recall_requested`` (the recipient may refuse the take-back). Once the recipient has answered
 01 or later, refused it (02) or agreed to a take-back (15), the hub never sends it again.
 
+Attachments that travel in chunks (issue 17) live apart, in ``blob_chunks``, keyed by the
+submitting agency and the attachment's SHA-256; the same rows serve every document of that
+agency naming the attachment. They follow the same rule: when a batch empties payloads, the
+chunks of the attachments those documents named are deleted in the same transaction, unless a
+document of the same agency that keeps its payload still names them. Chunks older than
+``LIENTHONG_RETENTION_DAYS`` that no document keeping its payload names (uploaded for a
+document that never came, or refused) are deleted at the end of a run that reached the end.
+
 The work goes in small batches of document ids (``LIENTHONG_RETENTION_BATCH_SIZE``), one short
 transaction each, with the position saved in ``operation_checkpoints``: a run that is stopped
 resumes where it was; a run that reaches the end starts the next one from the beginning.

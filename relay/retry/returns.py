@@ -159,14 +159,16 @@ def apply_return(
         )
         bound.info("delivery.retry_held")
     elif outcome.decision is Decision.FAIL:
-        store.mark_failed(conn, d.id, attempts=outcome.attempts, error=reason)
-        event(
-            FAILED,
-            description=f"failed after {outcome.attempts} attempts: {reason}",
-            detail={"attempts": outcome.attempts, "reason": reason},
+        outs.append(
+            fail_delivery(
+                conn,
+                d,
+                attempts=outcome.attempts,
+                error=reason,
+                description=f"failed after {outcome.attempts} attempts: {reason}",
+                told=f"{d.recipient} could not be reached: {reason}",
+            )
         )
-        outs.append(_failed_receipt(conn, d, reason))
-        bound.warning("delivery.failed", attempts=outcome.attempts, reason=reason)
     else:
         assert outcome.delay is not None
         at = store.schedule_retry(
@@ -208,6 +210,43 @@ def apply_return(
     return outcome.decision, outs
 
 
+def fail_delivery(
+    conn: Connection,
+    d: store.Delivery,
+    *,
+    attempts: int,
+    error: str,
+    description: str,
+    told: str,
+    detail: Mapping[str, Any] | None = None,
+) -> Outgoing:
+    """Mark ``d`` ``failed`` for good inside the caller's transaction: ``error`` is what the
+    operators' failures list shows, ``description`` the timeline's ``failed`` event, ``told``
+    the reason in the sender's ``delivery_failed`` receipt, which is returned to be published
+    once the transaction is committed. The one way a delivery fails (a last return here, a
+    chunked transfer that never finished in :mod:`relay.blobs.expiry`)."""
+    store.mark_failed(conn, d.id, attempts=attempts, error=error)
+    store.add_event(
+        conn,
+        kind=FAILED,
+        document_pk=d.document_pk,
+        delivery_id=d.id,
+        actor=d.route_to,
+        description=description,
+        detail={"attempts": attempts, "reason": error, **(detail or {})},
+    )
+    log.warning(
+        "delivery.failed",
+        message_id=d.message_id,
+        document_id=d.document_id,
+        agency=d.route_to,
+        recipient=d.recipient,
+        attempts=attempts,
+        reason=error,
+    )
+    return _failed_receipt(conn, d, told)
+
+
 def _failed_receipt(conn: Connection, d: store.Delivery, reason: str) -> Outgoing:
     # A delivery can fail again after a resend: each failure gets a receipt id of its own, so
     # the sender's adapter does not drop the second one as a copy of the first.
@@ -223,7 +262,7 @@ def _failed_receipt(conn: Connection, d: store.Delivery, reason: str) -> Outgoin
         document_id=d.document_id,
         sender=d.sender,
         recipient=d.recipient,
-        reason=f"{d.recipient} could not be reached: {reason}",
+        reason=reason,
     )
     body = receipt.model_dump(mode="json", by_alias=True)
     store.store_receipt(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from relay.db.tables import deliveries, destinations, documents, events, receipts
@@ -465,3 +465,43 @@ def reset_attempts(conn: Connection, delivery_ids: Sequence[int]) -> None:
         .where(deliveries.c.id.in_(list(delivery_ids)))
         .values(attempts=0, updated_at=func.now())
     )
+
+
+# Chunked transfers that never finish (issue 17, relay/blobs/expiry.py) -------------------------
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A ``queued`` delivery of a document whose attachments travel in chunks, left too long."""
+
+    delivery: Delivery
+    queued_at: dt.datetime  # when it last became queued (a resend starts the clock again)
+    payload: bytes
+
+
+#: A document whose attachments travel in chunks says so in its JSON (schemas.Attachment);
+#: CASE keeps the exact (and costlier) pattern for payloads the cheap byte search found.
+_CHUNKED = text(
+    "CASE WHEN position('\"chunks\"'::bytea IN documents.payload) > 0"
+    " THEN convert_from(documents.payload, 'UTF8') ~ '\"transfer\"\\s*:\\s*\"chunks\"'"
+    " ELSE false END"
+)
+
+
+def lock_stale_chunked(conn: Connection, older_than_seconds: float, limit: int) -> list[Stale]:
+    """``queued`` deliveries of documents with chunked attachments whose state last changed
+    more than ``older_than_seconds`` ago, locked (``SKIP LOCKED``: another relay's sweep takes
+    others). The cheap byte search comes first; the exact pattern only on what it found."""
+    rows = conn.execute(
+        select(*_delivery_columns(), deliveries.c.updated_at, documents.c.payload)
+        .join(documents, documents.c.id == deliveries.c.document_pk)
+        .where(
+            deliveries.c.state == states.QUEUED,
+            deliveries.c.updated_at < func.now() - dt.timedelta(seconds=older_than_seconds),
+            _CHUNKED,
+        )
+        .order_by(deliveries.c.updated_at)
+        .limit(limit)
+        .with_for_update(of=deliveries, skip_locked=True)
+    ).all()
+    return [Stale(_to_delivery(r), r.updated_at, bytes(r.payload)) for r in rows]

@@ -22,6 +22,7 @@ from pika.spec import Basic, BasicProperties
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from relay.blobs import expiry
 from relay.config import Settings
 from relay.domain.outgoing import Outgoing
 from relay.domain.safe_text import optional_text
@@ -56,6 +57,7 @@ class RetryWorker:
         self._engine: Engine | None = engine
         self._publish_channel: BlockingChannel | None = None
         self._next_tick = 0.0
+        self._next_expiry = 0.0
         self._started = False
         self._consume_channel: BlockingChannel | None = None
         self._consumer_tag: str | None = None
@@ -134,6 +136,10 @@ class RetryWorker:
         schedule.probe_destinations(self._engine, self.settings, self._publish)
         # Drain what is due in batches, but give returns a turn between batches.
         schedule.publish_due(self._engine, self.settings, self._publish)
+        now = time.monotonic()
+        if now >= self._next_expiry:  # issue 17: chunked transfers that never finish
+            self._next_expiry = now + expiry.check_interval(self.settings)
+            expiry.expire_transfers(self._engine, self.settings, self._publish)
 
     def _publish(self, out: Outgoing) -> None:
         assert self._publish_channel is not None

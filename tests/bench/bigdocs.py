@@ -9,8 +9,9 @@ recipient's status 01. Then:
 * each recipient's copy of the attachment is decoded from its document file and compared with
   the original byte for byte (``cmp``);
 * the peak memory (``VmHWM``) of every relay and adapter process (and their children) is read;
-* the hub's bytes on disk (``pg_total_relation_size('blob_chunks')``) are shown next to the
-  attachment's size;
+* the hub's bytes on disk (``pg_total_relation_size`` of ``blob_chunks`` and ``documents``,
+  before and after) are shown next to the attachment's size: with ``--recipients 20`` the
+  attachment is still stored once;
 * the time is set next to ``cp`` of the same file on the same disk (with ``sync``).
 
 ``--kill relay`` SIGKILLs the relay once a third of the bytes is at the hub (mid-upload);
@@ -208,6 +209,7 @@ def _run(args: argparse.Namespace, size: int, base: Path) -> int:
             package = base / ".package.edxml"
             write_package(package, original, sender=sender, recipients=recipients, number="9001")
             package_bytes = package.stat().st_size
+            disk_before = _hub_disk(engine)
             start = time.monotonic()
             os.rename(package, roots[0] / "outbox" / "cong-van-9001.edxml")
             killed = False
@@ -257,6 +259,10 @@ def _run(args: argparse.Namespace, size: int, base: Path) -> int:
                         " pg_total_relation_size('blob_chunks') FROM blob_chunks"
                     )
                 ).one()
+                delivered = conn.execute(
+                    text("SELECT state, count(*) FROM deliveries GROUP BY state ORDER BY state")
+                ).all()
+            disk_after = _hub_disk(engine)
         finally:
             for proc in procs:
                 proc.stop()
@@ -269,6 +275,8 @@ def _run(args: argparse.Namespace, size: int, base: Path) -> int:
             "killed": args.kill,
             "seconds": round(seconds, 1),
             "MB_per_s": round(size / MB / seconds, 1),
+            # a fan-out moves the attachment once per recipient
+            "delivered_MB_per_s": round(size * len(recipients) / MB / seconds, 1),
             "cp_seconds": round(cp, 2),
             "cp_MB_per_s": round(size / MB / cp, 1),
             "byte_exact": exact,
@@ -279,6 +287,11 @@ def _run(args: argparse.Namespace, size: int, base: Path) -> int:
             "hub_chunks": hub[0],
             "hub_chunk_bytes": int(hub[1]),
             "hub_table_bytes_on_disk": int(hub[2]),
+            # the attachment is stored once, whatever the number of recipients
+            "hub_copies_of_the_attachment": round(int(hub[1]) / size, 3),
+            "hub_bytes_on_disk_before": disk_before,
+            "hub_bytes_on_disk_after": disk_after,
+            "deliveries_by_state": {str(r[0]): int(r[1]) for r in delivered},
             "vm_hwm_mb": {k: round(v / 1024, 1) for k, v in sorted(peaks.peaks.items())},
         }
         print(json.dumps(result, indent=2))
@@ -288,6 +301,17 @@ def _run(args: argparse.Namespace, size: int, base: Path) -> int:
         ok = ok and all(n == 1 for n in result["documents_per_recipient"])
         ok = ok and max(peaks.peaks.values()) < 300 * 1024
         return 0 if ok else 1
+
+
+def _hub_disk(engine: Any) -> dict[str, int]:
+    """``pg_total_relation_size`` (table, TOAST and indexes) of the hub's two big tables."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT pg_total_relation_size('blob_chunks'), pg_total_relation_size('documents')"
+            )
+        ).one()
+    return {"blob_chunks": int(row[0]), "documents": int(row[1])}
 
 
 def _hub_bytes(engine: Any) -> int:

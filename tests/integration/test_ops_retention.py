@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -14,8 +15,10 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from relay.config import Settings
-from relay.db.tables import deliveries, documents, events, operation_checkpoints
+from relay.db.tables import blob_chunks, deliveries, documents, events, operation_checkpoints
 from relay.retention.job import CHECKPOINT, run_retention
+from schemas import Attachment
+from schemas.envelope import encode_message
 from tests.relay_support import (
     RelayProcess,
     add_agency,
@@ -67,6 +70,69 @@ def add_document(conn: object, received_at: dt.datetime, *states: str) -> int:
             insert(events).values(document_pk=pk, delivery_id=did, kind="queued")
         )
     return int(pk)
+
+
+def add_chunks(conn: object, agency: str, stored_at: dt.datetime, n: int = 2) -> str:
+    """``n`` chunk rows of a new attachment uploaded by ``agency``; returns its SHA-256."""
+    sha = hashlib.sha256(os.urandom(32)).hexdigest()
+    for i in range(n):
+        conn.execute(  # type: ignore[attr-defined]
+            insert(blob_chunks).values(
+                submitted_by=agency,
+                sha256=sha,
+                offset=i * 1000,
+                size=n * 1000,
+                length=1000,
+                data=os.urandom(1000),
+                stored_at=stored_at,
+            )
+        )
+    return sha
+
+
+def add_chunked_document(
+    conn: object, agency: str, received_at: dt.datetime, sha256: str, *states: str
+) -> int:
+    """A document from ``agency`` whose attachment ``sha256`` travels in chunks, one delivery
+    per state."""
+    doc = make_document(agency, ["000.00.00.H26"])
+    doc.attachments = [
+        Attachment(name="scan.pdf", size=2000, sha256=sha256, data="", transfer="chunks")
+    ]
+    pk = conn.execute(  # type: ignore[attr-defined]
+        insert(documents)
+        .values(
+            message_id=str(uuid.uuid4()),
+            document_id=doc.document_id,
+            business_type=0,
+            sender=agency,
+            submitted_by=agency,
+            payload=encode_message(doc),
+            received_at=received_at,
+        )
+        .returning(documents.c.id)
+    ).scalar_one()
+    for i, state in enumerate(states):
+        conn.execute(  # type: ignore[attr-defined]
+            insert(deliveries).values(
+                document_pk=pk,
+                recipient=f"000.00.0{i}.H26",
+                route_to="000.00.00.H26",
+                message_id=str(uuid.uuid4()),
+                state=state,
+            )
+        )
+    return int(pk)
+
+
+def chunks_kept(engine: Engine, agency: str, sha256: str) -> int:
+    with engine.connect() as conn:
+        n: int = conn.execute(
+            select(func.count())
+            .select_from(blob_chunks)
+            .where(blob_chunks.c.submitted_by == agency, blob_chunks.c.sha256 == sha256)
+        ).scalar_one()
+    return n
 
 
 def payload_kept(engine: Engine, pk: int) -> bool:
@@ -231,3 +297,62 @@ def test_the_relay_runs_retention_by_itself(relay_env: Settings, db: Engine) -> 
             time.sleep(0.2)
         relay.wait_for_log('"retention.run"')
     assert payload_kept(db, old_needed)
+
+
+def test_attachment_chunks_go_with_the_last_payload_that_names_them(
+    relay_env: Settings, db: Engine
+) -> None:
+    x, y = random_code(), random_code()
+    with db.begin() as conn:
+        alone = add_chunks(conn, x, OLD)
+        done = add_chunked_document(conn, x, OLD, alone, "completed")
+        shared = add_chunks(conn, x, OLD)  # named by an old document and a recent one
+        old_shared = add_chunked_document(conn, x, OLD, shared, "completed")
+        recent_shared = add_chunked_document(conn, x, NEW, shared, "completed")
+        resendable = add_chunks(conn, x, OLD)  # its delivery failed: an operator may resend
+        failed = add_chunked_document(conn, x, OLD, resendable, "completed", "failed")
+        orphan = add_chunks(conn, x, OLD)  # uploaded, but its document never came
+        uploading = add_chunks(conn, x, NEW)  # its document may still come
+        # Another agency's rows under the same SHA-256 are its own, with its own documents.
+        add_chunks_as(conn, y, alone, NEW)
+        add_chunked_document(conn, y, NEW, alone, "completed")
+
+    result = run_retention(db, relay_env, days=30)
+
+    assert not payload_kept(db, done) and chunks_kept(db, x, alone) == 0
+    assert not payload_kept(db, old_shared) and payload_kept(db, recent_shared)
+    assert chunks_kept(db, x, shared) == 2
+    assert payload_kept(db, failed) and chunks_kept(db, x, resendable) == 2
+    assert chunks_kept(db, x, orphan) == 0
+    assert chunks_kept(db, x, uploading) == 2
+    assert chunks_kept(db, y, alone) == 2
+    assert result.chunks_removed >= 4 and result.chunk_bytes_removed >= 4000
+
+
+def test_with_retention_off_the_chunks_of_a_document_taken_back_go_with_it(
+    relay_env: Settings, db: Engine
+) -> None:
+    x = random_code()
+    with db.begin() as conn:
+        sha = add_chunks(conn, x, NEW)
+        taken_back = add_chunked_document(conn, x, NEW, sha, "recalled")
+        orphan = add_chunks(conn, x, OLD)
+    run_retention(db, relay_env, days=None)
+    assert not payload_kept(db, taken_back) and chunks_kept(db, x, sha) == 0
+    assert chunks_kept(db, x, orphan) == 2  # no age given: orphans wait for one
+
+
+def add_chunks_as(conn: object, agency: str, sha256: str, stored_at: dt.datetime) -> None:
+    """Two chunk rows of attachment ``sha256`` uploaded by ``agency``."""
+    for i in range(2):
+        conn.execute(  # type: ignore[attr-defined]
+            insert(blob_chunks).values(
+                submitted_by=agency,
+                sha256=sha256,
+                offset=i * 1000,
+                size=2000,
+                length=1000,
+                data=os.urandom(1000),
+                stored_at=stored_at,
+            )
+        )
