@@ -5,6 +5,12 @@ Each worker process runs :func:`relay.worker.main.run_relay` on its own share of
 connections, so the work of different agencies proceeds in parallel on several cores while each
 agency's submissions stay in order. The first worker also runs the retry worker and the sweep.
 
+The workers are forked from a ``forkserver`` process that imported the relay once
+(:mod:`relay.worker.preload`): the pages holding the relay's modules are shared by all of them
+(PSS counts them once), where spawned workers each loaded their own copy (about 67 MB each).
+The fork server is single-threaded, so forking it is safe, and each worker starts with the
+parent's environment as it was when the workers were started.
+
 The parent only supervises: SIGTERM/SIGINT is passed on to every worker (each stops cleanly, as
 a single relay does), and if one worker dies the others are stopped too and the parent exits
 non-zero, so that systemd (or whoever started it) restarts the whole relay.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +38,8 @@ log = structlog.get_logger()
 
 #: How long stopping workers get before they are killed (each waits out its confirms first).
 STOP_TIMEOUT_SECONDS = 60.0
+#: What the fork server imports before forking the workers (:mod:`relay.worker.preload`).
+PRELOAD = "relay.worker.preload"
 
 
 #: Sets up a process's logs with extra fields in every line; picklable (it crosses ``spawn``),
@@ -38,8 +47,17 @@ STOP_TIMEOUT_SECONDS = 60.0
 LogSetup = Callable[[Mapping[str, str]], None]
 
 
-def _worker(settings: Settings, partition: Partition, log_setup: LogSetup | None) -> None:
-    """A worker process's entry point (spawned: nothing is inherited but its arguments)."""
+def _worker(
+    settings: Settings,
+    partition: Partition,
+    log_setup: LogSetup | None,
+    environ: Mapping[str, str],
+) -> None:
+    """A worker process's entry point: forked by the fork server, it inherits that server's
+    loaded modules and nothing else but its arguments (the parent's environment as it was when
+    the workers were started, e.g. ``PROMETHEUS_MULTIPROC_DIR``)."""
+    os.environ.clear()
+    os.environ.update(environ)
     from relay.worker.main import run_relay
 
     if log_setup is not None:
@@ -49,11 +67,12 @@ def _worker(settings: Settings, partition: Partition, log_setup: LogSetup | None
 
 @contextlib.contextmanager
 def _spawned_import_this_module() -> Iterator[None]:
-    """A spawned process first runs its parent's ``__main__`` again; for the console script
-    that is every command of ``lienthong`` (the adapter, the SDK API, the demo: about 13 MB
-    and a second per worker). Named by its ``__spec__``, the main module a child runs is this
-    one instead, which imports only what a worker needs (multiprocessing's spawn reads
-    ``__main__.__spec__.name`` when the process starts)."""
+    """A worker (forked by the fork server, then prepared as a spawned process is) first runs
+    its parent's ``__main__`` again; for the console script that is every command of
+    ``lienthong`` (the adapter, the SDK API, the demo: about 13 MB and a second per worker).
+    Named by its ``__spec__``, the main module a child runs is this one instead, which imports
+    only what a worker needs (multiprocessing reads ``__main__.__spec__.name`` when the
+    process starts)."""
     main = sys.modules["__main__"]
     saved = getattr(main, "__spec__", None)
     main.__spec__ = importlib.util.find_spec(__name__)
@@ -68,12 +87,15 @@ def run_workers(settings: Settings, log_setup: LogSetup | None = None) -> int:
 
     ``log_setup`` is called first thing in each worker process (the composition root, the
     console script, passes its own; the relay does not import it)."""
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # The fork server imports the relay once; every worker is forked from it (see .preload).
+    ctx.set_forkserver_preload([PRELOAD])
     count = settings.workers
+    environ = dict(os.environ)
     procs: list[BaseProcess] = [
         ctx.Process(
             target=_worker,
-            args=(settings, Partition(i, count), log_setup),
+            args=(settings, Partition(i, count), log_setup, environ),
             name=f"lienthong-relay-{i + 1}",
         )
         for i in range(count)
