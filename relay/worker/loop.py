@@ -14,7 +14,7 @@ so an outbox message is never handed back for it (issue 12 items 6 and 9).
 Database work runs in :class:`relay.worker.dbthread.DbThread`, beside the ioloop. A partial
 batch (cut by ``batch_wait_ms``) waits while the database is still on the previous batch and goes
 as soon as that one is answered, so a steady trickle makes fewer, bigger transactions instead of
-a commit per few documents; a full batch (``batch_size`` or ``BATCH_MAX_BYTES``) goes at once.
+a commit per few documents; a full batch (``batch_size``, or half of ``intake_max_bytes``) goes at once.
 PostgreSQL being unreachable does not close anything: the database thread waits for it with
 backoff and the same work runs again (:mod:`relay.worker.dbthread`), so the broker connection
 and the unacked outbox messages are kept; the directory poll and the sweep run on the database
@@ -67,9 +67,9 @@ from schemas import topology as t
 
 log = structlog.get_logger()
 
-#: A batch is also cut when its bodies add up to this many bytes (big attachments): half the
-#: default ``intake_max_bytes``, so one batch is stored while the next gathers.
-BATCH_MAX_BYTES = 8 * 1024 * 1024
+#: A batch is also cut when its bodies add up to ``intake_max_bytes`` divided by this (big
+#: attachments), so one batch is stored while the next gathers.
+BATCH_BYTES_SHARE = 2
 #: How many stale pending deliveries one sweep republishes.
 SWEEP_LIMIT = 1000
 #: ... and how many bytes of documents one sweep holds (each document is read once, however
@@ -552,7 +552,10 @@ class RelayLoop:
         self._held_bytes += len(body)
         if not self._paused and self._held_bytes > self.settings.intake_max_bytes:
             self._pause_intake()
-        if len(self._pending) >= self.settings.batch_size or self._pending_bytes >= BATCH_MAX_BYTES:
+        if (
+            len(self._pending) >= self.settings.batch_size
+            or self._pending_bytes >= self.settings.intake_max_bytes // BATCH_BYTES_SHARE
+        ):
             self._flush()
         elif self._flush_timer is None:
             assert self._conn is not None
