@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -43,16 +44,18 @@ def run() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(argv[0], argv)
-    from relay.metrics.endpoint import serving_metrics
+    from relay.metrics.endpoint import multiprocess_dir, serving_metrics
 
-    with serving_metrics(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
-        if settings.workers == 1:
+    if settings.workers == 1:
+        with serving_metrics(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
             from relay.worker.main import run_relay
 
             run_relay(settings)
             return
-        from relay.worker.supervisor import run_workers
+    from relay.worker.supervisor import run_workers
 
-        status = run_workers(settings, obj.get("configure_logging"))
+    with multiprocess_dir(settings):  # the endpoint is served once the workers are forked
+        serve = functools.partial(serving_metrics, settings)
+        status = run_workers(settings, obj.get("configure_logging"), serve=serve)
     if status:
         raise SystemExit(status)

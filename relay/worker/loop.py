@@ -14,7 +14,8 @@ so an outbox message is never handed back for it (issue 12 items 6 and 9).
 Database work runs in :class:`relay.worker.dbthread.DbThread`, beside the ioloop. A partial
 batch (cut by ``batch_wait_ms``) waits while the database is still on the previous batch and goes
 as soon as that one is answered, so a steady trickle makes fewer, bigger transactions instead of
-a commit per few documents; a full batch (``batch_size``, or half of ``intake_max_bytes``) goes at once.
+a commit per few documents; a full batch (``batch_size``, or half of ``intake_max_bytes``) goes
+at once.
 PostgreSQL being unreachable does not close anything: the database thread waits for it with
 backoff and the same work runs again (:mod:`relay.worker.dbthread`), so the broker connection
 and the unacked outbox messages are kept; the directory poll and the sweep run on the database
