@@ -61,7 +61,13 @@ from relay.worker.amqp import (
     unused_consumer_callback,
 )
 from relay.worker.confirms import Confirms, InFlight, Outcome, Verdict, outcome, verdict
-from relay.worker.dbthread import DatabaseHealth, DbThread, Failure, classify
+from relay.worker.dbthread import (
+    RELEASE_CONNECTION,
+    DatabaseHealth,
+    DbThread,
+    Failure,
+    classify,
+)
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
 from schemas import topology as t
@@ -71,6 +77,10 @@ log = structlog.get_logger()
 #: A batch is also cut when its bodies add up to ``intake_max_bytes`` divided by this (big
 #: attachments), so one batch is stored while the next gathers.
 BATCH_BYTES_SHARE = 2
+#: A batch whose bodies add up to this many bytes is stored on a connection closed afterwards:
+#: libpq keeps a buffer as large as the largest statement it sent (measured: a 21 MB document
+#: kept 20 MB in the worker until the connection closed), which would stay in every worker.
+RELEASE_CONNECTION_BYTES = 12 * 1024 * 1024
 #: How many stale pending deliveries one sweep republishes.
 SWEEP_LIMIT = 1000
 #: ... and how many bytes of documents one sweep holds (each document is read once, however
@@ -613,6 +623,8 @@ class RelayLoop:
         max_bytes = self.settings.max_message_bytes
         handled: list[Handled] = []
         started = time.perf_counter()
+        if sum(len(m.envelope.body) for m in batch) >= RELEASE_CONNECTION_BYTES:
+            conn.info[RELEASE_CONNECTION] = True  # see RELEASE_CONNECTION_BYTES
         try:
             with conn.begin_nested():
                 handled = BatchProcessor(conn, max_bytes, self._publishing).run(batch)
