@@ -14,7 +14,7 @@ so an outbox message is never handed back for it (issue 12 items 6 and 9).
 Database work runs in :class:`relay.worker.dbthread.DbThread`, beside the ioloop. A partial
 batch (cut by ``batch_wait_ms``) waits while the database is still on the previous batch and goes
 as soon as that one is answered, so a steady trickle makes fewer, bigger transactions instead of
-a commit per few documents; a full batch (``batch_size``, or half of ``intake_max_bytes``) goes
+a commit per few documents; a full batch (``batch_size``, or a quarter of ``intake_max_bytes``) goes
 at once.
 PostgreSQL being unreachable does not close anything: the database thread waits for it with
 backoff and the same work runs again (:mod:`relay.worker.dbthread`), so the broker connection
@@ -75,8 +75,10 @@ from schemas import topology as t
 log = structlog.get_logger()
 
 #: A batch is also cut when its bodies add up to ``intake_max_bytes`` divided by this (big
-#: attachments), so one batch is stored while the next gathers.
-BATCH_BYTES_SHARE = 2
+#: attachments), so one batch is stored while the next gathers, and the copies a batch costs
+#: while it is stored (psycopg's parameters, libpq's buffer) stay small: 1MiB-attachment PSS
+#: 291-299 MB with a half, 259-272 MB with a quarter.
+BATCH_BYTES_SHARE = 4
 #: A batch whose bodies add up to this many bytes is stored on a connection closed afterwards:
 #: libpq keeps a buffer as large as the largest statement it sent (measured: a 21 MB document
 #: kept 20 MB in the worker until the connection closed), which would stay in every worker.
