@@ -55,6 +55,7 @@ from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
 from relay.worker.amqp import (
+    ZERO_COPY_BYTES,
     Properties,
     RelayConnection,
     take_deliveries,
@@ -83,6 +84,12 @@ BATCH_BYTES_SHARE = 4
 #: libpq keeps a buffer as large as the largest statement it sent (measured: a 21 MB document
 #: kept 20 MB in the worker until the connection closed), which would stay in every worker.
 RELEASE_CONNECTION_BYTES = 12 * 1024 * 1024
+#: Copies published and not yet confirmed may hold this many times ``intake_max_bytes``
+#: before the next batch waits for their confirms.
+COPY_BYTES_FACTOR = 2
+#: What one publish holds beside a copied body until confirmed (its frames' method and header,
+#: the bookkeeping objects), for the bound on copies in flight.
+PUBLISH_BYTES = 1024
 #: How many stale pending deliveries one sweep republishes.
 SWEEP_LIMIT = 1000
 #: ... and how many bytes of documents one sweep holds (each document is read once, however
@@ -155,6 +162,8 @@ class RelayLoop:
         self._consumer_serial = 0
         self._pending: list[Inbound] = []
         self._pending_bytes = 0
+        #: bytes the published, unconfirmed copies hold (frames; a large body is not copied)
+        self._copy_bytes = 0
         self._flush_timer: object | None = None
         self._timers: dict[str, object] = {}
         #: publishes awaiting their confirm, with the batch each belongs to (see .confirms)
@@ -590,7 +599,17 @@ class RelayLoop:
             # soon as that one is answered (one bigger transaction instead of many small ones,
             # so a steady trickle does not pay a commit per few documents).
             return
-        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        if (
+            self._copy_bytes >= COPY_BYTES_FACTOR * self.settings.intake_max_bytes
+            and self._inflight
+            and not self._stopping
+        ):
+            # The copies already published hold that many bytes until confirmed (a fan-out
+            # batch is the body times its recipients): the next batch goes when they are.
+            return
+        size = self.settings.batch_size
+        batch, self._pending = self._pending[:size], self._pending[size:]
+        self._pending_bytes = sum(len(m.envelope.body) for m in self._pending)
         if not batch or self._closing:
             return
         assert self._db is not None
@@ -716,6 +735,9 @@ class RelayLoop:
                 conn.send_publish(number, t.DELIVER_EXCHANGE, out.routing_key, out.body, props)
                 self._confirms.published((flight, pub))
                 flight.outstanding += 1
+                size = len(out.body)
+                flight.copy_bytes += PUBLISH_BYTES + (size if size < ZERO_COPY_BYTES else 0)
+        self._copy_bytes += flight.copy_bytes
         if flight.outstanding == 0:
             self._complete(flight)
         else:
@@ -753,6 +775,8 @@ class RelayLoop:
 
     def _complete(self, flight: InFlight) -> None:
         assert self._db_queued is not None
+        self._copy_bytes -= flight.copy_bytes  # confirmed: the broker has them
+        flight.copy_bytes = 0
         self._jobs += 1
 
         def record(conn: Connection) -> None:
@@ -763,6 +787,8 @@ class RelayLoop:
                 bounces.record(conn, self.settings, out, why)
 
         self._db_queued.submit(record, lambda _r: self._acknowledge(flight))
+        if self._pending and not self._batches and not self._closing:
+            self._flush()  # what waited for these copies to be confirmed
 
     def _acknowledge(self, flight: InFlight) -> None:
         """The database says queued (or why not): only now ack the outbox messages."""
