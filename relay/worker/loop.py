@@ -86,7 +86,7 @@ BATCH_BYTES_SHARE = 4
 RELEASE_CONNECTION_BYTES = 12 * 1024 * 1024
 #: Copies published and not yet confirmed may hold this many times ``intake_max_bytes``
 #: before the next batch waits for their confirms.
-COPY_BYTES_FACTOR = 2
+COPY_BYTES_FACTOR = 1
 #: What one publish holds beside a copied body until confirmed (its frames' method and header,
 #: the bookkeeping objects), for the bound on copies in flight.
 PUBLISH_BYTES = 1024
@@ -720,6 +720,9 @@ class RelayLoop:
         now = int(time.time())
         number = ch.channel_number
         for h in flight.handled:
+            # Copies are counted for fan-out only: a message's copy and receipt are a small
+            # multiple of its body, which intake_max_bytes bounds already.
+            fan_out = len(h.publishes) > 2
             for pub in h.publishes:
                 out = pub.outgoing
                 props = Properties(
@@ -735,8 +738,9 @@ class RelayLoop:
                 conn.send_publish(number, t.DELIVER_EXCHANGE, out.routing_key, out.body, props)
                 self._confirms.published((flight, pub))
                 flight.outstanding += 1
-                size = len(out.body)
-                flight.copy_bytes += PUBLISH_BYTES + (size if size < ZERO_COPY_BYTES else 0)
+                if fan_out:
+                    size = len(out.body)
+                    flight.copy_bytes += PUBLISH_BYTES + (size if size < ZERO_COPY_BYTES else 0)
         self._copy_bytes += flight.copy_bytes
         if flight.outstanding == 0:
             self._complete(flight)
