@@ -203,7 +203,9 @@ def drain(
     """
     total = 0
     while not should_stop():
-        rows = chunks.bounded(config, spool.unsent(config.publish_batch))
+        rows = chunks.bounded(
+            config, spool.unsent(config.publish_batch, config.publish_batch_bytes)
+        )
         if not rows:
             break
         try:
@@ -225,12 +227,21 @@ def drain(
 
 class InboxConsumer:
     """Collects the deliveries one ``process_data_events`` hands over, then stores them as a
-    batch and decides, in this one place, to ack or to reject (requeue=False) each."""
+    batch and decides, in this one place, to ack or to reject (requeue=False) each.
 
-    def __init__(self, channel: Any, writer: InboxWriter) -> None:
+    A batch is also stored as soon as its bodies reach ``max_bytes`` (``inbox_batch_bytes``),
+    through ``on_full`` (by default :meth:`flush`; :class:`InboxLanes` makes it flush both lanes,
+    urgent first), so a round of large documents is not gathered whole."""
+
+    def __init__(
+        self, channel: Any, writer: InboxWriter, max_bytes: int = 16 * 1024 * 1024
+    ) -> None:
         self.channel = channel
         self.writer = writer
+        self.max_bytes = max_bytes
+        self.on_full: Callable[[], None] = self.flush
         self._batch: list[tuple[int, Delivery]] = []
+        self._bytes = 0
 
     def on_message(self, _ch: Any, method: Any, properties: Any, body: bytes) -> None:
         delivery = Delivery(
@@ -240,11 +251,14 @@ class InboxConsumer:
             headers=properties.headers or {},
         )
         self._batch.append((method.delivery_tag, delivery))
+        self._bytes += len(body)
+        if self._bytes >= self.max_bytes:
+            self.on_full()
 
     def flush(self) -> None:
         if not self._batch:
             return
-        batch, self._batch = self._batch, []
+        batch, self._batch, self._bytes = self._batch, [], 0
         actions = self.writer.handle_batch([d for _, d in batch])
         for (tag, _), action in zip(batch, actions, strict=True):
             if action is Action.ACK:
@@ -260,6 +274,8 @@ class InboxLanes:
     def __init__(self, ordinary: InboxConsumer, urgent: InboxConsumer | None) -> None:
         self.consumers = [c for c in (urgent, ordinary) if c is not None]
         self.writer = ordinary.writer  # both lanes store through the one writer
+        for consumer in self.consumers:
+            consumer.on_full = self.flush  # a full batch: both lanes, urgent first
 
     def flush(self) -> None:
         for consumer in self.consumers:
@@ -380,7 +396,7 @@ class BrokerLoop:
             publisher = Publisher(connection, channel, urgent_lane=urgent is not None)
             channel.basic_qos(prefetch_count=self.config.prefetch)
 
-            consumer = InboxConsumer(channel, writer)
+            consumer = InboxConsumer(channel, writer, self.config.inbox_batch_bytes)
             channel.basic_consume(t.inbox_queue(self.config.agency), consumer.on_message)
         except (pika.exceptions.AMQPError, OSError, BrokerUnavailable) as e:
             self._close(connection)
@@ -399,7 +415,7 @@ class BrokerLoop:
         channel = connection.channel()
         try:
             channel.basic_qos(prefetch_count=self.config.prefetch)
-            consumer = InboxConsumer(channel, writer)
+            consumer = InboxConsumer(channel, writer, self.config.inbox_batch_bytes)
             channel.basic_consume(queue, consumer.on_message)
         except pika.exceptions.ChannelClosedByBroker as e:
             if e.reply_code not in (403, 404):

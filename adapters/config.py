@@ -114,6 +114,17 @@ class AdapterConfig(BaseModel):
     )
     prefetch: int = Field(50, ge=1, le=10_000, description="unacked inbox deliveries")
     publish_batch: int = Field(100, ge=1, le=10_000, description="spool rows sent per round")
+    publish_batch_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="bytes of spool rows sent per round (a larger single row still goes alone)",
+    )
+    inbox_batch_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="bytes of inbox deliveries stored in one transaction (the batch is stored "
+        "and acked as soon as it reaches this)",
+    )
     reconnect_initial_seconds: float = Field(0.5, gt=0, le=60)
     reconnect_max_seconds: float = Field(30.0, gt=0, le=3600)
     heartbeat_seconds: int = Field(30, ge=0, le=600)

@@ -244,8 +244,29 @@ class Spool:
         )
         return self._row(rows[0]) if rows else None
 
-    def unsent(self, limit: int) -> list[Outgoing]:
-        """The oldest submissions not yet confirmed by the broker, in spool order."""
+    def unsent(self, limit: int, max_bytes: int | None = None) -> list[Outgoing]:
+        """The oldest submissions not yet confirmed by the broker, in spool order: at most
+        ``limit`` of them and, when ``max_bytes`` is given, bodies of at most that many bytes
+        between them (the first row always, however large), so a round of large documents
+        holds a bounded number of bytes in memory."""
+        if max_bytes is not None:
+            # Sizes first (SQLite's length() of a blob does not read the blob), then only
+            # the bodies that fit.
+            sizes = self._read(
+                "SELECT seq, length(body) FROM outgoing WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+                (limit,),
+            )
+            held = 0
+            taken = 0
+            for _seq, size in sizes:
+                assert isinstance(size, int)
+                if taken and held + size > max_bytes:
+                    break
+                held += size
+                taken += 1
+            limit = taken
+            if not limit:
+                return []
         rows = self._read(
             f"SELECT {self._COLUMNS} FROM outgoing WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
             (limit,),

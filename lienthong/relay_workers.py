@@ -2,8 +2,9 @@
 
 ``lienthong relay run`` with ``LIENTHONG_WORKERS`` > 1 replaces itself (``exec``, same process
 id, so systemd and signals see no difference) with this module, so that the process that only
-supervises holds what supervising needs (about 27 MB) rather than every command of the console
-script (about 80 MB). Settings come from the environment, as for ``lienthong relay run``.
+supervises holds what supervising needs rather than every command of the console script; the
+workers are forked from it (they share the pages of what it loaded). Settings come from the
+environment, as for ``lienthong relay run``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import functools
 import sys
 
 from lienthong.logs import configure_logging
+from relay.cli.monitoring import monitoring
 from relay.config import load_settings
-from relay.db.engine import disposing, monitoring_engine
-from relay.metrics.endpoint import serving_metrics
-from relay.metrics.health import CHECK_TIMEOUT_SECONDS
+from relay.metrics.endpoint import multiprocess_dir
 from relay.worker.supervisor import run_workers
 
 
@@ -28,11 +28,13 @@ def main(argv: list[str]) -> int:
     log_level, log_format = argv
     configure_logging(log_level, log_format)
     settings = load_settings()
-    with (
-        disposing(monitoring_engine(settings.database_url, CHECK_TIMEOUT_SECONDS)) as engine,
-        serving_metrics(settings, engine),  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
-    ):
-        return run_workers(settings, functools.partial(configure_logging, log_level, log_format))
+    # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz, served once the workers are forked
+    with multiprocess_dir(settings):
+        return run_workers(
+            settings,
+            functools.partial(configure_logging, log_level, log_format),
+            serve=functools.partial(monitoring, settings),
+        )
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
 import click
 
 from relay.cli.common import friendly_errors, settings_from_env
+from relay.cli.monitoring import monitoring
 
 
 @click.group()
@@ -43,21 +45,18 @@ def run() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(argv[0], argv)
-    from relay.db.engine import disposing, monitoring_engine
-    from relay.metrics.endpoint import serving_metrics
-    from relay.metrics.health import CHECK_TIMEOUT_SECONDS
+    from relay.metrics.endpoint import multiprocess_dir
 
-    with (
-        disposing(monitoring_engine(settings.database_url, CHECK_TIMEOUT_SECONDS)) as engine,
-        serving_metrics(settings, engine),  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
-    ):
-        if settings.workers == 1:
+    if settings.workers == 1:
+        with monitoring(settings):  # LIENTHONG_METRICS_ADDR: /metrics, /healthz, /readyz
             from relay.worker.main import run_relay
 
             run_relay(settings)
             return
-        from relay.worker.supervisor import run_workers
+    from relay.worker.supervisor import run_workers
 
-        status = run_workers(settings, obj.get("configure_logging"))
+    with multiprocess_dir(settings):  # the endpoint is served once the workers are forked
+        serve = functools.partial(monitoring, settings)
+        status = run_workers(settings, obj.get("configure_logging"), serve=serve)
     if status:
         raise SystemExit(status)

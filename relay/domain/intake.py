@@ -119,4 +119,15 @@ def read_submission(env: Envelope, max_bytes: int) -> Document | Status | Refusa
             "body: a text field contains a NUL character (\\u0000), which cannot be stored; "
             "remove control characters from the document"
         )
+    if isinstance(message, Document):
+        release_attachment_data(message)
     return message
+
+
+def release_attachment_data(document: Document) -> None:
+    """Drop the decoded attachments' base64 text, checked once (size and SHA-256) by the
+    model: the relay stores and publishes the body as it came (``Envelope.body``) and reads
+    only the header and the attachments' ``size`` / ``sha256`` / ``transfer`` after this, so a
+    20 MB document is not held twice (body and text) while its batch is stored."""
+    for attachment in document.attachments:
+        attachment.data = ""

@@ -33,6 +33,27 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager
+def multiprocess_dir(settings: Settings) -> Iterator[None]:
+    """With several workers and the endpoint on: ``PROMETHEUS_MULTIPROC_DIR`` set (a directory
+    of its own, removed at the end) before the workers are forked, which inherit it;
+    :func:`serving_metrics` then sums what they write there."""
+    try:
+        addr = parse_addr(settings.metrics_addr)
+    except AddressError as e:
+        raise InvalidInput(f"LIENTHONG_METRICS_ADDR: {e}") from e
+    if settings.workers <= 1 or addr is None or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    shared = tempfile.mkdtemp(prefix="lienthong-metrics-")
+    os.environ[MULTIPROC_ENV] = shared
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+@contextmanager
 def serving_metrics(settings: Settings, engine: Engine) -> Iterator[MonitoringServer | None]:
     """Serve the endpoint (if ``metrics_addr`` is set) while the relay runs.
 
@@ -51,10 +72,15 @@ def serving_metrics(settings: Settings, engine: Engine) -> Iterator[MonitoringSe
     from relay.metrics.hot import hot_metrics
 
     shared: str | None = None
+    owned = True  # the directory is this function's to remove
     registry = CollectorRegistry(auto_describe=True)
     if settings.workers > 1:
-        shared = tempfile.mkdtemp(prefix="lienthong-metrics-")
-        os.environ[MULTIPROC_ENV] = shared  # inherited by the workers it starts
+        shared = os.environ.get(MULTIPROC_ENV)  # set before the workers started
+        if shared is None:
+            shared = tempfile.mkdtemp(prefix="lienthong-metrics-")
+            os.environ[MULTIPROC_ENV] = shared  # inherited by the workers it starts
+        else:
+            owned = False
         MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
     else:
         registry.register(hot_metrics().registry)
@@ -74,6 +100,6 @@ def serving_metrics(settings: Settings, engine: Engine) -> Iterator[MonitoringSe
         yield server
     finally:
         server.stop()
-        if shared is not None:
+        if shared is not None and owned:
             os.environ.pop(MULTIPROC_ENV, None)
             shutil.rmtree(shared, ignore_errors=True)

@@ -1,8 +1,8 @@
 """The metrics measured in the relay's worker processes (the rest comes from the database).
 
 Created on first use, not at import: with several workers the parent sets
-``PROMETHEUS_MULTIPROC_DIR`` before they start, and prometheus-client picks its storage when
-the first metric is created.
+``PROMETHEUS_MULTIPROC_DIR`` before it forks them, and :func:`hot_metrics` has prometheus-client
+pick its storage again before the first metric is created.
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ class HotMetrics:
 
 @functools.cache
 def hot_metrics() -> HotMetrics:
-    from prometheus_client import CollectorRegistry, Gauge, Histogram
+    from prometheus_client import CollectorRegistry, Gauge, Histogram, values
 
+    # prometheus-client picks its storage when it is imported; a worker forked from a parent
+    # that imported it before setting PROMETHEUS_MULTIPROC_DIR picks it again here.
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     return HotMetrics(
         registry=registry,

@@ -48,6 +48,9 @@ Work = Callable[[Connection], Any]
 Done = Callable[[Any], None]
 Post = Callable[[Callable[[], None]], None]
 
+#: Set ``conn.info[RELEASE_CONNECTION] = True`` in a piece of work to have its database
+#: connection closed (and a fresh one opened for the next) once the transaction committed.
+RELEASE_CONNECTION = "lienthong_release_connection"
 #: At most this many pieces of work share one transaction.
 MAX_MERGED = 16
 #: Waiting for PostgreSQL to come back: first pause and cap (seconds).
@@ -198,8 +201,14 @@ class DbThread:
 
     def _once(self, jobs: list[tuple[Work, Done]]) -> list[tuple[Done, Any]]:
         try:
-            with self._engine.begin() as conn:
-                return [(done, work(conn)) for work, done in jobs]
+            with self._engine.connect() as conn:
+                with conn.begin():
+                    results = [(done, work(conn)) for work, done in jobs]
+                if conn.info.pop(RELEASE_CONNECTION, False):
+                    # libpq keeps its buffers as large as the largest statement it sent (a
+                    # batch of big documents): the connection goes, and the memory with it.
+                    conn.invalidate()
+                return results
         except SQLAlchemyError as e:
             if classify(e) is Failure.CONFLICT:
                 log.info("relay.transaction_conflict", error=_first_line(e))

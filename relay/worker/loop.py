@@ -14,7 +14,8 @@ so an outbox message is never handed back for it (issue 12 items 6 and 9).
 Database work runs in :class:`relay.worker.dbthread.DbThread`, beside the ioloop. A partial
 batch (cut by ``batch_wait_ms``) waits while the database is still on the previous batch and goes
 as soon as that one is answered, so a steady trickle makes fewer, bigger transactions instead of
-a commit per few documents; a full batch (``batch_size`` or ``BATCH_MAX_BYTES``) goes at once.
+a commit per few documents; a full batch (``batch_size``, or a quarter of ``intake_max_bytes``) goes
+at once.
 PostgreSQL being unreachable does not close anything: the database thread waits for it with
 backoff and the same work runs again (:mod:`relay.worker.dbthread`), so the broker connection
 and the unacked outbox messages are kept; the directory poll and the sweep run on the database
@@ -54,13 +55,20 @@ from relay.retry import bounces
 from relay.worker import store
 from relay.worker.acks import OutboxAcks
 from relay.worker.amqp import (
+    ZERO_COPY_BYTES,
     Properties,
     RelayConnection,
     take_deliveries,
     unused_consumer_callback,
 )
 from relay.worker.confirms import Confirms, InFlight, Outcome, Verdict, outcome, verdict
-from relay.worker.dbthread import DatabaseHealth, DbThread, Failure, classify
+from relay.worker.dbthread import (
+    RELEASE_CONNECTION,
+    DatabaseHealth,
+    DbThread,
+    Failure,
+    classify,
+)
 from relay.worker.partition import Partition
 from relay.worker.process import BatchProcessor, Handled, Inbound, Publish, republish_pending
 from relay.worker.repository import SqlBatchRepository
@@ -68,9 +76,21 @@ from schemas import topology as t
 
 log = structlog.get_logger()
 
-#: A batch is also cut when its bodies add up to this many bytes (big attachments): half the
-#: default ``intake_max_bytes``, so one batch is stored while the next gathers.
-BATCH_MAX_BYTES = 8 * 1024 * 1024
+#: A batch is also cut when its bodies add up to ``intake_max_bytes`` divided by this (big
+#: attachments), so one batch is stored while the next gathers, and the copies a batch costs
+#: while it is stored (psycopg's parameters, libpq's buffer) stay small: 1MiB-attachment PSS
+#: 291-299 MB with a half, 259-272 MB with a quarter.
+BATCH_BYTES_SHARE = 4
+#: A batch whose bodies add up to this many bytes is stored on a connection closed afterwards:
+#: libpq keeps a buffer as large as the largest statement it sent (measured: a 21 MB document
+#: kept 20 MB in the worker until the connection closed), which would stay in every worker.
+RELEASE_CONNECTION_BYTES = 12 * 1024 * 1024
+#: Copies published and not yet confirmed may hold this many times ``intake_max_bytes``
+#: before the next batch waits for their confirms.
+COPY_BYTES_FACTOR = 1
+#: What one publish holds beside a copied body until confirmed (its frames' method and header,
+#: the bookkeeping objects), for the bound on copies in flight.
+PUBLISH_BYTES = 1024
 #: How many stale pending deliveries one sweep republishes.
 SWEEP_LIMIT = 1000
 #: ... and how many bytes of documents one sweep holds (each document is read once, however
@@ -143,6 +163,8 @@ class RelayLoop:
         self._consumer_serial = 0
         self._pending: list[Inbound] = []
         self._pending_bytes = 0
+        #: bytes the published, unconfirmed copies hold (frames; a large body is not copied)
+        self._copy_bytes = 0
         self._flush_timer: object | None = None
         self._timers: dict[str, object] = {}
         #: publishes awaiting their confirm, with the batch each belongs to (see .confirms)
@@ -553,7 +575,10 @@ class RelayLoop:
         self._held_bytes += len(body)
         if not self._paused and self._held_bytes > self.settings.intake_max_bytes:
             self._pause_intake()
-        if len(self._pending) >= self.settings.batch_size or self._pending_bytes >= BATCH_MAX_BYTES:
+        if (
+            len(self._pending) >= self.settings.batch_size
+            or self._pending_bytes >= self.settings.intake_max_bytes // BATCH_BYTES_SHARE
+        ):
             self._flush()
         elif self._flush_timer is None:
             assert self._conn is not None
@@ -575,7 +600,17 @@ class RelayLoop:
             # soon as that one is answered (one bigger transaction instead of many small ones,
             # so a steady trickle does not pay a commit per few documents).
             return
-        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        if (
+            self._copy_bytes >= COPY_BYTES_FACTOR * self.settings.intake_max_bytes
+            and self._inflight
+            and not self._stopping
+        ):
+            # The copies already published hold that many bytes until confirmed (a fan-out
+            # batch is the body times its recipients): the next batch goes when they are.
+            return
+        size = self.settings.batch_size
+        batch, self._pending = self._pending[:size], self._pending[size:]
+        self._pending_bytes = sum(len(m.envelope.body) for m in self._pending)
         if not batch or self._closing:
             return
         assert self._db is not None
@@ -610,6 +645,8 @@ class RelayLoop:
         max_bytes = self.settings.max_message_bytes
         handled: list[Handled] = []
         started = time.perf_counter()
+        if sum(len(m.envelope.body) for m in batch) >= RELEASE_CONNECTION_BYTES:
+            conn.info[RELEASE_CONNECTION] = True  # see RELEASE_CONNECTION_BYTES
         try:
             with conn.begin_nested():
                 handled = BatchProcessor(SqlBatchRepository(conn), max_bytes, self._publishing).run(
@@ -686,6 +723,9 @@ class RelayLoop:
         now = int(time.time())
         number = ch.channel_number
         for h in flight.handled:
+            # Copies are counted for fan-out only: a message's copy and receipt are a small
+            # multiple of its body, which intake_max_bytes bounds already.
+            fan_out = len(h.publishes) > 2
             for pub in h.publishes:
                 out = pub.outgoing
                 props = Properties(
@@ -701,6 +741,10 @@ class RelayLoop:
                 conn.send_publish(number, t.DELIVER_EXCHANGE, out.routing_key, out.body, props)
                 self._confirms.published((flight, pub))
                 flight.outstanding += 1
+                if fan_out:
+                    size = len(out.body)
+                    flight.copy_bytes += PUBLISH_BYTES + (size if size < ZERO_COPY_BYTES else 0)
+        self._copy_bytes += flight.copy_bytes
         if flight.outstanding == 0:
             self._complete(flight)
         else:
@@ -738,6 +782,8 @@ class RelayLoop:
 
     def _complete(self, flight: InFlight) -> None:
         assert self._db_queued is not None
+        self._copy_bytes -= flight.copy_bytes  # confirmed: the broker has them
+        flight.copy_bytes = 0
         self._jobs += 1
 
         def record(conn: Connection) -> None:
@@ -748,6 +794,8 @@ class RelayLoop:
                 bounces.record(conn, self.settings, out, why)
 
         self._db_queued.submit(record, lambda _r: self._acknowledge(flight))
+        if self._pending and not self._batches and not self._closing:
+            self._flush()  # what waited for these copies to be confirmed
 
     def _acknowledge(self, flight: InFlight) -> None:
         """The database says queued (or why not): only now ack the outbox messages."""

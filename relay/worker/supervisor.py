@@ -5,6 +5,11 @@ Each worker process runs :func:`relay.worker.main.run_relay` on its own share of
 connections, so the work of different agencies proceeds in parallel on several cores while each
 agency's submissions stay in order. The first worker also runs the retry worker and the sweep.
 
+The workers are forked from the parent, which loaded the relay first (:mod:`relay.worker.preload`)
+and had started no thread yet (the metrics endpoint is served once they are forked): the pages
+holding the relay's modules are shared by all of them (PSS counts them once), where spawned
+workers each loaded their own copy (about 67 MB each).
+
 The parent only supervises: SIGTERM/SIGINT is passed on to every worker (each stops cleanly, as
 a single relay does), and if one worker dies the others are stopped too and the parent exits
 non-zero, so that systemd (or whoever started it) restarts the whole relay.
@@ -13,11 +18,10 @@ non-zero, so that systemd (or whoever started it) restarts the whole relay.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import multiprocessing
 import signal
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -31,15 +35,21 @@ log = structlog.get_logger()
 
 #: How long stopping workers get before they are killed (each waits out its confirms first).
 STOP_TIMEOUT_SECONDS = 60.0
+#: Loaded by the parent before it forks the workers (:mod:`relay.worker.preload`).
+PRELOAD = "relay.worker.preload"
 
 
-#: Sets up a process's logs with extra fields in every line; picklable (it crosses ``spawn``),
-#: e.g. a ``functools.partial`` of the console script's logging set-up.
+#: Sets up a process's logs with extra fields in every line, e.g. a ``functools.partial`` of
+#: the console script's logging set-up.
 LogSetup = Callable[[Mapping[str, str]], None]
+#: What the parent serves once its workers are forked (the metrics endpoint): a context
+#: manager, entered after the fork so that no thread of it exists when a worker is forked.
+Serve = Callable[[], contextlib.AbstractContextManager[object]]
 
 
 def _worker(settings: Settings, partition: Partition, log_setup: LogSetup | None) -> None:
-    """A worker process's entry point (spawned: nothing is inherited but its arguments)."""
+    """A worker process's entry point: forked from the parent, with the relay's modules
+    already loaded (:mod:`relay.worker.preload`)."""
     from relay.worker.main import run_relay
 
     if log_setup is not None:
@@ -47,28 +57,18 @@ def _worker(settings: Settings, partition: Partition, log_setup: LogSetup | None
     run_relay(settings, partition)
 
 
-@contextlib.contextmanager
-def _spawned_import_this_module() -> Iterator[None]:
-    """A spawned process first runs its parent's ``__main__`` again; for the console script
-    that is every command of ``lienthong`` (the adapter, the SDK API, the demo: about 13 MB
-    and a second per worker). Named by its ``__spec__``, the main module a child runs is this
-    one instead, which imports only what a worker needs (multiprocessing's spawn reads
-    ``__main__.__spec__.name`` when the process starts)."""
-    main = sys.modules["__main__"]
-    saved = getattr(main, "__spec__", None)
-    main.__spec__ = importlib.util.find_spec(__name__)
-    try:
-        yield
-    finally:
-        main.__spec__ = saved
-
-
-def run_workers(settings: Settings, log_setup: LogSetup | None = None) -> int:
+def run_workers(
+    settings: Settings, log_setup: LogSetup | None = None, serve: Serve | None = None
+) -> int:
     """Run ``settings.workers`` relay processes until a signal; returns the exit status.
 
     ``log_setup`` is called first thing in each worker process (the composition root, the
-    console script, passes its own; the relay does not import it)."""
-    ctx = multiprocessing.get_context("spawn")
+    console script, passes its own; the relay does not import it). ``serve`` is entered once
+    the workers are forked and left when they have stopped.
+
+    Call it before starting any thread: the workers are forked from this process."""
+    importlib.import_module(PRELOAD)
+    ctx = multiprocessing.get_context("fork")
     count = settings.workers
     procs: list[BaseProcess] = [
         ctx.Process(
@@ -92,22 +92,25 @@ def run_workers(settings: Settings, log_setup: LogSetup | None = None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     status = 0
     try:
-        with _spawned_import_this_module():
-            for p in procs:
-                p.start()
+        for p in procs:
+            p.start()
         log.info("relay.workers_started", workers=count, pids=[p.pid for p in procs])
-        running = list(procs)
-        while running:
-            ended = wait([p.sentinel for p in running])
-            for p in [p for p in running if p.sentinel in ended]:
-                p.join()
-                running.remove(p)
-                if not stopping:
-                    log.error("relay.worker_exited", worker=p.name, exitcode=p.exitcode)
-                    status = 1
-                    on_signal(signal.SIGTERM, None)
-                elif p.exitcode not in (0, None):
-                    status = status or 1
+        with serve() if serve is not None else contextlib.nullcontext():
+            running = list(procs)
+            while running:
+                ended = wait([p.sentinel for p in running])
+                for p in [p for p in running if p.sentinel in ended]:
+                    p.join()
+                    running.remove(p)
+                    if not stopping:
+                        log.error("relay.worker_exited", worker=p.name, exitcode=p.exitcode)
+                        status = 1
+                        on_signal(signal.SIGTERM, None)
+                    elif p.exitcode not in (0, None):
+                        status = status or 1
+    except BaseException:
+        on_signal(signal.SIGTERM, None)  # e.g. the metrics port is taken: stop the workers
+        raise
     finally:
         for p in procs:
             if p.pid is not None:

@@ -173,3 +173,59 @@ def test_a_second_copy_in_the_same_batch_is_not_acked_when_the_first_was_not_rec
     actions = broken.handle_batch([_doc_delivery(), _doc_delivery()])
     assert actions == [Action.REJECT, Action.REJECT]
     assert not store.is_recorded(t.TYPE_DOCUMENT, "d-1")
+
+
+class _BatchesSeen(InboxRecorder):
+    """The real recorder, remembering the size of every batch it was handed."""
+
+    def __init__(self, config: AdapterConfig, spool: Spool) -> None:
+        super().__init__(config, spool)
+        self.batches: list[int] = []
+
+    def handle_batch(self, deliveries: list[Delivery]) -> list[Action]:
+        self.batches.append(len(deliveries))
+        return super().handle_batch(deliveries)
+
+
+class _Acks:
+    """What the consumer says to the broker (the part of pika's channel it uses)."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+
+    def basic_ack(self, tag: int) -> None:
+        self.acked.append(tag)
+
+    def basic_reject(self, tag: int, requeue: bool) -> None:
+        raise AssertionError(f"delivery {tag} rejected")
+
+
+class _Method:
+    def __init__(self, tag: int) -> None:
+        self.delivery_tag = tag
+
+
+class _Props:
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        self.type = t.TYPE_DOCUMENT
+        self.headers = {t.HEADER_RECIPIENT: B}
+
+
+def test_inbox_deliveries_are_stored_and_acked_once_their_bytes_reach_the_batch_cap(
+    config: AdapterConfig, spool: Spool, store: ReceivedStore
+) -> None:
+    from adapters.broker import InboxConsumer, InboxLanes
+
+    body = _doc_delivery().body
+    writer = _BatchesSeen(config, spool)
+    acks = _Acks()
+    ordinary = InboxConsumer(acks, writer, max_bytes=2 * len(body) + 1)
+    lanes = InboxLanes(ordinary, None)
+    for tag in range(1, 8):  # one round of the broker loop hands over seven deliveries
+        ordinary.on_message(acks, _Method(tag), _Props(f"d-{tag}"), body)
+    assert writer.batches == [3, 3]  # stored as soon as they passed the cap, not at the end
+    assert acks.acked == [1, 2, 3, 4, 5, 6]
+    lanes.flush()  # the end of the round: what is left
+    assert writer.batches == [3, 3, 1] and acks.acked == list(range(1, 8))
+    assert len(store.pending()) == 7

@@ -46,3 +46,23 @@ def test_a_transaction_that_fails_spools_nothing(tmp_path: Path) -> None:
             Spool.insert(db, _msg(1))
             Spool.insert(db, _msg(1))  # a known message id is kept, not doubled
         assert [r.message_id for r in spool.unsent(10)] == ["m-1"]
+
+
+def test_a_round_of_unsent_rows_is_capped_by_bytes_the_first_row_always_going(
+    tmp_path: Path,
+) -> None:
+    with Spool(tmp_path / "s.sqlite3") as spool:
+        for n, size in enumerate((3000, 4000, 2000, 100)):
+            spool.add(NewMessage(f"m-{n}", "document", b"x" * size, f"doc-{n}"))
+        assert [r.message_id for r in spool.unsent(10, max_bytes=7000)] == ["m-0", "m-1"]
+        assert [r.message_id for r in spool.unsent(10, max_bytes=9100)] == [
+            "m-0",
+            "m-1",
+            "m-2",
+            "m-3",
+        ]
+        assert [r.message_id for r in spool.unsent(1, max_bytes=9100)] == ["m-0"]
+        # a row larger than the cap still goes, alone, so nothing is stuck behind it
+        assert [r.message_id for r in spool.unsent(10, max_bytes=1024)] == ["m-0"]
+        spool.mark_sent([r.seq for r in spool.unsent(2)])
+        assert [r.message_id for r in spool.unsent(10, max_bytes=2100)] == ["m-2", "m-3"]

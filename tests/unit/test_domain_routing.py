@@ -154,3 +154,24 @@ def test_01_prefers_an_undelivered_copy_and_other_codes_prefer_the_original() ->
     later = route_status(code="05", candidates=[original, revoke], **kw)  # type: ignore[arg-type]
     assert isinstance(first, StatusRoute) and first.delivery == revoke
     assert isinstance(later, StatusRoute) and later.delivery == original
+
+
+def test_an_attachment_is_checked_once_and_its_text_not_kept_beside_the_body() -> None:
+    from schemas import Attachment, Organization
+
+    raw = b"%PDF-1.7 scanned page" * 1000
+    good = Attachment.from_bytes("cv.pdf", raw, "application/pdf")
+    doc = Document(
+        document_id="X",
+        sender=Organization(organ_id=A),
+        recipients=[Organization(organ_id=C)],
+        attachments=[good],
+    )
+    body = encode_message(doc)
+    decoded = read_submission(_env(body=body), 1_000_000)
+    assert isinstance(decoded, Document)
+    [kept] = decoded.attachments
+    assert (kept.size, kept.sha256, kept.data) == (len(raw), good.sha256, "")
+    bad = body.replace(good.sha256.encode(), b"0" * 64)
+    refused = read_submission(_env(body=bad), 1_000_000)
+    assert isinstance(refused, Refusal) and "sha256" in refused.reason

@@ -136,3 +136,14 @@ def test_a_large_body_is_sent_as_views_of_itself_not_copied(size: int) -> None:
         assert copied < 1024 + 9 * len(pieces), "only frame headers are new bytes"
     else:
         assert copied > size
+
+
+def test_pika_reads_the_socket_in_large_chunks_for_the_relay() -> None:
+    from pika.adapters.utils import io_services_utils
+
+    from relay.worker.amqp import RECV_BYTES, read_in_large_chunks
+
+    transport = io_services_utils._AsyncTransportBase
+    assert transport._MAX_RECV_BYTES in (4096, RECV_BYTES)  # the attribute pika reads with
+    read_in_large_chunks()
+    assert transport._MAX_RECV_BYTES == RECV_BYTES
