@@ -49,7 +49,7 @@ from schemas import (
 from schemas import topology as t
 from schemas.directory import TYPE_DIRECTORY
 from schemas.envelope import encode_message
-from schemas.urgency import is_urgent_document
+from schemas.urgency import is_urgent_document, is_urgent_priority
 
 log = structlog.get_logger()
 
@@ -128,6 +128,7 @@ def _deliver(p: store.PendingDelivery) -> Publish:
             message_type=t.TYPE_DOCUMENT,
             body=p.payload,
             message_id=p.message_id,  # as stored: an older delivery keeps its older id
+            urgent=is_urgent_priority(p.priority),  # the lane its first copy took
         ),
         delivery_id=p.delivery_id,
     )

@@ -210,6 +210,8 @@ class PendingDelivery:
     recipient: str
     route_to: str
     payload: bytes
+    #: the document's edXML priority: an urgent document's copy goes to the urgent lane
+    priority: int | None = None
 
 
 def _pending_select() -> Any:
@@ -224,6 +226,7 @@ def _pending_select() -> Any:
         documents.c.submitted_by,
         deliveries.c.recipient,
         deliveries.c.route_to,
+        documents.c.priority,
     ).join(documents, documents.c.id == deliveries.c.document_pk)
 
 
@@ -249,6 +252,7 @@ def _with_payloads(conn: Connection, rows: Iterable[Any]) -> list[PendingDeliver
             recipient=r[6],
             route_to=r[7],
             payload=payloads[r[1]],
+            priority=r[8],
         )
         for r in rows
     ]

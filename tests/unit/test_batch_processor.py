@@ -14,6 +14,7 @@ from relay.domain.intake import Envelope
 from relay.domain.routing import ACTIVE, Entry
 from relay.worker.process import BatchProcessor, Handled, Inbound
 from schemas import Document, ReceiptKind, RecipientOutcome, Status
+from schemas.document import OtherInfo
 from schemas import topology as t
 from schemas.envelope import encode_message
 from tests.unit.fakes.batch_repository import FakeBatchRepository
@@ -187,6 +188,18 @@ def test_a_submission_seen_again_republishes_only_its_unconfirmed_copies() -> No
     assert len(repo.documents) == 1 and len(repo.deliveries) == 2
     # the very receipt the first time got, sent again as stored
     assert receipts(h2) == receipts(h1)
+
+
+def test_an_urgent_documents_unconfirmed_copy_goes_again_to_the_urgent_lane() -> None:
+    repo = hub()
+    message = inbound(A, document(A, [B], other_info=OtherInfo(priority=1)))
+    [h1] = run(repo, message)
+
+    [h2] = run(repo, message)  # redelivered after a crash: the copy was not confirmed
+
+    first = [p.outgoing.routing_key for p in h1.publishes if p.delivery_id is not None]
+    again = [p.outgoing.routing_key for p in h2.publishes if p.delivery_id is not None]
+    assert first == again == [t.deliver_routing_key(B, urgent=True)]
 
 
 def test_a_copy_whose_confirm_is_awaited_is_not_published_again() -> None:

@@ -159,6 +159,7 @@ class FakeBatchRepository(BatchRepository):
                         recipient=d["recipient"],
                         route_to=d["route_to"],
                         payload=doc["payload"],
+                        priority=doc.get("priority"),
                     )
                 )
         return out
