@@ -14,8 +14,8 @@ from relay.domain.intake import Envelope
 from relay.domain.routing import ACTIVE, Entry
 from relay.worker.process import BatchProcessor, Handled, Inbound
 from schemas import Document, ReceiptKind, RecipientOutcome, Status
-from schemas.document import OtherInfo
 from schemas import topology as t
+from schemas.document import OtherInfo
 from schemas.envelope import encode_message
 from tests.unit.fakes.batch_repository import FakeBatchRepository
 
