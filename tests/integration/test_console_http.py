@@ -300,7 +300,8 @@ def test_an_operators_resend_is_published_and_appears_in_the_audit_log(
     assert resp.status_code == 303
     assert "notice=resent_n" in resp.headers["location"]
     assert _state(db, world.failed_to_c, world.c.code) == "queued"
-    copies = [m for m in drain(world.c, expect=1, timeout=10) if m.type == "document"]
+    # the seeded document is urgent (priority 1): its copy goes again to C's urgent lane
+    copies = [m for m in drain(world.c, expect=1, timeout=10, urgent=True) if m.type == "document"]
     assert len(copies) == 1
     assert _audit_rows(db, world.failed_to_c.document_id) == [(world.operator, "resend", "done")]
     audit_page = login(world.console.url, world.auditor).get("/audit").text
