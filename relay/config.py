@@ -31,7 +31,7 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="relay processes; each consumes a share of the outboxes"
     )
     prefetch: int = Field(250, ge=1, description="unacked outbox messages per consumer")
-    batch_size: int = Field(500, ge=1, description="messages handled in one transaction")
+    batch_size: int = Field(250, ge=1, description="messages handled in one transaction")
     batch_wait_ms: int = Field(20, ge=0, description="how long a partial batch waits for more")
     intake_max_bytes: int = Field(
         16 * 1024 * 1024,
