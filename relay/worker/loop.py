@@ -159,6 +159,10 @@ class RelayLoop:
         #: bytes of outbox messages received and not yet acked; above ``intake_max_bytes`` the
         #: consumers are cancelled (``_paused``) until half of it is left
         self._held_bytes = 0
+        self._held_count = 0
+        #: the prefetch (messages) given to the consumers started now: lowered when large
+        #: messages filled ``intake_max_bytes`` (see ``_pause_intake``)
+        self._prefetch = settings.prefetch
         self._paused = False
         self._consumer_serial = 0
         self._pending: list[Inbound] = []
@@ -362,6 +366,15 @@ class RelayLoop:
         were given; it is handled and acked as usual) until ``_resume_intake``."""
         self._paused = True
         intake_paused(True)
+        # RabbitMQ bounds unacked messages by count only, and a cancelled consumer's unacked
+        # messages do not count against its successor's prefetch: at each resume the broker
+        # could push a whole prefetch of large messages (250 chunks of 1 MiB: 333 MB held by a
+        # relay sending a 1 GB attachment). The consumers started next get a prefetch sized so
+        # that messages of the size now held fill at most half of intake_max_bytes.
+        average = max(1, self._held_bytes // max(1, self._held_count))
+        self._prefetch = max(
+            1, min(self.settings.prefetch, self.settings.intake_max_bytes // 2 // average)
+        )
         ch = self._consume
         if ch is not None and ch.is_open:
             for tag in self._consumers.values():
@@ -375,7 +388,8 @@ class RelayLoop:
         ch = self._consume
         if ch is None or not ch.is_open or self._stopping or self._closing:
             return
-        log.debug("relay.intake_resumed", held_bytes=self._held_bytes)
+        log.debug("relay.intake_resumed", held_bytes=self._held_bytes, prefetch=self._prefetch)
+        ch.basic_qos(prefetch_count=self._prefetch)  # for the consumers started below
         for code in sorted(self._owned - self._consumers.keys()):
             self._start_consuming(ch, code, resuming=True)
 
@@ -573,8 +587,19 @@ class RelayLoop:
             self._pending.append(inbound)
             self._pending_bytes += len(body)
         self._held_bytes += len(body)
+        self._held_count += 1
         if not self._paused and self._held_bytes > self.settings.intake_max_bytes:
             self._pause_intake()
+        elif (
+            not self._paused
+            and self._prefetch < self.settings.prefetch
+            and self._held_count >= self._prefetch
+            and self._held_bytes <= self.settings.intake_max_bytes // 4
+        ):
+            # A lowered prefetch full of small messages: consumers with a larger one (each
+            # restart at least doubles it).
+            self._pause_intake()
+            self._resume_intake()
         if (
             len(self._pending) >= self.settings.batch_size
             or self._pending_bytes >= self.settings.intake_max_bytes // BATCH_BYTES_SHARE
@@ -816,6 +841,7 @@ class RelayLoop:
                 if h.inbound is None:
                     continue
                 self._held_bytes -= len(h.inbound.envelope.body)
+                self._held_count -= 1
                 self._acks.settle(h.inbound.tag, True)
             self._ack_settled(ch)
             if self._paused and self._held_bytes <= self.settings.intake_max_bytes // 2:
