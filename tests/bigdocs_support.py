@@ -13,6 +13,13 @@ import os
 import re
 from pathlib import Path
 
+from sqlalchemy import Engine, text
+
+from schemas import Attachment
+from schemas.chunks import ChunkHeader, ChunkRequest, encode_chunk
+from schemas.envelope import encode_message
+from tests.relay_support import Agency, make_document
+
 SAMPLE = Path(__file__).resolve().parent / "data" / "edxml" / "document_new.edxml"
 _BLOCK = 3 * 1024 * 1024
 _TEXT = re.compile(rb"(<edXML:ContentTransferEncoded[^>]*>)[^<]+(</edXML:ContentTransferEncoded>)")
@@ -89,3 +96,52 @@ def sha256_of(path: Path) -> str:
         while block := f.read(4 * 1024 * 1024):
             digest.update(block)
     return digest.hexdigest()
+
+
+# -- the chunked wire, as an adapter sends it (relay-side tests) --------------------------
+
+
+def chunk_messages(data: bytes, size: int) -> list[bytes]:
+    sha = hashlib.sha256(data).hexdigest()
+    return [
+        encode_chunk(
+            ChunkHeader(sha256=sha, size=len(data), offset=o, length=len(data[o : o + size])),
+            data[o : o + size],
+        )
+        for o in range(0, len(data), size)
+    ]
+
+
+def chunked_document(sender: Agency, recipient: Agency, data: bytes) -> bytes:
+    document = make_document(sender.code, [recipient.code])
+    document.attachments = [
+        Attachment(
+            name="scan.pdf",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            data="",
+            transfer="chunks",
+        )
+    ]
+    return encode_message(document)
+
+
+def chunk_request(sender: Agency, data: bytes, from_offset: int = 0, count: int = 8) -> bytes:
+    request = ChunkRequest(
+        sender=sender.code,
+        sha256=hashlib.sha256(data).hexdigest(),
+        from_offset=from_offset,
+        count=count,
+    )
+    return request.model_dump_json(by_alias=True).encode()
+
+
+def stored_chunks(db: Engine, agency: Agency) -> tuple[int, int]:
+    with db.connect() as conn:
+        count, total = conn.execute(
+            text(
+                "SELECT count(*), coalesce(sum(length), 0) FROM blob_chunks WHERE submitted_by = :a"
+            ),
+            {"a": agency.code},
+        ).one()
+    return int(count), int(total)

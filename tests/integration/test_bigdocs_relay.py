@@ -7,25 +7,20 @@ import json
 import os
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from relay.config import Settings
-from schemas import Attachment
 from schemas.chunks import (
     TYPE_CHUNK,
     TYPE_CHUNK_REQUEST,
-    ChunkHeader,
-    ChunkRequest,
     decode_chunk,
-    encode_chunk,
 )
-from schemas.envelope import encode_message
+from tests.bigdocs_support import chunk_messages, chunk_request, chunked_document, stored_chunks
 from tests.relay_support import (
     Agency,
     RelayProcess,
     add_agency,
     drain,
-    make_document,
     publish,
     publish_many,
     wait_until,
@@ -44,65 +39,21 @@ def trio(relay_env: Settings, db: Engine, relay: RelayProcess) -> tuple[Agency, 
     return agencies  # type: ignore[return-value]
 
 
-def _chunks(data: bytes, size: int) -> list[bytes]:
-    sha = hashlib.sha256(data).hexdigest()
-    return [
-        encode_chunk(
-            ChunkHeader(sha256=sha, size=len(data), offset=o, length=len(data[o : o + size])),
-            data[o : o + size],
-        )
-        for o in range(0, len(data), size)
-    ]
-
-
-def _chunked_document(sender: Agency, recipient: Agency, data: bytes) -> bytes:
-    document = make_document(sender.code, [recipient.code])
-    document.attachments = [
-        Attachment(
-            name="scan.pdf",
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            data="",
-            transfer="chunks",
-        )
-    ]
-    return encode_message(document)
-
-
-def _request(sender: Agency, data: bytes, from_offset: int = 0, count: int = 8) -> bytes:
-    request = ChunkRequest(
-        sender=sender.code,
-        sha256=hashlib.sha256(data).hexdigest(),
-        from_offset=from_offset,
-        count=count,
-    )
-    return request.model_dump_json(by_alias=True).encode()
-
-
-def _stored(db: Engine, agency: Agency) -> tuple[int, int]:
-    with db.connect() as conn:
-        count, total = conn.execute(
-            text(
-                "SELECT count(*), coalesce(sum(length), 0) FROM blob_chunks WHERE submitted_by = :a"
-            ),
-            {"a": agency.code},
-        ).one()
-    return int(count), int(total)
-
-
 def test_chunks_sent_twice_are_stored_once_and_served_to_the_recipient_only(
     trio: tuple[Agency, Agency, Agency], db: Engine
 ) -> None:
     a, b, c = trio
     data = os.urandom(300 * KiB)
-    pieces = _chunks(data, 128 * KiB)
+    pieces = chunk_messages(data, 128 * KiB)
     publish_many(a, [*pieces, *pieces], message_type=TYPE_CHUNK)
-    wait_until(lambda: _stored(db, a) == (3, len(data)), timeout=20)
-    publish(a, _chunked_document(a, b, data))
+    wait_until(lambda: stored_chunks(db, a) == (3, len(data)), timeout=20)
+    publish(a, chunked_document(a, b, data))
     [delivery] = [m for m in drain(b, expect=1, timeout=30) if m.type == "document"]
     assert json.loads(delivery.body)["attachments"][0]["transfer"] == "chunks"
 
-    publish(b, _request(a, data, from_offset=130 * KiB, count=8), message_type=TYPE_CHUNK_REQUEST)
+    publish(
+        b, chunk_request(a, data, from_offset=130 * KiB, count=8), message_type=TYPE_CHUNK_REQUEST
+    )
     got = drain(b, expect=2, timeout=30)
     assert [m.type for m in got] == [TYPE_CHUNK, TYPE_CHUNK]
     rebuilt = b"".join(bytes(decode_chunk(m.body)[1]) for m in got)
@@ -110,7 +61,7 @@ def test_chunks_sent_twice_are_stored_once_and_served_to_the_recipient_only(
     assert {decode_chunk(m.body)[0].sender for m in got} == {a.code}
 
     # C was never delivered the document: it gets a refusal, never the bytes.
-    publish(c, _request(a, data), message_type=TYPE_CHUNK_REQUEST)
+    publish(c, chunk_request(a, data), message_type=TYPE_CHUNK_REQUEST)
     [answer] = drain(c, expect=1, timeout=30)
     assert answer.type == "receipt"
     receipt = json.loads(answer.body)
@@ -122,10 +73,10 @@ def test_a_document_whose_chunks_the_hub_lacks_is_rejected_saying_which(
 ) -> None:
     a, b, _ = trio
     data = os.urandom(200 * KiB)
-    first, _second = _chunks(data, 128 * KiB)
+    first, _second = chunk_messages(data, 128 * KiB)
     publish(a, first, message_type=TYPE_CHUNK)
-    wait_until(lambda: _stored(db, a)[0] == 1, timeout=20)
-    publish(a, _chunked_document(a, b, data))
+    wait_until(lambda: stored_chunks(db, a)[0] == 1, timeout=20)
+    publish(a, chunked_document(a, b, data))
     [answer] = drain(a, expect=1, timeout=30)
     receipt = json.loads(answer.body)
     assert receipt["kind"] == "rejected"
@@ -140,15 +91,15 @@ def test_an_agency_cannot_write_chunks_into_another_agencys_document(
     data = os.urandom(100 * KiB)
     forged = os.urandom(100 * KiB)
     # C uploads other bytes under the SHA-256 of A's attachment, before A does.
-    [piece] = _chunks(forged, 128 * KiB)
+    [piece] = chunk_messages(forged, 128 * KiB)
     piece = piece.replace(
         hashlib.sha256(forged).hexdigest().encode(), hashlib.sha256(data).hexdigest().encode()
     )
     publish(c, piece, message_type=TYPE_CHUNK)
-    publish_many(a, _chunks(data, 128 * KiB), message_type=TYPE_CHUNK)
-    wait_until(lambda: _stored(db, a)[0] == 1 and _stored(db, c)[0] == 1, timeout=20)
-    publish(a, _chunked_document(a, b, data))
+    publish_many(a, chunk_messages(data, 128 * KiB), message_type=TYPE_CHUNK)
+    wait_until(lambda: stored_chunks(db, a)[0] == 1 and stored_chunks(db, c)[0] == 1, timeout=20)
+    publish(a, chunked_document(a, b, data))
     assert [m.type for m in drain(b, expect=1, timeout=30)] == ["document"]
-    publish(b, _request(a, data), message_type=TYPE_CHUNK_REQUEST)
+    publish(b, chunk_request(a, data), message_type=TYPE_CHUNK_REQUEST)
     [chunk] = drain(b, expect=1, timeout=30)
     assert bytes(decode_chunk(chunk.body)[1]) == data

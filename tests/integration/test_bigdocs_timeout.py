@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from relay.config import Settings
 from relay.queries.failures import load_failures
 from schemas.chunks import TYPE_CHUNK, TYPE_CHUNK_REQUEST
-from tests.integration.test_bigdocs_relay import _chunked_document, _chunks, _request, _stored
+from tests.bigdocs_support import chunk_messages, chunk_request, chunked_document, stored_chunks
 from tests.relay_support import (
     Agency,
     Received,
@@ -72,9 +72,9 @@ def test_a_transfer_never_finished_fails_tells_the_sender_and_refuses_further_re
     a, b, c = trio
     data = os.urandom(200 * KiB)
     sha = hashlib.sha256(data).hexdigest()
-    publish_many(a, _chunks(data, 128 * KiB), message_type=TYPE_CHUNK)
-    wait_until(lambda: _stored(db, a) == (2, len(data)), timeout=20)
-    chunked = json.loads(_chunked_document(a, b, data))
+    publish_many(a, chunk_messages(data, 128 * KiB), message_type=TYPE_CHUNK)
+    wait_until(lambda: stored_chunks(db, a) == (2, len(data)), timeout=20)
+    chunked = json.loads(chunked_document(a, b, data))
     chunked["recipients"].append({"organ_id": c.code})
     publish(a, json.dumps(chunked).encode())
     plain = make_document(a.code, [b.code])  # no chunks: the transfer timeout does not apply
@@ -121,7 +121,7 @@ def test_a_transfer_never_finished_fails_tells_the_sender_and_refuses_further_re
     assert [(f.recipient, f.state) for f in listed] == [(b.code, "failed")]
 
     # B's adapter asks again: the hub refuses, saying which transfer and why.
-    request_id = publish(b, _request(a, data), message_type=TYPE_CHUNK_REQUEST)
+    request_id = publish(b, chunk_request(a, data), message_type=TYPE_CHUNK_REQUEST)
     [answer] = drain(b, expect=1, timeout=30)
     assert answer.type == "chunk_refused"
     assert answer.correlation_id == request_id
@@ -131,5 +131,5 @@ def test_a_transfer_never_finished_fails_tells_the_sender_and_refuses_further_re
     assert refused["message_ids"] == [to_b_chunked.message_id]
     assert "transfer timed out" in refused["reason"]
     # C, whose delivery did not fail, is still served.
-    publish(c, _request(a, data), message_type=TYPE_CHUNK_REQUEST)
+    publish(c, chunk_request(a, data), message_type=TYPE_CHUNK_REQUEST)
     assert [m.type for m in drain(c, expect=2, timeout=30)] == [TYPE_CHUNK, TYPE_CHUNK]
