@@ -148,7 +148,13 @@ class RabbitNode:
     def start(self, *, wait: bool = True, timeout: float = 120.0) -> RabbitNode:
         if self.proc is not None and self.proc.poll() is None:
             raise ServiceError(f"{self.node} is already running")
-        if port_open(self.amqp_port) or port_open(self.management_port):
+        def ports_free() -> bool:
+            return not (port_open(self.amqp_port) or port_open(self.management_port))
+
+        # A node of the same name stopped a moment ago may hold its listeners a few seconds more.
+        with contextlib.suppress(ServiceError):
+            _wait(ports_free, 20.0, "the ports to be free")
+        if not ports_free():
             raise ServiceError(
                 f"port {self.amqp_port} or {self.management_port} is taken: another node "
                 f"(a previous run not cleaned up?) listens there"
