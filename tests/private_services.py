@@ -148,6 +148,7 @@ class RabbitNode:
     def start(self, *, wait: bool = True, timeout: float = 120.0) -> RabbitNode:
         if self.proc is not None and self.proc.poll() is None:
             raise ServiceError(f"{self.node} is already running")
+
         def ports_free() -> bool:
             return not (port_open(self.amqp_port) or port_open(self.management_port))
 
