@@ -274,11 +274,12 @@ def load_document(
     codes = {s.sender for s in trace.submissions} | {
         r.recipient for s in trace.submissions for r in s.recipients
     }
-    names = dict(
-        conn.execute(select(agencies.c.code, agencies.c.name).where(agencies.c.code.in_(codes)))
-        .tuples()
-        .all()
-    )
+    names = {
+        code: name
+        for code, name in conn.execute(
+            select(agencies.c.code, agencies.c.name).where(agencies.c.code.in_(codes))
+        )
+    }
     shown: list[SubmissionView] = []
     for s in trace.submissions:
         whose = scope.recipients_shown(s.sender)
@@ -365,15 +366,14 @@ def per_day(
     """Documents received by the hub per day (Vietnam time), over the last ``days`` days."""
     start = today - dt.timedelta(days=days - 1)
     day = func.date(func.timezone("Asia/Ho_Chi_Minh", documents.c.received_at))
-    counts: dict[dt.date, int] = dict(
-        conn.execute(
+    counts: dict[dt.date, int] = {
+        d: n
+        for d, n in conn.execute(
             select(day, func.count())
             .where(documents.c.received_at >= _day_start(start), scope.visible())
             .group_by(day)
         )
-        .tuples()
-        .all()
-    )
+    }
     return [
         (start + dt.timedelta(days=n), int(counts.get(start + dt.timedelta(days=n), 0)))
         for n in range(days)

@@ -55,24 +55,22 @@ def load_agencies(
 ) -> Agencies:
     directory = repository.list_agencies(conn)
     queues, error = _queues(management_url, vhost)
-    last_sent = dict(
-        conn.execute(
+    last_sent = {
+        sender: at
+        for sender, at in conn.execute(
             select(documents.c.sender, func.max(documents.c.received_at)).group_by(
                 documents.c.sender
             )
         )
-        .tuples()
-        .all()
-    )
-    last_status = dict(
-        conn.execute(
+    }
+    last_status = {
+        actor: at
+        for actor, at in conn.execute(
             select(events.c.actor, func.max(events.c.at))
             .where(events.c.kind == ev.STATUS)
             .group_by(events.c.actor)
         )
-        .tuples()
-        .all()
-    )
+    }
     elapsed = func.extract("epoch", events.c.at - documents.c.received_at)
     medians: dict[tuple[str, str], float] = {}
     for recipient, code, median in conn.execute(
