@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         0.5, gt=0, description="how often the retry scheduler looks for due deliveries"
     )
     retry_batch_size: int = Field(100, ge=1, description="due deliveries claimed per tick")
+    receipt_republish_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="a delivery_failed receipt stored but not confirmed by the broker this long "
+        "after it was stored (the relay stopped between the commit and the confirm) is "
+        "published again by the retry schedule (relay/retry/outbox.py)",
+    )
     transfer_timeout_hours: float = Field(
         72.0,
         gt=0,

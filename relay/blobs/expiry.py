@@ -30,7 +30,7 @@ from relay.config import Settings
 from relay.domain.outgoing import Outgoing
 from relay.retry import store
 from relay.retry.returns import PublishFn, fail_delivery
-from relay.retry.schedule import send_all
+from relay.retry.schedule import send_receipts
 
 log = structlog.get_logger()
 
@@ -85,7 +85,8 @@ def _words(stale: store.Stale, settings: Settings) -> tuple[str, str, dict[str, 
 def expire_transfers(engine: Engine, settings: Settings, publish: PublishFn) -> int:
     """Fail every delivery whose chunked transfer timed out; returns how many. Each batch is
     committed before its receipts are published (a receipt no inbox takes is kept and retried
-    by the bounce schedule, as for any ``delivery_failed``)."""
+    by the bounce schedule, as for any ``delivery_failed``; one the relay stopped before
+    publishing is published again by :func:`relay.retry.schedule.republish_receipts`)."""
     older_than = settings.transfer_timeout_hours * 3600
     failed = 0
     while True:
@@ -105,7 +106,7 @@ def expire_transfers(engine: Engine, settings: Settings, publish: PublishFn) -> 
                         detail=detail,
                     )
                 )
-        send_all(engine, settings, outs, publish)
+        send_receipts(engine, settings, outs, publish)
         failed += len(stale)
         if len(stale) < BATCH:
             if failed:

@@ -199,7 +199,16 @@ receipts = Table(
     Column("kind", Text, nullable=False),
     Column("body", JSONB, nullable=False),
     _ts("at"),
+    # Set while a receipt the hub stored on its own (delivery_failed) is owed to its agency and
+    # not yet confirmed by the broker: the time it was stored, or last taken up again by the
+    # retry schedule (migration 0008, relay.retry.outbox). NULL once published.
+    Column("publish_pending_since", DateTime(timezone=True)),
     Index("ix_receipts_in_reply_to", "in_reply_to"),
+    Index(
+        "ix_receipts_publish_pending",
+        "publish_pending_since",
+        postgresql_where=text("publish_pending_since IS NOT NULL"),
+    ),
 )
 
 #: Health of each destination inbox, so a recipient that is down costs one report, not one per

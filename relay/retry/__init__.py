@@ -18,6 +18,11 @@ How it behaves (the choices DESIGN leaves open, written down here):
   A copy that no inbox takes (unroutable) counts as an attempt too, whether the relay or the
   schedule published it (the relay hands such a delivery to the schedule at once), and the
   ``delivery_failed`` receipt of a last unroutable attempt is published like any other.
+- **The delivery_failed receipt** is stored marked as owed (``receipts.publish_pending_since``)
+  in the transaction that fails the delivery and published after the commit; the mark is
+  cleared once the broker confirmed it. One still marked ``LIENTHONG_RECEIPT_REPUBLISH_SECONDS``
+  (60) later (its relay was killed in between) is published again by the schedule, same id
+  (:mod:`relay.retry.outbox`).
 - **The schedule** is ``deliveries.next_attempt_at`` in PostgreSQL. Every relay runs a retry
   worker that looks for due rows every ``LIENTHONG_RETRY_TICK_SECONDS`` (0.5) and claims them
   with ``FOR UPDATE SKIP LOCKED``, so several relays share one schedule and a stopped relay

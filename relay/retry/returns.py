@@ -272,6 +272,7 @@ def _failed_receipt(conn: Connection, d: store.Delivery, reason: str) -> Outgoin
         in_reply_to=d.submission_id,
         kind=ReceiptKind.DELIVERY_FAILED,
         body=body,
+        publish_pending=True,  # until the broker confirms it (relay.retry.outbox)
     )
     return _receipt_out(
         d.submitted_by, str(receipt.receipt_id), d.submission_id, encode_message(receipt)

@@ -21,7 +21,7 @@ from relay.config import Settings
 from relay.domain import states
 from relay.domain.events import DESTINATION_UP, PROBE_PUBLISHED, RETRY_PUBLISHED
 from relay.domain.outgoing import Outgoing, delivery
-from relay.retry import bounces, store
+from relay.retry import bounces, outbox, store
 from relay.retry.amqp import NotConfirmed, Unroutable
 from relay.retry.policy import REACHED_STATES
 from relay.retry.returns import PublishFn, apply_return
@@ -81,7 +81,7 @@ def _record(
             )
     if isinstance(outcome, Unroutable):
         # The delivery_failed receipt of a last attempt goes out once its failure is committed.
-        send_all(engine, settings, receipts, publish)
+        send_receipts(engine, settings, receipts, publish)
         return False
     with engine.begin() as conn:
         if outcome is not None:
@@ -139,6 +139,33 @@ def send_all(engine: Engine, settings: Settings, outs: list[Outgoing], publish: 
     """Publish statuses or receipts; one that no inbox takes is kept and retried (bounces)."""
     for out in outs:
         _send_bounce(engine, settings, out, publish, bounce_id=None)
+
+
+def send_receipts(
+    engine: Engine, settings: Settings, outs: list[Outgoing], publish: PublishFn
+) -> None:
+    """Publish receipts stored marked as owed (:mod:`relay.retry.outbox`), each like
+    :func:`send_all`, and clear each one's mark once the broker confirmed it or the bounce
+    schedule keeps it. A crash before the mark is cleared leaves it for
+    :func:`republish_receipts` (same receipt id)."""
+    for out in outs:
+        send_all(engine, settings, [out], publish)
+        with engine.begin() as conn:
+            outbox.mark_published(conn, [out.message_id])
+
+
+def republish_receipts(engine: Engine, settings: Settings, publish: PublishFn) -> int:
+    """Publish again the receipts stored but still not confirmed
+    ``receipt_republish_seconds`` after they were stored (their relay stopped in between);
+    returns how many were claimed."""
+    with engine.begin() as conn:
+        owed = outbox.claim_unpublished(
+            conn, settings.retry_batch_size, settings.receipt_republish_seconds
+        )
+    for out in owed:
+        log.warning("receipt.republished", message_id=out.message_id, agency=out.route_to)
+    send_receipts(engine, settings, owed, publish)
+    return len(owed)
 
 
 def _send_bounce(

@@ -171,10 +171,20 @@ def store_receipt(
     in_reply_to: str,
     kind: str,
     body: dict[str, Any],
+    publish_pending: bool = False,
 ) -> None:
+    """``publish_pending``: stored marked as owed to ``agency`` until the broker confirms it
+    (:mod:`relay.retry.outbox`)."""
     conn.execute(
         pg_insert(receipts)
-        .values(receipt_id=receipt_id, agency=agency, in_reply_to=in_reply_to, kind=kind, body=body)
+        .values(
+            receipt_id=receipt_id,
+            agency=agency,
+            in_reply_to=in_reply_to,
+            kind=kind,
+            body=body,
+            publish_pending_since=func.now() if publish_pending else None,
+        )
         .on_conflict_do_nothing(index_elements=[receipts.c.receipt_id])
     )
 

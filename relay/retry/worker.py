@@ -140,6 +140,8 @@ class RetryWorker:
         if now >= self._next_expiry:  # issue 17: chunked transfers that never finish
             self._next_expiry = now + expiry.check_interval(self.settings)
             expiry.expire_transfers(self._engine, self.settings, self._publish)
+        # delivery_failed receipts stored by a relay that stopped before the broker confirmed
+        schedule.republish_receipts(self._engine, self.settings, self._publish)
 
     def _publish(self, out: Outgoing) -> None:
         assert self._publish_channel is not None
@@ -180,7 +182,9 @@ class RetryWorker:
     def _finish(self, channel: BlockingChannel, tag: int, handled: Handled) -> None:
         # A receipt no inbox takes is kept and retried, not raised (that would bring the
         # return back for ever).
-        schedule.send_all(self._engine_or_fail(), self.settings, handled.to_publish, self._publish)
+        schedule.send_receipts(
+            self._engine_or_fail(), self.settings, handled.to_publish, self._publish
+        )
         # Ack only once the decision is committed and the receipts are confirmed.
         channel.basic_ack(tag)
         # A burst of returns is handled in one process_data_events call; the schedule must
