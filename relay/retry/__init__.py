@@ -40,8 +40,8 @@ How it behaves (the choices DESIGN leaves open, written down here):
 - **Resend** (``lienthong resend``) publishes failed deliveries again with their message ids,
   resets their attempts, and records ``resent`` with the operator's name; a second run finds
   nothing failed and changes nothing.
-- **No lock across a confirm.** The schedule, the probes and resend claim rows in one short
-  transaction (``SKIP LOCKED``, then a lease of ``CLAIM_LEASE_SECONDS`` on ``next_attempt_at``),
+- **No lock across a confirm.** The schedule, the probes and resend claim rows in short
+  transactions (``SKIP LOCKED``, then a lease of ``CLAIM_LEASE_SECONDS`` on ``next_attempt_at``),
   publish outside any transaction, and record each outcome in another; a crash in between
   leaves the row due when the lease ends (at least once, same message id).
 - **Bytes, not counts** (issue 14). A tick of the schedule, a pass of probes and a batch of
