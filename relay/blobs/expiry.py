@@ -34,7 +34,9 @@ from relay.retry.schedule import send_receipts
 
 log = structlog.get_logger()
 
-#: Stale deliveries failed per transaction (a sweep takes as many transactions as it needs).
+#: Stale deliveries failed per transaction (a sweep takes as many transactions as it needs,
+#: until a batch comes back short: one cut by ``store.PASS_MAX_BYTES`` of payloads ends the
+#: sweep too, and the next sweep takes the rest).
 BATCH: Final = 100
 #: The sweep runs at most this often (seconds), or four times per timeout if that is shorter.
 MAX_CHECK_SECONDS: Final = 60.0

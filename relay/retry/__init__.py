@@ -40,10 +40,14 @@ How it behaves (the choices DESIGN leaves open, written down here):
 - **Resend** (``lienthong resend``) publishes failed deliveries again with their message ids,
   resets their attempts, and records ``resent`` with the operator's name; a second run finds
   nothing failed and changes nothing.
-- **No lock across a confirm.** The schedule, the probes and resend claim rows in one short
-  transaction (``SKIP LOCKED``, then a lease of ``CLAIM_LEASE_SECONDS`` on ``next_attempt_at``),
+- **No lock across a confirm.** The schedule, the probes and resend claim rows in short
+  transactions (``SKIP LOCKED``, then a lease of ``CLAIM_LEASE_SECONDS`` on ``next_attempt_at``),
   publish outside any transaction, and record each outcome in another; a crash in between
   leaves the row due when the lease ends (at least once, same message id).
+- **Bytes, not counts** (issue 14). A tick of the schedule, a pass of probes and a batch of
+  resend or of the stale-chunked sweep read each document's payload once, shared by all of its
+  copies, and load at most ``store.PASS_MAX_BYTES`` (32 MiB) of documents, the first whatever
+  its size; a delivery that does not fit is not claimed (nor leased) and goes with the next.
 
 Timeline events written here: ``returned``, ``retry_scheduled``, ``retry_held``, ``failed``,
 ``retry_published``, ``probe_published``, ``return_ignored``, ``destination_down``,

@@ -122,7 +122,9 @@ def _publish_one(publish: PublishFn, due: store.Due) -> Exception | None:
 
 def publish_due(engine: Engine, settings: Settings, publish: PublishFn) -> int:
     """Publish the retries whose time has come (deliveries, then bounced statuses and
-    receipts); returns how many were claimed."""
+    receipts); returns how many were claimed. The copies of one document share its one
+    payload object; a tick loads at most :data:`relay.retry.store.PASS_MAX_BYTES` of
+    documents, and what does not fit stays due for the next tick (not leased)."""
     with engine.begin() as conn:
         claimed = store.claim_due(conn, settings.retry_batch_size)
         store.lease(conn, [c.delivery.id for c in claimed], CLAIM_LEASE_SECONDS)
@@ -189,8 +191,13 @@ def _send_bounce(
 
 
 def probe_destinations(engine: Engine, settings: Settings, publish: PublishFn) -> None:
-    """For each destination that is down: bring it back up, or send one probe per interval."""
-    probes: list[store.Due] = []
+    """For each destination that is down: bring it back up, or send one probe per interval.
+
+    The probes of one pass load each document's payload once, and documents of at most
+    :data:`relay.retry.store.PASS_MAX_BYTES` between them: a destination whose probe does not
+    fit is probed by the next pass."""
+    claimed: list[store.Delivery] = []
+    budget = store.PayloadBudget()
     with engine.begin() as conn:
         for dest in store.lock_down_destinations(conn, PROBE_BATCH):
             why = _back_up(conn, settings, dest)
@@ -214,16 +221,15 @@ def probe_destinations(engine: Engine, settings: Settings, publish: PublishFn) -
                 store.delivery_state(conn, dest.probe_delivery_id) == states.QUEUED
             ):
                 continue  # the probe is out and not back yet; _back_up decides when it is over
-            probe = store.claim_probe(conn, dest.code)
+            probe = store.claim_probe(conn, dest.code, budget)
             if probe is None:
-                continue
+                continue  # nothing held for it, or this pass holds enough bytes already
             # Claimed for one probe interval: set_probe's time keeps the next pass off it.
-            store.set_probe(conn, dest.code, probe.delivery.id)
-            probes.append(probe)
-    for probe in probes:
-        _record(
-            engine, settings, probe, _publish_one(publish, probe), publish, kind=PROBE_PUBLISHED
-        )
+            store.set_probe(conn, dest.code, probe.id)
+            claimed.append(probe)
+        probes = store.with_payloads(conn, claimed)
+    for due in probes:
+        _record(engine, settings, due, _publish_one(publish, due), publish, kind=PROBE_PUBLISHED)
 
 
 def _back_up(conn: Connection, settings: Settings, dest: store.Destination) -> str | None:

@@ -7,7 +7,7 @@ from PostgreSQL's ``now()`` so that several relays share one clock.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -398,24 +398,79 @@ def set_probe(conn: Connection, code: str, delivery_id: int) -> None:
 # The schedule -----------------------------------------------------------------------------
 
 
+#: Payload bytes one pass over due deliveries loads at most (issue 14): a tick of the retry
+#: schedule, a pass of probes, a batch of ``resend``, a batch of the stale-chunked sweep. Each
+#: document's payload is read once and shared by all of its deliveries in the pass; the first
+#: document is loaded whatever its size. A delivery left out is neither claimed nor leased: it
+#: is taken by the next pass. Like ``relay.worker.loop.SWEEP_MAX_BYTES``; read at call time.
+PASS_MAX_BYTES = 32 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Due:
     delivery: Delivery
-    payload: bytes
+    payload: bytes  # the document's one object, shared by its deliveries claimed in a pass
+
+
+class PayloadBudget:
+    """The documents whose payloads one pass loads: each counted once, at most ``max_bytes``
+    (:data:`PASS_MAX_BYTES`) between them, the first whatever its size."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = PASS_MAX_BYTES if max_bytes is None else max_bytes
+        self.held = 0
+        self.documents: set[int] = set()
+
+    def admits(self, document_pk: int, size: int) -> bool:
+        """Whether a delivery of ``document_pk`` (``size`` bytes of payload) fits in the pass;
+        a document that fits is counted from then on."""
+        if document_pk in self.documents:
+            return True
+        if self.documents and self.held + size > self.max_bytes:
+            return False  # the next pass; a later, smaller document may still fit
+        self.documents.add(document_pk)
+        self.held += size
+        return True
+
+
+def _payload_size() -> Any:
+    """The payload's length, read without fetching (or decompressing) the payload."""
+    return func.octet_length(documents.c.payload).label("payload_size")
+
+
+def _payloads(conn: Connection, document_pks: Iterable[int]) -> dict[int, bytes]:
+    """The payloads of these documents, each read once."""
+    pks = sorted(set(document_pks))
+    if not pks:
+        return {}
+    rows = conn.execute(select(documents.c.id, documents.c.payload).where(documents.c.id.in_(pks)))
+    return {pk: bytes(payload) for pk, payload in rows}
+
+
+def with_payloads(conn: Connection, claimed: Sequence[Delivery]) -> list[Due]:
+    """``claimed`` with their payloads: one bytes object per document, shared by its
+    deliveries (a 20 MB document due for 95 recipients is 20 MB here, not 1.9 GB)."""
+    payloads = _payloads(conn, (d.document_pk for d in claimed))
+    return [Due(d, payloads[d.document_pk]) for d in claimed]
 
 
 def _down_codes() -> Any:
     return select(destinations.c.code).where(destinations.c.state == "down")
 
 
-def claim_due(conn: Connection, limit: int) -> list[Due]:
+def claim_due(conn: Connection, limit: int, max_bytes: int | None = None) -> list[Due]:
     """Retries whose time has come, locked so that no other relay sends them too.
 
     ``FOR UPDATE SKIP LOCKED``: a relay that finds a row locked by another skips it instead of
     waiting, so several relays share the schedule and each delivery is claimed by one.
+
+    At most ``limit`` deliveries, of documents of at most ``max_bytes`` of payload between
+    them (:class:`PayloadBudget`), each payload read once. A due delivery of a document over
+    the bound is not returned: the caller leases only what is returned, so it keeps its
+    ``next_attempt_at``, its lock ends with this transaction and the next tick takes it.
     """
     rows = conn.execute(
-        select(*_delivery_columns(), documents.c.payload)
+        select(*_delivery_columns(), _payload_size())
         .join(documents, documents.c.id == deliveries.c.document_pk)
         .where(
             deliveries.c.state == states.RETRYING,
@@ -426,35 +481,57 @@ def claim_due(conn: Connection, limit: int) -> list[Due]:
         .limit(limit)
         .with_for_update(of=deliveries, skip_locked=True)
     ).all()
-    return [Due(_to_delivery(r), bytes(r.payload)) for r in rows]
+    budget = PayloadBudget(max_bytes)
+    return with_payloads(
+        conn, [_to_delivery(r) for r in rows if budget.admits(r.document_pk, r.payload_size)]
+    )
 
 
-def claim_probe(conn: Connection, code: str) -> Due | None:
-    """The oldest held delivery to ``code``, to try as a probe."""
+def claim_probe(conn: Connection, code: str, budget: PayloadBudget) -> Delivery | None:
+    """The oldest held delivery to ``code``, to try as a probe, if its document fits in the
+    pass's ``budget`` (None: nothing is held, or the next pass probes ``code``). The caller
+    loads the pass's payloads once with :func:`with_payloads`."""
     row = conn.execute(
-        select(*_delivery_columns(), documents.c.payload)
+        select(*_delivery_columns(), _payload_size())
         .join(documents, documents.c.id == deliveries.c.document_pk)
         .where(deliveries.c.route_to == code, deliveries.c.state == states.RETRYING)
         .order_by(deliveries.c.id)
         .limit(1)
         .with_for_update(of=deliveries, skip_locked=True)
     ).first()
-    return Due(_to_delivery(row), bytes(row.payload)) if row else None
+    if row is None or not budget.admits(row.document_pk, row.payload_size):
+        return None
+    return _to_delivery(row)
 
 
-def lock_failed(conn: Connection, document_id: str, recipient: str | None = None) -> list[Due]:
-    """Failed deliveries of every submission of ``document_id`` (optionally one recipient)."""
+def lock_failed(
+    conn: Connection,
+    document_id: str,
+    recipient: str | None = None,
+    *,
+    exclude: Collection[int] = (),
+    max_bytes: int | None = None,
+) -> list[Due]:
+    """Failed deliveries of every submission of ``document_id`` (optionally one recipient),
+    but not those in ``exclude``: of submissions of at most ``max_bytes`` of payload between
+    them (the first whatever its size), each payload read once. The rest stay ``failed`` for
+    the caller's next batch."""
     conds = [documents.c.document_id == document_id, deliveries.c.state == states.FAILED]
     if recipient is not None:
         conds.append(deliveries.c.recipient == recipient)
+    if exclude:
+        conds.append(deliveries.c.id.not_in(sorted(exclude)))
     rows = conn.execute(
-        select(*_delivery_columns(), documents.c.payload)
+        select(*_delivery_columns(), _payload_size())
         .join(documents, documents.c.id == deliveries.c.document_pk)
         .where(and_(*conds))
         .order_by(deliveries.c.id)
         .with_for_update(of=deliveries)
     ).all()
-    return [Due(_to_delivery(r), bytes(r.payload)) for r in rows]
+    budget = PayloadBudget(max_bytes)
+    return with_payloads(
+        conn, [_to_delivery(r) for r in rows if budget.admits(r.document_pk, r.payload_size)]
+    )
 
 
 def lease(conn: Connection, delivery_ids: Sequence[int], seconds: float) -> None:
@@ -498,12 +575,19 @@ _CHUNKED = text(
 )
 
 
-def lock_stale_chunked(conn: Connection, older_than_seconds: float, limit: int) -> list[Stale]:
+def lock_stale_chunked(
+    conn: Connection, older_than_seconds: float, limit: int, max_bytes: int | None = None
+) -> list[Stale]:
     """``queued`` deliveries of documents with chunked attachments whose state last changed
     more than ``older_than_seconds`` ago, locked (``SKIP LOCKED``: another relay's sweep takes
-    others). The cheap byte search comes first; the exact pattern only on what it found."""
+    others). The cheap byte search comes first; the exact pattern only on what it found.
+
+    Of documents of at most ``max_bytes`` of payload between them (:class:`PayloadBudget`),
+    each payload read once and shared; the others are left out (unlocked when the transaction
+    ends, still stale) and a later sweep takes them.
+    """
     rows = conn.execute(
-        select(*_delivery_columns(), deliveries.c.updated_at, documents.c.payload)
+        select(*_delivery_columns(), deliveries.c.updated_at, _payload_size())
         .join(documents, documents.c.id == deliveries.c.document_pk)
         .where(
             deliveries.c.state == states.QUEUED,
@@ -514,4 +598,7 @@ def lock_stale_chunked(conn: Connection, older_than_seconds: float, limit: int) 
         .limit(limit)
         .with_for_update(of=deliveries, skip_locked=True)
     ).all()
-    return [Stale(_to_delivery(r), r.updated_at, bytes(r.payload)) for r in rows]
+    budget = PayloadBudget(max_bytes)
+    taken = [r for r in rows if budget.admits(r.document_pk, r.payload_size)]
+    payloads = _payloads(conn, (r.document_pk for r in taken))
+    return [Stale(_to_delivery(r), r.updated_at, payloads[r.document_pk]) for r in taken]
