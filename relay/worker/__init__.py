@@ -9,9 +9,16 @@ Modules:
   ``tests/unit/test_publish_frames.py`` and ``tests/integration/test_amqp_seam_broker.py``.
 - :mod:`relay.worker.confirms` — pure bookkeeping of publisher confirms, what a confirm means
   for each publish, and the one ack/hold decision about outbox messages (``verdict``).
-- :mod:`relay.worker.loop` — the pika ``SelectConnection``: one consuming channel for every
-  active connected agency's outbox (the directory is polled every ``agency_poll_seconds``), one
-  confirm-mode publishing channel, batching, streamed confirms, acks, the pending sweep.
+- :mod:`relay.worker.loop` — ``RelayLoop``, one pika ``SelectConnection``'s lifetime, made of
+  one module per concept over the state they share (:mod:`relay.worker.loopstate`):
+  :mod:`~relay.worker.lifecycle` (connection, channels, stop), :mod:`~relay.worker.outboxes`
+  (one consuming channel for every active connected agency's outbox, the directory polled every
+  ``agency_poll_seconds``, declaring, pausing intake), :mod:`~relay.worker.batching`,
+  :mod:`~relay.worker.transaction` (a batch on the database thread),
+  :mod:`~relay.worker.publishing` (confirm-mode publishing, streamed confirms, acks) and
+  :mod:`~relay.worker.sweep` (the pending sweep).
+- :mod:`relay.worker.intake` — pure rules: when intake pauses and resumes, the prefetch after a
+  pause, when gathered messages go as a batch.
 - :mod:`relay.worker.dbthread` — transactions beside the ioloop, several batches per commit
   when the database is the slower side. Two of them: one stores batches, the other records
   confirmed publishes (``queued``), polls the directory and sweeps, on a connection of its own,

@@ -265,17 +265,19 @@ class BatchProcessor:
         assert h.inbound is not None
         env = h.inbound.envelope
         to = env.owner if answer_to is True else (answer_to or None)
-        mid = env.message_id or ""
+        submission_id = env.message_id or ""
         kind = env.message_type if env.message_type in (t.TYPE_DOCUMENT, t.TYPE_STATUS) else None
         # The receipt is about the publisher's message: its id is in the publisher's space.
         by = to or env.user_id or env.owner
         receipt = Receipt(
             at=self.now,
             receipt_id=(
-                receipt_uuid(mid, ReceiptKind.REJECTED.value, by=by) if mid else uuid.uuid4()
+                receipt_uuid(submission_id, ReceiptKind.REJECTED.value, by=by)
+                if submission_id
+                else uuid.uuid4()
             ),
             kind=ReceiptKind.REJECTED,
-            in_reply_to=mid,
+            in_reply_to=submission_id,
             message_type=kind,
             document_id=document_id,
             sender=env.owner,
@@ -301,7 +303,11 @@ class BatchProcessor:
         )
         if to is not None:
             out = _receipt_outgoing(
-                to, mid, body.encode("utf-8"), ReceiptKind.REJECTED.value, str(receipt.receipt_id)
+                to,
+                submission_id,
+                body.encode("utf-8"),
+                ReceiptKind.REJECTED.value,
+                str(receipt.receipt_id),
             )
             h.publishes.append(Publish(outgoing=out))
         h.outcome = REJECTED
@@ -343,17 +349,17 @@ class BatchProcessor:
                 self._reject(handled[i], refusal, document_id=doc.document_id)
                 continue
             first[key] = i
-            owner, mid = key
+            owner, submission_id = key
             up = self.links.upstream_for(owner)
             results = [resolve_recipient(c, directory, upstream=up) for c in doc.recipient_codes()]
-            rid = receipt_message_id(mid, ReceiptKind.ACCEPTED.value, by=owner)
+            rid = receipt_message_id(submission_id, ReceiptKind.ACCEPTED.value, by=owner)
             if (earlier := duplicates.check(doc)) is not None:
                 duplicate_of[key] = earlier
             receipt = Receipt(
                 at=self.now,
                 receipt_id=rid,  # pydantic reads the UUID text
                 kind=ReceiptKind.ACCEPTED,
-                in_reply_to=mid,
+                in_reply_to=submission_id,
                 message_type=t.TYPE_DOCUMENT,
                 document_id=doc.document_id,
                 sender=doc.sender.organ_id,
@@ -365,7 +371,7 @@ class BatchProcessor:
             plans[key] = (results, receipt, body, rid)
             rows.append(
                 {
-                    "message_id": mid,
+                    "message_id": submission_id,
                     "document_id": doc.document_id,
                     "business_type": int(doc.business_type),
                     "sender": doc.sender.organ_id,
@@ -383,12 +389,12 @@ class BatchProcessor:
         change_refs: list[tuple[str, str, int, str, str]] = []
         for key, pk in inserted.items():
             i = first[key]
-            owner, mid = key
+            owner, submission_id = key
             doc = by_index[i]
             results, receipt, body, rid_s = plans[key]
             for r in results:
                 if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
-                    dmid = delivery_message_id(mid, r.code, by=owner)
+                    dmid = delivery_message_id(submission_id, r.code, by=owner)
                     delivery_mids[(pk, r.code)] = dmid
                     delivery_rows.append(
                         {
@@ -429,7 +435,7 @@ class BatchProcessor:
 
         for key, pk in inserted.items():
             i = first[key]
-            owner, mid = key
+            owner, submission_id = key
             env = batch[i].envelope
             results, receipt, body, rid_s = plans[key]
             h = handled[i]
@@ -439,7 +445,7 @@ class BatchProcessor:
                     h.publishes.append(
                         Publish(
                             outgoing=delivery(
-                                submission_id=mid,
+                                submission_id=submission_id,
                                 sender=owner,
                                 recipient=r.code,
                                 route_to=r.route_to,
@@ -454,14 +460,14 @@ class BatchProcessor:
             h.publishes.append(
                 Publish(
                     outgoing=_receipt_outgoing(
-                        owner, mid, body.encode(), ReceiptKind.ACCEPTED.value, rid_s
+                        owner, submission_id, body.encode(), ReceiptKind.ACCEPTED.value, rid_s
                     )
                 )
             )
             h.outcome = ACCEPTED
             log.debug(
                 "document.accepted",
-                message_id=mid,
+                message_id=submission_id,
                 document_id=receipt.document_id,
                 sender=receipt.sender,
                 recipients=len(results),
@@ -491,7 +497,7 @@ class BatchProcessor:
         republished: set[int] = set()
         for i, doc in dup_indexes:
             key = key_of(i)
-            owner, mid = key
+            owner, submission_id = key
             h = handled[i]
             if key in inserted:
                 # A second copy of a submission this very batch stored.
@@ -499,7 +505,7 @@ class BatchProcessor:
                     Publish(
                         outgoing=_receipt_outgoing(
                             owner,
-                            mid,
+                            submission_id,
                             plans[key][2].encode(),
                             ReceiptKind.ACCEPTED.value,
                             plans[key][3],
@@ -510,7 +516,9 @@ class BatchProcessor:
                 continue
             stored = existing.get(key)
             if stored is None:
-                raise RuntimeError(f"document {mid!r} of {owner} conflicted but is not stored")
+                raise RuntimeError(
+                    f"document {submission_id!r} of {owner} conflicted but is not stored"
+                )
             if stored.pk not in republished:
                 republished.add(stored.pk)
                 again = [
@@ -524,7 +532,7 @@ class BatchProcessor:
                     Publish(
                         outgoing=_receipt_outgoing(
                             owner,
-                            mid,
+                            submission_id,
                             json.dumps(stored_body, ensure_ascii=False).encode(),
                             ReceiptKind.ACCEPTED.value,
                             stored_id,
@@ -532,7 +540,7 @@ class BatchProcessor:
                     )
                 )
             h.outcome = DUPLICATE
-            log.info("document.duplicate", message_id=mid, document_id=doc.document_id)
+            log.info("document.duplicate", message_id=submission_id, document_id=doc.document_id)
 
     def _change_refusal(self, doc: Document) -> str | None:
         """Why a revoke/update/replace may not name the documents it names, or None.
@@ -565,8 +573,8 @@ class BatchProcessor:
         candidates, known = self.repo.status_candidates([s.document_id for _, s in stats])
         # A status is (its sender, message_id): the same id from another agency is another
         # status (issue 12 item 4).
-        mids = [batch[i].envelope.message_id or "" for i, _ in stats]
-        seen_before = self.repo.statuses_seen(mids)
+        submission_ids = [batch[i].envelope.message_id or "" for i, _ in stats]
+        seen_before = self.repo.statuses_seen(submission_ids)
         current: dict[int, str] = {}
         before_recall: dict[int, str | None] = {}
         for refs in candidates.values():
@@ -578,8 +586,8 @@ class BatchProcessor:
         done_in_batch: set[tuple[str, str]] = set()
         for i, st in stats:
             env = batch[i].envelope
-            mid = env.message_id or ""
-            key = (st.sender.organ_id, mid)
+            submission_id = env.message_id or ""
+            key = (st.sender.organ_id, submission_id)
             route = route_status(
                 document_id=st.document_id,
                 code=st.status_code,
@@ -595,7 +603,7 @@ class BatchProcessor:
             h.publishes.append(
                 Publish(
                     outgoing=delivery(
-                        submission_id=mid,
+                        submission_id=submission_id,
                         sender=env.owner,
                         recipient=route.addressee,
                         route_to=route.route_to,
@@ -606,9 +614,9 @@ class BatchProcessor:
             )
             receipt = Receipt(
                 at=self.now,
-                receipt_id=receipt_uuid(mid, ReceiptKind.ACCEPTED.value, by=env.owner),
+                receipt_id=receipt_uuid(submission_id, ReceiptKind.ACCEPTED.value, by=env.owner),
                 kind=ReceiptKind.ACCEPTED,
-                in_reply_to=mid,
+                in_reply_to=submission_id,
                 message_type=t.TYPE_STATUS,
                 document_id=st.document_id,
                 sender=st.sender.organ_id,
@@ -647,7 +655,7 @@ class BatchProcessor:
                     "description": st.description or st.status_text,
                     "staff": staff,
                     "actor": st.sender.organ_id,
-                    "message_id": mid,
+                    "message_id": submission_id,
                     "detail": {
                         "from_state": was,
                         "to_state": move.state,
@@ -664,7 +672,7 @@ class BatchProcessor:
                 Publish(
                     outgoing=_receipt_outgoing(
                         env.owner,
-                        mid,
+                        submission_id,
                         body.encode(),
                         ReceiptKind.ACCEPTED.value,
                         str(receipt.receipt_id),
@@ -674,7 +682,7 @@ class BatchProcessor:
             h.outcome = ACCEPTED
             log.debug(
                 "status.routed",
-                message_id=mid,
+                message_id=submission_id,
                 document_id=st.document_id,
                 sender=st.sender.organ_id,
                 recipient=route.addressee,

@@ -120,7 +120,7 @@ def insert_documents(
         on_conflict="ON CONFLICT (submitted_by, message_id) DO NOTHING",
         returning=("submitted_by", "message_id", "id"),
     )
-    return {(by, mid): pk for by, mid, pk in found}
+    return {(by, submission_id): pk for by, submission_id, pk in found}
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,8 @@ def existing_documents(
         ).where(tuple_(documents.c.submitted_by, documents.c.message_id).in_(list(keys)))
     )
     return {
-        (by, mid): StoredDocument(pk=pk, message_id=mid, submitted_by=by) for mid, pk, by in rows
+        (by, submission_id): StoredDocument(pk=pk, message_id=submission_id, submitted_by=by)
+        for submission_id, pk, by in rows
     }
 
 
@@ -165,7 +166,7 @@ def stored_receipts(
         )
         .order_by(receipts.c.id)
     )
-    return {(agency, mid): (rid, body) for agency, mid, rid, body in rows}
+    return {(agency, submission_id): (rid, body) for agency, submission_id, rid, body in rows}
 
 
 def document_senders(conn: Connection, document_ids: Sequence[str]) -> dict[str, set[str]]:
@@ -438,7 +439,7 @@ def insert_status_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> se
         on_conflict="ON CONFLICT (actor, message_id) WHERE message_id IS NOT NULL DO NOTHING",
         returning=("actor", "message_id"),
     )
-    return {(actor, mid) for actor, mid in found}
+    return {(actor, submission_id) for actor, submission_id in found}
 
 
 def _same_keys(rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
@@ -531,4 +532,4 @@ def statuses_seen(conn: Connection, message_ids: Sequence[str]) -> set[tuple[str
             events.c.message_id.in_(list(message_ids))
         )
     )
-    return {(actor, mid) for actor, mid in rows}
+    return {(actor, submission_id) for actor, submission_id in rows}

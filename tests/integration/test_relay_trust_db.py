@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -388,11 +389,11 @@ def test_the_delivery_failed_receipt_of_a_last_unroutable_retry_is_published(
 def test_a_message_the_relay_cannot_process_is_rejected_in_words_not_a_repr(
     db: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from relay.worker import loop as loop_module
+    from relay.worker import transaction as transaction_module
 
     a, b = _agencies(db, 2)
     sub, _ = _doc(a, [b])
-    real_run = loop_module.BatchProcessor.run
+    real_run = transaction_module.BatchProcessor.run
     calls: list[int] = []
 
     def broken_once(self: BatchProcessor, batch: list[Inbound]) -> list[Handled]:
@@ -401,10 +402,10 @@ def test_a_message_the_relay_cannot_process_is_rejected_in_words_not_a_repr(
             raise ValueError("unexpected <Document object at 0x7f00>")
         return real_run(self, batch)
 
-    monkeypatch.setattr(loop_module.BatchProcessor, "run", broken_once)
-    relay = loop_module.RelayLoop(settings, db)
+    monkeypatch.setattr(transaction_module.BatchProcessor, "run", broken_once)
+    relay = transaction_module.BatchTransaction(settings.max_message_bytes, {}, threading.Lock())
     with db.begin() as conn:
-        [h] = relay._process_in(conn, [sub])
+        [h] = relay.run(conn, [sub])
 
     assert h.outcome == "rejected"
     receipt = json.loads(h.publishes[0].outgoing.body)

@@ -6,6 +6,11 @@
 - ``adapters`` never imports ``relay``;
 - ``relay`` never imports ``lienthong`` (the console script, which composes everything);
 - ``adapters`` and ``schemas`` import of ``lienthong`` only its shared leaves (like ``relay``);
+- nothing in ``relay/worker`` imports upward: neither the console script's commands
+  (``relay.cli``, ``relay.console``, ``relay.setup``) nor, below the daemon's composition root,
+  the root and what it composes (``relay.worker.main``, ``.supervisor``, ``.preload``,
+  ``.loop``); its pure bookkeeping (acks, confirms, intake rules, partition) imports neither pika
+  nor SQLAlchemy;
 - engines and broker connections are built in composition roots (the relay daemon's
   ``relay/worker/main.py``, the console script's commands) and in the few edges that reconnect
   (:data:`MAY_BUILD` says which and why), never inside the services they are handed to.
@@ -71,6 +76,81 @@ def test_adapters_never_import_the_relay() -> None:
     assert violations("adapters", forbidden={"relay"}) == []
 
 
+#: What sits above ``relay/worker``: the console script's commands, which compose the daemon.
+ABOVE_THE_WORKER = ("relay.cli", "relay.console", "relay.setup")
+#: The daemon's composition root and what it composes: only they import these.
+WORKER_ROOTS = {
+    "relay.worker.main": {"relay/worker/supervisor.py", "relay/worker/preload.py"},
+    "relay.worker.supervisor": set(),
+    "relay.worker.preload": set(),
+    "relay.worker.loop": {"relay/worker/main.py"},
+}
+#: The worker's pure bookkeeping: no broker or database library.
+WORKER_PURE = ("acks", "confirms", "intake", "partition")
+
+
+def dotted_imports(source: str, package: str) -> Iterator[tuple[int, str]]:
+    """(line, dotted module) of every import in ``source``, relative ones resolved in
+    ``package`` (the dotted name of the module's package)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+                names = [module] if node.module else [f"{module}.{a.name}" for a in node.names]
+                for name in names:
+                    yield node.lineno, name
+            elif node.module:
+                yield node.lineno, node.module
+                for alias in node.names:  # ``from relay.worker import loop``
+                    yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def worker_upward_imports(root: Path) -> list[str]:
+    found = []
+    for path in sorted((root / "relay/worker").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        package = ".".join(path.relative_to(root).parent.parts)
+        for line, module in dotted_imports(path.read_text(encoding="utf-8"), package):
+            above = any(module == m or module.startswith(m + ".") for m in ABOVE_THE_WORKER)
+            importers = WORKER_ROOTS.get(module)
+            if above or (importers is not None and rel not in importers):
+                found.append(f"{rel}:{line} imports {module}")
+            if path.stem in WORKER_PURE and module.split(".")[0] in {
+                "pika",
+                "sqlalchemy",
+                "psycopg",
+            }:
+                found.append(f"{rel}:{line} imports {module} (pure bookkeeping)")
+    return found
+
+
+def test_nothing_in_the_relay_worker_imports_upward() -> None:
+    assert worker_upward_imports(ROOT) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "source"),
+    [
+        ("batching.py", "from relay.cli import relay\n"),
+        ("sweep.py", "def f():\n    from relay.worker.main import run_relay\n"),
+        ("publishing.py", "from . import loop\n"),
+        ("outboxes.py", "from relay.worker import supervisor\n"),
+        ("intake.py", "import pika\n"),
+    ],
+)
+def test_an_upward_import_in_the_relay_worker_is_reported(
+    tmp_path: Path, where: str, source: str
+) -> None:
+    (tmp_path / "relay/worker").mkdir(parents=True)
+    (tmp_path / "relay/worker" / where).write_text(source)
+    found = worker_upward_imports(tmp_path)
+    assert found and all(f.startswith(f"relay/worker/{where}:") for f in found), found
+
+
 #: Modules of ``lienthong`` that the relay and the adapters share and that import nothing of
 #: the project but its error hierarchy (leaves placed in the top package; checked below).
 SHARED_LEAVES = {"lienthong.monitoring"}
@@ -117,7 +197,7 @@ MAY_BUILD: dict[str, frozenset[str]] = {
     # the relay daemon's composition root
     "relay/worker/main.py": ANY,
     # the loop opens a new connection each time it reconnects
-    "relay/worker/loop.py": frozenset({"RelayConnection"}),
+    "relay/worker/lifecycle.py": frozenset({"RelayConnection"}),
     # the blocking broker edge of the retry workers, the jobs and the directory publisher
     "relay/retry/amqp.py": frozenset({"BlockingConnection"}),
     # the builders themselves

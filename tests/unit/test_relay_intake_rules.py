@@ -1,0 +1,130 @@
+"""The relay's intake and batching rules (:mod:`relay.worker.intake`): pure, no services."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.worker.intake import (
+    BATCH_BYTES_SHARE,
+    Flush,
+    FlushRules,
+    IntakeStep,
+    intake_step,
+    may_resume,
+    paused_prefetch,
+)
+
+MiB = 1024 * 1024
+RULES = FlushRules(batch_size=250, batch_wait_ms=20, intake_max_bytes=64 * MiB)
+
+
+def decide(**kw: object) -> Flush:
+    args: dict[str, object] = {
+        "wait_for_db": False,
+        "db_batches": 0,
+        "copy_bytes": 0,
+        "copies_in_flight": False,
+        "stopping": False,
+    }
+    args.update(kw)
+    return RULES.decide(**args)  # type: ignore[arg-type]
+
+
+def test_a_batch_is_full_by_count_or_by_a_share_of_the_intake_bytes() -> None:
+    assert not RULES.full(249, 0)
+    assert RULES.full(250, 0)
+    share = 64 * MiB // BATCH_BYTES_SHARE
+    assert not RULES.full(1, share - 1)
+    assert RULES.full(1, share)
+
+
+def test_a_partial_batch_waits_only_for_a_busy_database() -> None:
+    assert RULES.wait_seconds(db_busy=False) == 0.0
+    assert RULES.wait_seconds(db_busy=True) == pytest.approx(0.02)
+
+
+def test_the_timer_keeps_gathering_while_the_database_is_on_the_previous_batch() -> None:
+    assert decide(wait_for_db=True, db_batches=1) is Flush.WAIT_FOR_DB
+    assert decide(wait_for_db=True, db_batches=0) is Flush.GO
+    # a full batch, or the database answering, does not wait for it
+    assert decide(wait_for_db=False, db_batches=1) is Flush.GO
+
+
+def test_copies_in_flight_holding_the_intake_bytes_hold_the_next_batch() -> None:
+    full = 64 * MiB
+    assert decide(copy_bytes=full, copies_in_flight=True) is Flush.WAIT_FOR_CONFIRMS
+    assert decide(copy_bytes=full - 1, copies_in_flight=True) is Flush.GO
+    assert decide(copy_bytes=full, copies_in_flight=False) is Flush.GO
+
+
+def test_a_stopping_relay_sends_what_it_gathered() -> None:
+    assert decide(stopping=True, wait_for_db=True, db_batches=3) is Flush.GO
+    assert decide(stopping=True, copy_bytes=10**12, copies_in_flight=True) is Flush.GO
+
+
+def step(**kw: int | bool) -> IntakeStep:
+    args: dict[str, int | bool] = {
+        "held_bytes": 0,
+        "held_count": 0,
+        "paused": False,
+        "prefetch": 250,
+        "max_prefetch": 250,
+        "intake_max_bytes": 64 * MiB,
+    }
+    args.update(kw)
+    return intake_step(**args)  # type: ignore[arg-type]
+
+
+def test_intake_pauses_above_its_bytes_once() -> None:
+    assert step(held_bytes=64 * MiB) is IntakeStep.KEEP
+    assert step(held_bytes=64 * MiB + 1) is IntakeStep.PAUSE
+    assert step(held_bytes=64 * MiB + 1, paused=True) is IntakeStep.KEEP
+
+
+def test_a_lowered_prefetch_full_of_small_messages_regrows() -> None:
+    small = 16 * MiB  # a quarter of intake_max_bytes
+    assert step(prefetch=10, held_count=10, held_bytes=small) is IntakeStep.REGROW
+    assert step(prefetch=10, held_count=9, held_bytes=small) is IntakeStep.KEEP
+    assert step(prefetch=10, held_count=10, held_bytes=small + 1) is IntakeStep.KEEP
+    assert step(prefetch=250, held_count=250, held_bytes=1) is IntakeStep.KEEP  # not lowered
+    assert step(prefetch=10, held_count=10, held_bytes=1, paused=True) is IntakeStep.KEEP
+
+
+def test_the_prefetch_after_a_pause_fits_half_the_intake_bytes() -> None:
+    # 1 MiB messages, 64 MiB intake: 32 of them fill half
+    assert (
+        paused_prefetch(
+            held_bytes=70 * MiB, held_count=70, max_prefetch=250, intake_max_bytes=64 * MiB
+        )
+        == 32
+    )
+    # small messages: never above the configured prefetch; huge ones: at least 1
+    assert (
+        paused_prefetch(
+            held_bytes=70 * 1024, held_count=70, max_prefetch=250, intake_max_bytes=64 * MiB
+        )
+        == 250
+    )
+    assert (
+        paused_prefetch(
+            held_bytes=200 * MiB, held_count=1, max_prefetch=250, intake_max_bytes=64 * MiB
+        )
+        == 1
+    )
+    assert (
+        paused_prefetch(held_bytes=0, held_count=0, max_prefetch=250, intake_max_bytes=64 * MiB)
+        == 250
+    )
+
+
+def test_intake_resumes_when_half_its_bytes_are_left() -> None:
+    assert may_resume(paused=True, held_bytes=32 * MiB, intake_max_bytes=64 * MiB)
+    assert not may_resume(paused=True, held_bytes=32 * MiB + 1, intake_max_bytes=64 * MiB)
+    assert not may_resume(paused=False, held_bytes=0, intake_max_bytes=64 * MiB)
+
+
+def test_the_rules_are_read_from_the_settings() -> None:
+    from relay.config import Settings
+
+    s = Settings(batch_size=7, batch_wait_ms=5, intake_max_bytes=8 * MiB)
+    assert FlushRules.of(s) == FlushRules(batch_size=7, batch_wait_ms=5, intake_max_bytes=8 * MiB)
