@@ -27,6 +27,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from adapters.config import AdapterConfig
 from adapters.formats.base import FileFormat
@@ -120,7 +122,17 @@ async def _upload(request: Request, config: AdapterConfig, upload: Upload) -> No
     if content_type.startswith("multipart/form-data"):
         # Starlette spools file parts to disk (past 1 MiB); a text field is held in memory,
         # so it keeps the single-message limit.
-        form = await request.form(max_files=4, max_fields=64, max_part_size=config.max_file_bytes)
+        try:
+            form = await request.form(
+                max_files=4, max_fields=64, max_part_size=config.max_file_bytes
+            )
+        except (HTTPException, MultiPartException) as e:  # Starlette: a body it cannot parse
+            detail = getattr(e, "detail", None) or getattr(e, "message", None) or str(e)
+            raise BadRequest(
+                f"the multipart body cannot be read ({detail}); send the edXML file in a "
+                f"multipart/form-data part named {FILE_PART!r} with its boundary, or as the "
+                "request body (application/octet-stream)"
+            ) from e
         part = form.get(FILE_PART)
         if part is None:
             files = [v for v in form.values() if isinstance(v, UploadFile)]

@@ -215,6 +215,28 @@ def test_each_refusal_says_why_and_sends_nothing(site: Site) -> None:
     assert site.spool_rows() == []  # nothing was taken to be sent
 
 
+def test_a_multipart_body_that_cannot_be_read_is_refused_with_words(site: Site) -> None:
+    # Found by the fuzz test: Starlette raises its own HTTPException for a multipart body
+    # without a boundary, which the adapter answered with 500 "the adapter failed".
+    client = site.client()
+    for body, content_type in (
+        (b"", "multipart/form-data"),
+        (b"not a multipart body", "multipart/form-data"),
+        (b"--x\r\nContent-Disposition: form-data\r\n", "multipart/form-data; boundary=x"),
+    ):
+        answer = client.call(
+            "/sendEdoc",
+            body=body,
+            content_type=content_type,
+            servicetype="eDoc",
+            messagetype="edoc",
+        )
+        assert answer["status"] == "FAIL" and answer["ErrorCode"] == "400", answer
+        assert "multipart" in answer["ErrorDesc"], answer
+        assert client.exchanges[-1].http_status == 200  # the SDK reads FAIL from the JSON
+    assert site.spool_rows() == []
+
+
 def test_a_unit_the_relay_says_this_adapter_hosts_may_send(site: Site) -> None:
     client = site.client()
     from_unit = package_from(site.unit, random_code())
