@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,6 +358,12 @@ def drain(
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+    if expect is not None and len(out) < expect:
+        # a test that expects more than will come waits the whole timeout: say so
+        warnings.warn(
+            f"drain({agency.code}) got {len(out)} of the {expect} messages expected in {timeout} s",
+            stacklevel=2,
+        )
     return out
 
 

@@ -144,7 +144,7 @@ def test_the_same_submission_twice_is_one_document_one_delivery_and_one_copy(
     mid = publish(a, doc)
     publish(a, doc, message_id=mid)
 
-    copies = drain(b, expect=2, timeout=3)
+    copies = drain(b, quiet=3)  # all that comes within 3 s of the last
     # One copy. When the duplicate arrives before the first copy's confirm has been recorded,
     # the delivery is still `pending` and is published again (DESIGN §2: a pending delivery is
     # republished, so a crash between commit and publish loses nothing) under the same message
