@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from adapters.edxml.values import now
+from adapters.edxml.values import VIETNAM, now
 from schemas import Document, TraceHeader, validate_agency_code
 from schemas import topology as t
 
@@ -38,9 +38,10 @@ def stamp_delivery(
 ) -> Document:
     """``document`` with the hub hop and the receiver appended, from the delivery's headers.
 
-    Headers that are missing or do not hold an agency code add no hop.
+    Headers that are missing or do not hold an agency code add no hop. ``at`` (the time of
+    reception; now if not given) is written in Vietnam's time, to the second.
     """
-    when = at or now()
+    when = at.astimezone(VIETNAM).replace(microsecond=0) if at is not None else now()
     hops = list(document.trace)
     for name in (t.HEADER_SENDER, t.HEADER_RECIPIENT):
         code = _code(headers.get(name))

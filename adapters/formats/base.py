@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from collections.abc import Mapping
 
 from schemas import Document, Receipt, Status
@@ -36,8 +37,12 @@ class FileFormat(abc.ABC):
     def write_document(self, document: Document) -> bytes:
         """Render a received document for ``inbox/documents/``."""
 
-    def write_delivered_document(self, document: Document, headers: Mapping[str, object]) -> bytes:
-        """Render a document delivered by the relay; ``headers`` are the delivery's AMQP headers.
+    def write_delivered_document(
+        self, document: Document, headers: Mapping[str, object], at: dt.datetime | None = None
+    ) -> bytes:
+        """Render a document delivered by the relay; ``headers`` are the delivery's AMQP headers,
+        ``at`` the time it was received (now if not given), so that writing it again writes the
+        same bytes.
 
         Formats that record the route (edXML's TraceHeaderList) override this; the others
         write the document as it is.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 from adapters.edxml import (
@@ -47,9 +48,12 @@ class EdxmlFormat(FileFormat):
         except EdxmlError as e:
             raise FormatError(f"edXML: {e}") from e
 
-    def write_delivered_document(self, document: Document, headers: Mapping[str, object]) -> bytes:
-        """A document as delivered: the relay's route (delivery headers) added to its trace."""
-        return self.write_document(stamp_delivery(document, headers))
+    def write_delivered_document(
+        self, document: Document, headers: Mapping[str, object], at: dt.datetime | None = None
+    ) -> bytes:
+        """A document as delivered: the relay's route (delivery headers) added to its trace,
+        the hub's and the receiver's hops at ``at``, the time of reception."""
+        return self.write_document(stamp_delivery(document, headers, at))
 
     def write_status(self, status: Status) -> bytes:
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import os
 import tempfile
@@ -339,7 +340,7 @@ class SdkService:
             return self.format.write_status(message)
         assert isinstance(message, Document)
         if not assembly.is_chunked(item):
-            return self.format.write_delivered_document(message, item.headers)
+            return self.format.write_delivered_document(message, item.headers, item.received_at)
         missing = [
             a.name
             for a in message.chunked_attachments()
@@ -355,7 +356,8 @@ class SdkService:
         os.close(fd)
         path = Path(name)
         try:
-            assembly.write_document(self.format.write_delivered_document, item, path, self.config)
+            render = functools.partial(self.format.write_delivered_document, at=item.received_at)
+            assembly.write_document(render, item, path, self.config)
         except BaseException:
             path.unlink(missing_ok=True)
             raise

@@ -313,6 +313,31 @@ def test_received_documents_are_listed_fetched_and_acked_with_one_status_01(site
     assert len(site.spool_rows()) == 1
 
 
+def test_a_received_package_reads_the_same_however_often_and_late_it_is_fetched(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clock that moves an hour at every look: only a package stamped with the time it was
+    # received (not the time of the call) reads the same twice. CI caught getEdoc and
+    # downloadEdoc answering different bytes when the second call fell in the next second.
+    clock = iter(
+        dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC) + dt.timedelta(hours=h) for h in range(99)
+    )
+    monkeypatch.setattr("adapters.edxml.trace.now", lambda: next(clock))
+    sender = random_code()
+    assert site.deliver(document_delivery(sender, site.code)) == [Action.ACK]
+    client = site.client()
+    [item] = client.received("edoc")["data"]
+    package = base64.b64decode(client.get_edoc(item["docId"])["data"])
+    assert client.download(item["docId"]) == package
+    assert base64.b64decode(client.get_edoc(item["docId"])["data"]) == package
+    hub, receiver = parse_document(package).trace[-2:]
+    assert (hub.organ_id, receiver.organ_id) == (sender, site.code)
+    # The hub's and the receiver's hops carry the time of reception, as the list shows it.
+    shown = dt.datetime.strptime(item["created_time"], "%d/%m/%Y %H:%M:%S")
+    assert hub.timestamp == receiver.timestamp
+    assert hub.timestamp.replace(tzinfo=None) == shown
+
+
 def _status_01(code: str, document: Document) -> bytes:
     """The status 01 package a DMS would send for ``document`` itself."""
     return render_status(arrival_status(document, code))
