@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -24,6 +25,46 @@ def pytest_configure(config: pytest.Config) -> None:
     fail to bind it): the settings and every process started from the tests inherit this.
     Tests of the endpoint give a port of their own."""
     os.environ.setdefault("LIENTHONG_METRICS_ADDR", "")
+
+
+#: Test files that share something of fixed name outside the per-test vhosts and databases:
+#: under pytest-xdist (``make test`` runs two workers) each group runs on one worker, one file
+#: after another. Every other file runs whole on one worker (its module fixtures once), which is
+#: enough for a file that starts services on ports only it uses (TLS, the metrics test's
+#: PostgreSQL cluster, the federation link proxies).
+SHARED = {
+    # The nodes chaos5 (started once per process) and chaos6, the ports of tests/chaos/ports.py.
+    "chaos": ("tests/chaos/",),
+    # The demo's vhost, database and RabbitMQ users.
+    "demo": (
+        "tests/e2e/test_demo.py",
+        "tests/e2e/test_ops_first_run.py",
+        "tests/integration/test_demo_users.py",
+    ),
+    # The PostgreSQL cluster ``trustrelay`` on port 5461.
+    "trustrelay": (
+        "tests/integration/test_relay_database_outage.py",
+        "tests/integration/test_relay_postgres_outage.py",
+    ),
+}
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The scope of a test under pytest-xdist: its SHARED group, or else its file."""
+    path = nodeid.split("::")[0]
+    return next((g for g, paths in SHARED.items() if path.startswith(paths)), path)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole files to each worker, each SHARED group to one (xdist's own ``loadgroup`` is of no
+    help here: with pytest 9.2 it no longer sees the groups it writes into node ids)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return ByFile(config, log)
 
 
 @pytest.fixture(autouse=True)
