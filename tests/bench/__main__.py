@@ -13,7 +13,7 @@ from tests.bench.env import bench_env, services_from_env
 from tests.bench.processes import BenchError
 from tests.bench.report import machine, print_ratios, print_table, ratios, write_json
 from tests.bench.runner import RELAY_WORKERS, PhaseResult, Runner
-from tests.bench.scenarios import SYSTEMS, large_scenarios, limits, scenarios
+from tests.bench.scenarios import EXTRA_SYSTEMS, SYSTEMS, large_scenarios, limits, scenarios
 from tests.bench.soak import soak
 
 
@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--senders", type=int, default=20, help="simulated agency adapters")
     p.add_argument("--fanout", type=int, default=95, help="recipients of the fan-out scenario")
     p.add_argument(
-        "--systems", default=",".join(SYSTEMS), help="comma-separated subset of the systems"
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated systems ({','.join(SYSTEMS)}; also {','.join(EXTRA_SYSTEMS)})",
     )
     p.add_argument("--scenarios", default="", help="comma-separated scenario names (default all)")
     p.add_argument(
@@ -64,9 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
-    unknown = [s for s in systems if s not in SYSTEMS]
+    known = SYSTEMS + EXTRA_SYSTEMS
+    unknown = [s for s in systems if s not in known]
     if unknown:
-        p.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+        p.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
     args.system_list = systems
     if args.senders < 1 or args.fanout < 1 or args.relay_workers < 1:
         p.error("--senders, --fanout and --relay-workers must be at least 1")

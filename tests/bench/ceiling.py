@@ -4,17 +4,24 @@ It consumes the senders' outbox quorum queues and republishes each message, unpa
 ``lienthong.deliver`` once per recipient (so into the recipients' inbox quorum queues), with
 streaming publisher confirms; a consumed message is acked once all its copies are confirmed.
 No database, no validation: the upper bound any relay on this broker can reach.
+
+``ceiling+receipt`` (``receipts=True``) also publishes, for each message, the receipt the relay
+sends its sender (``accepted``, one result per recipient, to the sender's inbox), and acks once
+that is confirmed too: what the broker costs for the relay's whole job, without the relay.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
+import uuid
 from multiprocessing.connection import Connection
 from typing import Any
 
 import pika
 from pika.adapters.select_connection import SelectConnection
 
+from schemas import Receipt, ReceiptKind, RecipientOutcome, RecipientResult, encode_message
 from schemas import topology as t
 from tests.bench.confirms import ConfirmTracker
 from tests.bench.env import connection_parameters
@@ -22,9 +29,18 @@ from tests.bench.env import connection_parameters
 
 class Forwarder:
     def __init__(
-        self, amqp_url: str, queues: list[str], recipients: list[str], prefetch: int
+        self,
+        amqp_url: str,
+        queues: list[str],
+        recipients: list[str],
+        prefetch: int,
+        receipts: bool = False,
     ) -> None:
         self.amqp_url = amqp_url
+        self.receipts = receipts
+        self.results = [
+            RecipientResult(code=r, outcome=RecipientOutcome.QUEUED, route_to=r) for r in recipients
+        ]
         self.queues = queues
         self.recipients = recipients
         self.prefetch = prefetch
@@ -68,7 +84,7 @@ class Forwarder:
 
     def _on_message(self, ch: Any, method: Any, props: Any, body: bytes) -> None:
         tag = method.delivery_tag
-        self.remaining[tag] = len(self.recipients)
+        self.remaining[tag] = len(self.recipients) + (1 if self.receipts else 0)
         for r in self.recipients:
             out = pika.BasicProperties(
                 message_id=f"{props.message_id}/{r}",
@@ -85,6 +101,31 @@ class Forwarder:
             key = t.deliver_routing_key(r)
             ch.basic_publish(t.DELIVER_EXCHANGE, key, body, out, mandatory=True)
             self.source_of[self.confirms.published()] = tag
+        if self.receipts:
+            self._publish_receipt(ch, tag, props)
+
+    def _publish_receipt(self, ch: Any, tag: int, props: Any) -> None:
+        sender = props.user_id or ""
+        receipt = Receipt(
+            at=dt.datetime.now(dt.UTC),
+            receipt_id=str(uuid.uuid4()),
+            kind=ReceiptKind.ACCEPTED,
+            in_reply_to=props.message_id,
+            message_type=t.TYPE_DOCUMENT,
+            sender=sender,
+            recipients=self.results,
+        )
+        out = pika.BasicProperties(
+            message_id=str(receipt.receipt_id),
+            correlation_id=props.message_id,
+            type=t.TYPE_RECEIPT,
+            delivery_mode=2,
+            content_type="application/json",
+            headers={t.HEADER_RECIPIENT: sender},
+        )
+        key = t.deliver_routing_key(sender)
+        ch.basic_publish(t.DELIVER_EXCHANGE, key, encode_message(receipt), out, mandatory=True)
+        self.source_of[self.confirms.published()] = tag
 
     def _on_confirm(self, frame: Any) -> None:
         m = frame.method
@@ -102,7 +143,12 @@ class Forwarder:
 
 
 def run_ceiling(
-    amqp_url: str, queues: list[str], recipients: list[str], prefetch: int, ready: Connection
+    amqp_url: str,
+    queues: list[str],
+    recipients: list[str],
+    prefetch: int,
+    receipts: bool,
+    ready: Connection,
 ) -> None:
     """Process entry point; SIGTERM stops it."""
-    Forwarder(amqp_url, queues, recipients, prefetch).run(ready)
+    Forwarder(amqp_url, queues, recipients, prefetch, receipts).run(ready)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.runner import PhaseResult
+from tests.bench.scenarios import CEILING_RECEIPT
 from tests.bench.stats import ratio
 
 
@@ -34,6 +35,9 @@ def ratios(results: Iterable[PhaseResult]) -> dict[str, dict[str, float | None]]
         same_load = ceiling.latency_at_relay_load if ceiling is not None else None
         rc = ratio(rate(relay), rate(ceiling))
         rn = ratio(rate(relay), rate(naive))
+        with_receipt = systems.get(CEILING_RECEIPT)
+        rr = ratio(rate(relay), rate(with_receipt))
+        receipt_same_load = with_receipt.latency_at_relay_load if with_receipt is not None else None
         out[scenario] = {
             "relay_over_ceiling": None if rc is None else round(rc, 3),
             "relay_over_naive": None if rn is None else round(rn, 3),
@@ -43,6 +47,10 @@ def ratios(results: Iterable[PhaseResult]) -> dict[str, dict[str, float | None]]
                 None if same_load is None else float(same_load["p99_ms"])
             ),
             "naive_p99_ms": p99(naive),
+            "relay_over_ceiling_receipt": None if rr is None else round(rr, 3),
+            "ceiling_receipt_p99_ms_at_relay_load": (
+                None if receipt_same_load is None else float(receipt_same_load["p99_ms"])
+            ),
         }
     return out
 
@@ -58,7 +66,7 @@ def _ratio(x: float | None) -> str:
 
 def print_table(results: list[PhaseResult]) -> None:
     head = (
-        f"{'scenario':<18}{'system':<9}{'docs':>7}{'docs/s':>10}{'MB/s':>8}{'copies/s':>10}"
+        f"{'scenario':<18}{'system':<16}{'docs':>7}{'docs/s':>10}{'MB/s':>8}{'copies/s':>10}"
         f"{'load/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'PSS MB':>8}{'RSS MB':>8}"
     )
     print(head)
@@ -66,15 +74,15 @@ def print_table(results: list[PhaseResult]) -> None:
     for r in results:
         lat = r.latency or {}
         print(
-            f"{r.scenario:<18}{r.system:<9}{_fmt(r.docs, 7)}{_fmt(r.docs_per_s, 10)}"
+            f"{r.scenario:<18}{r.system:<16}{_fmt(r.docs, 7)}{_fmt(r.docs_per_s, 10)}"
             f"{_fmt(r.mb_per_s, 8)}{_fmt(r.copies_per_s, 10)}{_fmt(r.offered_rate, 9)}"
             f"{_fmt(lat.get('p50_ms'), 9)}{_fmt(lat.get('p95_ms'), 9)}"
             f"{_fmt(lat.get('p99_ms'), 9)}{_fmt(r.peak_pss_mb, 8)}{_fmt(r.peak_rss_mb, 8)}"
         )
         for note in r.notes:
-            print(f"{'':27}note: {note}")
+            print(f"{'':34}note: {note}")
         if r.error:
-            print(f"{'':27}ERROR: {r.error}")
+            print(f"{'':34}ERROR: {r.error}")
 
 
 def print_ratios(table: dict[str, dict[str, float | None]]) -> None:
@@ -87,6 +95,12 @@ def print_ratios(table: dict[str, dict[str, float | None]]) -> None:
             f"{_fmt(row['ceiling_p99_ms_at_relay_load'], 7)} ms at the same load "
             f"({_fmt(row['ceiling_p99_ms'], 7)} ms at half its own maximum)"
         )
+        if row.get("relay_over_ceiling_receipt") is not None:
+            print(
+                f"{'':<18} relay/{CEILING_RECEIPT} {_ratio(row['relay_over_ceiling_receipt'])}   "
+                f"p99 {CEILING_RECEIPT} "
+                f"{_fmt(row['ceiling_receipt_p99_ms_at_relay_load'], 7)} ms at the relay's load"
+            )
 
 
 def machine() -> dict[str, Any]:

@@ -42,7 +42,7 @@ from tests.bench.processes import (
     Worker,
     expect,
 )
-from tests.bench.scenarios import Limits, Scenario
+from tests.bench.scenarios import CEILING_RECEIPT, CEILINGS, Limits, Scenario
 from tests.bench.stats import MB, summarize_latencies, throughput
 
 POLL_S = 0.05
@@ -176,9 +176,10 @@ class Runner:
         url = self.env.settings.amqp_url
         recipients = self.env.recipients[: sc.recipients]
         handle: Worker | RelayProcess
-        if name == "ceiling":
+        if name in CEILINGS:
+            receipts = name == CEILING_RECEIPT
             handle = Worker(
-                "ceiling", run_ceiling, url, self.env.outboxes, recipients, CEILING_PREFETCH
+                name, run_ceiling, url, self.env.outboxes, recipients, CEILING_PREFETCH, receipts
             ).start()
         elif name == "naive":
             handle = Worker(
@@ -327,7 +328,7 @@ class Runner:
             res.docs = len(done)
             first = min(c[2] for c in done)
             last = max(c[2] for c in done)
-            if res.system != "ceiling":
+            if res.system not in CEILINGS:
                 expected = len(done) * sc.recipients
                 rows, at = self.wait_committed(phase, expected)
                 res.rows_committed = rows
@@ -425,23 +426,28 @@ class Runner:
         collector: Worker,
         completed: Synchronized[int],
     ) -> None:
-        """The ceiling's latency at the relay's half-load rate: p99s compared at one load."""
+        """Each ceiling's latency at the relay's half-load rate: p99s compared at one load."""
         by = {r.system: r for r in results}
-        ceiling, relay = by.get("ceiling"), by.get("relay")
-        if ceiling is None or relay is None or not relay.offered_rate:
+        relay = by.get("relay")
+        if relay is None or not relay.offered_rate:
             return
-        print(f"  {sc.name}: ceiling at the relay's load ({relay.offered_rate}/s) ...", flush=True)
-        try:
-            summary, _, notes, _ = self.offer(
-                "ceiling", sc, relay.offered_rate, publisher, collector, completed
-            )
-        except BenchError as e:
-            ceiling.notes.append(f"at the relay's load: {e}")
-            return
-        ceiling.latency_at_relay_load = summary
-        ceiling.notes.extend(notes)
-        lat = summary or {}
-        print(f"    p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms")
+        for name in CEILINGS:
+            ceiling = by.get(name)
+            if ceiling is None:
+                continue
+            load = relay.offered_rate
+            print(f"  {sc.name}: {name} at the relay's load ({load}/s) ...", flush=True)
+            try:
+                summary, _, notes, _ = self.offer(
+                    name, sc, relay.offered_rate, publisher, collector, completed
+                )
+            except BenchError as e:
+                ceiling.notes.append(f"at the relay's load: {e}")
+                continue
+            ceiling.latency_at_relay_load = summary
+            ceiling.notes.extend(notes)
+            lat = summary or {}
+            print(f"    p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms")
 
     def run_scenario(self, sc: Scenario, systems: list[str]) -> list[PhaseResult]:
         templates = self.templates(sc)

@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from tests.bench.payloads import KIB, MIB
 
 SYSTEMS = ("ceiling", "naive", "relay")
+#: Systems a run measures only when named in ``--systems``: the ceiling that also publishes the
+#: relay's receipt to each sender (tests/bench/ceiling.py).
+CEILING_RECEIPT = "ceiling+receipt"
+EXTRA_SYSTEMS = (CEILING_RECEIPT,)
+#: The forwarders: no database rows to wait for; measured at the relay's load too.
+CEILINGS = ("ceiling", CEILING_RECEIPT)
 
 
 @dataclass(frozen=True)
