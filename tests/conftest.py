@@ -55,6 +55,7 @@ def xdist_scope(nodeid: str) -> str:
     return next((g for g, paths in SHARED.items() if path.startswith(paths)), path)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: no error without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Whole files to each worker, each SHARED group to one (xdist's own ``loadgroup`` is of no
     help here: with pytest 9.2 it no longer sees the groups it writes into node ids)."""
