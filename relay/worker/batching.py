@@ -68,6 +68,7 @@ class Batching(LoopState):
             prefetch=self._prefetch,
             max_prefetch=self.settings.prefetch,
             intake_max_bytes=self.settings.intake_max_bytes,
+            consumers=len(self._owned),
         )
         if step is IntakeStep.PAUSE:
             self._pause_intake()

@@ -108,30 +108,40 @@ def intake_step(
     prefetch: int,
     max_prefetch: int,
     intake_max_bytes: int,
+    consumers: int = 1,
 ) -> IntakeStep:
-    """After a message is received: pause, restart with a larger prefetch, or keep going."""
+    """After a message is received: pause, restart with a larger prefetch, or keep going.
+    ``consumers``: the outbox consumers the prefetch applies to, each (``basic.qos`` is per
+    consumer), so the lowered prefetch is full when every one of them is."""
     if paused:
         return IntakeStep.KEEP
     if held_bytes > intake_max_bytes:
         return IntakeStep.PAUSE
-    if prefetch < max_prefetch and held_count >= prefetch and held_bytes <= intake_max_bytes // 4:
+    full = held_count >= prefetch * max(1, consumers)
+    if prefetch < max_prefetch and full and held_bytes <= intake_max_bytes // 4:
         # each restart at least doubles the prefetch (see paused_prefetch)
         return IntakeStep.REGROW
     return IntakeStep.KEEP
 
 
 def paused_prefetch(
-    *, held_bytes: int, held_count: int, max_prefetch: int, intake_max_bytes: int
+    *,
+    held_bytes: int,
+    held_count: int,
+    max_prefetch: int,
+    intake_max_bytes: int,
+    consumers: int = 1,
 ) -> int:
     """The prefetch for the consumers started after a pause.
 
     RabbitMQ bounds unacked messages by count only, and a cancelled consumer's unacked
     messages do not count against its successor's prefetch: at each resume the broker could
     push a whole prefetch of large messages (250 chunks of 1 MiB: 333 MB held by a relay sending
-    a 1 GB attachment). The consumers started next get a prefetch sized so that messages of the
-    size now held fill at most half of intake_max_bytes."""
+    a 1 GB attachment). The ``consumers`` started next (one per outbox the worker consumes; the
+    prefetch is per consumer) get a prefetch sized so that messages of the size now held fill at
+    most half of intake_max_bytes between them."""
     average = max(1, held_bytes // max(1, held_count))
-    return max(1, min(max_prefetch, intake_max_bytes // 2 // average))
+    return max(1, min(max_prefetch, intake_max_bytes // 2 // average // max(1, consumers)))
 
 
 def may_resume(*, paused: bool, held_bytes: int, intake_max_bytes: int) -> bool:

@@ -72,6 +72,7 @@ class Outboxes(LoopState):
             held_count=self._held_count,
             max_prefetch=self.settings.prefetch,
             intake_max_bytes=self.settings.intake_max_bytes,
+            consumers=len(self._owned),
         )
         ch = self._consume
         if ch is not None and ch.is_open:

@@ -117,6 +117,24 @@ def test_the_prefetch_after_a_pause_fits_half_the_intake_bytes() -> None:
     )
 
 
+def test_the_prefetch_after_a_pause_is_shared_by_the_consumers() -> None:
+    # basic.qos is per consumer: 8 outboxes of 1 MiB messages, 64 MiB intake: 4 each (32 MiB)
+    assert (
+        paused_prefetch(
+            held_bytes=70 * MiB,
+            held_count=70,
+            max_prefetch=250,
+            intake_max_bytes=64 * MiB,
+            consumers=8,
+        )
+        == 4
+    )
+    # the lowered prefetch is full when every consumer's is: only then a larger one
+    rules = {"paused": False, "max_prefetch": 250, "intake_max_bytes": 64 * MiB, "consumers": 8}
+    assert intake_step(prefetch=4, held_count=31, held_bytes=MiB, **rules) is IntakeStep.KEEP
+    assert intake_step(prefetch=4, held_count=32, held_bytes=MiB, **rules) is IntakeStep.REGROW
+
+
 def test_intake_resumes_when_half_its_bytes_are_left() -> None:
     assert may_resume(paused=True, held_bytes=32 * MiB, intake_max_bytes=64 * MiB)
     assert not may_resume(paused=True, held_bytes=32 * MiB + 1, intake_max_bytes=64 * MiB)
