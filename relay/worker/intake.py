@@ -3,7 +3,8 @@
 Intake is bounded by bytes: above ``intake_max_bytes`` of outbox messages received and not yet
 acked, the consumers are cancelled until half of it is left (:func:`intake_step`,
 :func:`may_resume`); the consumers started then get a prefetch sized so that messages of the
-size held fill at most half of it (:func:`paused_prefetch`).
+size held fill at most half of it between them (:func:`paused_prefetch`; the prefetch is per
+consumer, one per outbox the worker consumes).
 
 A partial batch (cut by ``batch_wait_ms``) waits while the database is still on the previous
 batch and goes as soon as that one is answered, so a steady trickle makes fewer, bigger
