@@ -32,25 +32,24 @@ def ratios(results: Iterable[PhaseResult]) -> dict[str, dict[str, float | None]]
                 return None
             return float(r.latency["p99_ms"])
 
-        same_load = ceiling.latency_at_relay_load if ceiling is not None else None
+        def p99_at_relay_load(r: PhaseResult | None) -> float | None:
+            if r is None or r.latency_at_relay_load is None:
+                return None
+            return float(r.latency_at_relay_load["p99_ms"])
+
         rc = ratio(rate(relay), rate(ceiling))
         rn = ratio(rate(relay), rate(naive))
         with_receipt = systems.get(CEILING_RECEIPT)
         rr = ratio(rate(relay), rate(with_receipt))
-        receipt_same_load = with_receipt.latency_at_relay_load if with_receipt is not None else None
         out[scenario] = {
             "relay_over_ceiling": None if rc is None else round(rc, 3),
             "relay_over_naive": None if rn is None else round(rn, 3),
             "relay_p99_ms": p99(relay),
             "ceiling_p99_ms": p99(ceiling),
-            "ceiling_p99_ms_at_relay_load": (
-                None if same_load is None else float(same_load["p99_ms"])
-            ),
+            "ceiling_p99_ms_at_relay_load": p99_at_relay_load(ceiling),
             "naive_p99_ms": p99(naive),
             "relay_over_ceiling_receipt": None if rr is None else round(rr, 3),
-            "ceiling_receipt_p99_ms_at_relay_load": (
-                None if receipt_same_load is None else float(receipt_same_load["p99_ms"])
-            ),
+            "ceiling_receipt_p99_ms_at_relay_load": p99_at_relay_load(with_receipt),
         }
     return out
 

@@ -431,16 +431,14 @@ class Runner:
         relay = by.get("relay")
         if relay is None or not relay.offered_rate:
             return
+        load = relay.offered_rate
         for name in CEILINGS:
             ceiling = by.get(name)
             if ceiling is None:
                 continue
-            load = relay.offered_rate
             print(f"  {sc.name}: {name} at the relay's load ({load}/s) ...", flush=True)
             try:
-                summary, _, notes, _ = self.offer(
-                    name, sc, relay.offered_rate, publisher, collector, completed
-                )
+                summary, _, notes, _ = self.offer(name, sc, load, publisher, collector, completed)
             except BenchError as e:
                 ceiling.notes.append(f"at the relay's load: {e}")
                 continue
