@@ -154,3 +154,47 @@ def test_the_sweep_reads_each_document_once_and_holds_a_bounded_number_of_bytes(
         assert sweep() == []
     finally:
         own.dispose()
+
+
+@pytest.mark.parametrize(
+    "payload_bytes",
+    [1000, store.ROW_BY_ROW_BYTES // 2],
+    ids=["small payloads, as arrays", "large payloads, a row per statement"],
+)
+def test_documents_are_inserted_alike_whatever_their_payloads_weigh(
+    engine: Engine, payload_bytes: int
+) -> None:
+    """Both forms of ``bulk_insert``: the same rows stored, the same ids returned, a submission
+    already stored returns nothing (ON CONFLICT DO NOTHING) and the others still go in."""
+    code = random_code()
+
+    def row(n: int, payload: bytes) -> dict[str, object]:
+        return {
+            "message_id": f"{code}-{n}",
+            "document_id": f"{code},2026/12/01,{n}/VP",
+            "business_type": 0,
+            "sender": code,
+            "submitted_by": code,
+            "subject": f"Công văn số {n}",
+            "payload": payload,
+        }
+
+    payloads = [bytes([n]) * payload_bytes for n in range(4)]
+    with engine.begin() as conn:
+        first = store.insert_documents(conn, [row(0, payloads[0])])
+    rows = [row(n, p) for n, p in enumerate(payloads)]
+    large = 3 * payload_bytes >= store.ROW_BY_ROW_BYTES  # the three rows not stored yet
+    assert large == (payload_bytes > 1000)
+    with engine.begin() as conn:
+        again = store.insert_documents(conn, rows)
+    assert list(first) == [(code, f"{code}-0")]
+    assert sorted(again) == [(code, f"{code}-{n}") for n in (1, 2, 3)]  # 0 was there already
+    with engine.connect() as conn:
+        stored = dict(
+            conn.execute(
+                select(documents.c.id, documents.c.payload).where(documents.c.sender == code)
+            ).all()
+        )
+    assert {first[(code, f"{code}-0")]: payloads[0]} | {
+        again[(code, f"{code}-{n}")]: payloads[n] for n in (1, 2, 3)
+    } == {pk: bytes(p) for pk, p in stored.items()}
