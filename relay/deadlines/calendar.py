@@ -103,6 +103,18 @@ def due_times(
     return DueTimes(ack=due, register=due, urgent=False)
 
 
+@dataclass(frozen=True)
+class Dating:
+    """:func:`due_times` with the hub's calendar and urgent delay bound: the relay dates each
+    delivery as it stores it (the deadlines job dates what was stored without)."""
+
+    calendar: WorkCalendar
+    urgent_seconds: float
+
+    def __call__(self, delivered_at: dt.datetime, priority: int | None) -> DueTimes:
+        return due_times(delivered_at, priority, self.calendar, self.urgent_seconds)
+
+
 def lateness(due: dt.datetime, now: dt.datetime) -> dt.timedelta:
     """How late something due at ``due`` is at ``now`` (zero when it is not yet due)."""
     return max(now - due, dt.timedelta(0))

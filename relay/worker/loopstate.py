@@ -29,6 +29,8 @@ import pika.channel
 from sqlalchemy import Engine
 
 from relay.config import Settings
+from relay.deadlines.calendar import Dating
+from relay.deadlines.job import calendar_from
 from relay.worker.acks import OutboxAcks
 from relay.worker.amqp import RelayConnection
 from relay.worker.confirms import Confirms, InFlight
@@ -92,7 +94,10 @@ class LoopState:
         self._publishing_lock = threading.Lock()
         #: stores a batch on the database thread (see .transaction)
         self._transaction = BatchTransaction(
-            settings.max_message_bytes, self._publishing, self._publishing_lock
+            settings.max_message_bytes,
+            self._publishing,
+            self._publishing_lock,
+            Dating(calendar_from(settings), settings.urgent_deadline_seconds),
         )
         self._db: DbThread | None = None
         #: confirmed publishes are recorded (``queued``) on a connection of their own, so that

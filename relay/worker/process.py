@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import Connection
 
 from relay.blobs import service as blobs
+from relay.deadlines.calendar import Dating
 from relay.document_headers import header_columns
 from relay.domain import events as ev
 from relay.domain import states
@@ -148,10 +149,13 @@ class BatchProcessor:
         repo: BatchRepository | Connection,
         max_bytes: int,
         publishing: Container[int] = frozenset(),
+        dating: Dating | None = None,
     ) -> None:
         #: a bare connection (a test or a tool working in its own transaction) gets the SQL one
         self.repo = repo if isinstance(repo, BatchRepository) else SqlBatchRepository(repo)
         self.max_bytes = max_bytes
+        #: due times of the 01 and 03 of each delivery stored (None: the deadlines job's)
+        self.dating = dating
         #: deliveries this relay has published and awaits the confirm of: not published again
         self.publishing = publishing
         self.receipt_rows: list[dict[str, Any]] = []
@@ -321,6 +325,14 @@ class BatchProcessor:
 
     # -- documents ----------------------------------------------------------------------
 
+    def _due_columns(self, priority: int | None) -> dict[str, Any]:
+        """The due-time columns of a delivery of a document of ``priority`` stored now: dated
+        in the insert, not rewritten by the deadlines job a few seconds later."""
+        if self.dating is None:
+            return {}
+        due = self.dating(self.now, priority)
+        return {"ack_due_at": due.ack, "register_due_at": due.register, "urgent": due.urgent}
+
     def _documents(
         self,
         batch: Sequence[Inbound],
@@ -339,6 +351,7 @@ class BatchProcessor:
         duplicate_of: dict[tuple[str, str], str] = {}
         rows: list[dict[str, Any]] = []
         plans: dict[tuple[str, str], tuple[list[RecipientResult], Receipt, str, str]] = {}
+        priorities: dict[tuple[str, str], int | None] = {}
         for i, doc in docs:
             env = batch[i].envelope
             key = (env.owner, env.message_id or "")
@@ -369,6 +382,8 @@ class BatchProcessor:
             )
             body = _receipt_json(receipt)
             plans[key] = (results, receipt, body, rid)
+            headers = header_columns(doc)  # Decree 30 deadlines, duplicates, console
+            priorities[key] = headers["priority"]
             rows.append(
                 {
                     "message_id": submission_id,
@@ -377,7 +392,7 @@ class BatchProcessor:
                     "sender": doc.sender.organ_id,
                     "submitted_by": owner,
                     "subject": doc.subject,
-                    **header_columns(doc),  # Decree 30 deadlines, duplicates, console
+                    **headers,
                     "payload": env.body,
                 }
             )
@@ -392,6 +407,7 @@ class BatchProcessor:
             owner, submission_id = key
             doc = by_index[i]
             results, receipt, body, rid_s = plans[key]
+            due = self._due_columns(priorities[key])
             for r in results:
                 if r.outcome is RecipientOutcome.QUEUED and r.route_to is not None:
                     dmid = delivery_message_id(submission_id, r.code, by=owner)
@@ -403,6 +419,7 @@ class BatchProcessor:
                             "route_to": r.route_to,
                             "message_id": dmid,
                             "state": states.PENDING,
+                            **due,
                         }
                     )
             self.receipt_rows.append(_receipt_row(owner, receipt, body, rid_s))

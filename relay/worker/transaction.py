@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from relay.deadlines.calendar import Dating
 from relay.domain.safe_text import json_safe, raw_of_unsafe
 from relay.metrics.hot import observe_batch
 from relay.worker.dbthread import RELEASE_CONNECTION, Failure, classify
@@ -71,10 +72,17 @@ class BatchTransaction:
     """Stores batches on the database thread; ``publishing`` (delivery id -> publishes awaiting
     their confirm, guarded by ``lock``) is shared with the ioloop, which releases the ids."""
 
-    def __init__(self, max_bytes: int, publishing: dict[int, int], lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        publishing: dict[int, int],
+        lock: threading.Lock,
+        dating: Dating | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
         self._publishing = publishing
         self._publishing_lock = lock
+        self._dating = dating
 
     def run(self, conn: Connection, batch: list[Inbound]) -> list[Handled]:
         """Runs in the database thread, inside its transaction (see the module's docstring);
@@ -86,9 +94,9 @@ class BatchTransaction:
             conn.info[RELEASE_CONNECTION] = True  # see RELEASE_CONNECTION_BYTES
         try:
             with conn.begin_nested():
-                handled = BatchProcessor(SqlBatchRepository(conn), max_bytes, self._publishing).run(
-                    batch
-                )
+                handled = BatchProcessor(
+                    SqlBatchRepository(conn), max_bytes, self._publishing, self._dating
+                ).run(batch)
         except SQLAlchemyError as e:
             if classify(e) is not Failure.FATAL:
                 raise  # the database is gone or the transaction conflicted: all of it again
@@ -111,7 +119,7 @@ class BatchTransaction:
         try:
             with conn.begin_nested():
                 repo = SqlBatchRepository(conn)
-                return BatchProcessor(repo, max_bytes, self._publishing).run([m])[0]
+                return BatchProcessor(repo, max_bytes, self._publishing, self._dating).run([m])[0]
         except SQLAlchemyError as e:
             if classify(e) is not Failure.FATAL:
                 raise

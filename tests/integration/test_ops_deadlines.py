@@ -113,6 +113,47 @@ def test_an_urgent_document_to_an_agency_whose_adapter_is_down_becomes_overdue_o
         wait_for_metrics(port, lambda m: m.get("lienthong_overdue_notices_total", 0) >= 1)
 
 
+def test_the_relay_dates_each_delivery_as_it_stores_it(relay_env: Settings, db: Engine) -> None:
+    """Due times are in the insert: the deadlines job (its first pass at start-up, the next an
+    hour later here) does not have to rewrite the rows."""
+    settings = relay_env.model_copy(update={"deadline_tick_seconds": 3600.0})
+    with RelayProcess(settings) as relay:
+        a = add_agency(settings, db, random_code())
+        b = add_agency(settings, db, random_code())
+        relay.wait_consuming([a.code, b.code])
+        normal = make_document(a.code, [b.code])
+        urgent = make_document(a.code, [b.code])
+        urgent.other_info = OtherInfo(priority=1)
+        publish(a, normal)
+        publish(a, urgent)
+        drain(a, expect=2)
+    calendar = calendar_from(settings)
+    with db.connect() as conn:
+        rows = {
+            r.document_id: r
+            for r in conn.execute(
+                select(
+                    documents.c.document_id,
+                    deliveries.c.created_at,
+                    deliveries.c.ack_due_at,
+                    deliveries.c.register_due_at,
+                    deliveries.c.urgent,
+                )
+                .join(documents, documents.c.id == deliveries.c.document_pk)
+                .where(deliveries.c.route_to == b.code)
+            )
+        }
+    day = rows[normal.document_id]
+    local = day.created_at.astimezone(VIETNAM).date()
+    assert day.urgent is False
+    assert day.ack_due_at == day.register_due_at
+    assert day.ack_due_at == calendar.end_of_day(calendar.next_working_day(local))
+    soon = rows[urgent.document_id]
+    assert soon.urgent is True and soon.ack_due_at == soon.register_due_at
+    expected = soon.created_at + dt.timedelta(seconds=URGENT_SECONDS)
+    assert abs(soon.ack_due_at - expected) < dt.timedelta(seconds=5)  # the batch's clock
+
+
 def test_a_normal_document_delivered_on_a_friday_evening_is_due_at_the_end_of_monday(
     relay_env: Settings, db: Engine
 ) -> None:

@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any
 
+from relay.deadlines.calendar import Dating, WorkCalendar, due_times
 from relay.domain import events as ev
 from relay.domain import states
 from relay.domain.intake import Envelope
@@ -127,6 +128,35 @@ def test_a_document_is_copied_to_each_recipients_inbox_and_the_sender_gets_one_r
     # each copy names the delivery it confirms
     ids = {p.delivery_id for p in h.publishes if p.outgoing.message_type == t.TYPE_DOCUMENT}
     assert ids == set(repo.deliveries)
+
+
+def test_each_delivery_is_dated_as_it_is_stored_by_its_documents_priority() -> None:
+    """Due times of 01 and 03 go into the insert, so the deadlines job does not rewrite every
+    delivery row a few seconds later (it still dates what was stored without them)."""
+    repo = hub()
+    calendar = WorkCalendar()
+    proc = BatchProcessor(repo, MAX_BYTES, set(), Dating(calendar, 600.0))
+    normal = document(A, [B, C])
+    urgent = document(A, [B], other_info=OtherInfo(priority=1))
+    proc.run([inbound(A, normal), inbound(A, urgent)])
+
+    pk_of = {d["document_id"]: pk for pk, d in repo.documents.items()}
+    dated = {
+        (d["document_pk"], d["recipient"]): (d["ack_due_at"], d["register_due_at"], d["urgent"])
+        for d in repo.deliveries.values()
+    }
+    day = due_times(proc.now, None, calendar, 600.0).ack
+    soon = proc.now + dt.timedelta(seconds=600)
+    assert day > soon  # the end of the next working day, not ten minutes
+    assert dated == {
+        (pk_of[normal.document_id], B): (day, day, False),
+        (pk_of[normal.document_id], C): (day, day, False),
+        (pk_of[urgent.document_id], B): (soon, soon, True),
+    }
+    # without a calendar (a tool, a test) the deadlines job dates them later
+    plain = hub()
+    run(plain, inbound(A, document(A, [B])))
+    assert [d.get("ack_due_at") for d in plain.deliveries.values()] == [None]
 
 
 def test_a_recipient_the_directory_does_not_know_gets_no_copy_and_the_receipt_says_why() -> None:
