@@ -95,7 +95,7 @@ class Batching(LoopState):
         decision = self._flush_rules.decide(
             wait_for_db=wait_for_db,
             db_batches=self._batches,
-            copy_bytes=self._copy_bytes,
+            copy_bytes=self._copy_bytes + self._unsent_bytes,
             copies_in_flight=bool(self._inflight),
             stopping=self._stopping,
         )
@@ -128,4 +128,4 @@ class Batching(LoopState):
     def _after_urgent(self, handled: list[Handled]) -> None:
         self._jobs -= 1
         if not self._closing:
-            self._send(InFlight(handled=handled))
+            self._send(InFlight(handled=handled), at_once=True)

@@ -92,8 +92,6 @@ class InFlight:
     unroutable: set[int] = field(default_factory=set)
     #: statuses and receipts the broker returned or nacked, with why: kept and retried
     bounced: list[tuple[Outgoing, str]] = field(default_factory=list)
-    #: bytes its publishes hold until confirmed (counted by the loop's bound on copies)
-    copy_bytes: int = 0
 
     def settle(self, pub: Publish, result: Outcome, reason: str | None = None) -> bool:
         """Record what became of ``pub``; True when it was the batch's last outstanding one.

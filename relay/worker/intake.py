@@ -77,8 +77,9 @@ class FlushRules:
     ) -> Flush:
         """Whether what was gathered goes now. ``wait_for_db``: asked by the ``batch_wait_ms``
         timer (a full batch or a freed database does not wait); ``db_batches``: batches the
-        database has not answered yet; ``copy_bytes``: what the published, unconfirmed copies
-        hold (``copies_in_flight``: some are). A stopping relay sends what it has."""
+        database has not answered yet; ``copy_bytes``: what the copies published and not yet
+        confirmed hold, with those still waiting to be published (``copies_in_flight``: some
+        are). A stopping relay sends what it has."""
         if stopping:
             return Flush.GO
         if wait_for_db and db_batches:

@@ -82,12 +82,16 @@ class LoopState:
         self._pending_bytes = 0
         #: bytes the published, unconfirmed copies hold (frames; a large body is not copied)
         self._copy_bytes = 0
+        #: publishes waiting for the bound on copies in flight, in order, each with the bytes
+        #: it counts (see .publishing)
+        self._unsent: deque[tuple[InFlight, Publish, int]] = deque()
+        self._unsent_bytes = 0
         #: when gathered messages go as a batch (see .batching)
         self._flush_rules = FlushRules.of(settings)
         self._flush_timer: object | None = None
         self._timers: dict[str, object] = {}
         #: publishes awaiting their confirm, with the batch each belongs to (see .confirms)
-        self._confirms: Confirms[tuple[InFlight, Publish]] = Confirms()
+        self._confirms: Confirms[tuple[InFlight, Publish, int]] = Confirms()
         self._returned: dict[str, str] = {}
         self._inflight: set[int] = set()  # ids of InFlight objects not yet completed
         self._publishing: dict[int, int] = {}  # delivery id -> publishes awaiting confirm
@@ -164,7 +168,7 @@ class LoopState:
     def _flush(self, *, wait_for_db: bool = False) -> None:  # .batching
         raise NotImplementedError
 
-    def _send(self, flight: InFlight) -> None:  # .publishing
+    def _send(self, flight: InFlight, *, at_once: bool = False) -> None:  # .publishing
         raise NotImplementedError
 
     def _on_return(

@@ -11,7 +11,11 @@ nacked status forward or receipt is kept in ``bounces`` and retried by the sched
 outbox message is never handed back for it (issue 12 items 6 and 9).
 
 The copies of a fan-out publish are counted (:data:`PUBLISH_BYTES` each, plus the body when it
-is copied) until confirmed, for the bound on copies in flight (:mod:`.intake`).
+is copied) until confirmed. They go out in order while the copies in flight hold less than the
+bound (``COPY_BYTES_FACTOR`` × ``intake_max_bytes``, :mod:`.intake`); the rest wait in
+``_unsent`` and go as confirms free the bound, so a batch of many documents to many recipients
+holds the bound in frames, not the batch's documents × recipients. An urgent lane's batch goes at
+once, never behind them (issue 18).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from relay.retry import bounces
 from relay.worker import store
 from relay.worker.amqp import ZERO_COPY_BYTES, Properties
 from relay.worker.confirms import InFlight, Outcome, Verdict, outcome, verdict
-from relay.worker.intake import may_resume
+from relay.worker.intake import COPY_BYTES_FACTOR, may_resume
 from relay.worker.loopstate import LoopState
+from relay.worker.process import Publish
 from schemas import topology as t
 
 log = structlog.get_logger()
@@ -43,41 +48,67 @@ PUBLISH_BYTES = 1024
 class Publishing(LoopState):
     """Publishes, returns, confirms; recording ``queued``; acking outbox messages."""
 
-    def _send(self, flight: InFlight) -> None:
+    def _send(self, flight: InFlight, *, at_once: bool = False) -> None:
+        """Publish what ``flight`` produced: in order behind what waits for the bound on copies
+        in flight, or (``at_once``: the urgent lane) now."""
         ch = self._publish
-        conn = self._conn
-        assert ch is not None and conn is not None
+        assert ch is not None and self._conn is not None
         if not ch.is_open:
             raise pika.exceptions.ChannelWrongStateError("the publish channel is not open")
-        now = int(time.time())
-        number = ch.channel_number
         for h in flight.handled:
             # Copies are counted for fan-out only: a message's copy and receipt are a small
             # multiple of its body, which intake_max_bytes bounds already.
             fan_out = len(h.publishes) > 2
             for pub in h.publishes:
-                out = pub.outgoing
-                props = Properties(
-                    content_type=t.CONTENT_TYPE,
-                    headers=out.headers or None,
-                    delivery_mode=2,
-                    correlation_id=out.correlation_id,
-                    message_id=out.message_id,
-                    timestamp=now,
-                    type=out.message_type,
-                    app_id="lienthong-relay",
-                )
-                conn.send_publish(number, t.DELIVER_EXCHANGE, out.routing_key, out.body, props)
-                self._confirms.published((flight, pub))
+                size = len(pub.outgoing.body)
+                counted = PUBLISH_BYTES + (size if size < ZERO_COPY_BYTES else 0) if fan_out else 0
                 flight.outstanding += 1
-                if fan_out:
-                    size = len(out.body)
-                    flight.copy_bytes += PUBLISH_BYTES + (size if size < ZERO_COPY_BYTES else 0)
-        self._copy_bytes += flight.copy_bytes
+                if at_once:
+                    self._publish_one(flight, pub, counted)
+                else:
+                    self._unsent.append((flight, pub, counted))
+                    self._unsent_bytes += counted
         if flight.outstanding == 0:
             self._complete(flight)
-        else:
-            self._inflight.add(id(flight))
+            return
+        self._inflight.add(id(flight))
+        self._send_unsent()
+        if self._unsent:
+            log.debug(
+                "relay.copies_waiting",
+                waiting=len(self._unsent),
+                in_flight_bytes=self._copy_bytes,
+            )
+
+    def _send_unsent(self) -> None:
+        """Publish what waits, in order, while the copies in flight hold less than the bound
+        (one at a time when a single copy is larger)."""
+        ch = self._publish
+        if ch is None or not ch.is_open or self._closing:
+            return  # the broker takes the outbox messages back when the connection closes
+        bound = COPY_BYTES_FACTOR * self.settings.intake_max_bytes
+        while self._unsent and (self._copy_bytes < bound or not len(self._confirms)):
+            flight, pub, counted = self._unsent.popleft()
+            self._unsent_bytes -= counted
+            self._publish_one(flight, pub, counted)
+
+    def _publish_one(self, flight: InFlight, pub: Publish, counted: int) -> None:
+        ch, conn = self._publish, self._conn
+        assert ch is not None and conn is not None
+        out = pub.outgoing
+        props = Properties(
+            content_type=t.CONTENT_TYPE,
+            headers=out.headers or None,
+            delivery_mode=2,
+            correlation_id=out.correlation_id,
+            message_id=out.message_id,
+            timestamp=int(time.time()),
+            type=out.message_type,
+            app_id="lienthong-relay",
+        )
+        conn.send_publish(ch.channel_number, t.DELIVER_EXCHANGE, out.routing_key, out.body, props)
+        self._confirms.published((flight, pub, counted))
+        self._copy_bytes += counted
 
     def _on_return(
         self,
@@ -100,7 +131,10 @@ class Publishing(LoopState):
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
         acked = isinstance(method, pika.spec.Basic.Ack)
-        for flight, pub in self._confirms.confirmed(method.delivery_tag, multiple=method.multiple):
+        for flight, pub, counted in self._confirms.confirmed(
+            method.delivery_tag, multiple=method.multiple
+        ):
+            self._copy_bytes -= counted  # confirmed: the broker has it
             returned = self._returned.pop(pub.outgoing.message_id, None)
             result = outcome(acked, returned)
             if result is Outcome.NACKED:
@@ -108,11 +142,10 @@ class Publishing(LoopState):
             if flight.settle(pub, result, returned):
                 self._inflight.discard(id(flight))
                 self._complete(flight)
+        self._send_unsent()
 
     def _complete(self, flight: InFlight) -> None:
         assert self._db_queued is not None
-        self._copy_bytes -= flight.copy_bytes  # confirmed: the broker has them
-        flight.copy_bytes = 0
         self._jobs += 1
 
         def record(conn: Connection) -> None:

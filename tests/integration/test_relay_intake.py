@@ -78,3 +78,53 @@ def test_a_worker_over_its_byte_budget_pauses_intake_and_still_delivers_everythi
     # It stopped taking messages soon after the budget: never more than one message over it.
     assert all(p["held_bytes"] <= 1024 * 1024 + 500 * 1024 for p in paused)
     assert '"relay.intake_resumed"' in log
+
+
+FANOUT_DOCS, FANOUT_TO = 12, 12
+
+
+def test_a_batch_fanned_out_to_many_inboxes_holds_its_copies_within_the_bound(
+    make_env: EnvFactory,
+) -> None:
+    """One batch of documents to many recipients: its copies go out as confirms free the bound
+    (1 MiB here: about 40 copies), not all at once, and every inbox still gets every document
+    once, in order."""
+    bound = 1024 * 1024
+    env = make_env().model_copy(
+        update={"agency_poll_seconds": 0.2, "intake_max_bytes": bound, "batch_size": 50}
+    )
+    eng = make_engine(env.database_url)
+    try:
+        a = add_agency(env, eng, random_code())
+        recipients = [add_agency(env, eng, random_code()) for _ in range(FANOUT_TO)]
+        docs = []
+        for _ in range(FANOUT_DOCS):
+            doc = make_document(a.code, [r.code for r in recipients])
+            # about 25 KB per copy: below the size sent without copying, so each copy counts
+            doc.attachments = [attachment("scan.pdf", os.urandom(16 * 1024))]
+            docs.append(doc)
+        ids = publish_many(a, docs)
+        with RelayProcess(env, log_level="debug") as relay:
+            for r in recipients:
+                got = drain(r, expect=FANOUT_DOCS, timeout=60)
+                assert [m.headers["x-lienthong-submission-id"] for m in got] == ids
+            drain(a, expect=FANOUT_DOCS, timeout=30)
+
+            def all_queued() -> bool:
+                with eng.connect() as conn:
+                    n = conn.execute(
+                        select(func.count()).where(
+                            deliveries.c.route_to.in_([r.code for r in recipients]),
+                            deliveries.c.state == "queued",
+                        )
+                    ).scalar_one()
+                return bool(n == FANOUT_DOCS * FANOUT_TO)
+
+            wait_until(all_queued, timeout=30)
+            log = relay.log_text()
+    finally:
+        eng.dispose()
+    waiting = [json.loads(line) for line in log.splitlines() if '"relay.copies_waiting"' in line]
+    assert waiting, "every copy went out at once: the bound was never reached"
+    # at most one copy (about 26 KB counted) over the bound when publishing stopped
+    assert all(w["in_flight_bytes"] < bound + 64 * 1024 for w in waiting), waiting
