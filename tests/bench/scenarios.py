@@ -50,7 +50,7 @@ def scenarios(quick: bool, fanout: int = 95) -> list[Scenario]:
     return [
         Scenario("2KiB-1", 1, 2 * KIB, 0, 20_000),
         Scenario(f"2KiB-fanout{fanout}", fanout, 2 * KIB, 0, 400),
-        Scenario("1MiB-attachment", 1, 2 * KIB, MIB, 120),
+        Scenario("1MiB-attachment", 1, 2 * KIB, MIB, 480),
     ]
 
 
