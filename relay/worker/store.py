@@ -35,12 +35,13 @@ _PG_TYPES = {
 }
 
 
-#: Above this many bytes of ``bytea`` values, :func:`bulk_insert` sends one row per statement
-#: (pipelined) instead of arrays: a ``bytea[]`` of large payloads is built by psycopg in
-#: Python and again by PostgreSQL before ``unnest`` copies each element out. Four 1.4 MB
-#: payloads: 10-12.5 ms wall and 2.7-3.2 ms of client CPU per row as arrays, 3.4-3.7 ms and
-#: 0.8-1.0 ms one row per statement.
-ROW_BY_ROW_BYTES = 256 * 1024
+#: Rows whose ``bytea`` values average this many bytes or more are sent one row per statement
+#: (pipelined) instead of as arrays: a ``bytea[]`` of large payloads is built by psycopg in
+#: Python and again by PostgreSQL before ``unnest`` copies each element out. Per row, arrays
+#: against one row per statement: four 1.4 MB payloads 10-12.5 ms against 3.4-3.7 ms (client
+#: CPU 2.7-3.2 against 0.8-1.0 ms); 256 KiB ~1.1 against ~1.0 ms; 16-64 KiB about even;
+#: 250 rows of 2 KiB 27-45 against 38-56 us, where one statement wins.
+ROW_BY_ROW_BYTES = 64 * 1024
 
 
 def bulk_insert(
@@ -55,14 +56,14 @@ def bulk_insert(
 
     Each column travels as ONE array parameter, so the SQL text stays the same whatever the
     batch size: no giant ``VALUES`` list to build, parse and plan (that dominated the profile).
-    Rows whose ``bytea`` values add up to :data:`ROW_BY_ROW_BYTES` or more go one row per
+    Rows whose ``bytea`` values average :data:`ROW_BY_ROW_BYTES` or more go one row per
     statement instead, in one pipeline, each value a parameter of its own.
     """
     if not rows:
         return []
     cols = [(name, _PG_TYPES[type(table.c[name].type).__name__]) for name in rows[0]]
     names = ", ".join(name for name, _ in cols)
-    by_row = _bytea_bytes(rows, cols) >= ROW_BY_ROW_BYTES
+    by_row = _bytea_bytes(rows, cols) >= ROW_BY_ROW_BYTES * len(rows)
     tail = f" {on_conflict}" if on_conflict else ""
     if returning:
         tail += f" RETURNING {', '.join(returning)}"
