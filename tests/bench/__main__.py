@@ -46,6 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"the relay's LIENTHONG_WORKERS (default {RELAY_WORKERS})",
     )
     p.add_argument(
+        "--paced-rate",
+        type=float,
+        default=None,
+        metavar="DOCS_PER_S",
+        help="offer this rate in every latency phase instead of half each system's throughput "
+        "(to compare runs or settings at one load)",
+    )
+    p.add_argument(
         "--relay-log-level",
         default="warning",
         choices=["debug", "info", "warning", "error"],
@@ -73,6 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.system_list = systems
     if args.senders < 1 or args.fanout < 1 or args.relay_workers < 1:
         p.error("--senders, --fanout and --relay-workers must be at least 1")
+    if args.paced_rate is not None and not args.paced_rate > 0:
+        p.error("--paced-rate must be a positive number of documents per second")
     return args
 
 
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "fanout": args.fanout,
             "systems": args.system_list,
             "relay_workers": args.relay_workers,
+            "paced_rate": args.paced_rate,
             "limits": lim.__dict__,
         },
     }
@@ -118,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 "LIENTHONG_WORKERS": str(args.relay_workers),
                 "LIENTHONG_LOG_LEVEL": args.relay_log_level,
             }
-            runner = Runner(env, lim, log_dir, relay_env, args.profile, args.profile_idle)
+            runner = Runner(
+                env, lim, log_dir, relay_env, args.profile, args.profile_idle, args.paced_rate
+            )
             try:
                 if args.soak:
                     payload["soak"] = soak(runner, args.soak, chosen[0].body_bytes)

@@ -43,7 +43,13 @@ from tests.bench.processes import (
     expect,
 )
 from tests.bench.scenarios import CEILING_RECEIPT, CEILINGS, Limits, Scenario
-from tests.bench.stats import MB, summarize_latencies, throughput
+from tests.bench.stats import (
+    MB,
+    latency_timeline,
+    slowest_second,
+    summarize_latencies,
+    throughput,
+)
 
 POLL_S = 0.05
 STARTUP_S = 60.0  # for a system to deliver its first document
@@ -71,7 +77,10 @@ class PhaseResult:
     offered_rate: float | None = None
     latency_sent: int = 0
     latency: dict[str, float | int] | None = None
+    #: the latency phase second by second of send time (count, p50, max): a stall or queueing
+    latency_timeline: list[dict[str, float | int]] = field(default_factory=list)
     latency_at_relay_load: dict[str, float | int] | None = None  # ceiling: at the relay's rate
+    latency_at_relay_load_timeline: list[dict[str, float | int]] = field(default_factory=list)
     peak_pss_mb: float | None = None  # PSS summed over the system's process tree
     peak_rss_mb: float | None = None  # RSS summed (counts shared pages once per process)
     publish_nacked: int = 0
@@ -121,6 +130,7 @@ class Runner:
         relay_env: dict[str, str] | None = None,
         profile_dir: Path | None = None,
         profile_idle: bool = False,
+        paced_rate: float | None = None,
     ) -> None:
         self.env = env
         self.limits = limits
@@ -129,6 +139,8 @@ class Runner:
         self.relay_env = relay_env or {"LIENTHONG_LOG_LEVEL": "warning"}
         self.profile_dir = profile_dir
         self.profile_idle = profile_idle  # py-spy --idle: waiting shows too (wall clock)
+        #: documents/s offered in every latency phase instead of half the system's throughput
+        self.paced_rate = paced_rate
         self.phase = 0
         self.peak_rss = 0  # RSS summed of the system measured now (see MemorySampler)
         self.engine: Engine = make_engine(env.settings.database_url, pool_size=1)
@@ -364,14 +376,16 @@ class Runner:
         collector: Worker,
         completed: Synchronized[int],
     ) -> int:
-        """Offer half the measured throughput to a freshly started system; returns its peak PSS."""
+        """Offer half the measured throughput (or ``paced_rate``) to a freshly started system;
+        returns its peak PSS."""
         assert res.docs_per_s
-        rate = res.docs_per_s / 2
+        rate = self.paced_rate or res.docs_per_s / 2
         res.offered_rate = round(rate, 2)
-        summary, sent, notes, peak = self.offer(
+        summary, timeline, sent, notes, peak = self.offer(
             res.system, sc, rate, publisher, collector, completed
         )
         res.latency = summary
+        res.latency_timeline = timeline
         res.latency_sent = sent
         res.notes.extend(notes)
         return peak
@@ -384,10 +398,10 @@ class Runner:
         publisher: Worker,
         collector: Worker,
         completed: Synchronized[int],
-    ) -> tuple[dict[str, float | int] | None, int, list[str], int]:
+    ) -> tuple[dict[str, float | int] | None, list[dict[str, float | int]], int, list[str], int]:
         """Offer ``rate`` documents/s for ``paced_s`` to a freshly started system.
 
-        Returns (latency summary, documents sent, notes, peak PSS)."""
+        Returns (latency summary, its timeline, documents sent, notes, peak PSS)."""
         lim = self.limits
         count = max(lim.paced_min_docs, int(rate * lim.paced_s))
         if count / rate > 3 * lim.paced_s:
@@ -412,11 +426,12 @@ class Runner:
                 notes.append(f"latency at {rate:.1f}/s: not every document arrived within 60 s")
             done = self.report(collector, phase)
             summary = summarize_latencies([c[2] - c[1] for c in done])
+            timeline = latency_timeline([(c[1], c[2]) for c in done])
         finally:
             peak = system.stop()
             self.peak_rss = max(self.peak_rss, system.peak_rss)
             self.reset(collector)
-        return (summary.as_dict() if summary else None), count, notes, peak
+        return (summary.as_dict() if summary else None), timeline, count, notes, peak
 
     def ceiling_at_relay_load(
         self,
@@ -436,16 +451,26 @@ class Runner:
             ceiling = by.get(name)
             if ceiling is None:
                 continue
+            if ceiling.offered_rate == load:  # --paced-rate: measured at that load already
+                ceiling.latency_at_relay_load = ceiling.latency
+                ceiling.latency_at_relay_load_timeline = ceiling.latency_timeline
+                continue
             print(f"  {sc.name}: {name} at the relay's load ({load}/s) ...", flush=True)
             try:
-                summary, _, notes, _ = self.offer(name, sc, load, publisher, collector, completed)
+                summary, timeline, _, notes, _ = self.offer(
+                    name, sc, load, publisher, collector, completed
+                )
             except BenchError as e:
                 ceiling.notes.append(f"at the relay's load: {e}")
                 continue
             ceiling.latency_at_relay_load = summary
+            ceiling.latency_at_relay_load_timeline = timeline
             ceiling.notes.extend(notes)
             lat = summary or {}
-            print(f"    p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms")
+            print(
+                f"    p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms"
+                f"{_slowest(timeline)}"
+            )
 
     def run_scenario(self, sc: Scenario, systems: list[str]) -> list[PhaseResult]:
         templates = self.templates(sc)
@@ -498,10 +523,21 @@ def _line(r: PhaseResult) -> str:
         f"{r.docs_per_s} docs/s",
         f"{r.mb_per_s} MB/s",
         f"p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms"
-        f" at {r.offered_rate}/s",
+        f" at {r.offered_rate}/s{_slowest(r.latency_timeline)}",
         f"peak PSS {r.peak_pss_mb} MB (RSS summed {r.peak_rss_mb} MB)",
         f"{r.seconds} s (drain {r.drain_s} s)",
     ]
     if r.error:
         parts.append(f"ERROR {r.error.splitlines()[0]}")
     return ", ".join(parts)
+
+
+def _slowest(timeline: list[dict[str, float | int]]) -> str:
+    """`` (slowest second: …)`` for a phase line: whether its p99 is a stall or queueing."""
+    worst = slowest_second(timeline)
+    if worst is None or len(timeline) < 2:
+        return ""
+    return (
+        f" (slowest second {worst['at_s']:g} s in: {worst['count']} docs,"
+        f" p50 {worst['p50_ms']} ms, max {worst['max_ms']} ms)"
+    )

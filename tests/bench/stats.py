@@ -76,3 +76,40 @@ def summarize_latencies(seconds: Sequence[float]) -> LatencySummary | None:
         p99_ms=percentile(ms, 99),
         max_ms=max(ms),
     )
+
+
+def latency_timeline(
+    completions: Sequence[tuple[float, float]], bucket_s: float = 1.0
+) -> list[dict[str, float | int]]:
+    """Latency second by second of a paced phase: ``completions`` are (sent at, completed at)
+    pairs in seconds; each bucket of ``bucket_s`` of *send* time, counted from the first
+    document sent, gives its documents' count, p50 and max in ms. Buckets nobody was sent in
+    are left out.
+
+    A p99 made of one stall (every document of two seconds late) reads differently from one
+    made of steady queueing (every second a little late): the timeline says which.
+    """
+    if bucket_s <= 0:
+        raise ValueError(f"bucket_s must be positive, got {bucket_s!r}")
+    if not completions:
+        return []
+    first = min(sent for sent, _ in completions)
+    buckets: dict[int, list[float]] = {}
+    for sent, done in completions:
+        buckets.setdefault(int((sent - first) // bucket_s), []).append((done - sent) * 1000.0)
+    return [
+        {
+            "at_s": round(k * bucket_s, 3),
+            "count": len(ms),
+            "p50_ms": round(percentile(ms, 50), 2),
+            "max_ms": round(max(ms), 2),
+        }
+        for k, ms in sorted(buckets.items())
+    ]
+
+
+def slowest_second(timeline: Sequence[dict[str, float | int]]) -> dict[str, float | int] | None:
+    """The bucket of ``timeline`` with the highest p50 (the first of equals); None if empty."""
+    if not timeline:
+        return None
+    return max(timeline, key=lambda b: b["p50_ms"])

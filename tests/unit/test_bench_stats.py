@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.bench import stats
 from tests.bench.confirms import ConfirmTracker
 from tests.bench.msgid import make_id, phase_like_pattern, phase_of, sent_at
 from tests.bench.stats import percentile, ratio, summarize_latencies, throughput
@@ -115,3 +116,32 @@ def test_the_ratios_compare_the_relay_with_the_ceiling_and_the_naive_relay_per_s
     assert row["relay_p99_ms"] == 40.0
     assert row["ceiling_p99_ms_at_relay_load"] == 20.0
     assert ratios([result("relay", 600.0, 40.0)])["2KiB-1"]["relay_over_ceiling"] is None
+
+
+def test_a_timeline_gives_each_second_of_send_time_its_count_p50_and_max() -> None:
+    # sent at 100.0-100.9 with 10 ms latency; at 102.x a stall of 2 s; nothing sent at 101.x
+    steady = [(100.0 + i / 10, 100.0 + i / 10 + 0.010) for i in range(10)]
+    stall = [(102.2, 104.2), (102.5, 104.3), (102.9, 104.4)]
+    timeline = stats.latency_timeline(stall + steady)
+    assert timeline == [
+        {"at_s": 0.0, "count": 10, "p50_ms": pytest.approx(10.0), "max_ms": pytest.approx(10.0)},
+        {"at_s": 2.0, "count": 3, "p50_ms": pytest.approx(1800.0), "max_ms": pytest.approx(2000.0)},
+    ]
+    slowest = stats.slowest_second(timeline)
+    assert slowest is not None and slowest["at_s"] == 2.0
+    assert stats.latency_timeline([]) == [] and stats.slowest_second([]) is None
+    with pytest.raises(ValueError, match="bucket_s"):
+        stats.latency_timeline(steady, bucket_s=0)
+
+
+def test_the_bench_takes_a_positive_paced_rate_and_refuses_any_other(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.bench.__main__ import parse_args
+
+    assert parse_args(["--paced-rate", "800"]).paced_rate == 800.0
+    assert parse_args([]).paced_rate is None
+    for bad in ("0", "-5"):
+        with pytest.raises(SystemExit):
+            parse_args(["--paced-rate", bad])
+        assert "--paced-rate must be a positive number" in capsys.readouterr().err
