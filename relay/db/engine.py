@@ -14,11 +14,20 @@ from sqlalchemy.engine import make_url
 CONNECT_TIMEOUT_SECONDS = 10
 
 
-def make_engine(url: str, *, pool_size: int = 5, statement_timeout_ms: int | None = None) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    statement_timeout_ms: int | None = None,
+    pre_ping: bool = True,
+) -> Engine:
     """An engine for ``url`` (``postgresql+psycopg://…``; a bare ``postgresql://`` is upgraded).
 
     ``statement_timeout_ms``: the daemons set one, so that a statement stuck behind a lock or
     on a failing disk ends in an error they handle instead of hanging a thread for ever.
+    ``pre_ping``: each checkout first sends a ping and silently replaces a connection the server
+    dropped. Off only for code that handles a lost connection itself (the relay loop's database
+    threads, :mod:`relay.worker.dbthread`): there it is one round trip per transaction saved.
     """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -26,7 +35,7 @@ def make_engine(url: str, *, pool_size: int = 5, statement_timeout_ms: int | Non
     if statement_timeout_ms is not None:
         connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     return create_engine(
-        url, pool_size=pool_size, pool_pre_ping=True, future=True, connect_args=connect_args
+        url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True, connect_args=connect_args
     )
 
 

@@ -38,8 +38,14 @@ STATEMENT_TIMEOUT_MS = 120_000
 
 
 def build_engine(settings: Settings) -> Engine:
-    """The relay loop's engine (its two database threads share it)."""
-    return make_engine(settings.database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+    """The relay loop's engine (its two database threads share it). No ping before each
+    transaction: a connection the server dropped fails the transaction's first statement, which
+    :class:`relay.worker.dbthread.DbThread` takes for the database being unreachable (it waits
+    until a new connection answers, then runs the same work again); the ping would be one more
+    round trip in every batch."""
+    return make_engine(
+        settings.database_url, statement_timeout_ms=STATEMENT_TIMEOUT_MS, pre_ping=False
+    )
 
 
 def build_retry_engine(settings: Settings) -> Engine:

@@ -20,8 +20,10 @@ from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
+from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.worker.dbthread import DbThread, Failure, classify
+from relay.worker.main import build_engine
 from tests.services import Services
 
 pytestmark = pytest.mark.integration
@@ -108,6 +110,37 @@ def shared_engine(services: Services) -> Iterator[Engine]:
     eng = make_engine(services.database_url_for("postgres"), pool_size=1)
     yield eng
     eng.dispose()
+
+
+def test_a_connection_the_server_dropped_fails_one_transaction_which_runs_again_on_a_new_one(
+    services: Services, shared_engine: Engine
+) -> None:
+    """The relay loop's engine sends no ping before a transaction (one round trip per batch
+    saved): a pooled connection PostgreSQL has dropped meanwhile fails the transaction's first
+    statement, and the database thread must take that for an outage, not give the work up."""
+    engine = build_engine(Settings(database_url=services.database_url_for("postgres")))
+    rec = Recorder()
+    thread = DbThread(engine, rec.post, rec.error)
+    backend_pid = text("SELECT pg_backend_pid()")
+    thread.start()
+    try:
+        thread.submit(lambda conn: conn.execute(backend_pid).scalar_one(), rec.done)
+        assert _wait(lambda: bool(rec.results or rec.errors), 10), "the first work never ran"
+        (first,) = rec.results
+        with shared_engine.begin() as admin:  # what a restart or an idle timeout does to it
+            assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first}).scalar()
+        with structlog.testing.capture_logs() as logs:
+            thread.submit(lambda conn: conn.execute(backend_pid).scalar_one(), rec.done)
+            assert _wait(lambda: len(rec.results) == 2 or bool(rec.errors), 30), rec.results
+    finally:
+        thread.stop(timeout=10)
+        engine.dispose()
+    assert rec.errors == [], rec.errors
+    assert rec.results[1] != first, "the work ran again on a new connection"
+    events = [e["event"] for e in logs]
+    # no ping hid the dropped connection: the thread saw it, waited, and ran the work again
+    assert events.count("relay.database_down") == 1, events
+    assert events.count("relay.database_back") == 1, events
 
 
 def test_a_deadlocked_transaction_is_run_again_not_taken_for_a_lost_database(
