@@ -28,6 +28,7 @@ from sqlalchemy import Engine, text
 
 from relay.db.engine import make_engine
 from schemas import topology as t
+from tests.bench import cpu
 from tests.bench.ceiling import run_ceiling
 from tests.bench.collector import Completion, run_collector
 from tests.bench.env import BenchEnv
@@ -81,6 +82,9 @@ class PhaseResult:
     latency_timeline: list[dict[str, float | int]] = field(default_factory=list)
     latency_at_relay_load: dict[str, float | int] | None = None  # ceiling: at the relay's rate
     latency_at_relay_load_timeline: list[dict[str, float | int]] = field(default_factory=list)
+    #: who had the cores in the latency phase: the system, RabbitMQ, PostgreSQL (tests.bench.cpu)
+    latency_cores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    latency_at_relay_load_cores: dict[str, dict[str, float | None]] = field(default_factory=dict)
     peak_pss_mb: float | None = None  # PSS summed over the system's process tree
     peak_rss_mb: float | None = None  # RSS summed (counts shared pages once per process)
     publish_nacked: int = 0
@@ -90,6 +94,18 @@ class PhaseResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Offered:
+    """What one paced phase measured."""
+
+    summary: dict[str, float | int] | None
+    timeline: list[dict[str, float | int]]
+    cores: dict[str, dict[str, float | None]]
+    sent: int
+    notes: list[str]
+    peak_pss: int
 
 
 class System:
@@ -381,14 +397,13 @@ class Runner:
         assert res.docs_per_s
         rate = self.paced_rate or res.docs_per_s / 2
         res.offered_rate = round(rate, 2)
-        summary, timeline, sent, notes, peak = self.offer(
-            res.system, sc, rate, publisher, collector, completed
-        )
-        res.latency = summary
-        res.latency_timeline = timeline
-        res.latency_sent = sent
-        res.notes.extend(notes)
-        return peak
+        offered = self.offer(res.system, sc, rate, publisher, collector, completed)
+        res.latency = offered.summary
+        res.latency_timeline = offered.timeline
+        res.latency_cores = offered.cores
+        res.latency_sent = offered.sent
+        res.notes.extend(offered.notes)
+        return offered.peak_pss
 
     def offer(
         self,
@@ -398,10 +413,8 @@ class Runner:
         publisher: Worker,
         collector: Worker,
         completed: Synchronized[int],
-    ) -> tuple[dict[str, float | int] | None, list[dict[str, float | int]], int, list[str], int]:
-        """Offer ``rate`` documents/s for ``paced_s`` to a freshly started system.
-
-        Returns (latency summary, its timeline, documents sent, notes, peak PSS)."""
+    ) -> Offered:
+        """Offer ``rate`` documents/s for ``paced_s`` to a freshly started system."""
         lim = self.limits
         count = max(lim.paced_min_docs, int(rate * lim.paced_s))
         if count / rate > 3 * lim.paced_s:
@@ -421,17 +434,32 @@ class Runner:
                 raise BenchError(f"{system_name}: warm-up documents not delivered")
             phase = self.next_phase()
             base = completed.value
+            groups = {system_name: cpu.tree(system.sampler.pid), **cpu.services()}
+            before = {name: cpu.snapshot(pids) for name, pids in groups.items()}
+            started = time.monotonic()
             self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
             if not self.wait_for(completed, base + count, time.monotonic() + 60, system):
                 notes.append(f"latency at {rate:.1f}/s: not every document arrived within 60 s")
+            seconds = time.monotonic() - started
+            cores = {}
+            for name, pids in groups.items():
+                use = cpu.core_use(before[name], cpu.snapshot(pids), seconds)
+                if use is not None:
+                    cores[name] = use.as_dict()
             done = self.report(collector, phase)
             summary = summarize_latencies([c[2] - c[1] for c in done])
-            timeline = latency_timeline([(c[1], c[2]) for c in done])
         finally:
             peak = system.stop()
             self.peak_rss = max(self.peak_rss, system.peak_rss)
             self.reset(collector)
-        return (summary.as_dict() if summary else None), timeline, count, notes, peak
+        return Offered(
+            summary=summary.as_dict() if summary else None,
+            timeline=latency_timeline([(c[1], c[2]) for c in done]),
+            cores=cores,
+            sent=count,
+            notes=notes,
+            peak_pss=peak,
+        )
 
     def ceiling_at_relay_load(
         self,
@@ -454,22 +482,22 @@ class Runner:
             if ceiling.offered_rate == load:  # --paced-rate: measured at that load already
                 ceiling.latency_at_relay_load = ceiling.latency
                 ceiling.latency_at_relay_load_timeline = ceiling.latency_timeline
+                ceiling.latency_at_relay_load_cores = ceiling.latency_cores
                 continue
             print(f"  {sc.name}: {name} at the relay's load ({load}/s) ...", flush=True)
             try:
-                summary, timeline, _, notes, _ = self.offer(
-                    name, sc, load, publisher, collector, completed
-                )
+                offered = self.offer(name, sc, load, publisher, collector, completed)
             except BenchError as e:
                 ceiling.notes.append(f"at the relay's load: {e}")
                 continue
-            ceiling.latency_at_relay_load = summary
-            ceiling.latency_at_relay_load_timeline = timeline
-            ceiling.notes.extend(notes)
-            lat = summary or {}
+            ceiling.latency_at_relay_load = offered.summary
+            ceiling.latency_at_relay_load_timeline = offered.timeline
+            ceiling.latency_at_relay_load_cores = offered.cores
+            ceiling.notes.extend(offered.notes)
+            lat = offered.summary or {}
             print(
                 f"    p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms"
-                f"{_slowest(timeline)}"
+                f"{_slowest(offered.timeline)}{cpu.describe(offered.cores)}"
             )
 
     def run_scenario(self, sc: Scenario, systems: list[str]) -> list[PhaseResult]:
@@ -523,7 +551,7 @@ def _line(r: PhaseResult) -> str:
         f"{r.docs_per_s} docs/s",
         f"{r.mb_per_s} MB/s",
         f"p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms"
-        f" at {r.offered_rate}/s{_slowest(r.latency_timeline)}",
+        f" at {r.offered_rate}/s{_slowest(r.latency_timeline)}{cpu.describe(r.latency_cores)}",
         f"peak PSS {r.peak_pss_mb} MB (RSS summed {r.peak_rss_mb} MB)",
         f"{r.seconds} s (drain {r.drain_s} s)",
     ]
