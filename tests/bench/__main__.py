@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if results:
         print()
         print_table(results)
-        print_ratios(payload["ratios"])
+        print_ratios(payload["ratios"], paced=args.paced_rate is not None)
     print(f"\nbench: {payload['seconds']} s; results in {args.output}")
     return 1 if any(r.error for r in results) else 0
 

@@ -84,7 +84,10 @@ def print_table(results: list[PhaseResult]) -> None:
             print(f"{'':34}ERROR: {r.error}")
 
 
-def print_ratios(table: dict[str, dict[str, float | None]]) -> None:
+def print_ratios(table: dict[str, dict[str, float | None]], *, paced: bool = False) -> None:
+    """One line per scenario; ``paced``: every latency phase ran at one rate (--paced-rate), so
+    the ceiling's own p99 is at that rate too, not at half its maximum."""
+    own = "at the paced rate" if paced else "at half its own maximum"
     print()
     for scenario, row in table.items():
         print(
@@ -92,7 +95,7 @@ def print_ratios(table: dict[str, dict[str, float | None]]) -> None:
             f"relay/naive {_ratio(row['relay_over_naive'])}   "
             f"p99 relay {_fmt(row['relay_p99_ms'], 7)} ms, ceiling "
             f"{_fmt(row['ceiling_p99_ms_at_relay_load'], 7)} ms at the same load "
-            f"({_fmt(row['ceiling_p99_ms'], 7)} ms at half its own maximum)"
+            f"({_fmt(row['ceiling_p99_ms'], 7)} ms {own})"
         )
         if row.get("relay_over_ceiling_receipt") is not None:
             print(

@@ -145,3 +145,21 @@ def test_the_bench_takes_a_positive_paced_rate_and_refuses_any_other(
         with pytest.raises(SystemExit):
             parse_args(["--paced-rate", bad])
         assert "--paced-rate must be a positive number" in capsys.readouterr().err
+
+
+def test_the_ratios_say_at_which_rate_the_ceilings_own_p99_was_taken(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.bench.report import print_ratios
+
+    row: dict[str, float | None] = {
+        "relay_over_ceiling": 0.5,
+        "relay_over_naive": 3.0,
+        "relay_p99_ms": 40.0,
+        "ceiling_p99_ms": 30.0,
+        "ceiling_p99_ms_at_relay_load": 20.0,
+    }
+    print_ratios({"2KiB-1": row})
+    assert "30.0 ms at half its own maximum" in capsys.readouterr().out
+    print_ratios({"2KiB-1": row}, paced=True)
+    assert "30.0 ms at the paced rate" in capsys.readouterr().out
