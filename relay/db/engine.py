@@ -12,6 +12,8 @@ from sqlalchemy.engine import make_url
 #: How long opening a connection may take before it counts as PostgreSQL being unreachable
 #: (libpq waits for the OS otherwise: minutes on a dropped network).
 CONNECT_TIMEOUT_SECONDS = 10
+#: An engine without ``pre_ping`` replaces a pooled connection this old at its next checkout.
+RECYCLE_SECONDS = 300
 
 
 def make_engine(
@@ -28,6 +30,9 @@ def make_engine(
     ``pre_ping``: each checkout first sends a ping and silently replaces a connection the server
     dropped. Off only for code that handles a lost connection itself (the relay loop's database
     threads, :mod:`relay.worker.dbthread`): there it is one round trip per transaction saved.
+    Without it, a connection is replaced once it is :data:`RECYCLE_SECONDS` old (checked at
+    checkout, no round trip), so that one a firewall dropped after a quiet night is not what the
+    morning's first batch finds.
     """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -35,7 +40,12 @@ def make_engine(
     if statement_timeout_ms is not None:
         connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     return create_engine(
-        url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True, connect_args=connect_args
+        url,
+        pool_size=pool_size,
+        pool_pre_ping=pre_ping,
+        pool_recycle=-1 if pre_ping else RECYCLE_SECONDS,
+        future=True,
+        connect_args=connect_args,
     )
 
 

@@ -143,6 +143,34 @@ def test_a_connection_the_server_dropped_fails_one_transaction_which_runs_again_
     assert events.count("relay.database_back") == 1, events
 
 
+def test_an_old_pooled_connection_is_replaced_before_use_so_a_quiet_drop_goes_unnoticed(
+    services: Services, shared_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the ping, a connection dropped while the relay was quiet (a firewall's idle
+    timeout over a night) is replaced at checkout once it is RECYCLE_SECONDS old: no outage."""
+    monkeypatch.setattr("relay.db.engine.RECYCLE_SECONDS", 1)
+    engine = build_engine(Settings(database_url=services.database_url_for("postgres")))
+    rec = Recorder()
+    thread = DbThread(engine, rec.post, rec.error)
+    backend_pid = text("SELECT pg_backend_pid()")
+    thread.start()
+    try:
+        thread.submit(lambda conn: conn.execute(backend_pid).scalar_one(), rec.done)
+        assert _wait(lambda: bool(rec.results or rec.errors), 10), "the first work never ran"
+        (first,) = rec.results
+        time.sleep(1.5)  # older than RECYCLE_SECONDS now
+        with shared_engine.begin() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first}).scalar()
+        with structlog.testing.capture_logs() as logs:
+            thread.submit(lambda conn: conn.execute(backend_pid).scalar_one(), rec.done)
+            assert _wait(lambda: len(rec.results) == 2 or bool(rec.errors), 30), rec.results
+    finally:
+        thread.stop(timeout=10)
+        engine.dispose()
+    assert rec.errors == [] and rec.results[1] != first
+    assert [e["event"] for e in logs if e["event"].startswith("relay.database")] == []
+
+
 def test_a_deadlocked_transaction_is_run_again_not_taken_for_a_lost_database(
     shared_engine: Engine,
 ) -> None:
