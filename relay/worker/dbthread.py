@@ -53,6 +53,9 @@ Post = Callable[[Callable[[], None]], None]
 RELEASE_CONNECTION = "lienthong_release_connection"
 #: At most this many pieces of work share one transaction.
 MAX_MERGED = 16
+#: What the work of the transaction running on this thread asked to run once its connection is
+#: given back (see :func:`when_connection_released`); None outside such a transaction.
+_after_release = threading.local()
 #: Waiting for PostgreSQL to come back: first pause and cap (seconds).
 WAIT_FIRST_SECONDS = 0.5
 WAIT_MAX_SECONDS = 10.0
@@ -200,6 +203,7 @@ class DbThread:
         return result
 
     def _once(self, jobs: list[tuple[Work, Done]]) -> list[tuple[Done, Any]]:
+        _after_release.fns = []
         try:
             with self._engine.connect() as conn:
                 with conn.begin():
@@ -214,6 +218,13 @@ class DbThread:
                 log.info("relay.transaction_conflict", error=_first_line(e))
                 raise _Conflict() from e
             raise
+        finally:
+            fns, _after_release.fns = _after_release.fns, None
+            for fn in fns:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("relay.after_release_failed")
 
     def _wait_for_database(self, error: SQLAlchemyError) -> bool:
         """Back off until PostgreSQL answers; False if the relay stops meanwhile."""
@@ -259,3 +270,15 @@ def _first_line(error: BaseException) -> str:
 
 def _bind(done: Done, result: Any) -> Callable[[], None]:
     return lambda: done(result)
+
+
+def when_connection_released(fn: Callable[[], None]) -> bool:
+    """Have ``fn`` run once the transaction running on this database thread has given its
+    connection back, committed or not (a large document's turn is kept until then, libpq's
+    buffer included: :mod:`relay.worker.large`). False when no :class:`DbThread` transaction
+    runs on this thread: the caller then runs ``fn`` itself when it is done."""
+    pending: list[Callable[[], None]] | None = getattr(_after_release, "fns", None)
+    if pending is None:
+        return False
+    pending.append(fn)
+    return True

@@ -36,6 +36,7 @@ from relay.worker.amqp import RelayConnection
 from relay.worker.confirms import Confirms, InFlight
 from relay.worker.dbthread import DbThread
 from relay.worker.intake import FlushRules
+from relay.worker.large import LargeTurn
 from relay.worker.partition import Partition
 from relay.worker.process import Inbound, Publish
 from relay.worker.transaction import BatchTransaction
@@ -50,6 +51,7 @@ class LoopState:
         engine: Engine,
         stop: threading.Event | None = None,
         partition: Partition | None = None,
+        large_turn: LargeTurn | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -102,6 +104,7 @@ class LoopState:
             self._publishing,
             self._publishing_lock,
             Dating(calendar_from(settings), settings.urgent_deadline_seconds),
+            large_turn,
         )
         self._db: DbThread | None = None
         #: confirmed publishes are recorded (``queued``) on a connection of their own, so that

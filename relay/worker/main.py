@@ -24,6 +24,7 @@ from relay.periodic import start_periodic_jobs
 from relay.retry.deadletters import FailedSubmissionsWorker
 from relay.retry.worker import STATEMENT_TIMEOUT_MS as RETRY_STATEMENT_TIMEOUT_MS
 from relay.retry.worker import RetryWorker
+from relay.worker.large import LargeTurn
 from relay.worker.loop import RelayLoop
 from relay.worker.partition import Partition
 
@@ -114,11 +115,15 @@ def release_large_buffers() -> None:
     mallopt(_M_ARENA_MAX, MALLOC_ARENAS)  # before the relay starts its threads
 
 
-def run_relay(settings: Settings, partition: Partition | None = None) -> None:
+def run_relay(
+    settings: Settings, partition: Partition | None = None, large_turn: LargeTurn | None = None
+) -> None:
     """Run the relay until SIGTERM/SIGINT (must be called from the main thread).
 
     ``partition``: the share of the outboxes this process consumes when several worker
     processes run (:mod:`relay.worker.supervisor`); only the first one runs the retry worker.
+    ``large_turn``: shared by those processes, so that one stores a large document at a time
+    (:mod:`relay.worker.large`).
     """
     release_large_buffers()
     partition = partition or Partition()
@@ -154,7 +159,7 @@ def run_relay(settings: Settings, partition: Partition | None = None) -> None:
     delay = RECONNECT_FIRST_SECONDS
     try:
         while not stop.is_set():
-            loop = RelayLoop(settings, engine, stop, partition)
+            loop = RelayLoop(settings, engine, stop, partition, large_turn)
             current[:] = [loop]
             try:
                 loop.run()

@@ -29,6 +29,7 @@ from types import FrameType
 import structlog
 
 from relay.config import Settings
+from relay.worker.large import LargeTurn
 from relay.worker.partition import Partition
 
 log = structlog.get_logger()
@@ -47,14 +48,16 @@ LogSetup = Callable[[Mapping[str, str]], None]
 Serve = Callable[[], contextlib.AbstractContextManager[object]]
 
 
-def _worker(settings: Settings, partition: Partition, log_setup: LogSetup | None) -> None:
+def _worker(
+    settings: Settings, partition: Partition, log_setup: LogSetup | None, large_turn: LargeTurn
+) -> None:
     """A worker process's entry point: forked from the parent, with the relay's modules
     already loaded (:mod:`relay.worker.preload`)."""
     from relay.worker.main import run_relay
 
     if log_setup is not None:
         log_setup({"worker": str(partition)})
-    run_relay(settings, partition)
+    run_relay(settings, partition, large_turn)
 
 
 def run_workers(
@@ -70,10 +73,11 @@ def run_workers(
     importlib.import_module(PRELOAD)
     ctx = multiprocessing.get_context("fork")
     count = settings.workers
+    large_turn = LargeTurn.for_workers()  # one large document stored at a time (.large)
     procs: list[BaseProcess] = [
         ctx.Process(
             target=_worker,
-            args=(settings, Partition(i, count), log_setup),
+            args=(settings, Partition(i, count), log_setup, large_turn),
             name=f"lienthong-relay-{i + 1}",
         )
         for i in range(count)

@@ -10,7 +10,9 @@ that rejection cannot be stored as it is, it is stored bare (raw body and reason
 left out).
 
 A batch whose bodies add up to :data:`RELEASE_CONNECTION_BYTES` is stored on a connection closed
-afterwards (:data:`relay.worker.dbthread.RELEASE_CONNECTION`).
+afterwards (:data:`relay.worker.dbthread.RELEASE_CONNECTION`). A batch holding a large document
+waits for the sibling workers' turn (:mod:`relay.worker.large`) and keeps it until that
+connection is given back.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from relay.deadlines.calendar import Dating
 from relay.domain.safe_text import json_safe, raw_of_unsafe
 from relay.metrics.hot import observe_batch
-from relay.worker.dbthread import RELEASE_CONNECTION, Failure, classify
+from relay.worker.dbthread import (
+    RELEASE_CONNECTION,
+    Failure,
+    classify,
+    when_connection_released,
+)
+from relay.worker.large import LargeTurn
 from relay.worker.process import BatchProcessor, Handled, Inbound
 from relay.worker.repository import SqlBatchRepository
 
@@ -78,15 +86,30 @@ class BatchTransaction:
         publishing: dict[int, int],
         lock: threading.Lock,
         dating: Dating | None = None,
+        large_turn: LargeTurn | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self._publishing = publishing
         self._publishing_lock = lock
         self._dating = dating
+        #: shared with the sibling worker processes: one large document stored at a time
+        self._large_turn = large_turn
 
     def run(self, conn: Connection, batch: list[Inbound]) -> list[Handled]:
         """Runs in the database thread, inside its transaction (see the module's docstring);
         counts every delivery it publishes in ``publishing`` until the ioloop releases it."""
+        give_back = None
+        if self._large_turn is not None and batch:
+            give_back = self._large_turn.take(max(len(m.envelope.body) for m in batch))
+        if give_back is not None and when_connection_released(give_back):
+            give_back = None  # the database thread gives it back with the connection
+        try:
+            return self._run(conn, batch)
+        finally:
+            if give_back is not None:
+                give_back()
+
+    def _run(self, conn: Connection, batch: list[Inbound]) -> list[Handled]:
         max_bytes = self.max_bytes
         handled: list[Handled] = []
         started = time.perf_counter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -411,3 +412,83 @@ def test_a_message_the_relay_cannot_process_is_rejected_in_words_not_a_repr(
     receipt = json.loads(h.publishes[0].outgoing.body)
     assert "ValueError" not in receipt["reason"] and "0x7f00" not in receipt["reason"]
     assert "reference" in receipt["reason"], receipt["reason"]
+
+
+# -- issue 14: one large document at a time across the worker processes -------------------
+
+
+def test_a_large_document_waits_while_a_sibling_worker_stores_one_and_small_ones_never_wait(
+    db: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three workers (a database thread and a BatchTransaction each, one turn between them): B's
+    large document waits until A's is stored and its connection given back; C's small one
+    goes meanwhile. Without the turn, B's would be decoded and stored beside A's."""
+    from relay.worker import large as large_module
+    from relay.worker import transaction as transaction_module
+    from relay.worker.dbthread import DbThread
+    from relay.worker.large import LargeTurn
+
+    monkeypatch.setattr(large_module, "LARGE_BODY_BYTES", 20_000)
+    a, b, c = _agencies(db, 3)
+    big_a, _ = _doc(a, [b], size=30_000)
+    big_b, _ = _doc(b, [c], size=30_000)
+    small_c, _ = _doc(c, [a])
+    entered: list[str] = []
+    a_may_go = threading.Event()
+    real_run = transaction_module.BatchProcessor.run
+
+    def run(self: BatchProcessor, batch: list[Inbound]) -> list[Handled]:
+        owner = batch[0].envelope.owner
+        entered.append(owner)
+        if owner == a:
+            assert a_may_go.wait(30), "the test never let A's batch go"
+        return real_run(self, batch)
+
+    monkeypatch.setattr(transaction_module.BatchProcessor, "run", run)
+    turn = LargeTurn.for_workers()
+    outcomes: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def done(owner: str) -> Any:
+        def record(handled: list[Handled]) -> None:
+            outcomes[owner] = handled[0].outcome or ""
+
+        return record
+
+    def post(fn: Any) -> None:
+        with lock:
+            fn()
+
+    errors: list[str] = []
+    workers = {o: DbThread(db, post, errors.append) for o in (a, b, c)}
+    for w in workers.values():
+        w.start()
+    try:
+        for owner, inbound in ((a, big_a), (b, big_b), (c, small_c)):
+            tx = transaction_module.BatchTransaction(
+                settings.max_message_bytes, {}, threading.Lock(), large_turn=turn
+            )
+            workers[owner].submit(lambda conn, tx=tx, m=inbound: tx.run(conn, [m]), done(owner))
+            if owner == a:
+                assert _until(lambda: entered == [a]), entered
+        assert _until(lambda: c in outcomes), (entered, outcomes, errors)
+        time.sleep(0.5)  # B had time to start, were it not waiting
+        assert entered == [a, c] and b not in outcomes, (entered, outcomes)
+        a_may_go.set()
+        assert _until(lambda: len(outcomes) == 3), (entered, outcomes, errors)
+    finally:
+        a_may_go.set()
+        for w in workers.values():
+            w.stop(timeout=10)
+    assert errors == []
+    assert entered == [a, c, b]
+    assert outcomes == {a: "accepted", b: "accepted", c: "accepted"}
+
+
+def _until(predicate: Any, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())

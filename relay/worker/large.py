@@ -1,0 +1,58 @@
+"""One large document at a time across the relay's worker processes.
+
+Storing a document costs a worker several times its size for a moment: the body as it came,
+the attachment's base64 text while it is validated, the decoded bytes whose SHA-256 is checked,
+and libpq's buffer for the insert (released with the connection: see
+:data:`relay.worker.transaction.RELEASE_CONNECTION_BYTES`). For a 20 MB document that is about
+90 MB in one worker, and three workers each storing one at once took the relay from about 200 to
+330-340 MB (PSS summed, ``make bench --scenarios 20MB-fanout95``). So a batch holding a body of
+:data:`LARGE_BODY_BYTES` or more waits for its turn, which it keeps until its transaction's
+connection is given back; ordinary batches never wait.
+
+The turn is a lock the parent creates before forking its workers (:mod:`.supervisor`); a
+single-process relay has none. A worker that waited :data:`TURN_WAIT_SECONDS` goes ahead anyway
+and says so (``relay.large_turn_waited``): memory is a bound to keep, not a reason to stall.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.synchronize
+import time
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger()
+
+#: A batch holding a body at least this large waits for the turn.
+LARGE_BODY_BYTES = 8 * 1024 * 1024
+#: How long a worker waits for the turn before going ahead anyway.
+TURN_WAIT_SECONDS = 300.0
+
+
+class LargeTurn:
+    """The turn the sibling workers take to store a large document (a lock shared by fork)."""
+
+    def __init__(self, lock: multiprocessing.synchronize.Lock) -> None:
+        self._lock = lock
+
+    @classmethod
+    def for_workers(cls) -> LargeTurn:
+        """A turn for worker processes forked from this one."""
+        return cls(multiprocessing.get_context("fork").Lock())
+
+    def take(self, largest_body: int) -> Callable[[], None] | None:
+        """Wait for the turn when ``largest_body`` needs it; returns what gives it back (call it
+        exactly once), or None when no turn was needed or it was not had in time."""
+        if largest_body < LARGE_BODY_BYTES:
+            return None
+        started = time.monotonic()
+        if not self._lock.acquire(timeout=TURN_WAIT_SECONDS):
+            log.warning(
+                "relay.large_turn_waited", seconds=TURN_WAIT_SECONDS, body_bytes=largest_body
+            )
+            return None
+        waited = time.monotonic() - started
+        if waited >= 1.0:
+            log.info("relay.large_turn_taken", waited_seconds=round(waited, 1))
+        return self._lock.release
