@@ -25,6 +25,8 @@ Modules:
   so PostgreSQL does both at once and the ioloop never waits for it. They wait out a
   PostgreSQL outage (backoff, logged once) and run the same work again, and retry a deadlocked
   transaction, instead of dropping the broker connection.
+- :mod:`relay.worker.large` — the turn the worker processes take to store a large document (one
+  at a time, kept until its connection is given back).
 - :mod:`relay.worker.process` — one batch in one transaction: checks, routing, rows, and what
   to publish per outbox message.
 - :mod:`relay.worker.store` — multi-row SQL (``INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING
