@@ -61,3 +61,46 @@ def test_an_attachment_whose_digest_does_not_match_is_refused() -> None:
 def test_a_document_survives_encoding_and_decoding() -> None:
     doc = Document.model_validate(_doc(attachments=[Attachment.from_bytes("a.txt", b"xin chao")]))
     assert decode_message(encode_message(doc)) == doc
+
+
+def test_a_large_attachment_is_checked_a_chunk_at_a_time_with_the_same_verdicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import base64
+    import os
+
+    from pydantic import ValidationError
+
+    monkeypatch.setattr("schemas.document.CHECK_CHUNK_CHARS", 8)  # 6 bytes a chunk
+    raw = os.urandom(1000)
+    good = Attachment.from_bytes("a.pdf", raw).model_dump()
+    assert Attachment.model_validate(good).content() == raw
+
+    def refused(**change: object) -> str:
+        with pytest.raises(ValidationError) as err:
+            Attachment.model_validate({**good, **change})
+        return str(err.value)
+
+    data = str(good["data"])
+    assert "size is 999" in refused(size=999)
+    assert "sha256 is " + "0" * 64 in refused(sha256="0" * 64)
+    # a character outside the alphabet, or padding in the middle: refused as base64, as a
+    # whole decode refuses them, wherever the chunk boundaries fall
+    assert "not valid base64" in refused(data=data[:500] + "!" + data[501:])
+    padded_middle = base64.b64encode(raw[:3]).decode() + "QQ==" + base64.b64encode(raw[3:]).decode()
+    assert "not valid base64" in refused(data=padded_middle)
+
+
+def test_checking_a_large_attachment_never_holds_its_decoded_bytes_whole() -> None:
+    import os
+    import tracemalloc
+
+    att = Attachment.from_bytes("scan.pdf", os.urandom(12 * 1024 * 1024))
+    tracemalloc.start()
+    try:
+        att._data_matches_size_and_digest()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # a chunk's text (1 MiB, and its copy as bytes) and its 768 KiB decoded, not 12 MiB whole
+    assert peak < 4 * 1024 * 1024, peak
