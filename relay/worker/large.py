@@ -17,6 +17,7 @@ and says so (``relay.large_turn_waited``): memory is a bound to keep, not a reas
 from __future__ import annotations
 
 import multiprocessing.synchronize
+import threading
 import time
 from collections.abc import Callable
 
@@ -35,6 +36,9 @@ class LargeTurn:
 
     def __init__(self, lock: multiprocessing.synchronize.Lock) -> None:
         self._lock = lock
+        #: the thread of this process holding the turn: a transaction that merged two large
+        #: batches (the urgent lane's, one message each) takes it once, not twice
+        self._holder: int | None = None
 
     @classmethod
     def for_workers(cls) -> LargeTurn:
@@ -44,7 +48,7 @@ class LargeTurn:
     def take(self, largest_body: int) -> Callable[[], None] | None:
         """Wait for the turn when ``largest_body`` needs it; returns what gives it back (call it
         exactly once), or None when no turn was needed or it was not had in time."""
-        if largest_body < LARGE_BODY_BYTES:
+        if largest_body < LARGE_BODY_BYTES or self._holder == threading.get_ident():
             return None
         started = time.monotonic()
         if not self._lock.acquire(timeout=TURN_WAIT_SECONDS):
@@ -52,7 +56,12 @@ class LargeTurn:
                 "relay.large_turn_waited", seconds=TURN_WAIT_SECONDS, body_bytes=largest_body
             )
             return None
+        self._holder = threading.get_ident()
         waited = time.monotonic() - started
         if waited >= 1.0:
             log.info("relay.large_turn_taken", waited_seconds=round(waited, 1))
-        return self._lock.release
+        return self._give_back
+
+    def _give_back(self) -> None:
+        self._holder = None
+        self._lock.release()
