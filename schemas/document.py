@@ -109,8 +109,10 @@ TRANSFER_INLINE: Final = "inline"
 TRANSFER_CHUNKS: Final = "chunks"
 
 
-#: Attachments are checked this many base64 characters at a time (768 KiB decoded; a multiple
-#: of 4).
+#: An attachment with more base64 than this is checked :data:`CHECK_CHUNK_CHARS` at a time
+#: (smaller ones are decoded whole: one call, nothing to gain).
+CHECK_WHOLE_UP_TO: Final = 8 * 1024 * 1024
+#: Characters of base64 checked at a time (768 KiB decoded; a multiple of 4).
 CHECK_CHUNK_CHARS: Final = 1024 * 1024
 
 
@@ -151,12 +153,17 @@ class Attachment(WireModel):
         return self
 
     def _size_and_digest(self) -> tuple[int, str]:
-        """The decoded size and SHA-256 of ``data``, decoded :data:`CHECK_CHUNK_CHARS` at a time:
-        a 15 MiB attachment is never whole in memory beside its base64 text (the relay only
-        checks it). Invalid base64 is refused exactly as :meth:`content` refuses it."""
+        """The decoded size and SHA-256 of ``data``; above :data:`CHECK_WHOLE_UP_TO` decoded
+        :data:`CHECK_CHUNK_CHARS` at a time, so a 15 MiB attachment is never whole in memory
+        beside its base64 text (the relay only checks it). Invalid base64 is refused exactly
+        as :meth:`content` refuses it."""
         data = self.data
         step = CHECK_CHUNK_CHARS
-        if len(data) <= step or len(data) % 4 or data.find("=", 0, len(data) - 4) != -1:
+        if (
+            len(data) <= max(step, CHECK_WHOLE_UP_TO)
+            or len(data) % 4
+            or data.find("=", 0, len(data) - 4) != -1
+        ):
             raw = self.content()  # short, or not well-formed: decoded whole (says what is wrong)
             return len(raw), hashlib.sha256(raw).hexdigest()
         digest = hashlib.sha256()

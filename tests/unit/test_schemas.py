@@ -71,6 +71,7 @@ def test_a_large_attachment_is_checked_a_chunk_at_a_time_with_the_same_verdicts(
 
     from pydantic import ValidationError
 
+    monkeypatch.setattr("schemas.document.CHECK_WHOLE_UP_TO", 100)
     monkeypatch.setattr("schemas.document.CHECK_CHUNK_CHARS", 8)  # 6 bytes a chunk
     raw = os.urandom(1000)
     good = Attachment.from_bytes("a.pdf", raw).model_dump()
