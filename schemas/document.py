@@ -160,7 +160,7 @@ class Attachment(WireModel):
         data = self.data
         step = CHECK_CHUNK_CHARS
         if (
-            len(data) <= max(step, CHECK_WHOLE_UP_TO)
+            len(data) <= CHECK_WHOLE_UP_TO
             or len(data) % 4
             or data.find("=", 0, len(data) - 4) != -1
         ):

@@ -3,9 +3,9 @@
 Storing a document costs a worker several times its size for a moment: the body as it came,
 the attachment's base64 text while it is validated, the decoded bytes whose SHA-256 is checked,
 and libpq's buffer for the insert (released with the connection: see
-:data:`relay.worker.transaction.RELEASE_CONNECTION_BYTES`). For a 20 MB document that is about
-90 MB in one worker, and three workers each storing one at once took the relay from about 200 to
-330-340 MB (PSS summed, ``make bench --scenarios 20MB-fanout95``). So a batch holding a body of
+:data:`relay.worker.transaction.RELEASE_CONNECTION_BYTES`). For a 20 MB document a worker's PSS
+rose by 65-90 MB (``make bench --scenarios 20MB-fanout95``); three workers each storing one at
+once would pay it three times over. So a batch holding a body of
 :data:`LARGE_BODY_BYTES` or more waits for its turn, which it keeps until its transaction's
 connection is given back; ordinary batches never wait.
 

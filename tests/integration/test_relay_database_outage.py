@@ -112,12 +112,13 @@ def shared_engine(services: Services) -> Iterator[Engine]:
     eng.dispose()
 
 
-def test_a_connection_the_server_dropped_fails_one_transaction_which_runs_again_on_a_new_one(
-    services: Services, shared_engine: Engine
-) -> None:
-    """The relay loop's engine sends no ping before a transaction (one round trip per batch
-    saved): a pooled connection PostgreSQL has dropped meanwhile fails the transaction's first
-    statement, and the database thread must take that for an outage, not give the work up."""
+def _drop_its_connection_then_work_again(
+    services: Services, shared_engine: Engine, *, idle_seconds: float = 0.0
+) -> tuple[Recorder, int, list[dict[str, Any]]]:
+    """A database thread on the relay loop's engine runs a piece of work; its pooled connection
+    stays idle ``idle_seconds``, PostgreSQL drops it (what a restart or an idle timeout does),
+    and the thread runs a second piece. Returns the recorder, the first backend's pid and what
+    was logged around the second piece."""
     engine = build_engine(Settings(database_url=services.database_url_for("postgres")))
     rec = Recorder()
     thread = DbThread(engine, rec.post, rec.error)
@@ -127,7 +128,8 @@ def test_a_connection_the_server_dropped_fails_one_transaction_which_runs_again_
         thread.submit(lambda conn: conn.execute(backend_pid).scalar_one(), rec.done)
         assert _wait(lambda: bool(rec.results or rec.errors), 10), "the first work never ran"
         (first,) = rec.results
-        with shared_engine.begin() as admin:  # what a restart or an idle timeout does to it
+        time.sleep(idle_seconds)
+        with shared_engine.begin() as admin:
             assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first}).scalar()
         with structlog.testing.capture_logs() as logs:
             thread.submit(lambda conn: conn.execute(backend_pid).scalar_one(), rec.done)
@@ -135,6 +137,16 @@ def test_a_connection_the_server_dropped_fails_one_transaction_which_runs_again_
     finally:
         thread.stop(timeout=10)
         engine.dispose()
+    return rec, first, logs
+
+
+def test_a_connection_the_server_dropped_fails_one_transaction_which_runs_again_on_a_new_one(
+    services: Services, shared_engine: Engine
+) -> None:
+    """The relay loop's engine sends no ping before a transaction (one round trip per batch
+    saved): a pooled connection PostgreSQL has dropped meanwhile fails the transaction's first
+    statement, and the database thread must take that for an outage, not give the work up."""
+    rec, first, logs = _drop_its_connection_then_work_again(services, shared_engine)
     assert rec.errors == [], rec.errors
     assert rec.results[1] != first, "the work ran again on a new connection"
     events = [e["event"] for e in logs]
@@ -149,24 +161,11 @@ def test_an_old_pooled_connection_is_replaced_before_use_so_a_quiet_drop_goes_un
     """Without the ping, a connection dropped while the relay was quiet (a firewall's idle
     timeout over a night) is replaced at checkout once it is RECYCLE_SECONDS old: no outage."""
     monkeypatch.setattr("relay.db.engine.RECYCLE_SECONDS", 1)
-    engine = build_engine(Settings(database_url=services.database_url_for("postgres")))
-    rec = Recorder()
-    thread = DbThread(engine, rec.post, rec.error)
-    backend_pid = text("SELECT pg_backend_pid()")
-    thread.start()
-    try:
-        thread.submit(lambda conn: conn.execute(backend_pid).scalar_one(), rec.done)
-        assert _wait(lambda: bool(rec.results or rec.errors), 10), "the first work never ran"
-        (first,) = rec.results
-        time.sleep(1.5)  # older than RECYCLE_SECONDS now
-        with shared_engine.begin() as admin:
-            assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first}).scalar()
-        with structlog.testing.capture_logs() as logs:
-            thread.submit(lambda conn: conn.execute(backend_pid).scalar_one(), rec.done)
-            assert _wait(lambda: len(rec.results) == 2 or bool(rec.errors), 30), rec.results
-    finally:
-        thread.stop(timeout=10)
-        engine.dispose()
+    rec, first, logs = _drop_its_connection_then_work_again(
+        services,
+        shared_engine,
+        idle_seconds=1.5,  # older than RECYCLE_SECONDS then
+    )
     assert rec.errors == [] and rec.results[1] != first
     assert [e["event"] for e in logs if e["event"].startswith("relay.database")] == []
 
