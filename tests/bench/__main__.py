@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(to compare runs or settings at one load)",
     )
     p.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="do not checkpoint PostgreSQL and sync the disk before each measured phase "
+        "(a system then pays for the writes of the one measured before it)",
+    )
+    p.add_argument(
         "--relay-log-level",
         default="warning",
         choices=["debug", "info", "warning", "error"],
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "systems": args.system_list,
             "relay_workers": args.relay_workers,
             "paced_rate": args.paced_rate,
+            "settle": not args.no_settle,
             "limits": lim.__dict__,
         },
     }
@@ -130,7 +137,14 @@ def main(argv: list[str] | None = None) -> int:
                 "LIENTHONG_LOG_LEVEL": args.relay_log_level,
             }
             runner = Runner(
-                env, lim, log_dir, relay_env, args.profile, args.profile_idle, args.paced_rate
+                env,
+                lim,
+                log_dir,
+                relay_env,
+                args.profile,
+                args.profile_idle,
+                args.paced_rate,
+                settle=not args.no_settle,
             )
             try:
                 if args.soak:

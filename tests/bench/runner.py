@@ -10,10 +10,15 @@ Per system and scenario:
    its last copy's arrival minus its send time;
 4. the system stops; its peak memory is kept (PSS summed over its process tree; RSS summed
    beside it).
+
+Before each measured drain and paced phase the disk is settled (:meth:`Runner.settle_io`): a
+PostgreSQL ``CHECKPOINT`` and a ``sync``, so a system does not pay for the writes of the one
+measured before it (the naive relay's 670 MB of WAL, a preload's quorum-queue segments).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -25,6 +30,7 @@ from typing import Any
 
 import psutil
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from relay.db.engine import make_engine
 from schemas import topology as t
@@ -75,6 +81,7 @@ class PhaseResult:
     purged: int = 0
     rows_committed: int | None = None
     commit_lag_ms: float | None = None  # last arrival -> last delivery row no longer pending
+    settle_s: float | None = None  # the disk settled before the drain (Runner.settle_io)
     offered_rate: float | None = None
     latency_sent: int = 0
     latency: dict[str, float | int] | None = None
@@ -147,6 +154,7 @@ class Runner:
         profile_dir: Path | None = None,
         profile_idle: bool = False,
         paced_rate: float | None = None,
+        settle: bool = True,
     ) -> None:
         self.env = env
         self.limits = limits
@@ -157,12 +165,31 @@ class Runner:
         self.profile_idle = profile_idle  # py-spy --idle: waiting shows too (wall clock)
         #: documents/s offered in every latency phase instead of half the system's throughput
         self.paced_rate = paced_rate
+        #: settle the disk before each measured phase (``--no-settle``: as it is)
+        self.settle = settle
         self.phase = 0
         self.peak_rss = 0  # RSS summed of the system measured now (see MemorySampler)
         self.engine: Engine = make_engine(env.settings.database_url, pool_size=1)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def settle_io(self) -> tuple[float | None, str | None]:
+        """Write out what earlier phases left for the disk: PostgreSQL's dirty buffers and WAL
+        (``CHECKPOINT``, which a superuser or ``pg_checkpoint`` may run) and the kernel's dirty
+        pages (``sync``). Returns the seconds it took (None when not settling) and why the
+        checkpoint could not be made, if it could not."""
+        if not self.settle:
+            return None, None
+        began = time.monotonic()
+        failed = None
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("CHECKPOINT"))
+        except SQLAlchemyError as e:
+            failed = f"no CHECKPOINT before the phase: {str(e).splitlines()[0]}"
+        os.sync()
+        return round(time.monotonic() - began, 2), failed
 
     def next_phase(self) -> int:
         self.phase += 1
@@ -338,6 +365,9 @@ class Runner:
         res.publish_nacked = nacked
         if returned:
             res.notes.append(f"{returned} submissions returned unroutable")
+        res.settle_s, failed = self.settle_io()
+        if failed:
+            res.notes.append(failed)
         base = completed.value
         profile_as = f"{res.system}-{sc.name}" if res.system == "relay" else None
         system = self.start_system(res.system, sc, profile_as)
@@ -432,6 +462,9 @@ class Runner:
             self.publish(publisher, warm, senders, None, timeout=60)
             if not self.wait_for(completed, base + senders, time.monotonic() + STARTUP_S, system):
                 raise BenchError(f"{system_name}: warm-up documents not delivered")
+            _settled, failed = self.settle_io()
+            if failed:
+                notes.append(failed)
             phase = self.next_phase()
             base = completed.value
             groups = {system_name: cpu.tree(system.sampler.pid), **cpu.services()}
