@@ -175,3 +175,23 @@ def test_an_attachment_is_checked_once_and_its_text_not_kept_beside_the_body() -
     bad = body.replace(good.sha256.encode(), b"0" * 64)
     refused = read_submission(_env(body=bad), 1_000_000)
     assert isinstance(refused, Refusal) and "sha256" in refused.reason
+
+
+def _with_subject(subject: str) -> bytes:
+    doc = Document.model_validate(
+        {"document_id": "X", "sender": {"organ_id": A}, "recipients": [{"organ_id": C}]}
+    )
+    doc.subject = subject
+    return encode_message(doc)
+
+
+def test_a_nul_in_a_text_field_is_refused_and_an_escaped_backslash_is_not_one() -> None:
+    assert b"\\" not in _env().body  # UTF-8 text, no escape: never searched for a NUL
+    assert isinstance(read_submission(_env(), 10_000), Document)
+    for subject in ("Về việc\u0000thử", 'a "quoted" \u0000', "\\ then \u0000"):
+        refused = read_submission(_env(body=_with_subject(subject)), 10_000)
+        assert isinstance(refused, Refusal) and "NUL" in refused.reason, subject
+    # A backslash followed by the text "u0000" is six characters, not a NUL.
+    body = _with_subject("\\u0000")
+    assert b"\\\\u0000" in body
+    assert isinstance(read_submission(_env(body=body), 10_000), Document)
