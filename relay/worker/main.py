@@ -87,8 +87,9 @@ def _start_in_thread(
 
 #: glibc ``mallopt`` parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
-#: Buffers from this size on are mapped on their own and given back to the system when freed.
-LARGE_BUFFER_BYTES = 256 * 1024
+#: Buffers from this size on are mapped on their own and given back to the system when freed;
+#: smaller ones come from the heap, which gives back what is free at its top beyond this size.
+LARGE_BUFFER_BYTES = 4 * 1024 * 1024
 #: malloc arenas per process. glibc gives each thread that allocates at the same time as
 #: another an arena of its own (up to 8 per core); the relay's threads (ioloop, two database
 #: threads, side workers) each kept the freed memory of their arena, several times what one
@@ -97,14 +98,23 @@ MALLOC_ARENAS = 2
 
 
 def release_large_buffers() -> None:
-    """Make every freed document buffer go back to the system.
+    """Make every freed large document buffer go back to the system.
 
     glibc raises its mmap threshold each time a mapped buffer is freed (up to 32 MiB), after
-    which buffers of a megabyte come from the heap and, freed, stay in the process: a relay
+    which buffers of many megabytes come from the heap and, freed, stay in the process: a relay
     that handled a burst of large documents kept hundreds of MB it no longer used. A fixed
-    threshold keeps large buffers mapped (a page fault per page is what it costs). Measured
-    with ``python -m tests.bench.bigdocs``: a relay moving 1 GB in 1 MiB chunks peaked at 426 MB
-    (VmHWM) without it, 232 MB with it."""
+    threshold keeps large buffers mapped. Measured with ``python -m tests.bench.bigdocs``: a
+    relay moving 1 GB in 1 MiB chunks peaked at 426 MB (VmHWM) without it, 232 MB with a
+    threshold of 256 KiB.
+
+    A mapped buffer costs a page fault per page each time (the kernel maps and zeroes it): with
+    256 KiB, the buffers of a 1.4 MB document (the body, its attachment's base64 text and bytes,
+    psycopg's and pika's) took about 1,900 faults, and the relay spent 12.0-15.1 ms of CPU per
+    1 MiB document at half load (``make bench``, 1MiB-attachment, seven runs). At 4 MiB a
+    document's buffers up to that size are reused from the heap: 8.1-10.7 ms (five runs, a
+    fifth of the faults), for 10-40 MB more at peak over the relay's processes; a 20 MB
+    document's buffers are still mapped (bigdocs, 1 GB in 1 MiB chunks: 150 MB before, 176 MB
+    after)."""
     try:
         libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
