@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-settle",
         action="store_true",
         help="do not checkpoint PostgreSQL and sync the disk before each measured phase "
-        "(a system then pays for the writes of the one measured before it)",
+        "(a system may then pay for writes the one measured before it left behind)",
     )
     p.add_argument(
         "--relay-log-level",

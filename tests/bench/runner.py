@@ -12,8 +12,8 @@ Per system and scenario:
    beside it).
 
 Before each measured drain and paced phase the disk is settled (:meth:`Runner.settle_io`): a
-PostgreSQL ``CHECKPOINT`` and a ``sync``, so a system does not pay for the writes of the one
-measured before it (the naive relay's 670 MB of WAL, a preload's quorum-queue segments).
+PostgreSQL ``CHECKPOINT`` and a ``sync``, so that a system does not pay for writes the one
+measured before it left behind (the naive relay's WAL, a preload's quorum-queue segments).
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ CEILING_PREFETCH = 250  # per outbox consumer
 #: The relay's worker processes (``LIENTHONG_WORKERS``) unless ``--relay-workers`` says otherwise:
 #: one per core. On two cores (2026-12-01, relay-only runs) two moved as many documents as three
 #: (2KiB-1: 3,491 and 3,670 docs/s against 3,504; 2KiB-fanout95: 65.8 against 62.7) with 30-70
-#: MB less at peak (2KiB-1 177-182 against 212 MB; fan-out 221 against 289; 20MB-fanout95 236-240
-#: against 270): each worker costs about 40 MB before any document, and holds its own intake.
+#: MB less at peak (2KiB-1 177-182 against 212 MB; fan-out 221 against 289; 20MB-fanout95 236-250
+#: against 262-321): each worker costs about 40 MB before any document, and holds its own intake.
 RELAY_WORKERS = os.cpu_count() or 1
 
 
