@@ -16,9 +16,9 @@ stored id, never a recomputed one.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 
 from schemas import topology as t
 
@@ -43,9 +43,16 @@ def _uuid5_str(namespace: uuid.UUID, name: str) -> str:
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
+def hub_id_name(kind: str, agency: str, *parts: str) -> str:
+    """The name a hub id is derived from: ``json.dumps([kind, agency, *parts],
+    ensure_ascii=False)``, built from the strings' JSON forms (a quarter of the time, and this
+    runs for every copy and receipt)."""
+    return "[" + ", ".join(map(encode_basestring, (kind, agency, *parts))) + "]"
+
+
 def hub_id(kind: str, agency: str, *parts: str) -> str:
     """The id of a message the hub creates: ``kind``, the submitting ``agency``, then the rest."""
-    return _uuid5_str(HUB_NAMESPACE, json.dumps([kind, agency, *parts], ensure_ascii=False))
+    return _uuid5_str(HUB_NAMESPACE, hub_id_name(kind, agency, *parts))
 
 
 def delivery_message_id(submission_id: str, recipient: str, *, by: str) -> str:
