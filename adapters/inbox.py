@@ -31,7 +31,13 @@ from adapters.spool import Spool, SpoolError
 from schemas import Document, Receipt, Status
 from schemas import topology as t
 from schemas.chunks import TYPE_CHUNK
-from schemas.envelope import InvalidMessage, decode_message, message_type
+from schemas.envelope import (
+    InvalidMessage,
+    decode_message,
+    encode_message,
+    message_type,
+    split_receipts,
+)
 
 log = structlog.get_logger()
 
@@ -150,16 +156,17 @@ class InboxRecorder:
                 bound.error("inbox.store_failed", reason=str(e))
                 actions[i] = Action.REJECT
                 continue
-            item = self._item(delivery, bound)
-            if item is None:
+            items = self._items(delivery, bound)
+            if items is None:
                 actions[i] = Action.REJECT
                 continue
-            key = (item.kind, item.message_id)
-            if key in seen:
-                copies.append((i, seen[key]))
-                continue
-            seen[key] = i
-            new.append((i, item, bound.bind(document_id=item.document_id)))
+            for item in items:
+                key = (item.kind, item.message_id)
+                if key in seen:
+                    copies.append((i, seen[key]))
+                    continue
+                seen[key] = i
+                new.append((i, item, bound.bind(document_id=item.document_id)))
         if new:
             try:
                 self._release_sent_attachments([item for _, item, _ in new])
@@ -169,8 +176,12 @@ class InboxRecorder:
                     bound.error("inbox.store_failed", reason=str(e))
                     actions[i] = Action.REJECT
             else:
-                for (i, _, bound), fresh in zip(new, created, strict=True):
-                    bound.info("inbox.stored" if fresh else "inbox.duplicate_acked")
+                for (i, item, bound), fresh in zip(new, created, strict=True):
+                    event = "inbox.stored" if fresh else "inbox.duplicate_acked"
+                    if item.message_id == deliveries[i].id:
+                        bound.info(event)
+                    else:  # one of a delivery's receipts
+                        bound.info(event, receipt_id=item.message_id)
                     actions[i] = Action.ACK
                 if self.on_recorded is not None:
                     self.on_recorded()
@@ -200,10 +211,35 @@ class InboxRecorder:
         if receipts:
             self.assembler.blobs.release([r for r in receipts if isinstance(r, Receipt)])
 
-    def _item(self, delivery: Delivery, bound: Any) -> NewItem | None:
-        """The item to record for one delivery; None, logged, if it cannot be handed over."""
+    def _items(self, delivery: Delivery, bound: Any) -> list[NewItem] | None:
+        """The items to record for one delivery; None, logged, if it cannot be handed over.
+
+        A ``receipts`` message (the relay's receipts of one batch together) is its receipts,
+        each recorded as if it had come alone, under its own ``receipt_id`` (the message id it
+        has alone), so one already recorded is recognised however it was grouped; if one cannot
+        be handed over, none is recorded and the message is rejected."""
+        if delivery.message_type != t.TYPE_RECEIPTS:
+            item = self._item(delivery, delivery.id, delivery.body, bound)
+            return None if item is None else [item]
         try:
-            message = decode_message(delivery.body, expect=delivery.message_type)
+            receipts = split_receipts(delivery.body)
+        except InvalidMessage as e:
+            bound.error("inbox.invalid", reason=str(e))
+            return None
+        items = []
+        for receipt in receipts:
+            item = self._item(delivery, str(receipt.receipt_id), encode_message(receipt), bound)
+            if item is None:
+                return None
+            items.append(item)
+        return items
+
+    def _item(self, delivery: Delivery, message_id: str, body: bytes, bound: Any) -> NewItem | None:
+        """The item to record for one message; None, logged, if it cannot be handed over."""
+        grouped = delivery.message_type == t.TYPE_RECEIPTS
+        expect = t.TYPE_RECEIPT if grouped else delivery.message_type
+        try:
+            message = decode_message(body, expect=expect)
         except InvalidMessage as e:
             bound.error("inbox.invalid", reason=str(e))
             return None
@@ -216,9 +252,9 @@ class InboxRecorder:
                 return None
         return NewItem(
             kind=message_type(message),
-            message_id=delivery.id,
+            message_id=message_id,
             addressee=delivery.header(t.HEADER_RECIPIENT) or self.config.agency,
-            body=delivery.body,
+            body=body,
             document_id=document_id if isinstance(document_id, str) else None,
             headers=delivery.headers,
         )

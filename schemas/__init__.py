@@ -15,8 +15,15 @@ from schemas.agency_code import (
 from schemas.business import BusinessType
 from schemas.common import Extension, Organization, ResponseFor, StaffInfo, TraceHeader
 from schemas.document import Attachment, Business, Document
-from schemas.envelope import WireMessage, decode_message, encode_message
-from schemas.receipt import Receipt, ReceiptKind, RecipientOutcome, RecipientResult
+from schemas.envelope import WireMessage, decode_message, encode_message, split_receipts
+from schemas.receipt import (
+    Receipt,
+    ReceiptKind,
+    Receipts,
+    RecipientOutcome,
+    RecipientResult,
+    join_receipts,
+)
 from schemas.status import Status
 from schemas.status_codes import STATUS_CODES, StatusCode, describe_status
 
@@ -32,6 +39,7 @@ __all__ = [
     "Organization",
     "Receipt",
     "ReceiptKind",
+    "Receipts",
     "RecipientOutcome",
     "RecipientResult",
     "ResponseFor",
@@ -44,6 +52,8 @@ __all__ = [
     "describe_status",
     "encode_message",
     "is_strict_qcvn102",
+    "join_receipts",
+    "split_receipts",
     "validate_agency_code",
     "validate_organ_id",
 ]

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.document import Document
 from schemas.errors import InvalidInput
-from schemas.receipt import Receipt
+from schemas.receipt import Receipt, Receipts
 from schemas.status import Status
 
 WireMessage = Document | Status | Receipt
@@ -89,6 +89,15 @@ def decode_message(body: bytes | str, expect: str | None = None) -> WireMessage:
         )
     try:
         return model.model_validate(data)
+    except ValidationError as e:
+        raise InvalidMessage(format_validation_error(e)) from e
+
+
+def split_receipts(body: bytes | str) -> list[Receipt]:
+    """The receipts of a ``lienthong.receipts/1`` body (AMQP ``type`` ``receipts``), each to be
+    handled as if it had come alone. Raises InvalidMessage with a reason a person can act on."""
+    try:
+        return Receipts.model_validate_json(body, by_alias=True, by_name=False).receipts
     except ValidationError as e:
         raise InvalidMessage(format_validation_error(e)) from e
 

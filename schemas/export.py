@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.document import DOCUMENT_SCHEMA, Document
-from schemas.receipt import RECEIPT_SCHEMA, Receipt
+from schemas.receipt import RECEIPT_SCHEMA, RECEIPTS_SCHEMA, Receipt, Receipts
 from schemas.status import STATUS_SCHEMA, Status
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -25,6 +25,7 @@ MODELS: dict[str, type[BaseModel]] = {
     DOCUMENT_SCHEMA: Document,
     STATUS_SCHEMA: Status,
     RECEIPT_SCHEMA: Receipt,
+    RECEIPTS_SCHEMA: Receipts,
 }
 
 

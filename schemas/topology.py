@@ -45,6 +45,8 @@ FAILED_SUBMISSIONS_PATTERN = r"^lienthong\.failed-submissions$"
 TYPE_DOCUMENT = "document"
 TYPE_STATUS = "status"
 TYPE_RECEIPT = "receipt"
+#: several receipts for one agency in one message (``lienthong.receipts/1``)
+TYPE_RECEIPTS = "receipts"
 
 #: Headers the relay sets on what it publishes to an inbox.
 HEADER_SUBMISSION_ID = "x-lienthong-submission-id"  # the sender's submission message_id

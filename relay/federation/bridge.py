@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from relay.domain.outgoing import hub_id
-from schemas import Organization, Receipt, ReceiptKind, RecipientOutcome, ResponseFor, Status
+from schemas import (
+    Organization,
+    Receipt,
+    ReceiptKind,
+    RecipientOutcome,
+    ResponseFor,
+    Status,
+    split_receipts,
+)
 from schemas import topology as t
 from schemas.envelope import encode_message
 
@@ -98,12 +106,32 @@ def handle(
     if kind in (t.TYPE_DOCUMENT, t.TYPE_STATUS):
         mid = forward_id(direction, message.headers, message.message_id)
         return [Forward(message_id=mid, message_type=kind, body=message.body)]
+    if kind == t.TYPE_RECEIPTS:
+        # the hub's receipts of one batch together: each answered as if it had come alone
+        try:
+            receipts = split_receipts(message.body)
+        except ValueError as e:
+            return Dropped("federation.bad_receipt", f"receipts {message.message_id}: {e}")
+        forwards: list[Forward] = []
+        for receipt in receipts:
+            answered = _answer(receipt, recipients_of)
+            if not isinstance(answered, Dropped):
+                forwards.extend(answered)
+        if not forwards:
+            return Dropped("federation.receipt", f"{len(receipts)} receipts: nothing to answer")
+        return forwards
     if kind != t.TYPE_RECEIPT:
         return Dropped("federation.ignored", f"a message of type {kind!r} is not forwarded")
     try:
         receipt = Receipt.model_validate_json(message.body)
     except ValueError as e:
         return Dropped("federation.bad_receipt", f"receipt {message.message_id}: {e}")
+    return _answer(receipt, recipients_of)
+
+
+def _answer(receipt: Receipt, recipients_of: RecipientsOf) -> list[Forward] | Dropped:
+    """The refusals to send back for one receipt of this hub (the recipients the other hub's
+    submission named that this hub did not take), or why there are none."""
     if receipt.message_type != t.TYPE_DOCUMENT:
         # about a status or a directory push: nobody to answer for; the log says how it went
         what = receipt.message_type or "directory push"

@@ -15,6 +15,7 @@ from adapters.formats.base import FormatError
 from adapters.inbox import Action, Delivery, InboxRecorder
 from adapters.received import ReceivedStore
 from adapters.spool import Spool, SpoolError
+from schemas import Receipt, ReceiptKind, join_receipts
 from schemas import topology as t
 from schemas.envelope import encode_message
 from tests.adapter_support import make_document, make_status, visible_files
@@ -129,6 +130,43 @@ def test_statuses_and_receipts_are_recorded_under_their_kind(
         (t.TYPE_STATUS, "s-1"),
         (t.TYPE_RECEIPT, "r-1"),
     ]
+
+
+def _receipt(in_reply_to: str) -> Receipt:
+    return Receipt(kind=ReceiptKind.ACCEPTED, in_reply_to=in_reply_to, sender=B)
+
+
+def test_receipts_that_come_together_are_recorded_each_under_its_own_id(
+    recorder: InboxRecorder, store: ReceivedStore
+) -> None:
+    first, second, third = _receipt("m1"), _receipt("m2"), _receipt("m3")
+    # the first came alone before (under its own id, as the relay sends a lone receipt)
+    alone = Delivery(str(first.receipt_id), t.TYPE_RECEIPT, encode_message(first))
+    assert recorder.handle(alone) is Action.ACK
+    grouped = join_receipts([encode_message(r) for r in (first, second, third)])
+
+    assert recorder.handle(Delivery("g-1", t.TYPE_RECEIPTS, grouped)) is Action.ACK
+    assert recorder.handle(Delivery("g-2", t.TYPE_RECEIPTS, grouped)) is Action.ACK  # again
+
+    pending = store.pending()
+    assert [(i.kind, i.message_id) for i in pending] == [
+        (t.TYPE_RECEIPT, str(r.receipt_id)) for r in (first, second, third)
+    ]
+    assert [i.body for i in pending] == [encode_message(r) for r in (first, second, third)]
+
+
+def test_receipts_together_with_one_that_cannot_be_handed_over_are_all_rejected(
+    config: AdapterConfig, spool: Spool, store: ReceivedStore
+) -> None:
+    def check(message: object, _headers: object) -> None:
+        if isinstance(message, Receipt) and message.in_reply_to == "m2":
+            raise FormatError("cannot write this one")
+
+    recorder = InboxRecorder(config, spool, check=check)
+    grouped = join_receipts([encode_message(_receipt(m)) for m in ("m1", "m2")])
+    assert recorder.handle(Delivery("g-1", t.TYPE_RECEIPTS, grouped)) is Action.REJECT
+    assert recorder.handle(Delivery("g-2", t.TYPE_RECEIPTS, b'{"schema": "x"}')) is Action.REJECT
+    assert store.pending() == []
 
 
 def test_the_adapter_package_imports_nothing_from_the_relay() -> None:

@@ -9,7 +9,8 @@ from relay.federation import bridge
 from relay.federation.store import Links
 from schemas import Receipt, ReceiptKind, RecipientOutcome, RecipientResult, Status
 from schemas import topology as t
-from schemas.envelope import decode_message
+from schemas.envelope import decode_message, encode_message
+from schemas.receipt import join_receipts
 
 LINK = "000.00.00.H26"
 DEPT = "000.01.00.H26"
@@ -118,3 +119,41 @@ def test_receipts_about_what_the_link_did_not_send_up_are_only_logged() -> None:
     assert isinstance(result, bridge.Dropped)
     snapshot = bridge.Incoming("d-1", "directory", {}, b"...")
     assert isinstance(bridge.handle(bridge.UP, snapshot, never), bridge.Dropped)
+
+
+def test_receipts_that_come_together_are_each_answered_as_if_alone() -> None:
+    unknown = RecipientResult(code="000.99.00.G99", outcome=RecipientOutcome.UNKNOWN, reason="x")
+    taken = RecipientResult(code=MINISTRY, outcome=RecipientOutcome.QUEUED, route_to=MINISTRY)
+    receipts = [
+        Receipt(
+            kind=ReceiptKind.ACCEPTED,
+            in_reply_to=f"up-{n}",
+            message_type="document",
+            document_id=f"D{n}",
+            sender=DEPT,
+            recipients=results,
+        )
+        for n, results in enumerate([[taken, unknown], [taken], [unknown]])
+    ]
+    grouped = join_receipts([encode_message(r) for r in receipts])
+    result = bridge.handle(
+        bridge.DOWN, bridge.Incoming("g-1", t.TYPE_RECEIPTS, {}, grouped), _forwarded
+    )
+    assert isinstance(result, list)
+    alone = [
+        bridge.handle(
+            bridge.DOWN,
+            bridge.Incoming(f"r-{n}", t.TYPE_RECEIPT, {}, encode_message(r)),
+            _forwarded,
+        )
+        for n, r in enumerate(receipts)
+    ]
+    assert result == [f for a in alone if isinstance(a, list) for f in a]
+    assert [decode_message(f.body).document_id for f in result] == ["D0", "D2"]  # type: ignore[union-attr]
+    nothing = join_receipts([encode_message(receipts[1])] * 2)
+    dropped = bridge.handle(
+        bridge.DOWN, bridge.Incoming("g-2", t.TYPE_RECEIPTS, {}, nothing), _forwarded
+    )
+    assert isinstance(dropped, bridge.Dropped)
+    bad = bridge.handle(bridge.DOWN, bridge.Incoming("g-3", t.TYPE_RECEIPTS, {}, b"{}"), _forwarded)
+    assert isinstance(bad, bridge.Dropped) and bad.event == "federation.bad_receipt"
