@@ -42,7 +42,15 @@ from relay.broker.management import ManagementClient
 from relay.broker.topology import provision_agency
 from relay.config import Settings
 from relay.db.tables import agencies
-from schemas import Attachment, Document, Organization, ResponseFor, Status, encode_message
+from schemas import (
+    Attachment,
+    Document,
+    Organization,
+    ResponseFor,
+    Status,
+    encode_message,
+    split_receipts,
+)
 from schemas import topology as t
 from schemas.agency_code import is_strict_qcvn102
 
@@ -193,6 +201,34 @@ class Received:
     headers: dict[str, Any]
     body: bytes
     correlation_id: str | None = None
+    #: for a receipt that came in a ``lienthong.receipts/1`` message, that message's id
+    group: str | None = None
+
+
+def received(props: pika.BasicProperties, body: bytes) -> list[Received]:
+    """What one inbox message holds, as the adapter records it: a ``receipts`` message (a
+    batch's receipts to one agency together) is one receipt each, under its ``receipt_id``."""
+    if props.type != t.TYPE_RECEIPTS:
+        return [
+            Received(
+                message_id=props.message_id,
+                type=props.type,
+                headers=dict(props.headers or {}),
+                body=body,
+                correlation_id=props.correlation_id,
+            )
+        ]
+    return [
+        Received(
+            message_id=str(r.receipt_id),
+            type=t.TYPE_RECEIPT,
+            headers={},
+            body=encode_message(r),
+            correlation_id=r.in_reply_to,
+            group=props.message_id,
+        )
+        for r in split_receipts(body)
+    ]
 
 
 def _props(
@@ -322,8 +358,8 @@ def drain(
     urgent: bool = False,
 ) -> list[Received]:
     """Read (and ack) the agency's inbox (its urgent lane with ``urgent``) until ``expect``
-    messages came, or it stayed empty for ``quiet`` seconds (when ``expect`` is None), or
-    ``timeout`` passed."""
+    messages came (each receipt of a ``receipts`` message counting as one), or it stayed
+    empty for ``quiet`` seconds (when ``expect`` is None), or ``timeout`` passed."""
     assert agency.amqp_url is not None
     out: list[Received] = []
     conn = connect(agency.amqp_url)
@@ -337,15 +373,7 @@ def drain(
         ):
             now = time.monotonic()
             if method is not None:
-                out.append(
-                    Received(
-                        message_id=props.message_id,
-                        type=props.type,
-                        headers=dict(props.headers or {}),
-                        body=body,
-                        correlation_id=props.correlation_id,
-                    )
-                )
+                out.extend(received(props, body))
                 ch.basic_ack(method.delivery_tag)
                 last = now
             if expect is not None and len(out) >= expect:

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 
+from schemas import join_receipts
 from schemas import topology as t
 
 #: Namespace of the ids the relay derived before issue 12 (uuid5); never change it.
@@ -32,6 +33,7 @@ HUB_NAMESPACE = uuid.UUID("3d4f5b2e-9c1a-5e7f-8b6d-2a0c4e6f8a1b")
 KIND_DELIVERY = "delivery"
 KIND_STATUS = "status"
 KIND_RECEIPT = "receipt"
+KIND_RECEIPTS = "receipts"
 
 
 def _uuid5_str(namespace: uuid.UUID, name: str) -> str:
@@ -131,4 +133,19 @@ def delivery(
         },
         correlation_id=submission_id,
         urgent=urgent,
+    )
+
+
+def receipts_together(route_to: str, receipts: list[Outgoing]) -> Outgoing:
+    """One ``lienthong.receipts/1`` message carrying ``receipts`` (each already a
+    ``lienthong.receipt/1`` body for ``route_to``'s inbox), their bodies joined as they are.
+
+    Its id is derived from theirs, so the same receipts grouped the same way (a batch done
+    again after a crash) are the same message; the adapter recognises each receipt by its own
+    id whatever the grouping."""
+    return Outgoing(
+        route_to=route_to,
+        message_id=hub_id(KIND_RECEIPTS, route_to, *(r.message_id for r in receipts)),
+        message_type=t.TYPE_RECEIPTS,
+        body=join_receipts([r.body for r in receipts]),
     )

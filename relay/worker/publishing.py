@@ -36,6 +36,7 @@ from relay.worker.confirms import InFlight, Outcome, Verdict, outcome, verdict
 from relay.worker.intake import COPY_BYTES_FACTOR, may_resume
 from relay.worker.loopstate import LoopState
 from relay.worker.process import Publish
+from relay.worker.receipt_groups import group_receipts
 from schemas import topology as t
 
 log = structlog.get_logger()
@@ -55,6 +56,7 @@ class Publishing(LoopState):
         assert ch is not None and self._conn is not None
         if not ch.is_open:
             raise pika.exceptions.ChannelWrongStateError("the publish channel is not open")
+        items: list[tuple[Publish, int]] = []
         for h in flight.handled:
             # Copies are counted for fan-out only: a message's copy and receipt are a small
             # multiple of its body, which intake_max_bytes bounds already.
@@ -62,12 +64,14 @@ class Publishing(LoopState):
             for pub in h.publishes:
                 size = len(pub.outgoing.body)
                 counted = PUBLISH_BYTES + (size if size < ZERO_COPY_BYTES else 0) if fan_out else 0
-                flight.outstanding += 1
-                if at_once:
-                    self._publish_one(flight, pub, counted)
-                else:
-                    self._unsent.append((flight, pub, counted))
-                    self._unsent_bytes += counted
+                items.append((pub, counted))
+        for pub, counted in group_receipts(items):
+            flight.outstanding += 1
+            if at_once:
+                self._publish_one(flight, pub, counted)
+            else:
+                self._unsent.append((flight, pub, counted))
+                self._unsent_bytes += counted
         if flight.outstanding == 0:
             self._complete(flight)
             return

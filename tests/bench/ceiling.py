@@ -7,7 +7,10 @@ No database, no validation: the upper bound any relay on this broker can reach.
 
 ``ceiling+receipt`` (``receipts=True``) also publishes, for each message, the receipt the relay
 sends its sender (``accepted``, one result per recipient, to the sender's inbox), and acks once
-that is confirmed too: what the broker costs for the relay's whole job, without the relay.
+that is confirmed too: what the broker costs for the relay's whole job, without the relay. As
+the relay does (``relay.worker.receipt_groups``), receipts to one sender go together as one
+``lienthong.receipts/1`` message: those of the messages consumed within
+:data:`RECEIPT_WAIT_S`, at most :data:`RECEIPT_GROUP` (the relay's batch size) at a time.
 """
 
 from __future__ import annotations
@@ -21,10 +24,22 @@ from typing import Any
 import pika
 from pika.adapters.select_connection import SelectConnection
 
-from schemas import Receipt, ReceiptKind, RecipientOutcome, RecipientResult, encode_message
+from schemas import (
+    Receipt,
+    ReceiptKind,
+    RecipientOutcome,
+    RecipientResult,
+    encode_message,
+    join_receipts,
+)
 from schemas import topology as t
 from tests.bench.confirms import ConfirmTracker
 from tests.bench.env import connection_parameters
+
+#: Receipts to one sender wait this long for others to go with (about a relay batch's time)...
+RECEIPT_WAIT_S = 0.005
+#: ...and at most this many go together (the relay's default batch size).
+RECEIPT_GROUP = 250
 
 
 class Forwarder:
@@ -45,7 +60,9 @@ class Forwarder:
         self.recipients = recipients
         self.prefetch = prefetch
         self.confirms = ConfirmTracker()
-        self.source_of: dict[int, int] = {}  # publish seq -> consumed delivery tag
+        self.source_of: dict[int, list[int]] = {}  # publish seq -> consumed delivery tags
+        self.waiting: dict[str, list[tuple[int, bytes]]] = {}  # sender -> (tag, receipt body)
+        self.flush_due = False
         self.remaining: dict[int, int] = {}  # consumed delivery tag -> copies unconfirmed
         self.channel: Any = None
         self.conn: SelectConnection | None = None
@@ -100,11 +117,11 @@ class Forwarder:
             )
             key = t.deliver_routing_key(r)
             ch.basic_publish(t.DELIVER_EXCHANGE, key, body, out, mandatory=True)
-            self.source_of[self.confirms.published()] = tag
+            self.source_of[self.confirms.published()] = [tag]
         if self.receipts:
-            self._publish_receipt(ch, tag, props)
+            self._add_receipt(tag, props)
 
-    def _publish_receipt(self, ch: Any, tag: int, props: Any) -> None:
+    def _add_receipt(self, tag: int, props: Any) -> None:
         sender = props.user_id or ""
         receipt = Receipt(
             at=dt.datetime.now(dt.UTC),
@@ -115,31 +132,47 @@ class Forwarder:
             sender=sender,
             recipients=self.results,
         )
+        group = self.waiting.setdefault(sender, [])
+        group.append((tag, encode_message(receipt)))
+        if len(group) >= RECEIPT_GROUP:
+            self._publish_receipts(sender, self.waiting.pop(sender))
+        elif not self.flush_due:
+            assert self.conn is not None
+            self.flush_due = True
+            self.conn.ioloop.call_later(RECEIPT_WAIT_S, self._flush_receipts)
+
+    def _flush_receipts(self) -> None:
+        self.flush_due = False
+        waiting, self.waiting = self.waiting, {}
+        for sender, group in waiting.items():
+            self._publish_receipts(sender, group)
+
+    def _publish_receipts(self, sender: str, group: list[tuple[int, bytes]]) -> None:
+        lone = len(group) == 1
         out = pika.BasicProperties(
-            message_id=str(receipt.receipt_id),
-            correlation_id=props.message_id,
-            type=t.TYPE_RECEIPT,
+            message_id=str(uuid.uuid4()),
+            type=t.TYPE_RECEIPT if lone else t.TYPE_RECEIPTS,
             delivery_mode=2,
             content_type="application/json",
-            headers={t.HEADER_RECIPIENT: sender},
         )
+        body = group[0][1] if lone else join_receipts([b for _, b in group])
         key = t.deliver_routing_key(sender)
-        ch.basic_publish(t.DELIVER_EXCHANGE, key, encode_message(receipt), out, mandatory=True)
-        self.source_of[self.confirms.published()] = tag
+        self.channel.basic_publish(t.DELIVER_EXCHANGE, key, body, out, mandatory=True)
+        self.source_of[self.confirms.published()] = [tag for tag, _ in group]
 
     def _on_confirm(self, frame: Any) -> None:
         m = frame.method
         for seq in self.confirms.settle(m.delivery_tag, m.multiple):
-            tag = self.source_of.pop(seq)
-            left = self.remaining[tag] - 1
-            if left:
-                self.remaining[tag] = left
-            else:
-                del self.remaining[tag]
-                if m.NAME == "Basic.Ack":
-                    self.channel.basic_ack(tag)
+            for tag in self.source_of.pop(seq):
+                left = self.remaining[tag] - 1
+                if left:
+                    self.remaining[tag] = left
                 else:
-                    self.channel.basic_nack(tag, requeue=True)
+                    del self.remaining[tag]
+                    if m.NAME == "Basic.Ack":
+                        self.channel.basic_ack(tag)
+                    else:
+                        self.channel.basic_nack(tag, requeue=True)
 
 
 def run_ceiling(

@@ -419,3 +419,26 @@ def test_a_take_back_refused_returns_the_delivery_to_where_it_was() -> None:
     run(repo, inbound(B, status(B, A, doc.document_id, "16")))
 
     assert repo.delivery_of(doc.document_id, B)["state"] == states.PROCESSING
+
+
+def test_every_receipt_is_published_under_its_own_receipt_id() -> None:
+    # The relay sends a batch's receipts to one agency together (lienthong.receipts/1) and the
+    # adapter records each under its receipt_id: that must be the id it has when it comes
+    # alone, or a receipt sent once alone and once grouped would be recorded twice.
+    repo = hub()
+    doc = _delivered(repo, [B])
+    repeated = inbound(A, document(A, [B, C]))
+    batch = [
+        inbound(A, document(A, [B, "000.99.99.Z99"])),  # accepted
+        repeated,
+        Inbound(tag=1, queue=repeated.queue, envelope=repeated.envelope, properties=dict),
+        inbound(C, document(A, [B])),  # refused: C sends as A
+        inbound(B, status(B, A, doc.document_id, "03")),  # a status's receipt
+    ]
+    handled = run(repo, *batch)
+    [again] = run(repo, repeated)  # a stored receipt, sent again
+
+    found = [r for h in [*handled, again] for r in receipts(h)]
+    assert {r["kind"] for r in found} == {"accepted", "rejected"}
+    assert len(found) == 6
+    assert [r["_id"] for r in found] == [r["receipt_id"] for r in found]
