@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench.env import bench_env, services_from_env
+from tests.bench.env import bench_env, senders_per_worker, services_from_env
 from tests.bench.processes import BenchError
 from tests.bench.report import machine, print_ratios, print_table, ratios, write_json
 from tests.bench.runner import RELAY_WORKERS, PhaseResult, Runner
@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=RELAY_WORKERS,
         metavar="N",
         help=f"the relay's LIENTHONG_WORKERS (default {RELAY_WORKERS})",
+    )
+    p.add_argument(
+        "--unbalanced",
+        action="store_true",
+        help="draw the sender agencies' codes at random, whichever relay worker owns them (by "
+        "default as many senders hash to each worker)",
     )
     p.add_argument(
         "--paced-rate",
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             "fanout": args.fanout,
             "systems": args.system_list,
             "relay_workers": args.relay_workers,
+            "senders_spread_over_workers": not args.unbalanced,
             "paced_rate": args.paced_rate,
             "settle": not args.no_settle,
             "limits": lim.__dict__,
@@ -126,10 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     results: list[PhaseResult] = []
     print(f"bench: logs in {log_dir}", flush=True)
     try:
-        with bench_env(services_from_env(), args.senders, args.fanout) as env:
+        spread = 1 if args.unbalanced else args.relay_workers
+        with bench_env(services_from_env(), args.senders, args.fanout, spread_over=spread) as env:
             print(
                 f"bench: vhost {env.settings.vhost!r}, {args.senders} senders, "
-                f"{args.fanout} recipients, relay with {args.relay_workers} worker process(es)",
+                f"{args.fanout} recipients, relay with {args.relay_workers} worker process(es) "
+                f"owning {'/'.join(map(str, senders_per_worker(env, args.relay_workers)))} of "
+                "the senders",
                 flush=True,
             )
             relay_env = {

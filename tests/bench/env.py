@@ -6,7 +6,7 @@ import contextlib
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 import pika
@@ -20,6 +20,7 @@ from relay.db.engine import make_engine
 from relay.db.tables import agencies
 from relay.errors import LienthongError
 from relay.setup import run_setup
+from relay.worker.partition import Partition
 from schemas import topology as t
 from tests.services import Services, random_code, unique_name
 
@@ -93,19 +94,37 @@ def connection_parameters(url: str) -> pika.URLParameters:
     return params
 
 
-def _distinct_codes(n: int) -> list[str]:
+def _distinct_codes(n: int, *, spread_over: int = 1, avoid: Collection[str] = ()) -> list[str]:
+    """``n`` random agency codes not in ``avoid``; with ``spread_over`` relay workers, as many
+    of them owned by each worker as can be (``relay.worker.partition``)."""
+    workers = [Partition(i, spread_over) for i in range(spread_over)]
+    shares = [n // spread_over + (1 if i < n % spread_over else 0) for i in range(spread_over)]
     codes: list[str] = []
     while len(codes) < n:
         code = random_code()
-        if code not in codes:
+        owner = next(i for i, w in enumerate(workers) if w.owns(code))
+        if code not in codes and code not in avoid and shares[owner] > 0:
+            shares[owner] -= 1
             codes.append(code)
     return codes
 
 
+def senders_per_worker(env: BenchEnv, workers: int) -> list[int]:
+    """How many of the senders each of the relay's ``workers`` processes consumes."""
+    return [sum(Partition(i, workers).owns(c) for c in env.sender_codes) for i in range(workers)]
+
+
 @contextlib.contextmanager
-def bench_env(services: Services, n_senders: int, n_recipients: int) -> Iterator[BenchEnv]:
+def bench_env(
+    services: Services, n_senders: int, n_recipients: int, *, spread_over: int = 1
+) -> Iterator[BenchEnv]:
     """A set-up environment with ``n_senders`` connected agencies that have RabbitMQ users and
-    ``n_recipients`` connected agencies (inbox only); all of it removed on exit."""
+    ``n_recipients`` connected agencies (inbox only); all of it removed on exit.
+
+    ``spread_over``: the relay's worker processes. Each owns the outboxes whose code hashes to
+    it, so 20 random senders were split 13/7 or worse as often as not, and the busier worker
+    set the pace (one worker had twice the other's samples in a profile); the senders are
+    drawn so that each worker owns as many, as agencies by the hundred share out in a hub."""
     name = unique_name("lienthong_bench")
     vhost = name.replace("_", "-")
     settings = Settings(
@@ -118,7 +137,8 @@ def bench_env(services: Services, n_senders: int, n_recipients: int) -> Iterator
     with ManagementClient(services.management_url, timeout=60) as mgmt:
         try:
             run_setup(settings)
-            codes = _distinct_codes(n_senders + n_recipients)
+            senders = _distinct_codes(n_senders, spread_over=spread_over)
+            codes = senders + _distinct_codes(n_recipients, avoid=senders)
             env.senders = [(c, secrets.token_urlsafe(16)) for c in codes[:n_senders]]
             env.recipients = codes[n_senders:]
             for code, password in env.senders:
