@@ -70,10 +70,11 @@ def handle_returned(
             route_to = bounces.route_of_return(msg.headers)
             if (
                 msg.message_id
-                and msg.message_type in (t.TYPE_STATUS, t.TYPE_RECEIPT)
+                and msg.message_type in (t.TYPE_STATUS, t.TYPE_RECEIPT, t.TYPE_RECEIPTS)
                 and route_to is not None
             ):
-                # A forwarded status or a receipt: retried like a delivery (issue 12 item 5).
+                # A forwarded status or a receipt (or a batch's receipts together): retried
+                # like a delivery (issue 12 item 5).
                 out = bounces.from_returned(
                     msg.message_id,
                     msg.message_type,

@@ -10,8 +10,18 @@ import pytest
 from sqlalchemy import Engine, select
 
 from relay.config import Settings
-from relay.db.tables import receipts
-from tests.relay_support import RelayProcess, add_agency, drain, make_document, publish_many
+from relay.db.tables import bounces, receipts
+from schemas import topology as t
+from tests.relay_support import (
+    RelayProcess,
+    add_agency,
+    connect,
+    drain,
+    make_document,
+    publish_many,
+    wait_until,
+)
+from tests.retry_support import FAST
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
@@ -43,3 +53,46 @@ def test_the_receipts_of_documents_waiting_together_come_together(
         )
     assert {r.message_id for r in answers} == stored
     assert drain(a, timeout=1) == []
+
+
+def test_receipts_that_come_back_together_are_retried_together(
+    relay_env: Settings, db: Engine
+) -> None:
+    settings = relay_env.model_copy(update=FAST)
+    a, b = (add_agency(settings, db, random_code()) for _ in range(2))
+    sent = publish_many(a, [make_document(a.code, [b.code]) for _ in range(10)])
+
+    with RelayProcess(settings):
+        # A's adapter cannot take the first message of receipts: the inbox dead-letters it to
+        # the relay, which keeps it and sends it again
+        assert a.amqp_url is not None
+        conn = connect(a.amqp_url)
+        try:
+            ch = conn.channel()
+            refused = None
+            for method, props, _body in ch.consume(t.inbox_queue(a.code), inactivity_timeout=20):
+                assert method is not None, "no receipts came"
+                if props.type == t.TYPE_RECEIPTS:
+                    ch.basic_reject(method.delivery_tag, requeue=False)
+                    refused = props.message_id
+                    break
+                ch.basic_ack(method.delivery_tag)  # a lone receipt, if the relay sent one
+            ch.cancel()
+        finally:
+            conn.close()
+
+        def bounced() -> bool:
+            with db.connect() as c:
+                row = c.execute(
+                    select(bounces.c.message_type, bounces.c.attempts).where(
+                        bounces.c.message_id == refused
+                    )
+                ).first()
+            return row is not None and tuple(row) == (t.TYPE_RECEIPTS, 1)
+
+        wait_until(bounced, timeout=20)
+        again = drain(a, expect=1, timeout=20)
+
+    assert {r.group for r in again} == {refused}
+    assert {json.loads(r.body)["in_reply_to"] for r in again} <= set(sent)
+    drain(b, expect=10, timeout=5)
