@@ -41,7 +41,7 @@ class FailingMessage:
     """A forwarded status or a receipt that came back: retrying, or failed for good."""
 
     message_id: str
-    message_type: str  # status | receipt
+    message_type: str  # status | receipt | receipts (a batch's receipts together)
     route_to: str
     correlation_id: str | None  # the submission it is about
     state: str  # failed | retrying
