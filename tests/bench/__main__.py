@@ -46,6 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"the relay's LIENTHONG_WORKERS (default {RELAY_WORKERS})",
     )
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="drain each preload N times per system and report the median drain (a drain of "
+        "2 KiB documents lasts 2-5 s, and one moves by a fifth from run to run)",
+    )
+    p.add_argument(
         "--unbalanced",
         action="store_true",
         help="draw the sender agencies' codes at random, whichever relay worker owns them (by "
@@ -91,8 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
     args.system_list = systems
-    if args.senders < 1 or args.fanout < 1 or args.relay_workers < 1:
-        p.error("--senders, --fanout and --relay-workers must be at least 1")
+    if args.senders < 1 or args.fanout < 1 or args.relay_workers < 1 or args.repeat < 1:
+        p.error("--senders, --fanout, --relay-workers and --repeat must be at least 1")
     if args.paced_rate is not None and not args.paced_rate > 0:
         p.error("--paced-rate must be a positive number of documents per second")
     return args
@@ -127,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             "senders_spread_over_workers": not args.unbalanced,
             "paced_rate": args.paced_rate,
             "settle": not args.no_settle,
+            "repeat": args.repeat,
             "limits": lim.__dict__,
         },
     }
@@ -155,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.profile_idle,
                 args.paced_rate,
                 settle=not args.no_settle,
+                repeat=args.repeat,
             )
             try:
                 if args.soak:
