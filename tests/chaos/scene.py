@@ -220,6 +220,23 @@ class Scene:
                 time.sleep(0.2)
         time.sleep(quiet)
 
+    def receipts_at_a(self, expect: int, timeout: float) -> Counter[str]:
+        """A's ``accepted`` receipts handed to its DMS folder, counted by DocumentId, once
+        ``expect`` are there (or ``timeout``). The relay sends a batch's receipts together; a
+        receipt sent again after a crash, grouped as it then falls, must reach A once."""
+        folder = self.root / self.a.code / "root" / "inbox" / "receipts"
+        deadline = time.monotonic() + timeout
+        while True:
+            counts: Counter[str] = Counter()
+            for path in folder.glob("*.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    receipt = json.loads(path.read_bytes())
+                    if receipt.get("kind") == "accepted":
+                        counts[str(receipt.get("document_id"))] += 1
+            if counts.total() >= expect or time.monotonic() >= deadline:
+                return counts
+            time.sleep(0.1)
+
     def tally(self, case: str, notes: str = "") -> Tally:
         counts = self.dms.snapshot()
         sent = set(self.sent)

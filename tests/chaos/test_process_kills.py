@@ -45,6 +45,9 @@ def test_relay_sigkilled_mid_stream_loses_nothing_and_hands_nothing_twice(
         assert at_kill < N, "everything arrived before the kill: nothing was tested"
         assert all(alive.values()), alive
         assert row.clean, s.logs()
+        receipts = s.receipts_at_a(N, timeout=60)
+        assert sorted(receipts) == sorted(s.sent), "a submission without its receipt at A"
+        assert set(receipts.values()) == {1}, "a receipt handed to A's DMS twice"
 
 
 @pytest.mark.timeout(600)
