@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         ge=1024 * 1024,
         description="outbox bytes one worker holds unacked; above it, it stops taking more",
     )
+    group_receipts: bool = Field(
+        True,
+        description="send a batch's receipts to one agency as one lienthong.receipts/1 "
+        "message; off while adapters older than this hub still run (they refuse it)",
+    )
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     agency_poll_seconds: float = Field(5.0, gt=0, description="how often new outboxes are found")
     pending_sweep_seconds: float = Field(10.0, gt=0)

@@ -65,7 +65,7 @@ class Publishing(LoopState):
                 size = len(pub.outgoing.body)
                 counted = PUBLISH_BYTES + (size if size < ZERO_COPY_BYTES else 0) if fan_out else 0
                 items.append((pub, counted))
-        for pub, counted in group_receipts(items):
+        for pub, counted in group_receipts(items) if self.settings.group_receipts else items:
             flight.outstanding += 1
             if at_once:
                 self._publish_one(flight, pub, counted)

@@ -96,3 +96,17 @@ def test_receipts_that_come_back_together_are_retried_together(
     assert {r.group for r in again} == {refused}
     assert {json.loads(r.body)["in_reply_to"] for r in again} <= set(sent)
     drain(b, expect=10, timeout=5)
+
+
+def test_with_group_receipts_off_every_receipt_goes_alone(relay_env: Settings, db: Engine) -> None:
+    # for a hub whose adapters are not all upgraded yet (they refuse lienthong.receipts/1)
+    settings = relay_env.model_copy(update={"group_receipts": False})
+    a, b = (add_agency(settings, db, random_code()) for _ in range(2))
+    sent = publish_many(a, [make_document(a.code, [b.code]) for _ in range(10)])
+
+    with RelayProcess(settings):
+        drain(b, expect=10, timeout=30)
+        answers = drain(a, expect=10, timeout=30)
+
+    assert sorted(json.loads(r.body)["in_reply_to"] for r in answers) == sorted(sent)
+    assert [r.group for r in answers] == [None] * 10
