@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from relay.config import Settings
+from relay.db.lease import claim
 from relay.db.tables import bounces
 from relay.domain import states
 from relay.domain.outgoing import Outgoing
@@ -122,19 +123,14 @@ def record(
 
 def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[Bounce]:
     """Bounced messages whose next attempt is due, claimed (``SKIP LOCKED``) and leased."""
-    rows = conn.execute(
+    rows = claim(
+        conn,
         select(bounces)
         .where(bounces.c.state == RETRYING, bounces.c.next_attempt_at <= func.now())
         .order_by(bounces.c.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not rows:
-        return []
-    conn.execute(
-        update(bounces)
-        .where(bounces.c.id.in_([r.id for r in rows]))
-        .values(next_attempt_at=func.now() + dt.timedelta(seconds=lease_seconds))
+        .limit(limit),
+        bounces,
+        next_attempt_at=func.now() + dt.timedelta(seconds=lease_seconds),
     )
     return [
         Bounce(

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, func, select, update
 
+from relay.db.lease import claim
 from relay.db.tables import receipts
 from relay.domain.outgoing import Outgoing
 from schemas import Receipt
@@ -30,7 +31,8 @@ from schemas.envelope import encode_message
 def claim_unpublished(conn: Connection, limit: int, older_than_seconds: float) -> list[Outgoing]:
     """Receipts marked for at least ``older_than_seconds``, claimed (``SKIP LOCKED``) and
     marked again now, so no other relay takes them while they are being published."""
-    rows = conn.execute(
+    rows = claim(
+        conn,
         select(
             receipts.c.id,
             receipts.c.receipt_id,
@@ -44,15 +46,9 @@ def claim_unpublished(conn: Connection, limit: int, older_than_seconds: float) -
             <= func.now() - dt.timedelta(seconds=older_than_seconds),
         )
         .order_by(receipts.c.publish_pending_since)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not rows:
-        return []
-    conn.execute(
-        update(receipts)
-        .where(receipts.c.id.in_([r.id for r in rows]))
-        .values(publish_pending_since=func.now())
+        .limit(limit),
+        receipts,
+        publish_pending_since=func.now(),
     )
     return [
         Outgoing(
