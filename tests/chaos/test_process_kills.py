@@ -21,6 +21,10 @@ N = 300
 #: Kills of the receiving adapter, each aimed 0–20 ms after a new inbox file appeared (issue 12
 #: item 7: later kills, 0.1–0.5 s after a file, hit the window too rarely to show anything).
 ADAPTER_KILLS = 5
+#: While fewer than this many documents are still to arrive at B, A sends this many more, so a
+#: kill always has files to come after it (B can hand over 100 at once: after three kills all
+#: 300 had arrived, and the case waited 120 s for a file that would not come).
+WAVE = 100
 AIM_MS = (0.0, 20.0)
 
 
@@ -61,9 +65,11 @@ def test_receiving_adapter_sigkilled_just_after_a_new_file_hands_each_document_o
     with scene(broker_env(), tmp_path) as s:
         s.send(N)
         for _ in range(ADAPTER_KILLS):
+            if len(s.sent) - s.dms.arrived() < WAVE:
+                s.send(WAVE)
             # the next file that appears after the adapter (re)started is the aim
             s.dms.new_file.clear()
-            if not s.dms.new_file.wait(timeout=120) or s.dms.arrived() >= N:
+            if not s.dms.new_file.wait(timeout=120):
                 break
             delay = rng.uniform(*AIM_MS) / 1000
             time.sleep(delay)
