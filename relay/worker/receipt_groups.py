@@ -29,7 +29,8 @@ def _groupable(pub: Publish) -> bool:
 def group_receipts(items: Iterable[tuple[Publish, int]]) -> list[tuple[Publish, int]]:
     """``items`` (a publish and the bytes it counts towards the bound on copies in flight) with
     the receipts to each agency replaced by grouped messages, which count what their receipts
-    counted. Everything else keeps its order, and the grouped receipts follow it."""
+    counted. Everything else keeps its order; the receipts follow it, agency by agency in the
+    order of each agency's first receipt (a lone one as it was)."""
     kept: list[tuple[Publish, int]] = []
     groups: dict[str, list[list[tuple[Publish, int]]]] = {}
     sizes: dict[str, int] = {}
