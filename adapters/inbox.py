@@ -218,31 +218,34 @@ class InboxRecorder:
         each recorded as if it had come alone, under its own ``receipt_id`` (the message id it
         has alone), so one already recorded is recognised however it was grouped; if one cannot
         be handed over, none is recorded and the message is rejected."""
-        if delivery.message_type != t.TYPE_RECEIPTS:
-            item = self._item(delivery, delivery.id, delivery.body, bound)
-            return None if item is None else [item]
         try:
+            if delivery.message_type != t.TYPE_RECEIPTS:
+                message = decode_message(delivery.body, expect=delivery.message_type)
+                item = self._item(delivery, delivery.id, delivery.body, message, bound)
+                return None if item is None else [item]
             receipts = split_receipts(delivery.body)
         except InvalidMessage as e:
             bound.error("inbox.invalid", reason=str(e))
             return None
         items = []
         for receipt in receipts:
-            item = self._item(delivery, str(receipt.receipt_id), encode_message(receipt), bound)
+            body = encode_message(receipt)
+            item = self._item(delivery, str(receipt.receipt_id), body, receipt, bound)
             if item is None:
                 return None
             items.append(item)
         return items
 
-    def _item(self, delivery: Delivery, message_id: str, body: bytes, bound: Any) -> NewItem | None:
-        """The item to record for one message; None, logged, if it cannot be handed over."""
-        grouped = delivery.message_type == t.TYPE_RECEIPTS
-        expect = t.TYPE_RECEIPT if grouped else delivery.message_type
-        try:
-            message = decode_message(body, expect=expect)
-        except InvalidMessage as e:
-            bound.error("inbox.invalid", reason=str(e))
-            return None
+    def _item(
+        self,
+        delivery: Delivery,
+        message_id: str,
+        body: bytes,
+        message: Document | Status | Receipt,
+        bound: Any,
+    ) -> NewItem | None:
+        """The item to record for one decoded message; None, logged, if it cannot be handed
+        over."""
         document_id = getattr(message, "document_id", None)
         if self.check is not None:
             try:
