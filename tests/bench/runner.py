@@ -494,7 +494,12 @@ class Runner:
                 notes.append(failed)
             phase = self.next_phase()
             base = completed.value
-            groups = {system_name: cpu.tree(system.sampler.pid), **cpu.services()}
+            groups = {
+                system_name: cpu.tree(system.sampler.pid),
+                **cpu.services(),
+                # the simulated adapters and the inbox collector: the load, not the system
+                "bench": [publisher.pid, collector.pid],
+            }
             before = {name: cpu.snapshot(pids) for name, pids in groups.items()}
             started = time.monotonic()
             self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
