@@ -404,8 +404,10 @@ class Runner:
             )
             res.drain_s = round(time.monotonic() - started, 2)
             drained = completed.value - first_count
-            for name, pids in groups.items():
-                ms = cpu.ms_per(before[name], cpu.snapshot(pids), drained)
+            # listed again: backends and processes started during the drain count too
+            now = {res.system: cpu.tree(system.sampler.pid), **cpu.services()}
+            for name, pids in now.items():
+                ms = cpu.ms_per(before.get(name, {}), cpu.snapshot(pids), drained)
                 res.drain_cpu_ms[name] = None if ms is None else round(ms, 4)
             done = self.report(collector, phase)
             if not done:
