@@ -194,8 +194,8 @@ class BatchProcessor:
             if isinstance(msg, Document):
                 codes.update(msg.recipient_codes())
         codes.update(r.publisher for _, r in foreign if r.publisher is not None)
-        directory = self.repo.directory(codes)
-        self.links = self.repo.links()  # relay/federation: links to other hubs
+        # the directory, and the links to other hubs (relay/federation)
+        directory, self.links = self.repo.routing(codes)
         for i, foreign_refusal in foreign:
             # Never a receipt to the outbox's owner about a message it did not send (it may
             # even carry the id of the owner's own submission); the real publisher is told

@@ -25,7 +25,7 @@ from relay.domain.routing import Entry
 from relay.domain.statuses import DeliveryRef
 from relay.duplicates import Key, earlier_documents
 from relay.federation.directory_sync import apply_push
-from relay.federation.store import Links, federation_links
+from relay.federation.store import Links
 from relay.worker import store
 from relay.worker.store import PendingDelivery, StoredDocument
 from schemas import Document, Receipt
@@ -41,12 +41,9 @@ class BatchRepository(abc.ABC):
     # -- the directory and the hub's links ----------------------------------------------
 
     @abc.abstractmethod
-    def directory(self, codes: Iterable[str]) -> dict[str, Entry]:
-        """The directory entries of ``codes`` and of their hosts (up to the routing depth)."""
-
-    @abc.abstractmethod
-    def links(self) -> Links:
-        """This hub's federation links (:class:`relay.federation.store.Links`)."""
+    def routing(self, codes: Iterable[str]) -> tuple[dict[str, Entry], Links]:
+        """The directory entries of ``codes`` and of their hosts (up to the routing depth),
+        and this hub's federation links (:class:`relay.federation.store.Links`)."""
 
     @abc.abstractmethod
     def apply_directory_push(self, envelope: Envelope, now: dt.datetime) -> Receipt | Refusal:
@@ -153,11 +150,8 @@ class SqlBatchRepository(BatchRepository):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def directory(self, codes: Iterable[str]) -> dict[str, Entry]:
-        return store.load_directory(self.conn, codes)
-
-    def links(self) -> Links:
-        return federation_links(self.conn)
+    def routing(self, codes: Iterable[str]) -> tuple[dict[str, Entry], Links]:
+        return store.load_routing(self.conn, codes)
 
     def apply_directory_push(self, envelope: Envelope, now: dt.datetime) -> Receipt | Refusal:
         return apply_push(self.conn, envelope, now)

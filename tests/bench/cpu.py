@@ -1,4 +1,4 @@
-"""Who had the cores during a latency phase, and who waited for one.
+"""Who had the cores during a latency phase, and who waited for one; CPU per document drained.
 
 Linux keeps, for every thread, the time it ran, the time it spent runnable in a run queue
 waiting for a core, and how many times it was put on a core (``/proc/<pid>/task/<tid>/schedstat``).
@@ -77,6 +77,24 @@ def core_use(before: Snapshot, after: Snapshot, seconds: float) -> CoreUse | Non
         waited=waited / 1e9 / seconds,
         wait_per_slice_ms=(waited / 1e6 / slices) if slices else None,
     )
+
+
+def ms_per(before: Snapshot, after: Snapshot, count: int) -> float | None:
+    """The CPU used between the snapshots, in milliseconds per one of ``count`` things
+    (documents drained); None when ``after`` is empty or ``count`` is 0. A thread only in
+    ``after`` started in between and counts whole (a PostgreSQL backend the system connected
+    meanwhile); one that ended in between is not seen (a connection the relay closed after a
+    batch of 12 MiB or more, which the default intake bound does not make)."""
+    if not after or count <= 0:
+        return None
+    ran = sum(run - before.get(key, (0, 0, 0))[0] for key, (run, _, _) in after.items())
+    return ran / 1e6 / count
+
+
+def describe_ms(per_doc: Mapping[str, float | None]) -> str:
+    """``; CPU per document: relay 0.113 ms, …`` for a drain's line."""
+    parts = [f"{name} {ms:.3f}" for name, ms in per_doc.items() if ms is not None]
+    return f"; CPU per document: {', '.join(parts)} ms" if parts else ""
 
 
 def tree(pid: int) -> list[int]:

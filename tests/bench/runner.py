@@ -85,6 +85,10 @@ class PhaseResult:
     rows_committed: int | None = None
     commit_lag_ms: float | None = None  # last arrival -> last delivery row no longer pending
     settle_s: float | None = None  # the disk settled before the drain (Runner.settle_io)
+    #: CPU milliseconds per document drained (first document to last), by process group: the
+    #: system's process tree, RabbitMQ, PostgreSQL (tests.bench.cpu.ms_per). Steadier than
+    #: docs/s, which moves with whatever else had the cores
+    drain_cpu_ms: dict[str, float | None] = field(default_factory=dict)
     #: with ``--repeat N``: every drain's docs/s; the figures above are the median drain's
     drain_rates: list[float | None] = field(default_factory=list)
     offered_rate: float | None = None
@@ -392,10 +396,19 @@ class Runner:
             started = time.monotonic()
             if not self.wait_for(completed, base + 1, started + STARTUP_S, system):
                 raise BenchError(f"{res.system}: no document came through in {STARTUP_S:.0f}s")
+            groups = {res.system: cpu.tree(system.sampler.pid), **cpu.services()}
+            first_count = completed.value
+            before = {name: cpu.snapshot(pids) for name, pids in groups.items()}
             self.wait_for(
                 completed, base + sc.preload, time.monotonic() + self.limits.drain_cap_s, system
             )
             res.drain_s = round(time.monotonic() - started, 2)
+            drained = completed.value - first_count
+            # listed again: backends and processes started during the drain count too
+            now = {res.system: cpu.tree(system.sampler.pid), **cpu.services()}
+            for name, pids in now.items():
+                ms = cpu.ms_per(before.get(name, {}), cpu.snapshot(pids), drained)
+                res.drain_cpu_ms[name] = None if ms is None else round(ms, 4)
             done = self.report(collector, phase)
             if not done:
                 raise BenchError(f"{res.system}: the collector reported no document of this phase")
@@ -483,7 +496,12 @@ class Runner:
                 notes.append(failed)
             phase = self.next_phase()
             base = completed.value
-            groups = {system_name: cpu.tree(system.sampler.pid), **cpu.services()}
+            groups = {
+                system_name: cpu.tree(system.sampler.pid),
+                **cpu.services(),
+                # the simulated adapters and the inbox collector: the load, not the system
+                "bench": [publisher.pid, collector.pid],
+            }
             before = {name: cpu.snapshot(pids) for name, pids in groups.items()}
             started = time.monotonic()
             self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
@@ -610,7 +628,7 @@ def _line(r: PhaseResult) -> str:
         f"{r.docs} docs",
         f"{r.docs_per_s} docs/s"
         + (f" (median of {', '.join(map(str, r.drain_rates))})" if r.drain_rates else ""),
-        f"{r.mb_per_s} MB/s",
+        f"{r.mb_per_s} MB/s{cpu.describe_ms(r.drain_cpu_ms)}",
         f"p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms"
         f" at {r.offered_rate}/s{_slowest(r.latency_timeline)}{cpu.describe(r.latency_cores)}",
         f"peak PSS {r.peak_pss_mb} MB (RSS summed {r.peak_rss_mb} MB)",

@@ -62,3 +62,19 @@ def test_the_phase_line_names_each_group_its_cores_and_its_wait() -> None:
         "; cores: relay 0.58 (waited 3.90, 1.35 ms a slice), postgresql 0.20 (waited 0.00)"
     )
     assert cpu.describe({}) == ""
+
+
+def test_cpu_per_document_is_the_time_run_between_the_snapshots_over_the_count() -> None:
+    before = {(1, 1): (0, 0, 0), (1, 2): (500_000_000, 0, 1)}
+    after = {
+        (1, 1): (1_500_000_000, 9_000_000_000, 9),  # ran 1.5 s (waiting does not count)
+        (1, 2): (1_000_000_000, 0, 2),  # ran 0.5 s
+    }
+    assert cpu.ms_per(before, after, 10_000) == pytest.approx(0.2)  # 2 s over 10,000 documents
+    started_meanwhile = {**after, (2, 2): (1_000_000_000, 0, 1)}  # a backend connected: 1 s
+    assert cpu.ms_per(before, started_meanwhile, 10_000) == pytest.approx(0.3)
+    assert cpu.ms_per(before, after, 0) is None
+    assert cpu.ms_per(before, {}, 10) is None
+    line = cpu.describe_ms({"relay": 0.11349, "rabbitmq": 0.16, "postgresql": None})
+    assert line == "; CPU per document: relay 0.113, rabbitmq 0.160 ms"
+    assert cpu.describe_ms({}) == ""

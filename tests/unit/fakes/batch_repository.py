@@ -61,16 +61,13 @@ class FakeBatchRepository(BatchRepository):
 
     # -- the port -----------------------------------------------------------------------
 
-    def directory(self, codes: Iterable[str]) -> dict[str, Entry]:
+    def routing(self, codes: Iterable[str]) -> tuple[dict[str, Entry], Links]:
         found: dict[str, Entry] = {}
         wanted = set(codes)
         for _ in range(MAX_HOST_DEPTH + 1):
             found.update({c: self.agencies[c] for c in wanted if c in self.agencies})
             wanted = {e.host for e in found.values() if e.host is not None} - found.keys()
-        return found
-
-    def links(self) -> Links:
-        return self.hub_links
+        return found, self.hub_links
 
     def apply_directory_push(self, envelope: Envelope, now: dt.datetime) -> Receipt | Refusal:
         return Refusal(f"type: 'directory': {envelope.owner} is not a peer hub here")
