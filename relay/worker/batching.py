@@ -61,9 +61,12 @@ class Batching(LoopState):
             self._pending_bytes += len(body)
         self._held_bytes += len(body)
         self._held_count += 1
+        self._held_by_queue[queue] += 1
+        self._held_peak = max(self._held_peak, self._held_bytes)
         step = intake_step(
             held_bytes=self._held_bytes,
             held_count=self._held_count,
+            busiest=self._held_by_queue[queue],
             paused=self._paused,
             prefetch=self._prefetch,
             max_prefetch=self.settings.prefetch,

@@ -102,10 +102,26 @@ class IntakeStep(enum.Enum):
     REGROW = "regrow"
 
 
+#: The prefetch outbox consumers start with, before the relay knows the size of what they hold.
+#: RabbitMQ bounds what it pushes to a consumer by count only, and what it has pushed still
+#: arrives after the consumer is cancelled: started with the full prefetch (250) on a backlog of
+#: 1.4 MB documents, a worker took in 300 MB before its intake bound could stop it (the bench's
+#: 1MiB-attachment relay peaked at 493 MB once). The first outbox whose consumer holds its
+#: prefetch regrows it to what the sizes held allow (:func:`intake_step`): small documents go
+#: to the full prefetch at once.
+START_PREFETCH = 1
+
+
+def start_prefetch(max_prefetch: int) -> int:
+    """The prefetch of the consumers a worker starts with (:data:`START_PREFETCH`)."""
+    return min(max_prefetch, START_PREFETCH)
+
+
 def intake_step(
     *,
     held_bytes: int,
     held_count: int,
+    busiest: int,
     paused: bool,
     prefetch: int,
     max_prefetch: int,
@@ -113,16 +129,23 @@ def intake_step(
     consumers: int = 1,
 ) -> IntakeStep:
     """After a message is received: pause, restart with a larger prefetch, or keep going.
-    ``consumers``: the outbox consumers the prefetch applies to, each (``basic.qos`` is per
-    consumer), so the lowered prefetch is full when every one of them is."""
+    ``busiest``: the messages held from the outbox this one came from (a consumer holding its
+    prefetch waits for acks however small its messages are); ``consumers``: the outbox
+    consumers the prefetch applies to, each (``basic.qos`` is per consumer)."""
     if paused:
         return IntakeStep.KEEP
     if held_bytes > intake_max_bytes:
         return IntakeStep.PAUSE
-    full = held_count >= prefetch * max(1, consumers)
-    if prefetch < max_prefetch and full and held_bytes <= intake_max_bytes // 4:
-        # each restart at least doubles the prefetch (see paused_prefetch)
-        return IntakeStep.REGROW
+    if prefetch < max_prefetch and busiest >= prefetch and held_bytes <= intake_max_bytes // 4:
+        grown = paused_prefetch(
+            held_bytes=held_bytes,
+            held_count=held_count,
+            max_prefetch=max_prefetch,
+            intake_max_bytes=intake_max_bytes,
+            consumers=consumers,
+        )
+        if grown > prefetch:  # large messages keep a small prefetch: no restart for nothing
+            return IntakeStep.REGROW
     return IntakeStep.KEEP
 
 

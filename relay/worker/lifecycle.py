@@ -99,7 +99,7 @@ class Lifecycle(LoopState):
         take_deliveries(ch, self._dispatch_delivery)
         ch.add_on_close_callback(self._on_channel_closed)
         ch.add_on_cancel_callback(self._on_broker_cancel)
-        ch.basic_qos(prefetch_count=self.settings.prefetch, callback=self._on_qos)
+        ch.basic_qos(prefetch_count=self._prefetch, callback=self._on_qos)
 
     def _on_qos(self, _frame: Any) -> None:
         assert self._conn is not None

@@ -21,7 +21,7 @@ thread (:mod:`.transaction`, the closures handed to :class:`~relay.worker.dbthre
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +35,7 @@ from relay.worker.acks import OutboxAcks
 from relay.worker.amqp import RelayConnection
 from relay.worker.confirms import Confirms, InFlight
 from relay.worker.dbthread import DbThread
-from relay.worker.intake import FlushRules
+from relay.worker.intake import FlushRules, start_prefetch
 from relay.worker.large import LargeTurn
 from relay.worker.partition import Partition
 from relay.worker.process import Inbound, Publish
@@ -71,13 +71,20 @@ class LoopState:
         #: consumer tag -> (queue, agency), until the broker confirms its cancel
         self._handlers: dict[str, tuple[str, str]] = {}
         self._owned: set[str] = set()  # active agencies whose outbox this worker consumes
+        #: outboxes whose consumption was logged at info, until cancelled or released
+        self._announced: set[str] = set()
         #: bytes of outbox messages received and not yet acked; above ``intake_max_bytes`` the
         #: consumers are cancelled (``_paused``) until half of it is left
         self._held_bytes = 0
         self._held_count = 0
-        #: the prefetch (messages) given to the consumers started now: lowered when large
-        #: messages filled ``intake_max_bytes`` (see ``_pause_intake``)
-        self._prefetch = settings.prefetch
+        #: messages held per outbox queue (a consumer at its prefetch is what regrows it)
+        self._held_by_queue: Counter[str] = Counter()
+        #: the most bytes held since intake last paused or resumed, logged then: what the
+        #: broker had already pushed when the consumers were cancelled shows here
+        self._held_peak = 0
+        #: the prefetch (messages) given to the consumers started now: one at first, then
+        #: what the sizes held allow (see ``_pause_intake`` and .intake.START_PREFETCH)
+        self._prefetch = start_prefetch(settings.prefetch)
         self._paused = False
         self._consumer_serial = 0
         self._pending: list[Inbound] = []

@@ -54,6 +54,7 @@ class Outboxes(LoopState):
         assert ch is not None
         for code in sorted(self._owned - active):
             log.info("relay.outbox_released", agency=code)
+            self._announced.discard(code)
         self._owned = active
         for code in sorted(self._consumers.keys() - active):
             self._cancel_consumer(ch, self._consumers.pop(code))
@@ -79,7 +80,10 @@ class Outboxes(LoopState):
             for tag in self._consumers.values():
                 self._cancel_consumer(ch, tag)
         self._consumers.clear()
-        log.debug("relay.intake_paused", held_bytes=self._held_bytes)
+        log.debug(
+            "relay.intake_paused", held_bytes=self._held_bytes, held_peak_bytes=self._held_peak
+        )
+        self._held_peak = self._held_bytes
 
     def _resume_intake(self) -> None:
         self._paused = False
@@ -87,7 +91,13 @@ class Outboxes(LoopState):
         ch = self._consume
         if ch is None or not ch.is_open or self._stopping or self._closing:
             return
-        log.debug("relay.intake_resumed", held_bytes=self._held_bytes, prefetch=self._prefetch)
+        log.debug(
+            "relay.intake_resumed",
+            held_bytes=self._held_bytes,
+            held_peak_bytes=self._held_peak,  # since the pause: what came after the cancel
+            prefetch=self._prefetch,
+        )
+        self._held_peak = self._held_bytes
         ch.basic_qos(prefetch_count=self._prefetch)  # for the consumers started below
         for code in sorted(self._owned - self._consumers.keys()):
             self._start_consuming(ch, code, resuming=True)
@@ -112,9 +122,13 @@ class Outboxes(LoopState):
                 )
                 self._handlers[tag] = (queue, code)
                 ch.basic_consume(queue, unused_consumer_callback, consumer_tag=tag)
-                if resuming:
+                # said when an outbox is first consumed, or again after the broker cancelled
+                # or the directory released it; resuming intake (or regrowing the prefetch,
+                # which may come before a first declaration is answered) is debug
+                if code in self._announced:
                     log.debug("relay.outbox_consumed", agency=code, queue=queue)
                 else:
+                    self._announced.add(code)
                     log.info("relay.outbox_consumed", agency=code, queue=queue)
 
         if resuming:
@@ -227,6 +241,7 @@ class Outboxes(LoopState):
                 self._consume.basic_cancel(
                     other, callback=lambda _frame: self._handlers.pop(other, None)
                 )
+        self._announced.discard(code)  # consumed again: said again
         log.warning("relay.outbox_cancelled", agency=code, queue=queue)
 
     def _cancel_consumer(self, ch: pika.channel.Channel, tag: str) -> None:

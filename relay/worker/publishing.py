@@ -183,6 +183,9 @@ class Publishing(LoopState):
                     continue
                 self._held_bytes -= len(h.inbound.envelope.body)
                 self._held_count -= 1
+                self._held_by_queue[h.inbound.queue] -= 1
+                if not self._held_by_queue[h.inbound.queue]:
+                    del self._held_by_queue[h.inbound.queue]
                 self._acks.settle(h.inbound.tag, True)
             self._ack_settled(ch)
             if may_resume(

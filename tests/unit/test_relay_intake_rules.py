@@ -12,6 +12,7 @@ from relay.worker.intake import (
     intake_step,
     may_resume,
     paused_prefetch,
+    start_prefetch,
 )
 
 MiB = 1024 * 1024
@@ -66,6 +67,7 @@ def step(**kw: int | bool) -> IntakeStep:
     args: dict[str, int | bool] = {
         "held_bytes": 0,
         "held_count": 0,
+        "busiest": 0,
         "paused": False,
         "prefetch": 250,
         "max_prefetch": 250,
@@ -83,11 +85,34 @@ def test_intake_pauses_above_its_bytes_once() -> None:
 
 def test_a_lowered_prefetch_full_of_small_messages_regrows() -> None:
     small = 16 * MiB  # a quarter of intake_max_bytes
-    assert step(prefetch=10, held_count=10, held_bytes=small) is IntakeStep.REGROW
-    assert step(prefetch=10, held_count=9, held_bytes=small) is IntakeStep.KEEP
-    assert step(prefetch=10, held_count=10, held_bytes=small + 1) is IntakeStep.KEEP
-    assert step(prefetch=250, held_count=250, held_bytes=1) is IntakeStep.KEEP  # not lowered
-    assert step(prefetch=10, held_count=10, held_bytes=1, paused=True) is IntakeStep.KEEP
+    full = {"prefetch": 10, "held_count": 20, "busiest": 10}  # one consumer holds its prefetch
+    assert step(**full, held_bytes=small) is IntakeStep.REGROW
+    assert step(**{**full, "busiest": 9}, held_bytes=small) is IntakeStep.KEEP
+    assert step(**full, held_bytes=small + 1) is IntakeStep.KEEP
+    assert step(prefetch=250, held_count=250, busiest=250, held_bytes=1) is IntakeStep.KEEP
+    assert step(**full, held_bytes=1, paused=True) is IntakeStep.KEEP
+
+
+def test_consumers_start_with_one_message_and_grow_to_what_the_sizes_allow() -> None:
+    """RabbitMQ pushes a whole prefetch before the intake bound can cancel the consumers: a
+    worker starts with one message per consumer, and regrows as soon as one holds it."""
+    assert start_prefetch(250) == 1
+    assert start_prefetch(1) == 1
+    # the first 2 KiB document of an outbox: straight to the full prefetch
+    assert step(prefetch=1, held_count=1, busiest=1, held_bytes=2048) is IntakeStep.REGROW
+    # one 1.4 MB document per consumer of 16 MiB: a larger prefetch would not fit, no restart
+    sixteen = {"intake_max_bytes": 16 * MiB, "consumers": 10}
+    big = 1_400_000
+    assert step(prefetch=1, held_count=1, busiest=1, held_bytes=big, **sixteen) is (IntakeStep.KEEP)
+    # 64 KiB documents: 12 each fit half the bound between ten consumers
+    assert (
+        step(prefetch=1, held_count=1, busiest=1, held_bytes=64 * 1024, **sixteen)
+        is IntakeStep.REGROW
+    )
+    assert (
+        step(prefetch=12, held_count=40, busiest=12, held_bytes=40 * 64 * 1024, **sixteen)
+        is IntakeStep.KEEP
+    )
 
 
 def test_the_prefetch_after_a_pause_fits_half_the_intake_bytes() -> None:
@@ -129,10 +154,11 @@ def test_the_prefetch_after_a_pause_is_shared_by_the_consumers() -> None:
         )
         == 4
     )
-    # the lowered prefetch is full when every consumer's is: only then a larger one
+    # a lowered prefetch regrows when one consumer holds it, to a larger one only
     rules = {"paused": False, "max_prefetch": 250, "intake_max_bytes": 64 * MiB, "consumers": 8}
-    assert intake_step(prefetch=4, held_count=31, held_bytes=MiB, **rules) is IntakeStep.KEEP
-    assert intake_step(prefetch=4, held_count=32, held_bytes=MiB, **rules) is IntakeStep.REGROW
+    small = {"held_count": 4, "held_bytes": 4 * 1024, **rules}
+    assert intake_step(prefetch=4, busiest=3, **small) is IntakeStep.KEEP
+    assert intake_step(prefetch=4, busiest=4, **small) is IntakeStep.REGROW
 
 
 def test_intake_resumes_when_half_its_bytes_are_left() -> None:
