@@ -144,7 +144,10 @@ def intake_step(
             intake_max_bytes=intake_max_bytes,
             consumers=consumers,
         )
-        if grown > prefetch:  # large messages keep a small prefetch: no restart for nothing
+        # at least doubled (or to the maximum): a restart cancels and starts every consumer, so
+        # sizes that drift do not restart them for one message more each time, and large
+        # messages keep their small prefetch without restarting for nothing
+        if grown >= min(max_prefetch, 2 * prefetch):
             return IntakeStep.REGROW
     return IntakeStep.KEEP
 

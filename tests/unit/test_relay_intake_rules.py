@@ -113,6 +113,18 @@ def test_consumers_start_with_one_message_and_grow_to_what_the_sizes_allow() -> 
         step(prefetch=12, held_count=40, busiest=12, held_bytes=40 * 64 * 1024, **sixteen)
         is IntakeStep.KEEP
     )
+    # smaller ones later: a restart only for at least twice the prefetch, or the maximum
+    assert (
+        step(prefetch=12, held_count=40, busiest=12, held_bytes=40 * 40 * 1024, **sixteen)
+        is IntakeStep.KEEP  # 20 would fit: not worth restarting every consumer
+    )
+    assert (
+        step(prefetch=12, held_count=40, busiest=12, held_bytes=40 * 30 * 1024, **sixteen)
+        is IntakeStep.REGROW  # 27
+    )
+    assert (
+        step(prefetch=200, held_count=200, busiest=200, held_bytes=200 * 1024) is IntakeStep.REGROW
+    )  # to the maximum, 250
 
 
 def test_the_prefetch_after_a_pause_fits_half_the_intake_bytes() -> None:
