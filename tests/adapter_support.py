@@ -308,8 +308,10 @@ class Broker:
         return mid
 
     def deliver_many(self, route_to: str, messages: list[Document]) -> list[str]:
-        """Publish many documents into an inbox quickly (no confirm per message); their ids."""
-        channel = self.connection.channel()  # not in confirm mode
+        """Publish many documents into an inbox, each confirmed (a publish the broker did not
+        take raises here, rather than leaving the wait below to time out); their ids."""
+        channel = self.connection.channel()
+        channel.confirm_delivery()
         ids = []
         for message in messages:
             mid = str(uuid.uuid4())
