@@ -396,17 +396,15 @@ class Runner:
             started = time.monotonic()
             if not self.wait_for(completed, base + 1, started + STARTUP_S, system):
                 raise BenchError(f"{res.system}: no document came through in {STARTUP_S:.0f}s")
-            groups = {res.system: cpu.tree(system.sampler.pid), **cpu.services()}
             first_count = completed.value
-            before = {name: cpu.snapshot(pids) for name, pids in groups.items()}
+            before = {name: cpu.snapshot(pids) for name, pids in _groups(system).items()}
             self.wait_for(
                 completed, base + sc.preload, time.monotonic() + self.limits.drain_cap_s, system
             )
             res.drain_s = round(time.monotonic() - started, 2)
             drained = completed.value - first_count
             # listed again: backends and processes started during the drain count too
-            now = {res.system: cpu.tree(system.sampler.pid), **cpu.services()}
-            for name, pids in now.items():
+            for name, pids in _groups(system).items():
                 ms = cpu.ms_per(before.get(name, {}), cpu.snapshot(pids), drained)
                 res.drain_cpu_ms[name] = None if ms is None else round(ms, 4)
             done = self.report(collector, phase)
@@ -496,12 +494,8 @@ class Runner:
                 notes.append(failed)
             phase = self.next_phase()
             base = completed.value
-            groups = {
-                system_name: cpu.tree(system.sampler.pid),
-                **cpu.services(),
-                # the simulated adapters and the inbox collector: the load, not the system
-                "bench": [publisher.pid, collector.pid],
-            }
+            # with the simulated adapters and the inbox collector: the load, not the system
+            groups = {**_groups(system), "bench": [publisher.pid, collector.pid]}
             before = {name: cpu.snapshot(pids) for name, pids in groups.items()}
             started = time.monotonic()
             self.publish(publisher, phase, count, rate, timeout=count / rate + 120)
@@ -605,6 +599,12 @@ def run_publisher_entry(*args: Any) -> None:
     from tests.bench.publisher import run_publisher
 
     run_publisher(*args)
+
+
+def _groups(system: System) -> dict[str, list[int]]:
+    """The processes whose CPU a phase reports, by group: the system's tree as it is now,
+    RabbitMQ, PostgreSQL (tests.bench.cpu)."""
+    return {system.name: cpu.tree(system.sampler.pid), **cpu.services()}
 
 
 def _r(x: float | None) -> float | None:
