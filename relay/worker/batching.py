@@ -14,15 +14,18 @@ thread, never behind the ordinary batches already taken.
 from __future__ import annotations
 
 import functools
+import time
 
 import pika.spec
 import structlog
+from sqlalchemy import Connection
 
 from relay.domain.intake import envelope
 from relay.worker.confirms import InFlight
 from relay.worker.intake import Flush, IntakeStep, intake_step
 from relay.worker.loopstate import LoopState
 from relay.worker.process import Handled, Inbound
+from relay.worker.timings import BatchTimes
 from relay.worker.transaction import properties_dict
 from schemas import topology as t
 
@@ -48,6 +51,7 @@ class Batching(LoopState):
             queue=queue,
             envelope=envelope(owner, props.message_id, props.user_id, props.type, body),
             properties=functools.partial(properties_dict, props),
+            received=time.monotonic(),
         )
         if queue.endswith(t.URGENT_SUFFIX):
             # Urgent lane (issue 18): a batch of its own at once, on the other database thread,
@@ -112,16 +116,31 @@ class Batching(LoopState):
         assert self._db is not None
         self._jobs += 1
         self._batches += 1
-        self._db.submit(lambda conn: self._transaction.run(conn, batch), self._after_process)
+        times = BatchTimes(arrived=batch[0].received, flushed=time.monotonic())
+        self._db.submit(
+            functools.partial(self._store_batch, batch, times),
+            functools.partial(self._after_process, times=times),
+        )
 
-    def _after_process(self, handled: list[Handled]) -> None:
+    def _store_batch(
+        self, batch: list[Inbound], times: BatchTimes, conn: Connection
+    ) -> list[Handled]:
+        """On the database thread: the batch's transaction, timed."""
+        times.began = time.monotonic()
+        handled = self._transaction.run(conn, batch)
+        times.stored = time.monotonic()
+        return handled
+
+    def _after_process(self, handled: list[Handled], times: BatchTimes | None = None) -> None:
         self._jobs -= 1
         self._batches -= 1
         if self._closing:
             return
         if self._pending and not self._batches:
             self._flush()  # what gathered meanwhile: the database is free again
-        self._send(InFlight(handled=handled))
+        if times is not None:
+            times.published = time.monotonic()
+        self._send(InFlight(handled=handled, times=times))
         log.debug(
             "relay.batch",
             size=sum(1 for h in handled if h.inbound is not None),

@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from relay.domain.outgoing import Outgoing
 from relay.worker.process import Handled, Publish
+from relay.worker.timings import BatchTimes
 
 T = TypeVar("T")
 
@@ -92,6 +93,8 @@ class InFlight:
     unroutable: set[int] = field(default_factory=set)
     #: statuses and receipts the broker returned or nacked, with why: kept and retried
     bounced: list[tuple[Outgoing, str]] = field(default_factory=list)
+    #: where its time went (the ``relay.flight`` debug line); None for what the sweep resends
+    times: BatchTimes | None = None
 
     def settle(self, pub: Publish, result: Outcome, reason: str | None = None) -> bool:
         """Record what became of ``pub``; True when it was the batch's last outstanding one.

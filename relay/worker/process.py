@@ -69,6 +69,8 @@ class Inbound:
     envelope: Envelope
     #: the message's properties as JSON, kept with a rejection (built only when needed)
     properties: Callable[[], dict[str, Any]]
+    #: when it was taken in (:func:`time.monotonic`; :mod:`relay.worker.timings`)
+    received: float = 0.0
 
 
 @dataclass(slots=True)

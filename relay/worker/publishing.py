@@ -151,6 +151,8 @@ class Publishing(LoopState):
     def _complete(self, flight: InFlight) -> None:
         assert self._db_queued is not None
         self._jobs += 1
+        if flight.times is not None:
+            flight.times.confirmed = time.monotonic()
 
         def record(conn: Connection) -> None:
             store.mark_queued(conn, flight.confirmed, flight.published_at)
@@ -166,6 +168,11 @@ class Publishing(LoopState):
     def _acknowledge(self, flight: InFlight) -> None:
         """The database says queued (or why not): only now ack the outbox messages."""
         self._jobs -= 1
+        if flight.times is not None:
+            stages = flight.times.stages_ms(time.monotonic())
+            if stages:
+                documents = sum(1 for h in flight.handled if h.inbound is not None)
+                log.debug("relay.flight", documents=documents, **stages)
         # A duplicate or the sweep may consider these deliveries again.
         with self._publishing_lock:
             for h in flight.handled:

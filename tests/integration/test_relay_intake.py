@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.db.tables import deliveries
+from relay.worker.timings import STAGES
 from schemas import topology as t
 from schemas.envelope import encode_message
 from tests.conftest import EnvFactory
@@ -101,6 +102,13 @@ def test_a_worker_over_its_byte_budget_pauses_intake_and_still_delivers_everythi
     # Nor did the broker push more than one message per outbox past it meanwhile.
     peak = max(p["held_peak_bytes"] for p in lines)
     assert peak <= BOUND + SENDERS * size, f"held {peak} bytes against a bound of {BOUND}"
+    # Each batch says where its time went, once it is acked (relay.worker.timings): every
+    # document in exactly one of them, every stage timed.
+    flights = [json.loads(line) for line in log.splitlines() if '"relay.flight"' in line]
+    assert sum(f["documents"] for f in flights) == SENDERS * DOCS
+    for f in flights:
+        assert all(f[f"{stage}_ms"] >= 0 for stage in STAGES), f
+        assert f["store_ms"] > 0 and f["confirm_ms"] > 0, f
 
 
 FANOUT_DOCS, FANOUT_TO = 12, 24

@@ -1,0 +1,74 @@
+"""Where the relay's batches spent their time: a summary of its ``relay.flight`` lines.
+
+``python -m tests.bench.flights RELAY.log`` reads a relay log written at debug level (``make
+bench BENCH_ARGS="--relay-log-level debug ..."``; the bench prints its log directory) and prints,
+for each stage of :mod:`relay.worker.timings`, the median, mean, p95 and largest time per batch,
+and the share of the summed time it took: the stage with the largest share is what a document
+waited in. Other lines are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from relay.worker.timings import STAGES
+from tests.bench.stats import percentile
+
+
+@dataclass(frozen=True)
+class Flights:
+    batches: int
+    documents: int
+    stages: dict[str, list[float]]  # stage -> its time in each batch, ms
+
+
+def read(lines: Iterable[str]) -> Flights:
+    batches = documents = 0
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    for line in lines:
+        if '"relay.flight"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") != "relay.flight":
+            continue
+        batches += 1
+        documents += int(entry.get("documents", 0))
+        for s in STAGES:
+            stages[s].append(float(entry[f"{s}_ms"]))
+    return Flights(batches, documents, stages)
+
+
+def render(flights: Flights) -> str:
+    if not flights.batches:
+        return "no relay.flight lines: was the relay's log level debug?"
+    total = sum(sum(v) for v in flights.stages.values()) or 1.0
+    out = [
+        f"{flights.batches} batches, {flights.documents} documents "
+        f"({flights.documents / flights.batches:.1f} a batch); ms per batch:",
+        f"{'stage':<12}{'p50':>9}{'mean':>9}{'p95':>9}{'max':>9}{'share':>8}",
+    ]
+    for s, values in flights.stages.items():
+        out.append(
+            f"{s:<12}{percentile(values, 50):9.1f}{sum(values) / len(values):9.1f}"
+            f"{percentile(values, 95):9.1f}{max(values):9.1f}{100 * sum(values) / total:7.1f}%"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m tests.bench.flights RELAY.log", file=sys.stderr)
+        return 2
+    print(render(read(Path(argv[0]).read_text(errors="replace").splitlines())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
