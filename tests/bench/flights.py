@@ -2,9 +2,10 @@
 
 ``python -m tests.bench.flights RELAY.log`` reads a relay log written at debug level (``make
 bench BENCH_ARGS="--relay-log-level debug ..."``; the bench prints its log directory) and prints,
-for each stage of :mod:`relay.worker.timings`, the median, mean, p95 and largest time per batch,
-and the share of the summed time it took: the stage with the largest share is what a document
-waited in. Other lines are skipped.
+for each run of the relay in it (the bench starts it afresh for each drain and for the half-load
+phase; a run begins at ``relay.workers_started``) and each stage of :mod:`relay.worker.timings`,
+the median, mean, p95 and largest time per batch, and the share of the summed time it took: the
+stage with the largest share is what a document waited in. Other lines are skipped.
 """
 
 from __future__ import annotations
@@ -27,22 +28,43 @@ class Flights:
 
 
 def read(lines: Iterable[str]) -> Flights:
-    batches = documents = 0
+    """Every ``relay.flight`` line of ``lines``, whichever run."""
+    runs = read_runs(lines)
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    for run in runs:
+        for s in STAGES:
+            stages[s].extend(run.stages[s])
+    return Flights(sum(r.batches for r in runs), sum(r.documents for r in runs), stages)
+
+
+def read_runs(lines: Iterable[str]) -> list[Flights]:
+    """The ``relay.flight`` lines of each run of the relay, in order (runs without any are
+    left out)."""
+    runs: list[Flights] = []
+    current = Flights(0, 0, {s: [] for s in STAGES})
     for line in lines:
-        if '"relay.flight"' not in line:
+        if '"relay.flight"' not in line and '"relay.workers_started"' not in line:
             continue
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("event") != "relay.flight":
-            continue
-        batches += 1
-        documents += int(entry.get("documents", 0))
-        for s in STAGES:
-            stages[s].append(float(entry[f"{s}_ms"]))
-    return Flights(batches, documents, stages)
+        event = entry.get("event")
+        if event == "relay.workers_started":
+            if current.batches:
+                runs.append(current)
+            current = Flights(0, 0, {s: [] for s in STAGES})
+        elif event == "relay.flight":
+            current = Flights(
+                current.batches + 1,
+                current.documents + int(entry.get("documents", 0)),
+                current.stages,
+            )
+            for s in STAGES:
+                current.stages[s].append(float(entry[f"{s}_ms"]))
+    if current.batches:
+        runs.append(current)
+    return runs
 
 
 def render(flights: Flights) -> str:
@@ -66,7 +88,11 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tests.bench.flights RELAY.log", file=sys.stderr)
         return 2
-    print(render(read(Path(argv[0]).read_text(errors="replace").splitlines())))
+    runs = read_runs(Path(argv[0]).read_text(errors="replace").splitlines())
+    if not runs:
+        print(render(Flights(0, 0, {})))
+    for n, run in enumerate(runs, 1):
+        print(f"run {n} of {len(runs)}: {render(run)}\n")
     return 0
 
 

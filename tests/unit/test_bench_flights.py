@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from relay.worker.timings import STAGES
-from tests.bench.flights import read, render
+from tests.bench.flights import read, read_runs, render
 
 
 def _line(documents: int, **ms: float) -> str:
@@ -39,3 +39,11 @@ def test_the_summary_names_the_stage_the_documents_waited_in() -> None:
 
 def test_a_log_without_flights_says_why() -> None:
     assert "log level debug" in render(read(['{"event": "relay.started"}']))
+
+
+def test_each_run_of_the_relay_is_summed_apart() -> None:
+    started = '{"event": "relay.workers_started", "workers": 2}'
+    log = [started, _line(3), started, started, _line(1), _line(2)]
+    runs = read_runs(log)
+    assert [(r.batches, r.documents) for r in runs] == [(1, 3), (2, 3)]
+    assert (read(log).batches, read(log).documents) == (3, 6)
