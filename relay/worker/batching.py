@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 
 from relay.domain.intake import envelope
 from relay.worker.confirms import InFlight
+from relay.worker.dbthread import when_connection_released
 from relay.worker.intake import Flush, IntakeStep, intake_step
 from relay.worker.loopstate import LoopState
 from relay.worker.process import Handled, Inbound
@@ -125,10 +126,16 @@ class Batching(LoopState):
     def _store_batch(
         self, batch: list[Inbound], times: BatchTimes, conn: Connection
     ) -> list[Handled]:
-        """On the database thread: the batch's transaction, timed."""
+        """On the database thread: the batch's transaction, timed (``stored`` once committed:
+        the database thread commits after the work returns, then gives the connection back)."""
         times.began = time.monotonic()
         handled = self._transaction.run(conn, batch)
-        times.stored = time.monotonic()
+
+        def committed() -> None:
+            times.stored = time.monotonic()
+
+        if not when_connection_released(committed):
+            committed()
         return handled
 
     def _after_process(self, handled: list[Handled], times: BatchTimes | None = None) -> None:

@@ -6,7 +6,8 @@ acked; each is timed with :func:`time.monotonic` in the thread where it ends:
 ==============  ==========================================================================
 ``gather``      its first message arrived → the batch was handed to the database thread
 ``wait_db``     handed over → its transaction began (behind the batches before it)
-``store``       its transaction: routing, the rows, the commit
+``store``       its transaction: routing, the rows, the commit (and any work it shares
+                the transaction with: the database thread merges what waits)
 ``to_publish``  committed → the connection's thread published it (the ioloop's turn)
 ``confirm``     published → the broker confirmed its last publish
 ``record``      confirmed → ``queued`` recorded on the second database thread, then acked
@@ -32,7 +33,7 @@ class BatchTimes:
     arrived: float  # its first message was taken in
     flushed: float  # handed to the database thread
     began: float = 0.0  # its transaction began
-    stored: float = 0.0  # its transaction committed
+    stored: float = 0.0  # its transaction committed and gave its connection back
     published: float = 0.0  # the connection's thread published what it produced
     confirmed: float = 0.0  # the broker confirmed the last of it
 
