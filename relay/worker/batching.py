@@ -138,15 +138,14 @@ class Batching(LoopState):
             committed()
         return handled
 
-    def _after_process(self, handled: list[Handled], times: BatchTimes | None = None) -> None:
+    def _after_process(self, handled: list[Handled], times: BatchTimes) -> None:
         self._jobs -= 1
         self._batches -= 1
         if self._closing:
             return
         if self._pending and not self._batches:
             self._flush()  # what gathered meanwhile: the database is free again
-        if times is not None:
-            times.published = time.monotonic()
+        times.published = time.monotonic()
         self._send(InFlight(handled=handled, times=times))
         log.debug(
             "relay.batch",

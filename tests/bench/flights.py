@@ -13,35 +13,45 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from relay.worker.timings import STAGES
 from tests.bench.stats import percentile
 
 
-@dataclass(frozen=True)
+@dataclass
 class Flights:
-    batches: int
-    documents: int
-    stages: dict[str, list[float]]  # stage -> its time in each batch, ms
+    """The ``relay.flight`` lines of a run (or of several): each stage's time per batch, ms."""
+
+    documents: int = 0
+    stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+
+    @property
+    def batches(self) -> int:
+        return len(self.stages[STAGES[0]])
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.documents += int(entry.get("documents", 0))
+        for s in STAGES:
+            self.stages[s].append(float(entry[f"{s}_ms"]))
 
 
 def read(lines: Iterable[str]) -> Flights:
     """Every ``relay.flight`` line of ``lines``, whichever run."""
-    runs = read_runs(lines)
-    stages: dict[str, list[float]] = {s: [] for s in STAGES}
-    for run in runs:
+    merged = Flights()
+    for run in read_runs(lines):
+        merged.documents += run.documents
         for s in STAGES:
-            stages[s].extend(run.stages[s])
-    return Flights(sum(r.batches for r in runs), sum(r.documents for r in runs), stages)
+            merged.stages[s].extend(run.stages[s])
+    return merged
 
 
 def read_runs(lines: Iterable[str]) -> list[Flights]:
     """The ``relay.flight`` lines of each run of the relay, in order (runs without any are
     left out)."""
-    runs: list[Flights] = []
-    current = Flights(0, 0, {s: [] for s in STAGES})
+    runs = [Flights()]
     for line in lines:
         if '"relay.flight"' not in line and '"relay.workers_started"' not in line:
             continue
@@ -50,21 +60,11 @@ def read_runs(lines: Iterable[str]) -> list[Flights]:
         except ValueError:
             continue
         event = entry.get("event")
-        if event == "relay.workers_started":
-            if current.batches:
-                runs.append(current)
-            current = Flights(0, 0, {s: [] for s in STAGES})
+        if event == "relay.workers_started" and runs[-1].batches:
+            runs.append(Flights())
         elif event == "relay.flight":
-            current = Flights(
-                current.batches + 1,
-                current.documents + int(entry.get("documents", 0)),
-                current.stages,
-            )
-            for s in STAGES:
-                current.stages[s].append(float(entry[f"{s}_ms"]))
-    if current.batches:
-        runs.append(current)
-    return runs
+            runs[-1].add(entry)
+    return [run for run in runs if run.batches]
 
 
 def render(flights: Flights) -> str:
@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
         return 2
     runs = read_runs(Path(argv[0]).read_text(errors="replace").splitlines())
     if not runs:
-        print(render(Flights(0, 0, {})))
+        print(render(Flights()))
     for n, run in enumerate(runs, 1):
         print(f"run {n} of {len(runs)}: {render(run)}\n")
     return 0
