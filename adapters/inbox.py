@@ -123,6 +123,7 @@ class InboxRecorder:
         """
         actions: list[Action | None] = [None] * len(deliveries)
         new: list[tuple[int, NewItem, Any]] = []
+        receipts: list[Receipt] = []  # the new items' receipts, as decoded (issue 17: release)
         seen: dict[tuple[str, str], int] = {}  # (kind, message id) -> its first index here
         copies: list[tuple[int, int]] = []  # (later copy, first copy): share the outcome
         chunks: list[int] = []  # issue 17: chunks are written and recorded as one batch
@@ -160,16 +161,18 @@ class InboxRecorder:
             if items is None:
                 actions[i] = Action.REJECT
                 continue
-            for item in items:
+            for item, message in items:
                 key = (item.kind, item.message_id)
                 if key in seen:
                     copies.append((i, seen[key]))
                     continue
                 seen[key] = i
                 new.append((i, item, bound.bind(document_id=item.document_id)))
+                if isinstance(message, Receipt):
+                    receipts.append(message)
         if new:
             try:
-                self._release_sent_attachments([item for _, item, _ in new])
+                self._release_sent_attachments(receipts)
                 created = self.store.record([item for _, item, _ in new])
             except SpoolError as e:
                 for i, _, bound in new:
@@ -199,20 +202,19 @@ class InboxRecorder:
             actions[later] = actions[first]
         return [a if a is not None else Action.REJECT for a in actions]
 
-    def _release_sent_attachments(self, items: list[NewItem]) -> None:
+    def _release_sent_attachments(self, receipts: list[Receipt]) -> None:
         """The relay's receipts of chunked submissions free their ``out/`` files (issue 17,
         :mod:`adapters.blobs`): released before the receipts are recorded and acked, so a crash
-        in between releases them again when the receipts come back."""
-        receipts = [
-            decode_message(item.body, expect=t.TYPE_RECEIPT)
-            for item in items
-            if item.kind == t.TYPE_RECEIPT
-        ]
+        in between releases them again when the receipts come back. The receipts as they were
+        decoded to be recorded (each is decoded once)."""
         if receipts:
-            self.assembler.blobs.release([r for r in receipts if isinstance(r, Receipt)])
+            self.assembler.blobs.release(receipts)
 
-    def _items(self, delivery: Delivery, bound: Any) -> list[NewItem] | None:
-        """The items to record for one delivery; None, logged, if it cannot be handed over.
+    def _items(
+        self, delivery: Delivery, bound: Any
+    ) -> list[tuple[NewItem, Document | Status | Receipt]] | None:
+        """The items to record for one delivery, each with the message it was decoded into;
+        None, logged, if it cannot be handed over.
 
         A ``receipts`` message (the relay's receipts of one batch together) is its receipts,
         each recorded as if it had come alone, under its own ``receipt_id`` (the message id it
@@ -222,18 +224,18 @@ class InboxRecorder:
             if delivery.message_type != t.TYPE_RECEIPTS:
                 message = decode_message(delivery.body, expect=delivery.message_type)
                 item = self._item(delivery, delivery.id, delivery.body, message, bound)
-                return None if item is None else [item]
+                return None if item is None else [(item, message)]
             receipts = split_receipts(delivery.body)
         except InvalidMessage as e:
             bound.error("inbox.invalid", reason=str(e))
             return None
-        items = []
+        items: list[tuple[NewItem, Document | Status | Receipt]] = []
         for receipt in receipts:
             body = encode_message(receipt)
             item = self._item(delivery, str(receipt.receipt_id), body, receipt, bound)
             if item is None:
                 return None
-            items.append(item)
+            items.append((item, receipt))
         return items
 
     def _item(

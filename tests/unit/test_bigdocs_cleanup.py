@@ -366,3 +366,27 @@ def test_the_metrics_count_active_and_abandoned_assemblies(recipient: Recipient)
     recipient.assembler.take("r1", TYPE_CHUNK_REFUSED, _refusal(sha, ["d1"]), {})
     [metric] = [m for m in collector.collect() if m.name == "lienthong_adapter_assemblies"]
     assert {s.labels["state"]: s.value for s in metric.samples} == {"active": 1, "abandoned": 1}
+
+
+def test_a_receipt_is_decoded_once_to_be_recorded_and_to_free_its_attachment(
+    sender: Sender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release reads the receipts the recorder already decoded, not their bodies again."""
+    import adapters.inbox
+    from schemas.envelope import decode_message
+
+    decoded: list[str] = []
+    real = decode_message
+
+    def counting(body: bytes, *, expect: str | None = None) -> object:
+        decoded.append(str(expect))
+        return real(body, expect=expect)
+
+    monkeypatch.setattr(adapters.inbox, "decode_message", counting)
+    original = tmp_path / "scan.bin"
+    random_file(original, 300 * 1024)
+    message_id = sender.drop("9", original)
+    assert sender.receipt(ReceiptKind.ACCEPTED, message_id) is Action.ACK
+    assert decoded == [t.TYPE_RECEIPT]
+    sender.sweep()
+    assert sender.out() == []
