@@ -89,7 +89,9 @@ class Batching(LoopState):
             self._flush()
         elif self._flush_timer is None:
             assert self._conn is not None
-            wait = self._flush_rules.wait_seconds(db_busy=bool(self._jobs))
+            # busy = storing a batch; recording confirms (`_jobs`) runs on the other database
+            # thread and its own connection, and is no reason for this one to wait
+            wait = self._flush_rules.wait_seconds(db_busy=bool(self._batches))
             self._flush_timer = self._conn.ioloop.call_later(wait, self._on_flush_timer)
 
     def _on_flush_timer(self) -> None:
