@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from relay.config import Settings
-from relay.errors import InvalidInput, LienthongError
+from relay.errors import InvalidInput, PermanentError
 
 #: The prefix of an encrypted stored value; anything else is plain text.
 PREFIX = "fernet:"
@@ -28,7 +28,7 @@ SETTING = "LIENTHONG_SECRET_KEY_FILE"
 MAKE_KEY = "lienthong relay make-secret-key FILE"
 
 
-class SecretKeyError(LienthongError):
+class SecretKeyError(PermanentError):
     """The key is missing, unreadable or not the one a value was encrypted with."""
 
 

@@ -110,7 +110,7 @@ def show(name: str, as_json: bool) -> None:
     click.echo(f"agency:      {data['agency']} (state here: {data['state']})")
     click.echo(f"other hub:   {data['amqp_url']}")
     click.echo(f"upstream:    {'yes' if data['upstream'] else 'no'}")
-    if data["password"] == "encrypted":
+    if data["password_stored"] == "encrypted":
         click.echo("password:    encrypted (key: LIENTHONG_SECRET_KEY_FILE)")
     else:
         click.echo(

@@ -280,7 +280,7 @@ def show_link(settings: Settings, name: str) -> dict[str, Any]:
         "amqp_url": link.amqp_url,
         "upstream": upstream,
         "state": state.state if state else None,
-        "password": "encrypted" if link.encrypted else "plain text",
+        "password_stored": "encrypted" if link.encrypted else "plain text",
         "here": here,
         "there": _remote_backlog(settings, link),
     }

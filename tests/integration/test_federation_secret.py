@@ -117,7 +117,7 @@ def test_the_row_keeps_the_password_encrypted_and_the_link_opens(two: Two, added
     # the other hub's inbox was reached with the decrypted password
     assert f"to bring in: agency.{two.link.code}.inbox: 0 messages" in shown
     as_json = json.loads(run(two.here, "show", "national", "--json").output)
-    assert as_json["password"] == "encrypted" and "error" not in as_json["there"]
+    assert as_json["password_stored"] == "encrypted" and "error" not in as_json["there"]
     _no_secret_in(two, run(two.here, "list", "--json").output, added)
 
 
