@@ -182,6 +182,14 @@ def test_a_wrong_or_missing_key_is_a_clear_error_naming_the_link_and_the_setting
         assert "Traceback" not in pushed
         _no_secret_in(two, pushed, added)
 
+    # setup says so too, and leaves the row alone
+    with structlog.testing.capture_logs() as logs:
+        run_setup(two.here.model_copy(update={"secret_key_file": str(wrong)}))
+    unreadable = [e for e in logs if e["event"] == "federation.password_unreadable"]
+    assert [(e["link"], e["log_level"]) for e in unreadable] == [("national", "error")]
+    assert "does not open it" in unreadable[0]["error"]
+    assert _stored(two) == added
+
 
 def test_the_relay_with_a_wrong_key_runs_without_the_link_and_says_why(
     two: Two, added: str, tmp_path: Path
