@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     )
     console_session_hours: float = Field(8.0, gt=0, description="how long a console login lasts")
 
+    # Secrets kept in the database (relay/secretkey.py): a federation link's password
+    secret_key_file: str = Field(
+        "",
+        description="file whose first line is the Fernet key encrypting the federation links' "
+        "passwords in the database (lienthong relay make-secret-key FILE); empty: none, and "
+        "federation add refuses",
+    )
+
     log_level: str = "info"
     log_format: str = Field("json", pattern="^(json|console)$")
 

@@ -7,6 +7,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from relay import secretkey
 from relay.broker.management import ManagementClient
 from relay.broker.topology import (
     agency_limits,
@@ -23,6 +24,7 @@ from relay.db.tables import agencies
 from relay.directory import broker_objects
 from relay.directory.model import ACTIVE
 from relay.errors import ServiceUnavailable
+from relay.federation import store as links
 
 log = structlog.get_logger()
 
@@ -89,11 +91,48 @@ def migrate_agencies(mgmt: ManagementClient, settings: Settings, states: dict[st
             grant_agency(mgmt, vhost, code, can_write=state == ACTIVE)
 
 
+def protect_link_passwords(engine: Engine, settings: Settings) -> None:
+    """Encrypt the federation links' passwords stored in plain text (links recorded before
+    ``LIENTHONG_SECRET_KEY_FILE`` was set), with that key; idempotent. Without a key they are
+    named in a warning. A key that cannot be loaded, or that does not open a stored password,
+    is logged as an error, not raised: the links concerned do not start, the rest of the hub
+    does (``relay run`` logs ``federation.link_not_started`` for each)."""
+    try:
+        key = secretkey.key_from_settings(settings)
+    except secretkey.SecretKeyError as e:
+        log.error("federation.secret_key_unusable", error=str(e))
+        return
+    try:
+        with engine.begin() as conn:
+            if key is None:
+                plain = links.plain_text_passwords(conn)
+                if plain:
+                    log.warning(
+                        "federation.password_unencrypted",
+                        links=plain,
+                        hint=f"make a key with `{secretkey.MAKE_KEY}`, set "
+                        f"{secretkey.SETTING} and run lienthong relay setup again",
+                    )
+                return
+            done = links.encrypt_plain_passwords(conn, key)
+            stored = links.all_links(conn)
+    except SQLAlchemyError as e:
+        raise ServiceUnavailable(f"PostgreSQL query failed: {e}") from e
+    if done:
+        log.info("federation.passwords_encrypted", links=done)
+    for link in stored:
+        try:
+            link.password(settings)
+        except secretkey.SecretKeyError as e:
+            log.error("federation.password_unreadable", link=link.name, error=str(e))
+
+
 def run_setup(settings: Settings) -> None:
     ensure_database(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         migrate_database(engine)
+        protect_link_passwords(engine, settings)
         with ManagementClient(settings.management_url) as mgmt:
             declare_core(mgmt, settings)
             # Re-declare every connected agency's queues, so setup repairs a broker that lost them.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
 
 from lienthong import logs
@@ -93,8 +95,20 @@ def management(services: Services) -> Iterator[ManagementClient]:
 EnvFactory = Callable[[], Settings]
 
 
+@pytest.fixture(scope="session")
+def secret_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A secret key (LIENTHONG_SECRET_KEY_FILE) for every environment of the run: federation
+    links are stored encrypted, as ``federation add`` requires."""
+    path = tmp_path_factory.mktemp("secret") / "secret.key"
+    path.write_bytes(Fernet.generate_key() + b"\n")
+    path.chmod(0o600)
+    return path
+
+
 @contextlib.contextmanager
-def _environments(services: Services, management: ManagementClient) -> Iterator[EnvFactory]:
+def _environments(
+    services: Services, management: ManagementClient, secret_key_file: Path
+) -> Iterator[EnvFactory]:
     """A factory of fresh, set-up environments (own vhost + own database), removed on exit.
 
     Every quorum queue holds a few file handles in RabbitMQ, and a broker started with the
@@ -102,6 +116,7 @@ def _environments(services: Services, management: ManagementClient) -> Iterator[
     removed as soon as the tests that made them are done, not at the end of the run.
     """
     created: list[tuple[str, str]] = []
+    key = secret_key_file
 
     def factory(**overrides: object) -> Settings:
         name = unique_name("lienthong_test")
@@ -111,7 +126,8 @@ def _environments(services: Services, management: ManagementClient) -> Iterator[
             database_url=services.database_url_for(name),
             management_url=services.management_url,
             # No /metrics endpoint unless a test asks: parallel runs would fight over one port.
-            **{"metrics_addr": "", **overrides},  # type: ignore[arg-type]
+            # Federation links' passwords encrypted with the run's key (relay/secretkey.py).
+            **{"metrics_addr": "", "secret_key_file": str(key), **overrides},  # type: ignore[arg-type]
         )
         created.append((vhost, name))
         run_setup(settings)
@@ -137,16 +153,20 @@ def _environments(services: Services, management: ManagementClient) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def make_env(services: Services, management: ManagementClient) -> Iterator[EnvFactory]:
+def make_env(
+    services: Services, management: ManagementClient, secret_key_file: Path
+) -> Iterator[EnvFactory]:
     """Fresh environments for one test module, removed when the module is done."""
-    with _environments(services, management) as factory:
+    with _environments(services, management, secret_key_file) as factory:
         yield factory
 
 
 @pytest.fixture(scope="session")
-def env(services: Services, management: ManagementClient) -> Iterator[Settings]:
+def env(
+    services: Services, management: ManagementClient, secret_key_file: Path
+) -> Iterator[Settings]:
     """The run's shared environment: tests in it use random agency codes to stay apart."""
-    with _environments(services, management) as factory:
+    with _environments(services, management, secret_key_file) as factory:
         yield factory()
 
 

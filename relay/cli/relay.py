@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -26,6 +27,26 @@ def setup() -> None:
     settings = settings_from_env()
     run_setup(settings)
     click.echo(f"relay set up: database migrated, topology declared in vhost {settings.vhost!r}")
+
+
+@relay.command(name="make-secret-key")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def make_secret_key(file: Path) -> None:
+    """Write a new secret key to FILE (mode 0600; an existing FILE is never replaced).
+
+    Set LIENTHONG_SECRET_KEY_FILE=FILE for the relay and the lienthong commands: the federation
+    links' passwords are then stored encrypted with it (`lienthong relay setup` encrypts those
+    stored before). Keep the file, and a copy, outside the database and its backups: without
+    it the links cannot log in.
+    """
+    from relay.secretkey import make_key_file
+
+    make_key_file(file)
+    click.echo(
+        f"secret key written to {file} (mode 0600); set LIENTHONG_SECRET_KEY_FILE={file} for "
+        "the relay and the lienthong commands, then run lienthong relay setup"
+    )
 
 
 @relay.command()

@@ -310,7 +310,9 @@ operation_checkpoints = Table(
 #: Federation links to other hubs (relay/federation, issue 16): this hub is agency ``agency``
 #: on the remote hub at ``amqp_url`` (no password in it) and the link is a connected agency of
 #: the same code here, with the same password (one identity; on one broker, one user). The
-#: relay runs the link, so it keeps that password (protect the database accordingly).
+#: relay runs the link, so it keeps that password: ``fernet:<token>``, encrypted with the key
+#: of LIENTHONG_SECRET_KEY_FILE, kept outside the database (relay/secretkey.py); a value
+#: without the prefix is plain text, from before, encrypted by ``relay setup`` once a key is set.
 federation_links = Table(
     "federation_links",
     metadata,

@@ -41,7 +41,9 @@ def add(name: str, amqp_url: str, agency: str, password_file: Path | None, as_js
     Whatever an agency of this hub sends to a code this hub's directory does not serve goes to
     the other hub; what the other hub delivers to CODE comes in here. The running relay starts
     the link within seconds. Adding the same link again is harmless (a new --password-file
-    replaces the password).
+    replaces the password). The password is stored encrypted with the key in
+    LIENTHONG_SECRET_KEY_FILE (made by `lienthong relay make-secret-key FILE`); without it the
+    link is refused.
     """
     from relay.federation.service import add_link
 
@@ -108,6 +110,13 @@ def show(name: str, as_json: bool) -> None:
     click.echo(f"agency:      {data['agency']} (state here: {data['state']})")
     click.echo(f"other hub:   {data['amqp_url']}")
     click.echo(f"upstream:    {'yes' if data['upstream'] else 'no'}")
+    if data["password_stored"] == "encrypted":
+        click.echo("password:    encrypted (key: LIENTHONG_SECRET_KEY_FILE)")
+    else:
+        click.echo(
+            "password:    stored in PLAIN TEXT; set LIENTHONG_SECRET_KEY_FILE (lienthong relay "
+            "make-secret-key FILE) and run lienthong relay setup to encrypt it"
+        )
     here = data["here"]
     if "error" in here:
         click.echo(f"here:        unavailable ({here['error']})")

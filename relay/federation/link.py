@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 
 from relay.config import Settings
 from relay.federation import bridge, store
+from relay.secretkey import SecretKeyError
 from schemas import Receipt
 from schemas import topology as t
 
@@ -207,13 +208,13 @@ def _close(connection: pika.BlockingConnection) -> None:
 
 
 def pumps(
-    settings: Settings, engine: Engine, link: store.Link, stop: threading.Event
+    settings: Settings, engine: Engine, link: store.Link, password: str, stop: threading.Event
 ) -> list[Pump]:
-    """The two pumps of ``link``."""
+    """The two pumps of ``link``, logging in on both hubs with ``password`` (decrypted)."""
     remote = urlsplit(link.amqp_url)
-    here = Side(with_credentials(settings.amqp_url, link.agency, link.password), "here")
+    here = Side(with_credentials(settings.amqp_url, link.agency, password), "here")
     there = Side(
-        with_credentials(link.amqp_url, remote.username or link.agency, link.password),
+        with_credentials(link.amqp_url, remote.username or link.agency, password),
         link.amqp_url,
     )
 
@@ -243,6 +244,8 @@ class LinkRunner:
         self.stop = stop
         self.engine = engine
         self.running: dict[str, tuple[store.Link, threading.Event, list[threading.Thread]]] = {}
+        #: Links not started because their password cannot be read, and why (logged once each).
+        self.unreadable: dict[str, tuple[store.Link, str]] = {}
 
     def run(self) -> None:
         """Run the links until ``stop``; the engine is disposed of at the end."""
@@ -271,12 +274,17 @@ class LinkRunner:
                 link_stop.set()
                 del self.running[name]
                 log.info("federation.link_stopped", link=name)
+        for name in set(self.unreadable) - set(wanted):
+            del self.unreadable[name]
         for name, link in wanted.items():
             if name in self.running:
                 continue
+            password = self._password(link)
+            if password is None:
+                continue
             link_stop = threading.Event()
             threads = []
-            for pump in pumps(self.settings, engine, link, _either(self.stop, link_stop)):
+            for pump in pumps(self.settings, engine, link, password, _either(self.stop, link_stop)):
                 thread = threading.Thread(
                     target=pump.run, name=f"lienthong-federation-{name}-{pump.direction}"
                 )
@@ -285,6 +293,26 @@ class LinkRunner:
                 threads.append(thread)
             self.running[name] = (link, link_stop, threads)
             log.info("federation.link_started", link=name, agency=link.agency)
+
+    def _password(self, link: store.Link) -> str | None:
+        """The link's password; None (logged once per link and reason, without a traceback)
+        when it cannot be read: that link is not started, the relay and the other links run.
+        The key file is read again at each poll, so a fixed key starts the link."""
+        try:
+            password = link.password(self.settings)
+        except SecretKeyError as e:
+            if self.unreadable.get(link.name) != (link, str(e)):
+                self.unreadable[link.name] = (link, str(e))
+                log.error("federation.link_not_started", link=link.name, error=str(e))
+            return None
+        self.unreadable.pop(link.name, None)
+        if not link.encrypted:
+            log.warning(
+                "federation.password_unencrypted",
+                link=link.name,
+                hint="set LIENTHONG_SECRET_KEY_FILE and run lienthong relay setup to encrypt it",
+            )
+        return password
 
 
 def _either(a: threading.Event, b: threading.Event) -> threading.Event:

@@ -20,6 +20,7 @@ import pika
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
+from relay import secretkey
 from relay.broker.management import ManagementClient
 from relay.config import Settings
 from relay.directory import broker_objects, passwords, repository
@@ -89,11 +90,11 @@ def _split_url(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(netloc=netloc)), password
 
 
-def _probe(link: store.Link) -> str | None:
+def _probe(link: store.Link, password: str) -> str | None:
     """None if the other hub accepts the link's login and has its inbox; otherwise why not."""
     user = urlsplit(link.amqp_url).username or link.agency
     try:
-        connection = _connect(link.amqp_url, user, link.password)
+        connection = _connect(link.amqp_url, user, password)
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         return f"cannot log in to {link.amqp_url} as {user}: {type(e).__name__} {e}"
     try:
@@ -141,10 +142,24 @@ def _password_opens(url: str, user: str, password: str) -> bool:
     return True
 
 
+def _key_to_store(settings: Settings) -> secretkey.SecretKey:
+    """The key a new password is encrypted with; none configured: refused, with what to do."""
+    key = secretkey.key_from_settings(settings)
+    if key is None:
+        raise InvalidInput(
+            f"{secretkey.SETTING} is not set, and the link's password is kept in the database "
+            "only encrypted: make a key with `lienthong relay make-secret-key "
+            f"/etc/lienthong/secret.key`, set {secretkey.SETTING}=/etc/lienthong/secret.key "
+            "here and for `lienthong relay run`, then add the link again"
+        )
+    return key
+
+
 def add_link(
     settings: Settings, name: str, amqp_url: str, agency: str, password_file: Path | None
 ) -> Added:
-    """Record link ``name``: this hub is ``agency`` on the hub at ``amqp_url``."""
+    """Record link ``name``: this hub is ``agency`` on the hub at ``amqp_url``; its password
+    is stored encrypted with the key of ``LIENTHONG_SECRET_KEY_FILE`` (none: refused)."""
     _check_name(name)
     check_code("--agency", agency)
     url, in_url = _split_url(amqp_url)
@@ -160,7 +175,8 @@ def add_link(
             f"--amqp-url: logs in as {user!r} but --agency is {agency!r}; the other hub "
             "authenticates the link as its agency, so they must be the same"
         )
-    link = store.Link(name=name, agency=agency, amqp_url=url, password=password)
+    stored = secretkey.encrypt(_key_to_store(settings), password)
+    link = store.Link(name=name, agency=agency, amqp_url=url, stored_password=stored)
     with engine_for(settings.database_url) as engine, transaction(engine) as conn:
         existing = store.get_link(conn, name)
         if existing is not None and (existing.agency, existing.amqp_url) != (agency, url):
@@ -193,11 +209,11 @@ def add_link(
         if existing is None:
             store.insert_link(conn, link)
         else:
-            store.update_password(conn, name, password)
+            store.update_password(conn, name, stored)
         with ManagementClient(settings.management_url) as mgmt:
             _provision_link_user(mgmt, settings, agency, password)
             broker_objects.set_write_allowed(mgmt, settings.vhost, agency, True)
-    return Added(link=link, created=existing is None, reachable=_probe(link))
+    return Added(link=link, created=existing is None, reachable=_probe(link, password))
 
 
 def list_links(settings: Settings) -> list[dict[str, Any]]:
@@ -215,12 +231,16 @@ def list_links(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-def _remote_backlog(link: store.Link) -> dict[str, Any]:
+def _remote_backlog(settings: Settings, link: store.Link) -> dict[str, Any]:
     """What waits on the other hub for the link to bring down (passive declare over AMQP)."""
     user = urlsplit(link.amqp_url).username or link.agency
     queue = t.inbox_queue(link.agency)
     try:
-        connection = _connect(link.amqp_url, user, link.password)
+        password = link.password(settings)
+    except secretkey.SecretKeyError as e:
+        return {"queue": queue, "error": str(e)}
+    try:
+        connection = _connect(link.amqp_url, user, password)
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         return {"queue": queue, "error": f"unreachable: {type(e).__name__} {e}"}
     try:
@@ -260,8 +280,9 @@ def show_link(settings: Settings, name: str) -> dict[str, Any]:
         "amqp_url": link.amqp_url,
         "upstream": upstream,
         "state": state.state if state else None,
+        "password_stored": "encrypted" if link.encrypted else "plain text",
         "here": here,
-        "there": _remote_backlog(link),
+        "there": _remote_backlog(settings, link),
     }
 
 
@@ -299,8 +320,9 @@ def sync_directory(settings: Settings, name: str) -> Pushed:
     snapshot = snapshot_of(units)
     message_id = hub_id(KIND_DIRECTORY, link.agency, snapshot.version)
     user = urlsplit(link.amqp_url).username or link.agency
+    password = link.password(settings)
     try:
-        connection = _connect(link.amqp_url, user, link.password)
+        connection = _connect(link.amqp_url, user, password)
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
         raise ServiceUnavailable(
             f"cannot log in to {link.amqp_url} as {user}: {type(e).__name__} {e}"

@@ -6,9 +6,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from relay import secretkey
+from relay.config import Settings
 from relay.db.tables import deliveries, documents
 from relay.db.tables import federation_links as table
 from relay.federation.bridge import DOWN, UP, forward_id
+from relay.secretkey import SecretKey, SecretKeyError
 from schemas import topology as t
 
 
@@ -31,7 +34,24 @@ class Link:
     name: str
     agency: str
     amqp_url: str  # the remote hub, without a password
-    password: str
+    #: the password column as stored: ``fernet:<token>``, or plain text (:mod:`relay.secretkey`)
+    stored_password: str = field(repr=False)
+
+    @property
+    def encrypted(self) -> bool:
+        return secretkey.is_encrypted(self.stored_password)
+
+    def password(self, settings: Settings) -> str:
+        """The password the other hub gave the link, decrypted with the configured key (a
+        plain-text one, stored before the key existed, as it is). Raises
+        :class:`SecretKeyError` naming the link and the setting when it cannot be read."""
+        try:
+            key = secretkey.key_from_settings(settings) if self.encrypted else None
+            return secretkey.decrypt(key, self.stored_password)
+        except SecretKeyError as e:
+            raise SecretKeyError(
+                f"federation link {self.name!r}: cannot read its password: {e}"
+            ) from None
 
 
 def federation_links(conn: Connection) -> Links:
@@ -65,7 +85,7 @@ def insert_link(conn: Connection, link: Link) -> None:
             name=link.name,
             agency=link.agency,
             amqp_url=link.amqp_url,
-            password=link.password,
+            password=link.stored_password,
         )
     )
 
@@ -101,8 +121,27 @@ def forwarded_submission(
     return None if sender is None else (sender, recipients)
 
 
-def update_password(conn: Connection, name: str, password: str) -> None:
-    conn.execute(update(table).where(table.c.name == name).values(password=password))
+def update_password(conn: Connection, name: str, stored_password: str) -> None:
+    conn.execute(update(table).where(table.c.name == name).values(password=stored_password))
+
+
+def plain_text_passwords(conn: Connection) -> list[str]:
+    """The links whose password is stored in plain text (recorded before a key was set)."""
+    return [link.name for link in all_links(conn) if not link.encrypted]
+
+
+def encrypt_plain_passwords(conn: Connection, key: SecretKey) -> list[str]:
+    """Encrypt, with ``key``, the passwords stored in plain text; the links done, by name.
+    Idempotent: an encrypted password is left as it is."""
+    rows = conn.execute(
+        select(table.c.name, table.c.password)
+        .where(table.c.password.not_like(f"{secretkey.PREFIX}%"))
+        .order_by(table.c.name)
+        .with_for_update()
+    ).all()
+    for name, plain in rows:
+        update_password(conn, name, secretkey.encrypt(key, plain))
+    return [name for name, _ in rows]
 
 
 def hub_neighbours(conn: Connection) -> dict[str, dict[str, str]]:

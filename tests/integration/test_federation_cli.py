@@ -49,6 +49,7 @@ def run(settings: Settings, *args: str, ok: bool = True) -> Result:
         "LIENTHONG_AMQP_URL": settings.amqp_url,
         "LIENTHONG_DATABASE_URL": settings.database_url,
         "LIENTHONG_MANAGEMENT_URL": settings.management_url,
+        "LIENTHONG_SECRET_KEY_FILE": settings.secret_key_file,
     }
     with structlog.testing.capture_logs():
         result = CliRunner().invoke(federation, list(args), env=env, catch_exceptions=False)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from relay.config import Settings
 from relay.db.engine import make_engine
-from relay.db.tables import agencies, documents
+from relay.db.tables import agencies, documents, federation_links
 from relay.federation.service import add_link, set_peer, sync_directory
 from schemas import Receipt, Status, decode_message
 from schemas import topology as t
@@ -59,6 +59,11 @@ def hubs(make_env: EnvFactory) -> Iterator[Hubs]:
         add_agency(national, n_db, department.code, host=link.code)
         assert link.amqp_url is not None
         add_link(provincial, "national", link.amqp_url, link.code, None)
+        # The link runs with its password stored encrypted (the run's LIENTHONG_SECRET_KEY_FILE).
+        with p_db.connect() as conn:
+            stored = conn.execute(select(federation_links.c.password)).scalar_one()
+        assert link.password is not None and link.password not in stored
+        assert stored.startswith("fernet:")
         with RelayProcess(national) as n_relay, RelayProcess(provincial) as p_relay:
             p_relay.wait_for_log('"federation.link_up"', timeout=120)
             yield Hubs(provincial, national, link, department, ministry, p_relay, n_relay)
