@@ -76,6 +76,13 @@ def test_calls_reuse_one_connection_named_lienthong_healthz(made: list[FakeConne
     params: Any = made[0].parameters
     assert params.client_properties == {"connection_name": "lienthong-healthz"}
     assert (params.connection_attempts, params.socket_timeout) == (1, TIMEOUT)
+    # a broker gone silent (a partition) is found out by TCP keepalive within seconds
+    assert params.tcp_options == {
+        "TCP_KEEPIDLE": 2,
+        "TCP_KEEPINTVL": 1,
+        "TCP_KEEPCNT": 2,
+        "TCP_USER_TIMEOUT": 4000,
+    }
 
 
 def test_a_connection_the_broker_closed_is_replaced_by_the_next_call(
