@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from urllib.parse import quote, urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -43,3 +44,32 @@ def wait_for_metrics(
         if time.monotonic() > deadline:
             raise AssertionError(f"metrics never matched in {timeout}s: {found}")
         time.sleep(0.5)
+
+
+def _management(management_url: str) -> httpx.Client:
+    parts = urlsplit(management_url)
+    base = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    auth = (parts.username or "guest", parts.password or "guest")
+    return httpx.Client(base_url=base + "/api", auth=auth, timeout=30)
+
+
+def named_connections(management_url: str, vhost: str, name: str) -> list[str]:
+    """The management API's names (``peer -> broker``, one per TCP connection) of the connections
+    on ``vhost`` whose client called them ``name`` (``connection_name``). RabbitMQ lists a new
+    connection a moment after it opened and drops a closed one a moment after it closed."""
+    with _management(management_url) as api:
+        found = api.get("/connections", params={"columns": "name,vhost,user_provided_name"})
+        found.raise_for_status()
+    return sorted(
+        str(c["name"])
+        for c in found.json()
+        if c.get("vhost") == vhost and c.get("user_provided_name") == name
+    )
+
+
+def close_connection(management_url: str, name: str) -> None:
+    """Have RabbitMQ close one connection (``DELETE /api/connections/NAME``)."""
+    with _management(management_url) as api:
+        api.delete(
+            f"/connections/{quote(name, safe='')}", headers={"X-Reason": "closed by a test"}
+        ).raise_for_status()

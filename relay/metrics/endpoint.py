@@ -17,15 +17,11 @@ from contextlib import contextmanager
 import structlog
 from sqlalchemy import Engine
 
-from lienthong.monitoring import AddressError, MonitoringServer, parse_addr
+from lienthong.monitoring import AddressError, Check, MonitoringServer, parse_addr
 from relay.config import Settings
 from relay.errors import InvalidInput, ServiceUnavailable
 from relay.metrics.collector import DatabaseCollector
-from relay.metrics.health import (
-    broker_problem,
-    database_problem,
-    schema_problem,
-)
+from relay.metrics.health import database_problem, schema_problem
 
 log = structlog.get_logger()
 
@@ -54,11 +50,14 @@ def multiprocess_dir(settings: Settings) -> Iterator[None]:
 
 
 @contextmanager
-def serving_metrics(settings: Settings, engine: Engine) -> Iterator[MonitoringServer | None]:
+def serving_metrics(
+    settings: Settings, engine: Engine, broker: Check
+) -> Iterator[MonitoringServer | None]:
     """Serve the endpoint (if ``metrics_addr`` is set) while the relay runs.
 
-    ``engine``: the figures' and the checks' own (:func:`relay.db.engine.monitoring_engine`),
-    built and disposed of by the caller, the composition root."""
+    ``engine``: the figures' and the checks' own (:func:`relay.db.engine.monitoring_engine`);
+    ``broker``: the RabbitMQ check (:class:`relay.metrics.health.BrokerCheck`, which keeps its
+    connection); both built, and disposed of or closed, by the caller, the composition root."""
     try:
         addr = parse_addr(settings.metrics_addr)
     except AddressError as e:
@@ -88,7 +87,7 @@ def serving_metrics(settings: Settings, engine: Engine) -> Iterator[MonitoringSe
     server = MonitoringServer(
         addr,
         registry,
-        health=[lambda: broker_problem(settings.amqp_url), lambda: database_problem(engine)],
+        health=[broker, lambda: database_problem(engine)],
         ready=[lambda: schema_problem(engine)],
     )
     try:

@@ -211,7 +211,7 @@ MAY_BUILD: dict[str, frozenset[str]] = {
     # the other hub: the `federation` commands check it, each link's pump reconnects to it
     "relay/federation/service.py": frozenset({"BlockingConnection"}),
     "relay/federation/link.py": frozenset({"BlockingConnection"}),
-    # /healthz: opening a connection is the check
+    # /healthz: the broker check opens its one kept connection (again when it was lost)
     "relay/metrics/health.py": frozenset({"BlockingConnection"}),
     # the adapter's broker thread reconnects
     "adapters/broker.py": frozenset({"BlockingConnection"}),

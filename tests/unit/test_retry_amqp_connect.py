@@ -67,7 +67,7 @@ def test_the_health_probe_reports_a_stalled_broker_as_a_problem(
     """/healthz: the same stalled handshake is a problem to report, not an AttributeError."""
     monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 0.25)
     url = f"amqp://guest:guest@127.0.0.1:{silent_port}/%2F?stack_timeout=0.5"
-    problem = health.broker_problem(url)
+    problem = health.BrokerCheck(url)()
     assert problem is not None and "RabbitMQ is unreachable" in problem
 
 
