@@ -45,7 +45,8 @@ def problems(checks: Iterable[Check]) -> list[str]:
         try:
             problem = check()
         except Exception as e:  # a broken check is reported, not raised into the server
-            problem = f"{getattr(check, '__name__', 'check')} failed: {type(e).__name__}: {e}"
+            name = getattr(check, "__name__", type(check).__name__)  # a function, or an object
+            problem = f"{name} failed: {type(e).__name__}: {e}"
         if problem:
             found.append(problem)
     return found

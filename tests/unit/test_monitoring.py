@@ -74,6 +74,17 @@ def test_healthz_lists_every_problem_and_a_check_that_raises_is_one() -> None:
     assert _get(server, "/nothing")[0].startswith("404")
 
 
+def test_a_check_object_that_raises_is_named_by_its_class() -> None:
+    class BrokenCheck:
+        def __call__(self) -> str | None:
+            raise OSError("no route to host")
+
+    server = MonitoringServer(("127.0.0.1", 0), CollectorRegistry(), health=[BrokenCheck()])
+    status, body = _get(server, "/healthz")
+    assert status.startswith("503")
+    assert "BrokenCheck failed: OSError: no route to host" in body
+
+
 def test_healthz_is_ok_when_every_check_passes() -> None:
     server = MonitoringServer(("127.0.0.1", 0), CollectorRegistry(), health=[lambda: None])
     assert _get(server, "/healthz") == ("200 OK", "ok\n")
