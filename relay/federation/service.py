@@ -64,6 +64,8 @@ class Added:
     link: store.Link
     created: bool
     reachable: str | None  # None when the other hub accepted the login; otherwise why not
+    #: the removed link whose agency (suspended here, its backlog kept) this link took over
+    resumed_agency_of: str | None = None
 
 
 def _check_name(name: str) -> None:
@@ -188,7 +190,13 @@ def add_link(
         if other is not None and other.name != name:
             raise InvalidInput(f"--agency: {agency} is the agency of link {other.name!r} already")
         entry = repository.get(conn, agency, for_update=True)
-        if entry is not None and other is None:
+        # A removed link's agency (suspended by `remove`, its backlog kept) is taken over.
+        resumed = (
+            store.link_of_agency(conn, agency)
+            if entry is not None and entry.connected and other is None
+            else None
+        )
+        if entry is not None and other is None and resumed is None:
             raise InvalidInput(
                 f"--agency: {agency} is an agency of this hub's directory; a link needs the "
                 "code this hub has on the other hub, and no agency here may use it"
@@ -198,7 +206,7 @@ def add_link(
                 conn,
                 Agency(
                     code=agency,
-                    name=f"Federation link {name}",
+                    name=store.agency_name(name),
                     host=None,
                     state=ACTIVE,
                     strict_code=is_strict_qcvn102(agency),
@@ -206,6 +214,7 @@ def add_link(
             )
         elif entry.state != ACTIVE:
             repository.set_state(conn, agency, ACTIVE)
+        store.mark_link_agency(conn, agency, name)
         if existing is None:
             store.insert_link(conn, link)
         else:
@@ -213,7 +222,12 @@ def add_link(
         with ManagementClient(settings.management_url) as mgmt:
             _provision_link_user(mgmt, settings, agency, password)
             broker_objects.set_write_allowed(mgmt, settings.vhost, agency, True)
-    return Added(link=link, created=existing is None, reachable=_probe(link, password))
+    return Added(
+        link=link,
+        created=existing is None,
+        reachable=_probe(link, password),
+        resumed_agency_of=resumed,
+    )
 
 
 def list_links(settings: Settings) -> list[dict[str, Any]]:
