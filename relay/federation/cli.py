@@ -163,13 +163,18 @@ def show(name: str, as_json: bool) -> None:
 @click.argument("name")
 @friendly_errors
 def remove(name: str) -> None:
-    """Remove link NAME: the relay stops it, its agency here is suspended (its backlog stays)."""
+    """Remove link NAME: the relay stops it, its agency here is suspended (its backlog stays).
+
+    To change a link, add it again afterwards with the same --agency: the new link takes the
+    suspended agency over and delivers its backlog.
+    """
     from relay.federation.service import remove_link
 
     link = remove_link(settings_from_env(), name)
     click.echo(
         f"federation link {link.name!r} removed; agency {link.agency} suspended here "
-        f"(what waits in {link.agency}'s inbox stays there)"
+        f"(what waits in {link.agency}'s inbox stays there; `lienthong federation add NAME "
+        f"--agency {link.agency} …` takes it over and delivers it)"
     )
 
 

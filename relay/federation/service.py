@@ -81,7 +81,8 @@ def _split_url(url: str) -> tuple[str, str | None]:
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
         raise InvalidInput(
-            f"--amqp-url: {url!r} is not an AMQP URL; write amqp://CODE:SECRET@HOST:5672/VHOST"
+            f"--amqp-url: {url!r} is not an AMQP URL; write amqp://CODE@HOST:5672/VHOST "
+            "(and the password in --password-file)"
         )
     netloc = parts.hostname
     if parts.username:
@@ -184,7 +185,8 @@ def add_link(
         if existing is not None and (existing.agency, existing.amqp_url) != (agency, url):
             raise InvalidInput(
                 f"NAME: link {name!r} exists already (agency {existing.agency} at "
-                f"{existing.amqp_url}); remove it first to change it"
+                f"{existing.amqp_url}); to change it, remove it (lienthong federation remove "
+                f"{name}) and add it again: the new link takes over agency {existing.agency}"
             )
         other = next((k for k in store.all_links(conn) if k.agency == agency), None)
         if other is not None and other.name != name:

@@ -1,4 +1,5 @@
-"""The ``federation_links`` table: what the relay's worker, the link runner and the CLI read."""
+"""The ``federation_links`` table: what the relay's worker, the link runner and the CLI read;
+and ``agencies.federation_link``, the link whose agency an agency is (kept after removal)."""
 
 from __future__ import annotations
 

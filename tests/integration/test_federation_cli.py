@@ -121,7 +121,13 @@ def test_a_removed_link_is_added_again_with_a_new_url(
     try:
         run(two.here, "add", "moving", "--amqp-url", old_url, "--agency", there.code,
             "--password-file", secret)  # fmt: skip
-        run(two.here, "remove", "moving")
+        changed = run(
+            two.here, "add", "moving", "--amqp-url", _moved(old_url), "--agency", there.code,
+            "--password-file", secret, ok=False,
+        ).output  # fmt: skip
+        assert "to change it, remove it (lienthong federation remove moving)" in changed
+        removed = run(two.here, "remove", "moving").stdout
+        assert f"--agency {there.code}" in removed and "takes it over" in removed
         assert _write_permission(management, two.here, there.code) == "^$"
 
         again = run(
