@@ -62,6 +62,10 @@ agencies = Table(
     Column("strict_code", Boolean, nullable=False),
     _ts("created_at"),
     _ts("updated_at"),
+    # The federation link that made this agency (relay/federation), kept when the link is
+    # removed: `federation add` takes over a removed link's agency, never an ordinary one
+    # (migration 0009).
+    Column("federation_link", Text),
     Index("ix_agencies_host", "host"),
 )
 

@@ -13,7 +13,8 @@ Federation strip ``user_id`` or do not validate it, so the hub above could not t
 - :mod:`relay.federation.bridge`: what the link does with each message (pure);
 - :mod:`relay.federation.link`: the pumps, run inside ``lienthong relay run``;
 - :mod:`relay.federation.store`: the ``federation_links`` table (each link's password encrypted
-  with the hub's key, :mod:`relay.secretkey`); routing reads it per batch
+  with the hub's key, :mod:`relay.secretkey`) and the mark ``agencies.federation_link`` that a
+  removed link's agency keeps (so ``federation add`` can take it over); routing reads it per batch
   (``relay/worker/process.py``: unknown codes go *upstream*, a link brings in only codes outside
   this hub's directory: :func:`relay.domain.routing.resolve_recipient`, ``sender_refusal``);
 - :mod:`relay.federation.service` and :mod:`relay.federation.cli`: ``lienthong federation``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -20,7 +21,8 @@ def federation() -> None:
 @click.option(
     "--amqp-url",
     required=True,
-    help="The other hub's broker, e.g. amqp://000.00.00.H26:SECRET@national-hub:5672/lienthong.",
+    help="The other hub's broker, e.g. amqp://000.00.00.H26@national-hub:5672/lienthong "
+    "(a password in it is taken, with a warning: prefer --password-file).",
 )
 @click.option(
     "--agency",
@@ -41,12 +43,15 @@ def add(name: str, amqp_url: str, agency: str, password_file: Path | None, as_js
     Whatever an agency of this hub sends to a code this hub's directory does not serve goes to
     the other hub; what the other hub delivers to CODE comes in here. The running relay starts
     the link within seconds. Adding the same link again is harmless (a new --password-file
-    replaces the password). The password is stored encrypted with the key in
+    replaces the password). To change a link (its URL, its name), remove it and add it again
+    with the same CODE: the new link takes over the suspended agency the removed one left, and
+    delivers what waited in its inbox. The password is stored encrypted with the key in
     LIENTHONG_SECRET_KEY_FILE (made by `lienthong relay make-secret-key FILE`); without it the
     link is refused.
     """
     from relay.federation.service import add_link
 
+    _warn_password_in_url(amqp_url, password_file)
     added = add_link(settings_from_env(), name, amqp_url, agency, password_file)
     link = added.link
     if as_json:
@@ -58,15 +63,41 @@ def add(name: str, amqp_url: str, agency: str, password_file: Path | None, as_js
                 "created": added.created,
                 "reachable": added.reachable is None,
                 "problem": added.reachable,
+                "resumed_agency_of": added.resumed_agency_of,
             }
         )
         return
     what = "added" if added.created else "already there (password refreshed)"
     click.echo(f"federation link {link.name!r}: {what}; agency {link.agency} at {link.amqp_url}")
+    if added.resumed_agency_of is not None:
+        click.echo(
+            f"  {link.agency} was the agency of the removed link {added.resumed_agency_of!r}: "
+            "active again here; what waits in its inbox goes out through this link"
+        )
     if added.reachable is None:
         click.echo(f"  the other hub accepts {link.agency} and has its inbox")
     else:
         click.echo(f"  warning: {added.reachable}; the relay keeps trying", err=True)
+
+
+def _warn_password_in_url(amqp_url: str, password_file: Path | None) -> None:
+    try:
+        in_url = urlsplit(amqp_url).password
+    except ValueError:
+        return  # not a URL: add_link says so
+    if not in_url:
+        return
+    used = (
+        "it is ignored: --password-file is used"
+        if password_file is not None
+        else "it is taken and stored encrypted"
+    )
+    click.echo(
+        "warning: --amqp-url holds a password (" + used + "), and a password on the command "
+        "line shows in `ps` and in the shell history; write it on the first line of a file "
+        "readable only by you and pass --password-file FILE instead",
+        err=True,
+    )
 
 
 @federation.command(name="list")
@@ -132,13 +163,18 @@ def show(name: str, as_json: bool) -> None:
 @click.argument("name")
 @friendly_errors
 def remove(name: str) -> None:
-    """Remove link NAME: the relay stops it, its agency here is suspended (its backlog stays)."""
+    """Remove link NAME: the relay stops it, its agency here is suspended (its backlog stays).
+
+    To change a link, add it again afterwards with the same --agency: the new link takes the
+    suspended agency over and delivers its backlog.
+    """
     from relay.federation.service import remove_link
 
     link = remove_link(settings_from_env(), name)
     click.echo(
         f"federation link {link.name!r} removed; agency {link.agency} suspended here "
-        f"(what waits in {link.agency}'s inbox stays there)"
+        f"(what waits in {link.agency}'s inbox stays there; `lienthong federation add NAME "
+        f"--agency {link.agency} …` takes it over and delivers it)"
     )
 
 

@@ -64,6 +64,8 @@ class Added:
     link: store.Link
     created: bool
     reachable: str | None  # None when the other hub accepted the login; otherwise why not
+    #: the removed link whose agency (suspended here, its backlog kept) this link took over
+    resumed_agency_of: str | None = None
 
 
 def _check_name(name: str) -> None:
@@ -79,7 +81,8 @@ def _split_url(url: str) -> tuple[str, str | None]:
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
         raise InvalidInput(
-            f"--amqp-url: {url!r} is not an AMQP URL; write amqp://CODE:SECRET@HOST:5672/VHOST"
+            f"--amqp-url: {url!r} is not an AMQP URL; write amqp://CODE@HOST:5672/VHOST "
+            "(and the password in --password-file)"
         )
     netloc = parts.hostname
     if parts.username:
@@ -182,13 +185,20 @@ def add_link(
         if existing is not None and (existing.agency, existing.amqp_url) != (agency, url):
             raise InvalidInput(
                 f"NAME: link {name!r} exists already (agency {existing.agency} at "
-                f"{existing.amqp_url}); remove it first to change it"
+                f"{existing.amqp_url}); to change it, remove it (lienthong federation remove "
+                f"{name}) and add it again: the new link takes over agency {existing.agency}"
             )
         other = next((k for k in store.all_links(conn) if k.agency == agency), None)
         if other is not None and other.name != name:
             raise InvalidInput(f"--agency: {agency} is the agency of link {other.name!r} already")
         entry = repository.get(conn, agency, for_update=True)
-        if entry is not None and other is None:
+        # A removed link's agency (suspended by `remove`, its backlog kept) is taken over.
+        resumed = (
+            store.link_of_agency(conn, agency)
+            if entry is not None and entry.connected and other is None
+            else None
+        )
+        if entry is not None and other is None and resumed is None:
             raise InvalidInput(
                 f"--agency: {agency} is an agency of this hub's directory; a link needs the "
                 "code this hub has on the other hub, and no agency here may use it"
@@ -198,7 +208,7 @@ def add_link(
                 conn,
                 Agency(
                     code=agency,
-                    name=f"Federation link {name}",
+                    name=store.agency_name(name),
                     host=None,
                     state=ACTIVE,
                     strict_code=is_strict_qcvn102(agency),
@@ -206,6 +216,7 @@ def add_link(
             )
         elif entry.state != ACTIVE:
             repository.set_state(conn, agency, ACTIVE)
+        store.mark_link_agency(conn, agency, name)
         if existing is None:
             store.insert_link(conn, link)
         else:
@@ -213,7 +224,12 @@ def add_link(
         with ManagementClient(settings.management_url) as mgmt:
             _provision_link_user(mgmt, settings, agency, password)
             broker_objects.set_write_allowed(mgmt, settings.vhost, agency, True)
-    return Added(link=link, created=existing is None, reachable=_probe(link, password))
+    return Added(
+        link=link,
+        created=existing is None,
+        reachable=_probe(link, password),
+        resumed_agency_of=resumed,
+    )
 
 
 def list_links(settings: Settings) -> list[dict[str, Any]]:

@@ -1,14 +1,15 @@
-"""The ``federation_links`` table: what the relay's worker, the link runner and the CLI read."""
+"""The ``federation_links`` table: what the relay's worker, the link runner and the CLI read;
+and ``agencies.federation_link``, the link whose agency an agency is (kept after removal)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from relay import secretkey
 from relay.config import Settings
-from relay.db.tables import deliveries, documents
+from relay.db.tables import agencies, deliveries, documents
 from relay.db.tables import federation_links as table
 from relay.federation.bridge import DOWN, UP, forward_id
 from relay.secretkey import SecretKey, SecretKeyError
@@ -92,6 +93,36 @@ def insert_link(conn: Connection, link: Link) -> None:
 
 def delete_link(conn: Connection, name: str) -> bool:
     return conn.execute(delete(table).where(table.c.name == name)).rowcount > 0
+
+
+def agency_name(link: str) -> str:
+    """The directory name ``federation add`` gives a link's agency."""
+    return f"Federation link {link}"
+
+
+def link_of_agency(conn: Connection, code: str) -> str | None:
+    """The link (present or removed) whose agency ``code`` is, or None for an agency that was
+    never a link's (an ordinary agency of the directory, or no agency)."""
+    return conn.execute(
+        select(agencies.c.federation_link).where(agencies.c.code == code)
+    ).scalar_one_or_none()
+
+
+def mark_link_agency(conn: Connection, code: str, link: str) -> None:
+    """Make agency ``code`` link ``link``'s (kept when the link is removed, so that it can be
+    added again); a name still the one a previous link gave it follows the new link."""
+    previous = link_of_agency(conn, code)
+    conn.execute(
+        update(agencies)
+        .where(agencies.c.code == code)
+        .values(federation_link=link, updated_at=func.now())
+    )
+    if previous is not None and previous != link:
+        conn.execute(
+            update(agencies)
+            .where(agencies.c.code == code, agencies.c.name == agency_name(previous))
+            .values(name=agency_name(link))
+        )
 
 
 def forwarded_submission(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ from relay.broker.management import ManagementClient
 from relay.config import Settings
 from relay.db.engine import make_engine
 from relay.federation.cli import federation
+from schemas import topology as t
 from tests.conftest import EnvFactory
-from tests.relay_support import Agency, add_agency
+from tests.relay_support import Agency, add_agency, set_agency_state
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
@@ -28,6 +30,7 @@ class Two:
     here: Settings  # the provincial hub
     there: Settings  # the national hub
     here_db: Engine
+    there_db: Engine
     link: Agency  # this hub's agency on the national hub
 
 
@@ -37,14 +40,14 @@ def two(make_env: EnvFactory, management: ManagementClient) -> Iterator[Two]:
     here_db, there_db = make_engine(here.database_url), make_engine(there.database_url)
     link = add_agency(there, there_db, random_code(), name="trục tỉnh")
     try:
-        yield Two(here, there, here_db, link)
+        yield Two(here, there, here_db, there_db, link)
     finally:
         here_db.dispose()
         there_db.dispose()
         management.delete_user(link.code)
 
 
-def run(settings: Settings, *args: str, ok: bool = True) -> Result:
+def run(settings: Settings, *args: str, ok: bool | None = True) -> Result:
     env = {
         "LIENTHONG_AMQP_URL": settings.amqp_url,
         "LIENTHONG_DATABASE_URL": settings.database_url,
@@ -53,7 +56,7 @@ def run(settings: Settings, *args: str, ok: bool = True) -> Result:
     }
     with structlog.testing.capture_logs():
         result = CliRunner().invoke(federation, list(args), env=env, catch_exceptions=False)
-    assert (result.exit_code == 0) is ok, result.output
+    assert ok is None or (result.exit_code == 0) is ok, result.output
     return result
 
 
@@ -87,6 +90,120 @@ def test_a_link_is_added_listed_shown_and_removed(two: Two, tmp_path: Path) -> N
     assert "removed" in gone and "suspended" in gone
     assert json.loads(run(two.here, "list", "--json").stdout) == []
     assert "no federation link 'national'" in run(two.here, "show", "national", ok=False).output
+
+
+def _write_permission(management: ManagementClient, settings: Settings, code: str) -> str:
+    return str(management._request("GET", f"/permissions/{settings.vhost}/{code}")["write"])
+
+
+def _password_file(tmp_path: Path, agency: Agency) -> str:
+    assert agency.password is not None
+    path = tmp_path / f"{agency.code}.secret"
+    path.write_text(agency.password + "\n")
+    return str(path)
+
+
+def _moved(url: str) -> str:
+    """The same broker under another address (a link's new URL)."""
+    assert "@127.0.0.1:" in url
+    return url.replace("@127.0.0.1:", "@localhost:")
+
+
+def test_a_removed_link_is_added_again_with_a_new_url(
+    two: Two, tmp_path: Path, management: ManagementClient
+) -> None:
+    # The documented way to change a link: remove it, add it again. Its agency was left
+    # suspended here by the remove; the new link takes it over and makes it active again.
+    there = add_agency(two.there, two.there_db, random_code(), name="trục tỉnh (mới)")
+    assert there.amqp_url is not None and there.password is not None
+    old_url = there.amqp_url.replace(f":{there.password}", "")
+    secret = _password_file(tmp_path, there)
+    try:
+        run(two.here, "add", "moving", "--amqp-url", old_url, "--agency", there.code,
+            "--password-file", secret)  # fmt: skip
+        changed = run(
+            two.here, "add", "moving", "--amqp-url", _moved(old_url), "--agency", there.code,
+            "--password-file", secret, ok=False,
+        ).output  # fmt: skip
+        assert "to change it, remove it (lienthong federation remove moving)" in changed
+        removed = run(two.here, "remove", "moving").stdout
+        assert f"--agency {there.code}" in removed and "takes it over" in removed
+        assert _write_permission(management, two.here, there.code) == "^$"
+
+        again = run(
+            two.here, "add", "moving", "--amqp-url", _moved(old_url), "--agency", there.code,
+            "--password-file", secret, "--json",
+        )  # fmt: skip
+        added = json.loads(again.stdout)
+        assert (added["created"], added["reachable"]) == (True, True)
+        assert added["resumed_agency_of"] == "moving"
+        listed = json.loads(run(two.here, "list", "--json").stdout)
+        assert [(k["agency"], k["amqp_url"]) for k in listed if k["name"] == "moving"] == [
+            (there.code, _moved(old_url))
+        ]
+        shown = json.loads(run(two.here, "show", "moving", "--json").stdout)
+        assert shown["state"] == "active"
+        own_exchange = "^" + re.escape(t.submit_exchange(there.code)) + r"(\.urgent)?$"
+        assert _write_permission(management, two.here, there.code) == own_exchange
+    finally:
+        run(two.here, "remove", "moving", ok=None)
+        management.delete_user(there.code)
+
+
+def test_a_removed_link_is_taken_over_by_a_link_of_another_name(
+    two: Two, tmp_path: Path, management: ManagementClient
+) -> None:
+    there = add_agency(two.there, two.there_db, random_code(), name="trục tỉnh (đổi tên)")
+    assert there.amqp_url is not None
+    secret = _password_file(tmp_path, there)
+    try:
+        run(two.here, "add", "old-name", "--amqp-url", there.amqp_url, "--agency", there.code,
+            "--password-file", secret)  # fmt: skip
+        run(two.here, "remove", "old-name")
+        out = run(
+            two.here, "add", "new-name", "--amqp-url", there.amqp_url, "--agency", there.code,
+            "--password-file", secret,
+        ).stdout  # fmt: skip
+        assert "added" in out and "removed link 'old-name'" in out and "active again" in out
+        listed = json.loads(run(two.here, "list", "--json").stdout)
+        assert [k["name"] for k in listed if k["agency"] == there.code] == ["new-name"]
+    finally:
+        run(two.here, "remove", "new-name", ok=None)
+        management.delete_user(there.code)
+
+
+def test_a_suspended_agency_that_was_never_a_link_is_still_refused(
+    two: Two, tmp_path: Path
+) -> None:
+    # Suspended like a removed link's agency, and even named like one: still this hub's own.
+    own = add_agency(two.here, two.here_db, random_code(), name="Federation link moving")
+    set_agency_state(two.here_db, own.code, "suspended")
+    no_user = _url(two).replace(f"{two.link.code}:{two.link.password}@", "")
+    out = run(
+        two.here, "add", "clash", "--amqp-url", no_user, "--agency", own.code,
+        "--password-file", _password_file(tmp_path, own), ok=False,
+    ).output  # fmt: skip
+    assert f"--agency: {own.code} is an agency of this hub's directory" in out
+    listed = json.loads(run(two.here, "list", "--json").stdout)
+    assert own.code not in [k["agency"] for k in listed]
+
+
+def test_a_password_in_the_url_is_taken_with_a_warning(
+    two: Two, management: ManagementClient
+) -> None:
+    there = add_agency(two.there, two.there_db, random_code(), name="trục tỉnh (URL)")
+    assert there.amqp_url is not None and there.password is not None
+    try:
+        result = run(
+            two.here, "add", "inline", "--amqp-url", there.amqp_url, "--agency", there.code
+        )
+        assert "added" in result.stdout and "accepts" in result.stdout
+        assert "`ps`" in result.stderr and "shell history" in result.stderr
+        assert "--password-file" in result.stderr
+        assert there.password not in result.output
+    finally:
+        run(two.here, "remove", "inline", ok=None)
+        management.delete_user(there.code)
 
 
 def test_a_link_cannot_take_the_code_of_an_agency_of_this_hub(two: Two, tmp_path: Path) -> None:

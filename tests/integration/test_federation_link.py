@@ -7,6 +7,8 @@ link (agency ``H26`` on the national hub). Agencies talk to their own hub only.
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,8 +17,9 @@ from sqlalchemy import func, select
 
 from relay.config import Settings
 from relay.db.engine import make_engine
-from relay.db.tables import agencies, documents, federation_links
-from relay.federation.service import add_link, set_peer, sync_directory
+from relay.db.tables import agencies, deliveries, documents, federation_links
+from relay.domain import states as st
+from relay.federation.service import add_link, remove_link, set_peer, sync_directory
 from schemas import Receipt, Status, decode_message
 from schemas import topology as t
 from schemas.document import OtherInfo
@@ -210,3 +213,58 @@ def test_sync_directory_pushes_the_units_once_the_national_hub_makes_the_link_a_
     assert national[hubs.department.code] == hubs.link.code
     assert national[taken.code] is None  # a connected agency there stays its own
     assert f"refused ({taken.code}" in hubs.p_relay.log_text(mark)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _route_states(settings: Settings, document_id: str) -> list[tuple[str, str]]:
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries.c.route_to, deliveries.c.state)
+                .join(documents, documents.c.id == deliveries.c.document_pk)
+                .where(documents.c.document_id == document_id)
+            )
+            return [(route_to, state) for route_to, state in rows]
+    finally:
+        engine.dispose()
+
+
+def test_a_link_removed_and_added_again_delivers_what_waited_in_its_inbox(hubs: Hubs) -> None:
+    # The national hub moved: the link's URL no longer answers and what goes up waits in the
+    # link agency's inbox here. The documented change: remove the link, add it with the new
+    # URL. (Last in the module: it leaves the link as the fixture made it.)
+    url = hubs.link.amqp_url
+    assert url is not None and ":5672/" in url
+    mark = hubs.p_relay.log_path.stat().st_size
+    remove_link(hubs.provincial, "national")
+    hubs.p_relay.wait_for_log('"federation.link_stopped"', since=mark, timeout=30)
+    mark = hubs.p_relay.log_path.stat().st_size
+    stale = add_link(
+        hubs.provincial, "national", url.replace(":5672/", f":{_free_port()}/"),
+        hubs.link.code, None,
+    )  # fmt: skip
+    assert stale.resumed_agency_of == "national" and stale.reachable is not None
+    hubs.p_relay.wait_for_log('"federation.link_down"', since=mark, timeout=30)
+
+    doc = make_document(hubs.department.code, [hubs.ministry.code])
+    publish(hubs.department, doc)
+    for _ in range(60):
+        if _route_states(hubs.provincial, doc.document_id) == [(hubs.link.code, st.QUEUED)]:
+            break
+        time.sleep(0.5)
+    assert _route_states(hubs.provincial, doc.document_id) == [(hubs.link.code, st.QUEUED)]
+    assert not [r for r in drain(hubs.ministry, timeout=3.0) if r.type == t.TYPE_DOCUMENT]
+
+    remove_link(hubs.provincial, "national")
+    moved = add_link(hubs.provincial, "national", url, hubs.link.code, None)
+    assert moved.resumed_agency_of == "national" and moved.reachable is None
+    arrived = _until(hubs.ministry, 1, t.TYPE_DOCUMENT, timeout=60)
+    docs = [json.loads(r.body)["document_id"] for r in arrived if r.type == t.TYPE_DOCUMENT]
+    assert docs == [doc.document_id], "what waited in the link's inbox never reached the ministry"
+    drain(hubs.department)  # its receipt (upstream:), so nothing is left for another test
