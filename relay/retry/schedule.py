@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from relay.config import Settings
-from relay.domain import states
+from relay.domain import receipt_groups, states
 from relay.domain.events import DESTINATION_UP, PROBE_PUBLISHED, RETRY_PUBLISHED
 from relay.domain.outgoing import Outgoing, delivery
 from relay.retry import bounces, outbox, store
@@ -146,14 +146,42 @@ def send_all(engine: Engine, settings: Settings, outs: list[Outgoing], publish: 
 def send_receipts(
     engine: Engine, settings: Settings, outs: list[Outgoing], publish: PublishFn
 ) -> None:
-    """Publish receipts stored marked as owed (:mod:`relay.retry.outbox`), each like
-    :func:`send_all`, and clear each one's mark once the broker confirmed it or the bounce
-    schedule keeps it. A crash before the mark is cleared leaves it for
-    :func:`republish_receipts` (same receipt id)."""
-    for out in outs:
-        send_all(engine, settings, [out], publish)
-        with engine.begin() as conn:
-            outbox.mark_published(conn, [out.message_id])
+    """Publish receipts stored marked as owed (:mod:`relay.retry.outbox`), then clear their
+    marks in one transaction: each was confirmed by the broker or is kept by the bounce
+    schedule. With ``group_receipts`` the receipts to one agency go as one
+    ``lienthong.receipts/1`` message (:mod:`relay.domain.receipt_groups`, as the worker groups
+    a batch's): one confirm per agency, not per receipt. A group no inbox takes (or the broker
+    refuses) is sent again receipt by receipt like :func:`send_all`, so each one no inbox takes
+    gets a bounce row of its own. A crash before the marks are cleared leaves them all for
+    :func:`republish_receipts` (same receipt ids; the adapter records a receipt once per id)."""
+    if not outs:
+        return
+    if settings.group_receipts:
+        for message in receipt_groups.messages(outs):
+            if message.grouped:
+                _send_group(engine, settings, message, publish)
+            else:
+                send_all(engine, settings, message.receipts, publish)
+    else:
+        send_all(engine, settings, outs, publish)
+    with engine.begin() as conn:
+        outbox.mark_published(conn, [out.message_id for out in outs])
+
+
+def _send_group(
+    engine: Engine, settings: Settings, message: receipt_groups.Message, publish: PublishFn
+) -> None:
+    try:
+        publish(message.outgoing)
+    except (Unroutable, NotConfirmed) as e:
+        log.warning(
+            "receipts.group_not_taken",
+            message_id=message.outgoing.message_id,
+            agency=message.outgoing.route_to,
+            receipts=len(message.receipts),
+            reason=str(e),
+        )
+        send_all(engine, settings, message.receipts, publish)
 
 
 def republish_receipts(engine: Engine, settings: Settings, publish: PublishFn) -> int:
