@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from relay.broker.management import ManagementClient
 from relay.config import Settings
 from relay.db.engine import make_engine
-from relay.db.tables import agencies, bounces, receipts
-from relay.domain.outgoing import Outgoing
+from relay.db.tables import agencies, bounces, deliveries, documents, receipts
+from relay.domain.outgoing import Outgoing, delivery_message_id
 from relay.retry import amqp, schedule, store
 from relay.retry.returns import PublishFn, fail_delivery
 from schemas import split_receipts
 from schemas import topology as t
 from tests.conftest import EnvFactory
-from tests.retry_support import FAST, Agency, add_agency, drain, submit_many
+from tests.retry_support import FAST, Agency, add_agency, delivery_row, drain, submit_many
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
@@ -178,3 +179,73 @@ def test_a_group_no_inbox_takes_is_kept_receipt_by_receipt_in_the_bounce_schedul
         ).all()
     assert sorted(kept) == sorted((o.message_id, t.TYPE_RECEIPT, "retrying") for o in outs)
     assert still_owed(own_db, outs) == []  # the bounce schedule has them
+
+
+def due_last_attempts(db: Engine, settings: Settings, sender: str, n: int) -> list[str]:
+    """``n`` deliveries from ``sender`` to an agency without an inbox, each at its last
+    attempt and due now; their message ids."""
+    gone = random_code()  # no queue is bound for it: publishes are returned as unroutable
+    mids = []
+    with db.begin() as conn:
+        for _ in range(n):
+            submission_id = str(uuid.uuid4())
+            mid = delivery_message_id(submission_id, gone, by=sender)
+            pk = conn.execute(
+                insert(documents)
+                .values(
+                    message_id=submission_id,
+                    document_id=f"{sender},2026/11/24,{uuid.uuid4().hex[:8]}/X",
+                    business_type=0,
+                    sender=sender,
+                    submitted_by=sender,
+                    payload=b"{}",
+                )
+                .returning(documents.c.id)
+            ).scalar_one()
+            conn.execute(
+                insert(deliveries).values(
+                    document_pk=pk,
+                    recipient=gone,
+                    route_to=gone,
+                    message_id=mid,
+                    state="retrying",
+                    attempts=settings.retry_max_attempts - 1,
+                    next_attempt_at=func.now(),
+                )
+            )
+            mids.append(mid)
+    return mids
+
+
+@pytest.fixture
+def pass_env(make_env: EnvFactory) -> Iterator[tuple[Settings, Engine]]:
+    """An environment of the test's own: a pass of the schedule claims whatever is due (the
+    bounces the other tests leave behind too). The destination is never marked down on the
+    way: every delivery fails at its last attempt."""
+    settings = make_env().model_copy(update={**FAST, "destination_down_after": 100})
+    eng = make_engine(settings.database_url)
+    yield settings, eng
+    eng.dispose()
+
+
+def test_the_failed_receipts_of_one_pass_of_the_schedule_go_together(
+    pass_env: tuple[Settings, Engine], management: ManagementClient
+) -> None:
+    settings, own_db = pass_env
+    sender = add_agency(settings, own_db, management)
+    mids = due_last_attempts(own_db, settings, sender.code, N)
+
+    with counted_publish(settings) as (publish, published):
+        assert schedule.publish_due(own_db, settings, publish) == N
+
+    assert [delivery_row(own_db, mid)["state"] for mid in mids] == ["failed"] * N
+    assert [o.message_type for o in published] == [t.TYPE_DOCUMENT] * N + [t.TYPE_RECEIPTS]
+    [(kind, ids)] = inbox(settings, sender)
+    assert kind == t.TYPE_RECEIPTS and len(ids) == N
+    with own_db.connect() as conn:
+        kinds = conn.execute(
+            select(receipts.c.kind, receipts.c.publish_pending_since).where(
+                receipts.c.receipt_id.in_(ids)
+            )
+        ).all()
+    assert kinds == [("delivery_failed", None)] * N
