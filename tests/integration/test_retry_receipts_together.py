@@ -13,8 +13,9 @@ import json
 import uuid
 from collections.abc import Iterator
 
+import pika
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 
 from relay.broker.management import ManagementClient
 from relay.config import Settings
@@ -26,7 +27,16 @@ from relay.retry.returns import PublishFn, fail_delivery
 from schemas import split_receipts
 from schemas import topology as t
 from tests.conftest import EnvFactory
-from tests.retry_support import FAST, Agency, add_agency, delivery_row, drain, submit_many
+from tests.retry_support import (
+    FAST,
+    Agency,
+    add_agency,
+    delivery_row,
+    drain,
+    retry_worker,
+    submit_many,
+    wait_until,
+)
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
@@ -249,3 +259,61 @@ def test_the_failed_receipts_of_one_pass_of_the_schedule_go_together(
             )
         ).all()
     assert kinds == [("delivery_failed", None)] * N
+
+
+def test_the_failed_receipts_of_returns_that_come_back_together_go_together(
+    pass_env: tuple[Settings, Engine], management: ManagementClient
+) -> None:
+    settings, own_db = pass_env
+    sender = add_agency(settings, own_db, management)
+    recipient = add_agency(settings, own_db, management)
+    sent = submit_many(own_db, settings, sender.code, recipient.code, N)
+    mids = [s.delivery_message_id for s in sent]
+    with own_db.begin() as conn:  # each copy out for its last attempt
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.message_id.in_(mids))
+            .values(attempts=settings.retry_max_attempts - 1)
+        )
+    # The recipient's adapter rejected them all: RabbitMQ dead-lettered them to the relay.
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for mid in mids:
+            ch.basic_publish(
+                t.RETURNED_EXCHANGE,
+                "",
+                b"{}",
+                pika.BasicProperties(
+                    message_id=mid,
+                    type=t.TYPE_DOCUMENT,
+                    headers={
+                        "x-first-death-reason": "rejected",
+                        "x-first-death-queue": t.inbox_queue(recipient.code),
+                    },
+                ),
+            )
+    finally:
+        conn.close()
+
+    got: list[tuple[str, list[str]]] = []
+    with retry_worker(settings):
+        wait_until(
+            lambda: bool(got.extend(inbox(settings, sender))) or sum(len(i) for _, i in got) >= N,
+            15,
+            "the delivery_failed receipts in the sender's inbox",
+        )
+    assert [delivery_row(own_db, mid)["state"] for mid in mids] == ["failed"] * N
+    # All N were handed over in one go (prefetch 50): one message, unless the broker's frames
+    # were read in two parts.
+    assert len(got) < N and got[0][0] == t.TYPE_RECEIPTS, got
+    assert sum(len(ids) for _, ids in got) == N
+    with own_db.connect() as c:
+        owed = c.execute(
+            select(receipts.c.receipt_id).where(
+                receipts.c.in_reply_to.in_([s.submission_id for s in sent]),
+                receipts.c.publish_pending_since.is_not(None),
+            )
+        ).all()
+    assert owed == []
