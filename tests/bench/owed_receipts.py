@@ -10,6 +10,12 @@ them with :func:`relay.retry.schedule.send_receipts` (also after a crash, throug
 synchronous confirm each), the transactions committed, and what the senders' inboxes hold.
 It checks that every receipt arrived and that none is still marked as owed.
 
+``--returns`` measures the storm itself instead: ``--receipts`` deliveries at their last
+attempt come back together (their returns queued in ``lienthong.returned``, as RabbitMQ
+dead-letters the copies an adapter rejected), and a retry worker is started; it prints the
+seconds until every delivery is failed and every receipt confirmed and cleared, and the
+messages in the senders' inboxes.
+
 On the services the tests use (``LIENTHONG_TEST_AMQP_URL``, ``LIENTHONG_TEST_DATABASE_URL``,
 ``LIENTHONG_TEST_MANAGEMENT_URL``), in a vhost and database of its own, removed at the end.
 Run against older code (``PYTHONPATH=<older tree>``) it gives the figures before.
@@ -21,24 +27,28 @@ import argparse
 import contextlib
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pika
 import structlog
-from sqlalchemy import Engine, event, select
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, event, func, select, update
 
 from relay.broker.management import ManagementClient
 from relay.config import Settings
 from relay.db.engine import make_engine
-from relay.db.tables import receipts
+from relay.db.tables import deliveries, receipts
 from relay.domain.outgoing import Outgoing
 from relay.retry import amqp, schedule, store
 from relay.retry.returns import fail_delivery
 from schemas import split_receipts
 from schemas import topology as t
 from tests.conftest import _environments
-from tests.retry_support import Agency, add_agency, drain, submit_many
+from tests.retry_support import Agency, add_agency, drain, retry_worker, submit_many
 from tests.services import find_services
 
 
@@ -107,14 +117,11 @@ def run(
             seconds = time.perf_counter() - started
     finally:
         conn.close()
-    messages = arrived = 0
-    for s in senders:
-        for kind, body in drain(settings, s, timeout=30):
-            messages += 1
-            arrived += len(split_receipts(body)) if kind == t.TYPE_RECEIPTS else 1
+    messages, arrived = inboxes(settings, senders)
     assert arrived == len(outs), (arrived, len(outs))
     assert still_owed(db, outs) == 0
     return {
+        "path": "send_receipts",
         "group_receipts": settings.group_receipts,
         "receipts": len(outs),
         "agencies": len(senders),
@@ -126,19 +133,113 @@ def run(
     }
 
 
+def inboxes(settings: Settings, senders: list[Agency]) -> tuple[int, int]:
+    """(messages, receipts they carry) drained from the senders' inboxes."""
+    messages = arrived = 0
+    for s in senders:
+        for kind, body in drain(settings, s, timeout=30):
+            messages += 1
+            arrived += len(split_receipts(body)) if kind == t.TYPE_RECEIPTS else 1
+    return messages, arrived
+
+
+def run_returns(
+    db: Engine, settings: Settings, senders: list[Agency], recipient: Agency, n: int
+) -> dict[str, object]:
+    # the destination is not marked down on the way: every delivery fails at its last attempt
+    settings = settings.model_copy(update={"destination_down_after": 10 * n})
+    per_sender = [
+        submit_many(db, settings, s.code, recipient.code, n // len(senders)) for s in senders
+    ]
+    mids = [sent.delivery_message_id for row in zip(*per_sender, strict=True) for sent in row]
+    drain(settings, recipient, timeout=30)
+    with db.begin() as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.message_id.in_(mids))
+            .values(attempts=settings.retry_max_attempts - 1)
+        )
+    conn_amqp = amqp.connect(settings.amqp_url, name="bench returns")
+    try:
+        ch = conn_amqp.channel()
+        ch.confirm_delivery()
+        for mid in mids:  # as RabbitMQ dead-letters a copy the recipient's adapter rejected
+            ch.basic_publish(
+                t.RETURNED_EXCHANGE,
+                "",
+                b"{}",
+                pika.BasicProperties(
+                    message_id=mid,
+                    type=t.TYPE_DOCUMENT,
+                    headers={
+                        "x-first-death-reason": "rejected",
+                        "x-first-death-queue": t.inbox_queue(recipient.code),
+                    },
+                ),
+            )
+    finally:
+        conn_amqp.close()
+
+    def done() -> bool:
+        with db.connect() as conn:
+            failed = conn.execute(
+                select(func.count()).where(
+                    deliveries.c.message_id.in_(mids), deliveries.c.state == "failed"
+                )
+            ).scalar_one()
+            owed = conn.execute(
+                select(func.count())
+                .select_from(receipts)
+                .where(
+                    receipts.c.kind == "delivery_failed",
+                    receipts.c.agency.in_([s.code for s in senders]),
+                    receipts.c.publish_pending_since.is_not(None),
+                )
+            ).scalar_one()
+        return bool(failed == len(mids) and owed == 0)
+
+    started = time.perf_counter()
+    with retry_worker(settings):
+        while not done():
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+    messages, arrived = inboxes(settings, senders)
+    assert arrived == len(mids), (arrived, len(mids))
+    return {
+        "path": "returns",
+        "group_receipts": settings.group_receipts,
+        "receipts": len(mids),
+        "agencies": len(senders),
+        "seconds": round(seconds, 3),
+        "inbox_messages": messages,
+    }
+
+
+def secret_key(folder: Path) -> Path:
+    """A key file for the environment, as the tests' ``secret_key_file`` fixture makes."""
+    path = folder / "secret.key"
+    path.write_bytes(Fernet.generate_key() + b"\n")
+    path.chmod(0o600)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receipts", type=int, default=1000)
     parser.add_argument("--agencies", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2, help="runs of each setting")
+    parser.add_argument(
+        "--returns", action="store_true", help="returns through a retry worker instead"
+    )
     args = parser.parse_args()
     # a delivery.failed warning per receipt loaded would bury the figures
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     logging.getLogger("pika").setLevel(logging.ERROR)
     with (
+        tempfile.TemporaryDirectory() as tmp,
         find_services() as services,
         ManagementClient(services.management_url) as management,
-        _environments(services, management) as factory,
+        _environments(services, management, secret_key(Path(tmp))) as factory,
     ):
         base = factory()
         db = make_engine(base.database_url)
@@ -148,7 +249,8 @@ def main() -> None:
             for _ in range(args.rounds):
                 for grouped in (False, True):
                     settings = base.model_copy(update={"group_receipts": grouped})
-                    print(json.dumps(run(db, settings, senders, recipient, args.receipts)))
+                    measure = run_returns if args.returns else run
+                    print(json.dumps(measure(db, settings, senders, recipient, args.receipts)))
         finally:
             db.dispose()
 
