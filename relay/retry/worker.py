@@ -64,7 +64,9 @@ class RetryWorker:
         #: returns received while PostgreSQL is down, kept unacked until it is back
         self._held: list[tuple[int, Returned]] = []
         #: returns handled (their decisions committed) whose receipts are not yet published:
-        #: what one process_data_events call handed over (at most PREFETCH), acked together
+        #: what one process_data_events call handed over (at most PREFETCH), acked together;
+        #: while PostgreSQL is down they wait with the held ones (the receipts' marks are
+        #: cleared in the database)
         self._done: list[tuple[int, Handled]] = []
         self._db_down_until: float | None = None
         self._db_wait = DB_WAIT_FIRST
@@ -104,10 +106,10 @@ class RetryWorker:
             self._started = True
             while not stop.is_set():
                 conn.process_data_events(time_limit=min(self.settings.retry_tick_seconds, 0.2))
-                self._finish_done()
                 if self._db_down_until is not None:
-                    self._retry_held()
+                    self._retry_held()  # the returns handled before it went down wait too
                 else:
+                    self._finish_done()
                     self._tick_if_due()
         finally:
             self._consume_channel = None
@@ -236,7 +238,6 @@ class RetryWorker:
                 return
             self._held.pop(0)
             self._done.append((tag, handled))
-        self._finish_done()
         try:
             with self._engine_or_fail().connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -244,6 +245,7 @@ class RetryWorker:
             self._db_wait = min(self._db_wait * 2, DB_WAIT_MAX)
             self._db_down_until = time.monotonic() + self._db_wait
             return
+        self._finish_done()
         self._db_down_until = None
         log.warning("retry.database_back")
         self._consumer_tag = ch.basic_consume(t.RETURNED_QUEUE, self._on_returned)
