@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import pika
+import pika.exceptions
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
@@ -317,3 +318,34 @@ def test_the_failed_receipts_of_returns_that_come_back_together_go_together(
             )
         ).all()
     assert owed == []
+
+
+def test_receipts_of_a_call_that_died_before_clearing_their_marks_are_republished_grouped(
+    own_env: Settings, own_db: Engine, management: ManagementClient
+) -> None:
+    recipient = add_agency(own_env, own_db, management)
+    a, b = add_agency(own_env, own_db, management), add_agency(own_env, own_db, management)
+    to_a = owed_receipts(own_db, own_env, a.code, recipient.code, 3)
+    to_b = owed_receipts(own_db, own_env, b.code, recipient.code, 2)
+    drain(own_env, recipient)
+
+    with counted_publish(own_env) as (publish, published):
+
+        def killed_on_the_second(out: Outgoing) -> None:
+            if published:
+                raise pika.exceptions.StreamLostError("the relay was killed")
+            publish(out)
+
+        with pytest.raises(pika.exceptions.StreamLostError):
+            schedule.send_receipts(own_db, own_env, to_a + to_b, killed_on_the_second)
+    assert inbox(own_env, a) == [(t.TYPE_RECEIPTS, [o.message_id for o in to_a])]
+    assert sorted(still_owed(own_db, to_a + to_b)) == sorted(o.message_id for o in to_a + to_b)
+
+    later = own_env.model_copy(update={"receipt_republish_seconds": 0.0})
+    with counted_publish(later) as (publish, published):
+        assert schedule.republish_receipts(own_db, later, publish) == 5
+    # the same receipt ids again, each agency's together: the adapter records each once
+    for agency, outs in ((a, to_a), (b, to_b)):
+        [(kind, ids)] = inbox(later, agency)
+        assert kind == t.TYPE_RECEIPTS and sorted(ids) == sorted(o.message_id for o in outs)
+    assert still_owed(own_db, to_a + to_b) == []
