@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from relay.config import Settings
 from relay.deadlines.job import DeadlineJob
+from relay.domain import receipt_groups
 from relay.domain.outgoing import Outgoing
 from relay.retry import amqp
 
@@ -27,7 +28,10 @@ log = structlog.get_logger()
 
 
 class ReceiptPublisher:
-    """Publishes receipts with confirms on a connection opened on first use."""
+    """Publishes receipts with confirms on a connection opened on first use. With
+    ``group_receipts`` the receipts to one agency go as one ``lienthong.receipts/1`` message
+    (:mod:`relay.domain.receipt_groups`): a morning's overdue notices cost a confirm per
+    agency, not per notice."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -37,17 +41,23 @@ class ReceiptPublisher:
     def __call__(self, outs: Sequence[Outgoing]) -> None:
         if not outs:
             return
+        found = (
+            receipt_groups.messages(outs)
+            if self.settings.group_receipts
+            else [receipt_groups.Message(out, [out]) for out in outs]
+        )
         try:
             if self._channel is None or not self._channel.is_open:
                 self.close()
                 self._conn = amqp.connect(self.settings.amqp_url, name="lienthong-relay-jobs")
                 self._channel = amqp.open_confirm_channel(self._conn)
-            for out in outs:
+            for message in found:
                 try:
-                    amqp.publish(self._channel, out)
+                    amqp.publish(self._channel, message.outgoing)
                 except amqp.Unroutable as e:
                     # The sender's inbox is gone (agency removed): nobody to tell; say so.
-                    log.error("receipt.unroutable", message_id=out.message_id, reason=str(e))
+                    for out in message.receipts:
+                        log.error("receipt.unroutable", message_id=out.message_id, reason=str(e))
         except Exception:
             self.close()
             raise

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from relay.config import Settings
-from relay.domain import states
+from relay.domain import receipt_groups, states
 from relay.domain.events import DESTINATION_UP, PROBE_PUBLISHED, RETRY_PUBLISHED
 from relay.domain.outgoing import Outgoing, delivery
 from relay.retry import bounces, outbox, store
@@ -59,12 +59,14 @@ def _record(
     settings: Settings,
     due: store.Due,
     outcome: Exception | None,
-    publish: PublishFn,
+    owed: list[Outgoing],
     *,
     kind: str,
 ) -> bool:
     """Record one publish of a claimed delivery in a transaction of its own; True if it went
-    out. An unroutable copy counts as a failed attempt (as if published and returned at once)."""
+    out. An unroutable copy counts as a failed attempt (as if published and returned at once);
+    the ``delivery_failed`` receipt of a last attempt, committed and marked as owed, is added
+    to ``owed`` for the caller to publish with the pass's others."""
     d = due.delivery
     receipts: list[Outgoing] = []
     with engine.begin() as conn:
@@ -80,8 +82,7 @@ def _record(
                 conn, settings, dataclasses.replace(current, state=states.QUEUED), str(outcome)
             )
     if isinstance(outcome, Unroutable):
-        # The delivery_failed receipt of a last attempt goes out once its failure is committed.
-        send_receipts(engine, settings, receipts, publish)
+        owed.extend(receipts)
         return False
     with engine.begin() as conn:
         if outcome is not None:
@@ -129,9 +130,14 @@ def publish_due(engine: Engine, settings: Settings, publish: PublishFn) -> int:
         claimed = store.claim_due(conn, settings.retry_batch_size)
         store.lease(conn, [c.delivery.id for c in claimed], CLAIM_LEASE_SECONDS)
         due_bounces = bounces.claim_due(conn, settings.retry_batch_size, CLAIM_LEASE_SECONDS)
+    owed: list[Outgoing] = []
     for due in claimed:
-        # A lost broker connection raises from here: the rest stay leased and come back.
-        _record(engine, settings, due, _publish_one(publish, due), publish, kind=RETRY_PUBLISHED)
+        # A lost broker connection raises from here: the rest stay leased and come back, and
+        # the receipts owed so far are published again by republish_receipts.
+        _record(engine, settings, due, _publish_one(publish, due), owed, kind=RETRY_PUBLISHED)
+    # The delivery_failed receipts of the pass's last attempts, their failures committed, go
+    # out together: a destination whose inbox is gone fails many deliveries in one pass.
+    send_receipts(engine, settings, owed, publish)
     for b in due_bounces:
         _send_bounce(engine, settings, b.outgoing, publish, bounce_id=b.id)
     return len(claimed) + len(due_bounces)
@@ -146,14 +152,42 @@ def send_all(engine: Engine, settings: Settings, outs: list[Outgoing], publish: 
 def send_receipts(
     engine: Engine, settings: Settings, outs: list[Outgoing], publish: PublishFn
 ) -> None:
-    """Publish receipts stored marked as owed (:mod:`relay.retry.outbox`), each like
-    :func:`send_all`, and clear each one's mark once the broker confirmed it or the bounce
-    schedule keeps it. A crash before the mark is cleared leaves it for
-    :func:`republish_receipts` (same receipt id)."""
-    for out in outs:
-        send_all(engine, settings, [out], publish)
-        with engine.begin() as conn:
-            outbox.mark_published(conn, [out.message_id])
+    """Publish receipts stored marked as owed (:mod:`relay.retry.outbox`), then clear their
+    marks in one transaction: each was confirmed by the broker or is kept by the bounce
+    schedule. With ``group_receipts`` the receipts to one agency go as one
+    ``lienthong.receipts/1`` message (:mod:`relay.domain.receipt_groups`, as the worker groups
+    a batch's): one confirm per agency, not per receipt. A group no inbox takes (or the broker
+    refuses) is sent again receipt by receipt like :func:`send_all`, so each one no inbox takes
+    gets a bounce row of its own. A crash before the marks are cleared leaves them all for
+    :func:`republish_receipts` (same receipt ids; the adapter records a receipt once per id)."""
+    if not outs:
+        return
+    if settings.group_receipts:
+        for message in receipt_groups.messages(outs):
+            if message.grouped:
+                _send_group(engine, settings, message, publish)
+            else:
+                send_all(engine, settings, message.receipts, publish)
+    else:
+        send_all(engine, settings, outs, publish)
+    with engine.begin() as conn:
+        outbox.mark_published(conn, [out.message_id for out in outs])
+
+
+def _send_group(
+    engine: Engine, settings: Settings, message: receipt_groups.Message, publish: PublishFn
+) -> None:
+    try:
+        publish(message.outgoing)
+    except (Unroutable, NotConfirmed) as e:
+        log.warning(
+            "receipts.group_not_taken",
+            message_id=message.outgoing.message_id,
+            agency=message.outgoing.route_to,
+            receipts=len(message.receipts),
+            reason=str(e),
+        )
+        send_all(engine, settings, message.receipts, publish)
 
 
 def republish_receipts(engine: Engine, settings: Settings, publish: PublishFn) -> int:
@@ -228,8 +262,10 @@ def probe_destinations(engine: Engine, settings: Settings, publish: PublishFn) -
             store.set_probe(conn, dest.code, probe.id)
             claimed.append(probe)
         probes = store.with_payloads(conn, claimed)
+    owed: list[Outgoing] = []
     for due in probes:
-        _record(engine, settings, due, _publish_one(publish, due), publish, kind=PROBE_PUBLISHED)
+        _record(engine, settings, due, _publish_one(publish, due), owed, kind=PROBE_PUBLISHED)
+    send_receipts(engine, settings, owed, publish)
 
 
 def _back_up(conn: Connection, settings: Settings, dest: store.Destination) -> str | None:

@@ -63,6 +63,11 @@ class RetryWorker:
         self._consumer_tag: str | None = None
         #: returns received while PostgreSQL is down, kept unacked until it is back
         self._held: list[tuple[int, Returned]] = []
+        #: returns handled (their decisions committed) whose receipts are not yet published:
+        #: what one process_data_events call handed over (at most PREFETCH), acked together;
+        #: while PostgreSQL is down they wait with the held ones (the receipts' marks are
+        #: cleared in the database)
+        self._done: list[tuple[int, Handled]] = []
         self._db_down_until: float | None = None
         self._db_wait = DB_WAIT_FIRST
         self._schedule_failing = False
@@ -94,6 +99,7 @@ class RetryWorker:
             consume.basic_qos(prefetch_count=PREFETCH)
             self._consume_channel = consume
             self._held = []
+            self._done = []
             self._db_down_until = None
             self._consumer_tag = consume.basic_consume(t.RETURNED_QUEUE, self._on_returned)
             log.info("retry.worker_started", queue=t.RETURNED_QUEUE)
@@ -101,8 +107,9 @@ class RetryWorker:
             while not stop.is_set():
                 conn.process_data_events(time_limit=min(self.settings.retry_tick_seconds, 0.2))
                 if self._db_down_until is not None:
-                    self._retry_held()
+                    self._retry_held()  # the returns handled before it went down wait too
                 else:
+                    self._finish_done()
                     self._tick_if_due()
         finally:
             self._consume_channel = None
@@ -177,19 +184,28 @@ class RetryWorker:
             self._held.append((method.delivery_tag, msg))
             self._db_down(e)
             return
-        self._finish(channel, method.delivery_tag, handled)
+        self._done.append((method.delivery_tag, handled))
 
-    def _finish(self, channel: BlockingChannel, tag: int, handled: Handled) -> None:
-        # A receipt no inbox takes is kept and retried, not raised (that would bring the
-        # return back for ever).
-        schedule.send_receipts(
-            self._engine_or_fail(), self.settings, handled.to_publish, self._publish
-        )
-        # Ack only once the decision is committed and the receipts are confirmed.
-        channel.basic_ack(tag)
-        # A burst of returns is handled in one process_data_events call; the schedule must
-        # not wait for the end of the burst.
-        self._tick_if_due()
+    def _finish_done(self) -> None:
+        """Publish the receipts of the returns handled since the last call, then ack them.
+
+        A burst of returns (a recipient down for a day: its deliveries fail together) comes in
+        one process_data_events call, at most PREFETCH of them, since none is acked before
+        this: their delivery_failed receipts go together (one message per sender,
+        :func:`relay.retry.schedule.send_receipts`), not one confirm each. A receipt no inbox
+        takes is kept and retried, not raised (that would bring the return back for ever). A
+        crash before the acks brings the returns back; a delivery already failed publishes
+        its receipt again with the same id."""
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        receipts = [out for _, handled in done for out in handled.to_publish]
+        schedule.send_receipts(self._engine_or_fail(), self.settings, receipts, self._publish)
+        # Ack only once the decisions are committed and the receipts are confirmed.
+        ch = self._consume_channel
+        assert ch is not None
+        for tag, _ in done:
+            ch.basic_ack(tag)
 
     # -- PostgreSQL down: hold the returns, wait, resume ------------------------------------
 
@@ -221,7 +237,7 @@ class RetryWorker:
                 self._db_down_until = time.monotonic() + self._db_wait
                 return
             self._held.pop(0)
-            self._finish(ch, tag, handled)
+            self._done.append((tag, handled))
         try:
             with self._engine_or_fail().connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -229,6 +245,7 @@ class RetryWorker:
             self._db_wait = min(self._db_wait * 2, DB_WAIT_MAX)
             self._db_down_until = time.monotonic() + self._db_wait
             return
+        self._finish_done()
         self._db_down_until = None
         log.warning("retry.database_back")
         self._consumer_tag = ch.basic_consume(t.RETURNED_QUEUE, self._on_returned)

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from relay.domain.outgoing import Outgoing, delivery, receipt_message_id
+from relay.domain import receipt_groups as shared_groups
+from relay.domain.outgoing import Outgoing, delivery, receipt_message_id, receipts_together
 from relay.worker import receipt_groups
 from relay.worker.process import Publish
 from schemas import Receipt, ReceiptKind, Receipts, encode_message, join_receipts, split_receipts
@@ -83,7 +84,7 @@ def test_a_group_is_cut_before_its_receipts_pass_the_byte_bound(
 ) -> None:
     pubs = [receipt(A, f"s{i}") for i in range(5)]
     size = len(pubs[0].outgoing.body)
-    monkeypatch.setattr(receipt_groups, "GROUP_MAX_BYTES", 2 * size)
+    monkeypatch.setattr(shared_groups, "GROUP_MAX_BYTES", 2 * size)
     grouped = receipt_groups.group_receipts([(p, 0) for p in pubs])
     sizes = [len(split_receipts(p.outgoing.body)) for p, _ in grouped[:2]]
     assert sizes == [2, 2]
@@ -109,3 +110,21 @@ def test_joined_bodies_are_what_the_model_would_encode() -> None:
 def test_a_bad_receipts_body_is_refused_with_a_reason(body: bytes, says: str) -> None:
     with pytest.raises(InvalidMessage, match=says):
         split_receipts(body)
+
+
+def test_receipts_sent_outside_a_batch_are_grouped_by_agency_the_same_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a = [receipt(A, f"s{i}").outgoing for i in range(5)]
+    c = receipt(C, "c1").outgoing
+    status = copy(A, "s9", B, 9).outgoing
+    monkeypatch.setattr(shared_groups, "GROUP_MAX_BYTES", 3 * len(a[0].body))
+
+    found = shared_groups.messages([a[0], c, a[1], status, a[2], a[3], a[4]])
+
+    assert [m.receipts for m in found] == [[status], [a[0], a[1], a[2]], [a[3], a[4]], [c]]
+    assert [m.grouped for m in found] == [False, True, True, False]
+    assert found[0].outgoing is status and found[3].outgoing is c
+    inner = split_receipts(found[1].outgoing.body)
+    assert [str(r.receipt_id) for r in inner] == [o.message_id for o in a[:3]]
+    assert found[1].outgoing.message_id == receipts_together(A, a[:3]).message_id
