@@ -63,7 +63,8 @@ def migrate_agencies(mgmt: ManagementClient, settings: Settings, states: dict[st
     Each gets its own submit exchange bound to its outbox. Its user, when this hub created it
     (tagged; untagged users of earlier versions whose only rights are on this vhost are adopted),
     gets the current permissions (write only its own exchange; the shared ``lienthong.submit``
-    no longer) and the per-agency limits. Users of other hubs are left alone.
+    no longer) and the per-agency limits. Users of other hubs are left alone; a missing user is
+    named in a warning (``relay.user_missing``), since setup cannot know its password.
     """
     vhost = settings.vhost
     adopted = broker_objects.adopt_untagged(mgmt, vhost, list(states))
@@ -79,6 +80,14 @@ def migrate_agencies(mgmt: ManagementClient, settings: Settings, states: dict[st
         declare_agency_queues(mgmt, vhost, code)
         user = users.get(code)
         if user is None:
+            # Only the broker (as a hash) and the agency know its password: say what to run.
+            log.warning(
+                "relay.user_missing",
+                agency=code,
+                hint=f"its adapter cannot log in: run `lienthong agency add {code} --name NAME "
+                "--password-file FILE` again, with its name in the directory (`lienthong agency "
+                f"show {code}`) and the agency's password, or restore the broker's definitions",
+            )
             continue
         if not broker_objects.owned_by(user, vhost):
             log.warning("relay.user_not_ours", agency=code, vhost=vhost)

@@ -1,5 +1,6 @@
-"""Database errors of the operations commands, translated for a person (``overdue``,
-``retention run``): unreachable, or not set up yet (then: run ``lienthong relay setup``)."""
+"""Database errors of the operations commands, translated for a person (``trace``,
+``failures``, ``resend``, ``overdue``, ``retention run``): unreachable, or not set up yet
+(then: run ``lienthong relay setup``)."""
 
 from __future__ import annotations
 

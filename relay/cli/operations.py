@@ -10,11 +10,10 @@ from typing import Any
 import click
 import pika
 import pika.exceptions
-from sqlalchemy.exc import OperationalError
 
 from relay.cli.common import echo_json, friendly_errors, settings_from_env
+from relay.cli.database import database_errors
 from relay.domain import states
-from relay.errors import ServiceUnavailable
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -48,10 +47,8 @@ def trace(document_id: str, as_json: bool) -> None:
 
     engine = make_engine(settings_from_env().database_url, pool_size=1)
     try:
-        with engine.connect() as conn:
+        with database_errors(), engine.connect() as conn:
             result = load_trace(conn, document_id)
-    except OperationalError as err:
-        raise ServiceUnavailable(f"PostgreSQL is unreachable: {err.orig}") from err
     finally:
         engine.dispose()
     if as_json:
@@ -106,10 +103,8 @@ def failures(as_json: bool, limit: int) -> None:
 
     engine = make_engine(settings_from_env().database_url, pool_size=1)
     try:
-        with engine.connect() as conn:
+        with database_errors(), engine.connect() as conn:
             result = load_failures(conn, limit=limit)
-    except OperationalError as err:
-        raise ServiceUnavailable(f"PostgreSQL is unreachable: {err.orig}") from err
     finally:
         engine.dispose()
     if as_json:
@@ -170,9 +165,8 @@ def resend(document_id: str, recipient: str | None, by: str | None, as_json: boo
         amqp.publish(channel[0], out)
 
     try:
-        done = do_resend(engine, document_id, publish, recipient=recipient, by=operator)
-    except OperationalError as e:
-        raise ServiceUnavailable(f"PostgreSQL is unreachable: {e.orig}") from e
+        with database_errors():
+            done = do_resend(engine, document_id, publish, recipient=recipient, by=operator)
     finally:
         engine.dispose()
         for c in connection:

@@ -18,7 +18,10 @@ def retention() -> None:
 @click.option(
     "--days",
     type=click.IntRange(min=0),
-    help="Older than this many days (default: LIENTHONG_RETENTION_DAYS).",
+    help=(
+        "Older than this many days; 0: whatever their age (default: LIENTHONG_RETENTION_DAYS, "
+        "where 0 means retention is off)."
+    ),
 )
 @click.option(
     "--batch-size",

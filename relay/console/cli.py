@@ -10,7 +10,7 @@ import click
 import structlog
 
 from relay.cli.common import echo_json, friendly_errors, settings_from_env
-from relay.console.listen import DEFAULT_LISTEN, parse_listen
+from relay.console.listen import DEFAULT_LISTEN, bind_listen, parse_listen
 
 log = structlog.get_logger()
 
@@ -43,23 +43,25 @@ def run(listen: str) -> None:
     try:
         check_schema(engine)
         app = create_app(settings, engine)
-        click.echo(f"lienthong console on http://{listen}/ (Ctrl-C stops it)", err=True)
-        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
-        # previous handler; this one makes that a clean exit (status 0), as for the relay.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, _stopped)
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            # X-Forwarded-For/-Proto are believed from a reverse proxy on loopback only
-            # (uvicorn's FORWARDED_ALLOW_IPS), so the login limit counts real clients and the
-            # cookie is Secure behind an HTTPS proxy.
-            proxy_headers=True,
-        )
+        with bind_listen(listen) as sock:
+            click.echo(f"lienthong console on http://{listen}/ (Ctrl-C stops it)", err=True)
+            # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for
+            # the previous handler; this one makes that a clean exit (status 0), as for the relay.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, _stopped)
+            config = uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                # X-Forwarded-For/-Proto are believed from a reverse proxy on loopback only
+                # (uvicorn's FORWARDED_ALLOW_IPS), so the login limit counts real clients and
+                # the cookie is Secure behind an HTTPS proxy.
+                proxy_headers=True,
+            )
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         engine.dispose()
 

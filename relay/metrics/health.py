@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
@@ -14,6 +13,7 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from relay.broker.errors import unreachable, without_password
 from relay.db.migrate import alembic_config
 
 #: Seconds a check waits for an answer: a probe must answer before its caller gives up.
@@ -29,14 +29,6 @@ KEEPALIVE_OPTIONS = {
     "TCP_KEEPCNT": 2,
     "TCP_USER_TIMEOUT": int(CHECK_TIMEOUT_SECONDS * 2 * 1000),
 }
-
-
-def without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class BrokerCheck:
@@ -116,8 +108,7 @@ class BrokerCheck:
         # pika's connection workflow module, not in pika.exceptions (naming it there raised
         # AttributeError the moment the broker did not answer).
         except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
-            why = str(e) or type(e).__name__
-            return f"RabbitMQ is unreachable at {without_password(self.amqp_url)}: {why}"
+            return unreachable(self.amqp_url, e)
         return None
 
     def _drop(self) -> None:

@@ -9,6 +9,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
+from relay.broker.errors import unreachable
 from relay.domain.outgoing import Outgoing
 from relay.errors import PermanentError, ServiceUnavailable, TransientError
 from schemas import topology as t
@@ -32,7 +33,7 @@ def connect(amqp_url: str, *, name: str) -> pika.BlockingConnection:
     # A stalled handshake raises AMQPConnectorException, which is not an AMQPError; pika
     # defines it in its connection workflow module, not in pika.exceptions.
     except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as e:
-        raise ServiceUnavailable(f"RabbitMQ is unreachable ({type(e).__name__}: {e})") from e
+        raise ServiceUnavailable(unreachable(amqp_url, e)) from e
 
 
 def publish(channel: BlockingChannel, out: Outgoing) -> None:

@@ -24,6 +24,7 @@ import pika.channel
 import pika.connection
 import structlog
 
+from relay.broker.errors import describe, unreachable
 from relay.worker.amqp import RelayConnection, take_deliveries
 from relay.worker.dbthread import DatabaseHealth, DbThread
 from relay.worker.loopstate import LoopState
@@ -84,13 +85,13 @@ class Lifecycle(LoopState):
         conn.channel(on_open_callback=self._on_consume_channel)
 
     def _on_open_error(self, conn: pika.connection.Connection, err: BaseException) -> None:
-        log.warning("relay.broker_unreachable", error=str(err))
+        log.warning("relay.broker_unreachable", error=unreachable(self.settings.amqp_url, err))
         assert self._conn is not None
         self._conn.ioloop.stop()
 
     def _on_closed(self, conn: pika.connection.Connection, reason: BaseException) -> None:
         if not self._closing:
-            log.warning("relay.connection_lost", error=str(reason))
+            log.warning("relay.connection_lost", error=describe(reason))
         assert self._conn is not None
         self._conn.ioloop.stop()
 

@@ -9,6 +9,7 @@ are awaited, and anything left unacked is handed back to RabbitMQ.
 from __future__ import annotations
 
 import ctypes
+import logging
 import signal
 import threading
 from types import FrameType
@@ -125,6 +126,14 @@ def release_large_buffers() -> None:
     mallopt(_M_ARENA_MAX, MALLOC_ARENAS)  # before the relay starts its threads
 
 
+def quiet_pika() -> None:
+    """pika logs each failed connection attempt at ERROR, with a traceback, in plain text among
+    the relay's JSON lines; the relay says it once per attempt itself, in JSON, with where it
+    tried and why (``relay.broker_unreachable``, ``retry.worker_interrupted``), as the adapter
+    does (``adapters.cli.quiet_pika``)."""
+    logging.getLogger("pika").setLevel(logging.CRITICAL + 1)
+
+
 def run_relay(
     settings: Settings, partition: Partition | None = None, large_turn: LargeTurn | None = None
 ) -> None:
@@ -136,6 +145,7 @@ def run_relay(
     (:mod:`relay.worker.large`).
     """
     release_large_buffers()
+    quiet_pika()
     partition = partition or Partition()
     stop = threading.Event()
     current: list[RelayLoop] = []

@@ -76,9 +76,23 @@ def test_agency_add_on_a_database_never_set_up_says_to_run_relay_setup_first(
     done = agency_add(services, empty_database, tmp_path)
     assert done.returncode == 1
     assert "run `lienthong relay setup` first" in done.stderr
+    # PostgreSQL answered: the database is missing, not the server
+    assert "unreachable" not in done.stderr
 
 
-@pytest.mark.parametrize("command", [["overdue"], ["retention", "run", "--days", "30"]])
+DOCUMENT = "000.00.00.H41,2026/11/30,15/UBND-VX"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["overdue"],
+        ["retention", "run", "--days", "30"],
+        ["trace", DOCUMENT],
+        ["failures"],
+        ["resend", DOCUMENT],
+    ],
+)
 def test_the_operations_commands_on_a_missing_database_say_to_run_relay_setup(
     services: Services, command: list[str]
 ) -> None:
@@ -91,3 +105,5 @@ def test_the_operations_commands_on_a_missing_database_say_to_run_relay_setup(
     )
     assert done.returncode == 1
     assert "run `lienthong relay setup` first" in done.stderr
+    # PostgreSQL answered: the database is missing, not the server
+    assert "unreachable" not in done.stderr
