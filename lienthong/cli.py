@@ -8,7 +8,7 @@ import sys
 import click
 
 from lienthong import relay_workers
-from lienthong.logs import configure_logging
+from lienthong.logs import FORMATS, choose_format, configure_logging, stderr_is_tty
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,21 +21,23 @@ from lienthong.logs import configure_logging
 )
 @click.option(
     "--log-format",
-    default="json",
-    show_default=True,
+    default=None,
     envvar="LIENTHONG_LOG_FORMAT",
-    type=click.Choice(["json", "console"]),
+    type=click.Choice(FORMATS),
+    help="Log lines on stderr. [default: console when stderr is a terminal, else json]",
 )
 @click.pass_context
-def cli(ctx: click.Context, log_level: str, log_format: str) -> None:
+def cli(ctx: click.Context, log_level: str, log_format: str | None) -> None:
     """lienthong: the document exchange hub (trục liên thông văn bản)."""
-    configure_logging(log_level, log_format)
+    # Unset: console lines for a person at a terminal, JSON lines for daemons (no TTY).
+    fmt = choose_format(log_format, stderr_is_tty())
+    configure_logging(log_level, fmt)
     # Relay worker processes (spawned) set up their logs with this, given extra fields: the
     # relay never imports this package (dependencies point inward).
     obj = ctx.ensure_object(dict)
-    obj["configure_logging"] = functools.partial(configure_logging, log_level, log_format)
+    obj["configure_logging"] = functools.partial(configure_logging, log_level, fmt)
     # The multi-process relay's parent, exec'd by 'relay run' (see lienthong.relay_workers).
-    obj["relay_workers_argv"] = relay_workers.command(log_level, log_format)
+    obj["relay_workers_argv"] = relay_workers.command(log_level, fmt)
 
 
 def _register() -> None:

@@ -15,6 +15,29 @@ import structlog
 CACHE_LOGGERS = True
 
 
+#: The formats ``configure_logging`` knows.
+FORMATS = ("json", "console")
+
+
+def choose_format(explicit: str | None, stderr_is_tty: bool) -> str:
+    """The log format a process uses: the one asked for (``--log-format`` or
+    ``LIENTHONG_LOG_FORMAT``) if any; otherwise ``console`` for a person at a terminal (stderr
+    is a TTY) and ``json`` for everything else: daemons under systemd or compose, pipes, files.
+    """
+    if explicit:
+        return explicit
+    return "console" if stderr_is_tty else "json"
+
+
+def stderr_is_tty() -> bool:
+    """Whether stderr is a terminal (False when it is closed or replaced by something else)."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):  # closed
+        return False
+
+
 def configure_logging(
     level: str = "info", fmt: str = "json", fields: Mapping[str, str] | None = None
 ) -> None:

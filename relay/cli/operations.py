@@ -35,6 +35,12 @@ def _event_line(e: Any) -> str:
     return "  ".join(parts)
 
 
+def _failed_attempts(n: int) -> str:
+    """``deliveries.attempts`` counts copies that came back (relay/retry), not publishes: the
+    first publish is "attempt 1" in the timeline, so say nothing while none has failed."""
+    return f"  failed attempts {n}" if n else ""
+
+
 @click.command()
 @click.argument("document_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
@@ -76,7 +82,8 @@ def trace(document_id: str, as_json: bool) -> None:
         for r in s.recipients:
             via = f" via {r.route_to}" if r.route_to != r.recipient else ""
             click.echo(
-                f"  Recipient {r.recipient}{via}: {r.state.upper()}  attempts {r.attempts}"
+                f"  Recipient {r.recipient}{via}: {r.state.upper()}"
+                + _failed_attempts(r.attempts)
                 + (f"  next attempt {_when(r.next_attempt_at)}" if r.next_attempt_at else "")
             )
             hub = result.hubs.get(r.route_to)
@@ -119,21 +126,21 @@ def failures(as_json: bool, limit: int) -> None:
         nxt = _when(m.next_attempt_at) if m.state == states.RETRYING else "-"
         click.echo(
             f"{m.state.upper()} {m.message_type} {m.message_id} to {m.route_to} "
-            f"(about submission {m.correlation_id or '-'}): {m.attempts} attempts, next {nxt}; "
-            f"last error: {m.last_error or '-'}"
+            f"(about submission {m.correlation_id or '-'}): {m.attempts} failed attempts, "
+            f"next {nxt}; last error: {m.last_error or '-'}"
         )
     if not result.deliveries:
         click.echo("no failed or retrying deliveries")
         return
     click.echo(
-        f"{'STATE':<9} {'DOCUMENT':<40} {'RECIPIENT':<16} {'ATTEMPTS':>8}  "
+        f"{'STATE':<9} {'DOCUMENT':<40} {'RECIPIENT':<16} {'FAILED ATTEMPTS':>15}  "
         f"{'NEXT ATTEMPT':<24} LAST ERROR"
     )
     for f in result.deliveries:
         state = "held" if f.held else f.state
         nxt = "held (destination down)" if f.held else _when(f.next_attempt_at)
         click.echo(
-            f"{state:<9} {f.document_id:<40} {f.recipient:<16} {f.attempts:>8}  "
+            f"{state:<9} {f.document_id:<40} {f.recipient:<16} {f.attempts:>15}  "
             f"{nxt:<24} {f.last_error or '-'}"
         )
 

@@ -54,7 +54,7 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "all_events": ("Toàn bộ sự kiện", "Every event"),
     "overdue": ("Quá hạn", "Overdue"),
     "due_date": ("Hạn xử lý", "Due date"),
-    "attempts": ("Số lần gửi", "Attempts"),
+    "failed_attempts": ("Số lần gửi lỗi", "Failed attempts"),
     "last_error": ("Lỗi gần nhất", "Last error"),
     "resend": ("Gửi lại", "Resend"),
     "suspend": ("Tạm ngừng", "Suspend"),

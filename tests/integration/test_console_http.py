@@ -258,6 +258,8 @@ def test_an_auditor_sees_everything_but_cannot_resend(world: World, db: Engine) 
     assert (
         world.failed_to_c.document_id in failures.text and 'action="/resend"' not in failures.text
     )
+    # deliveries.attempts counts copies that came back, not publishes: the column says so
+    assert "<th>Số lần gửi lỗi</th>" in failures.text
     resp = auditor.post(
         "/resend",
         data={"csrf_token": csrf_of(page.text), "document_id": world.failed_to_c.document_id},

@@ -7,7 +7,7 @@ import secrets
 import uuid
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 
 from relay.config import Settings
 from relay.db.tables import deliveries, documents, events, receipts
@@ -140,6 +140,42 @@ def test_trace_opens_each_submission_with_its_submitted_event_from_the_stored_re
     assert first["detail"]["not_routed"] == [
         {"code": unknown, "outcome": "unknown_recipient", "reason": "not in directory"}
     ]
+
+
+def test_trace_counts_failed_attempts_not_publishes(env: Settings, engine: Engine) -> None:
+    """``deliveries.attempts`` counts copies that came back (relay/retry): a document delivered
+    at the first publish must not read "attempts 0" beside "attempt 1 published"."""
+    sender, recipient, other = random_code(), random_code(), random_code()
+    document_id = f"{sender},2026/11/24,{secrets.randbelow(10**6)}/UBND-VP"
+    pk = _submission(engine, document_id, sender, recipient, 1)
+    with engine.begin() as conn:
+        conn.execute(
+            update(deliveries).where(deliveries.c.document_pk == pk).values(state="delivered")
+        )
+    pk2 = _submission(engine, document_id, sender, other, 1)
+    with engine.begin() as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.document_pk == pk2)
+            .values(state="retrying", attempts=2, last_error="rejected")
+        )
+
+    code, out = run_cli(env, "trace", document_id)
+    assert code == 0, out
+    assert "attempt 1 published to the recipient's inbox" in out
+    lines = out.splitlines()
+    delivered = [ln for ln in lines if f"Recipient {recipient}:" in ln]
+    assert [ln.strip() for ln in delivered] == [f"Recipient {recipient}: DELIVERED"]
+    retrying = [ln for ln in lines if f"Recipient {other}:" in ln]
+    assert len(retrying) == 1 and "RETRYING  failed attempts 2" in retrying[0], retrying
+    assert "attempts 0" not in out
+
+    code, out = run_cli(env, "failures", "--limit", "100000")
+    assert code == 0, out
+    header = next(ln for ln in out.splitlines() if ln.startswith("STATE "))
+    assert header.split()[:5] == ["STATE", "DOCUMENT", "RECIPIENT", "FAILED", "ATTEMPTS"], header
+    row = next(ln for ln in out.splitlines() if other in ln)
+    assert row.split()[:4] == ["retrying", document_id, other, "2"], row
 
 
 def test_failures_json_has_deliveries_and_destinations(env: Settings) -> None:
