@@ -492,3 +492,37 @@ def _until(predicate: Any, timeout: float = 20) -> bool:
             return True
         time.sleep(0.02)
     return bool(predicate())
+
+
+def test_a_database_error_in_a_batch_is_confined_and_each_message_stored_once(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch runs under one savepoint (:mod:`relay.worker.transaction`); a database error in
+    it rolls back to that savepoint, and the batch is handled again one message at a time in
+    the same transaction: every document stored once, the failed attempt leaving nothing."""
+    from relay.worker import store
+    from relay.worker.transaction import BatchTransaction
+
+    a, b = _agencies(db, 2)
+    batch = [_inbound(a, encode_message(make_document(a, [b])), t.TYPE_DOCUMENT) for _ in range(3)]
+    real = store.insert_documents
+    calls: list[int] = []
+
+    def fails_for_the_whole_batch(conn: Any, rows: Any) -> Any:
+        calls.append(len(rows))
+        found = real(conn, rows)  # written, then the statement after it fails
+        if len(rows) > 1:
+            conn.exec_driver_sql("SELECT 1 / 0")  # a real error of PostgreSQL's
+        return found
+
+    monkeypatch.setattr(store, "insert_documents", fails_for_the_whole_batch)
+    with db.connect() as conn, conn.begin():
+        handled = BatchTransaction(1024 * 1024, {}, threading.Lock()).run(conn, batch)
+    assert calls == [3, 1, 1, 1]
+    assert [h.outcome for h in handled] == ["accepted"] * 3
+    ids = [m.envelope.message_id for m in batch]
+    with db.connect() as conn:
+        stored = conn.execute(
+            select(documents.c.message_id).where(documents.c.message_id.in_(ids))
+        ).scalars()
+        assert sorted(stored) == sorted(ids)
