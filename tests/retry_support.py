@@ -29,7 +29,7 @@ from relay.domain.outgoing import delivery, delivery_message_id
 from relay.retry import amqp
 from relay.retry.worker import RetryWorker
 from relay.worker.main import build_retry_engine
-from schemas import Document, Status, decode_message, encode_message
+from schemas import Document, Receipt, Status, decode_message, encode_message, split_receipts
 from schemas import topology as t
 from tests.services import random_code
 
@@ -375,3 +375,43 @@ def time_passes(engine: Engine, route_to: str) -> int:
             .values(next_attempt_at=func.now())
         ).rowcount
     return n
+
+
+def publish_returns(amqp_url: str, message_ids: list[str], recipient: str) -> None:
+    """Copies ``recipient``'s adapter rejected, as RabbitMQ dead-letters them to the relay."""
+    conn = amqp.connect(amqp_url, name="test returns")
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for mid in message_ids:
+            ch.basic_publish(
+                t.RETURNED_EXCHANGE,
+                "",
+                b"{}",
+                pika.BasicProperties(
+                    message_id=mid,
+                    type=t.TYPE_DOCUMENT,
+                    headers={
+                        "x-first-death-reason": "rejected",
+                        "x-first-death-queue": t.inbox_queue(recipient),
+                    },
+                ),
+            )
+    finally:
+        conn.close()
+
+
+def inbox_receipts(
+    settings: Settings, agency: Agency, timeout: float = 1.0
+) -> list[tuple[str, list[Receipt]]]:
+    """Each message in ``agency``'s inbox: its type and the receipts it carries (one, or a
+    ``receipts`` group's)."""
+    found: list[tuple[str, list[Receipt]]] = []
+    for kind, body in drain(settings, agency, timeout=timeout):
+        if kind == t.TYPE_RECEIPTS:
+            found.append((kind, split_receipts(body)))
+        else:
+            one = decode_message(body, expect=t.TYPE_RECEIPT)
+            assert isinstance(one, Receipt)
+            found.append((kind, [one]))
+    return found

@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
 import structlog
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, event, func, select, update
@@ -48,7 +47,14 @@ from relay.retry.returns import fail_delivery
 from schemas import split_receipts
 from schemas import topology as t
 from tests.conftest import _environments
-from tests.retry_support import Agency, add_agency, drain, retry_worker, submit_many
+from tests.retry_support import (
+    Agency,
+    add_agency,
+    drain,
+    publish_returns,
+    retry_worker,
+    submit_many,
+)
 from tests.services import find_services
 
 
@@ -159,26 +165,7 @@ def run_returns(
             .where(deliveries.c.message_id.in_(mids))
             .values(attempts=settings.retry_max_attempts - 1)
         )
-    conn_amqp = amqp.connect(settings.amqp_url, name="bench returns")
-    try:
-        ch = conn_amqp.channel()
-        ch.confirm_delivery()
-        for mid in mids:  # as RabbitMQ dead-letters a copy the recipient's adapter rejected
-            ch.basic_publish(
-                t.RETURNED_EXCHANGE,
-                "",
-                b"{}",
-                pika.BasicProperties(
-                    message_id=mid,
-                    type=t.TYPE_DOCUMENT,
-                    headers={
-                        "x-first-death-reason": "rejected",
-                        "x-first-death-queue": t.inbox_queue(recipient.code),
-                    },
-                ),
-            )
-    finally:
-        conn_amqp.close()
+    publish_returns(settings.amqp_url, mids, recipient.code)  # rejected by its adapter
 
     def done() -> bool:
         with db.connect() as conn:

@@ -8,7 +8,6 @@ delivery of the database); the job's clock is a month ahead, so every delivery i
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -20,10 +19,9 @@ from relay.db.engine import make_engine
 from relay.db.tables import agencies
 from relay.deadlines.job import DeadlineJob
 from relay.periodic import ReceiptPublisher
-from schemas import split_receipts
 from schemas import topology as t
 from tests.conftest import EnvFactory
-from tests.retry_support import Agency, add_agency, drain, submit_many
+from tests.retry_support import Agency, add_agency, inbox_receipts, submit_many
 from tests.services import random_code
 
 pytestmark = pytest.mark.integration
@@ -57,13 +55,9 @@ def run_pass(settings: Settings, db: Engine) -> int:
 
 def overdue_notices(settings: Settings, agency: Agency) -> list[tuple[str, list[str]]]:
     """(message type, kinds of the receipts it carries) of each message in the inbox."""
-    found = []
-    for kind, body in drain(settings, agency, timeout=1.0):
-        if kind == t.TYPE_RECEIPTS:
-            found.append((kind, [r.kind.value for r in split_receipts(body)]))
-        else:
-            found.append((kind, [json.loads(body)["kind"]]))
-    return found
+    return [
+        (kind, [r.kind.value for r in found]) for kind, found in inbox_receipts(settings, agency)
+    ]
 
 
 def test_a_senders_overdue_notices_of_one_pass_go_as_one_message(

@@ -9,7 +9,6 @@ deliveries fail after their last attempt.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Iterator
 
@@ -25,7 +24,6 @@ from relay.db.tables import agencies, bounces, deliveries, documents, receipts
 from relay.domain.outgoing import Outgoing, delivery_message_id
 from relay.retry import amqp, schedule, store
 from relay.retry.returns import PublishFn, fail_delivery
-from schemas import split_receipts
 from schemas import topology as t
 from tests.conftest import EnvFactory
 from tests.retry_support import (
@@ -34,6 +32,8 @@ from tests.retry_support import (
     add_agency,
     delivery_row,
     drain,
+    inbox_receipts,
+    publish_returns,
     retry_worker,
     submit_many,
     wait_until,
@@ -103,13 +103,10 @@ def still_owed(db: Engine, outs: list[Outgoing]) -> list[str]:
 
 def inbox(settings: Settings, agency: Agency) -> list[tuple[str, list[str]]]:
     """(message type, receipt ids it carries) of each message in ``agency``'s inbox."""
-    found = []
-    for kind, body in drain(settings, agency, timeout=1.0):
-        if kind == t.TYPE_RECEIPTS:
-            found.append((kind, [str(r.receipt_id) for r in split_receipts(body)]))
-        else:
-            found.append((kind, [json.loads(body)["receipt_id"]]))
-    return found
+    return [
+        (kind, [str(r.receipt_id) for r in found])
+        for kind, found in inbox_receipts(settings, agency)
+    ]
 
 
 def test_owed_receipts_to_one_agency_go_as_one_message_and_are_all_marked_published(
@@ -277,26 +274,7 @@ def test_the_failed_receipts_of_returns_that_come_back_together_go_together(
             .values(attempts=settings.retry_max_attempts - 1)
         )
     # The recipient's adapter rejected them all: RabbitMQ dead-lettered them to the relay.
-    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-    try:
-        ch = conn.channel()
-        ch.confirm_delivery()
-        for mid in mids:
-            ch.basic_publish(
-                t.RETURNED_EXCHANGE,
-                "",
-                b"{}",
-                pika.BasicProperties(
-                    message_id=mid,
-                    type=t.TYPE_DOCUMENT,
-                    headers={
-                        "x-first-death-reason": "rejected",
-                        "x-first-death-queue": t.inbox_queue(recipient.code),
-                    },
-                ),
-            )
-    finally:
-        conn.close()
+    publish_returns(settings.amqp_url, mids, recipient.code)
 
     got: list[tuple[str, list[str]]] = []
     with retry_worker(settings):
